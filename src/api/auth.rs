@@ -1,0 +1,171 @@
+//! Authentication and authorisation of every `pulsyon.v1` call.
+//!
+//! A call carries `authorization: Bearer <key>`; the key's SHA-256 is looked up
+//! (through a short-lived cache, so that a revocation reaches every process
+//! within the TTL) and gives the caller's tenant and scopes. The tenant is
+//! never taken from a request body. A key is never logged, not even in part
+//! beyond its public prefix.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use tonic::{Request, Status};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Principal, Scope, hash_secret},
+    store::{Store, keys::KeyLookup},
+};
+
+/// Most cached lookups; past it, expired entries are dropped first, then all.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A cached lookup (`None`: no such key) and when it was made.
+type CacheEntry = (Option<KeyLookup>, Instant);
+
+/// Checks API keys against the store, with a TTL cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// Where keys are looked up.
+    store: Store,
+    /// How long a lookup (positive or negative) is trusted.
+    ttl: Duration,
+    /// Lookups by key digest; `None` records an unknown key.
+    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+impl Authenticator {
+    /// A new authenticator whose cached answers live for `ttl`.
+    pub fn new(store: Store, ttl: Duration) -> Authenticator {
+        Authenticator {
+            store,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller of `request`, if its key is valid and holds `scope`.
+    pub async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        scope: Scope,
+    ) -> Result<Principal, Status> {
+        let secret = bearer(request)?;
+        let lookup = self.lookup(&hash_secret(secret)).await?;
+        let Some(lookup) = lookup else {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "unknown_key")
+                .increment(1);
+            return Err(Status::unauthenticated("unknown API key"));
+        };
+        if lookup.revoked {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "revoked_key")
+                .increment(1);
+            return Err(Status::unauthenticated("this API key has been revoked"));
+        }
+        if !lookup.principal.has(scope) {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "missing_scope")
+                .increment(1);
+            return Err(Status::permission_denied(format!(
+                "this API key lacks the `{scope}` scope that this call needs"
+            )));
+        }
+        Ok(lookup.principal)
+    }
+
+    /// Forgets every cached lookup of `key_id` (after a revocation here;
+    /// other processes notice within the TTL).
+    pub fn forget_key(&self, key_id: Uuid) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (lookup, _)| lookup.as_ref().is_none_or(|l| l.principal.key_id != key_id));
+    }
+
+    async fn lookup(&self, digest: &[u8; 32]) -> Result<Option<KeyLookup>, Status> {
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((lookup, at)) = cache.get(digest)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(lookup.clone());
+            }
+        }
+        let lookup = self
+            .store
+            .lookup_key(digest)
+            .await
+            .map_err(super::status::from_store)?;
+        if let Some(found) = &lookup
+            && !found.revoked
+            && let Err(err) = self.store.touch_key(found.principal.key_id).await
+        {
+            tracing::debug!(error = %err, "could not record key use");
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            let ttl = self.ttl;
+            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(*digest, (lookup.clone(), Instant::now()));
+        Ok(lookup)
+    }
+}
+
+/// The secret of an `authorization: Bearer <key>` header.
+fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
+    let value = request.metadata().get("authorization").ok_or_else(|| {
+        metrics::counter!("pulsyon_auth_failures_total", "reason" => "missing_key").increment(1);
+        Status::unauthenticated("missing API key: send the header `authorization: Bearer <key>`")
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
+    let (scheme, secret) = text.split_once(' ').ok_or_else(|| {
+        Status::unauthenticated("malformed authorization header: expected `Bearer <key>`")
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {
+        return Err(Status::unauthenticated(
+            "malformed authorization header: expected `Bearer <key>`",
+        ));
+    }
+    Ok(secret.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_with(header: Option<&str>) -> Request<()> {
+        let mut req = Request::new(());
+        if let Some(h) = header {
+            req.metadata_mut()
+                .insert("authorization", h.parse().unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        assert_eq!(
+            bearer(&request_with(Some("Bearer pls_abc"))).unwrap(),
+            "pls_abc"
+        );
+        assert_eq!(
+            bearer(&request_with(Some("bearer  pls_abc "))).unwrap(),
+            "pls_abc"
+        );
+        for bad in [
+            None,
+            Some("pls_abc"),
+            Some("Basic pls_abc"),
+            Some("Bearer "),
+        ] {
+            let status = bearer(&request_with(bad)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The gRPC edge: one file per service, plus authentication, conversions,
+//! health and the single error-to-status mapping.
+//!
+//! Only this module and `proto.rs` know tonic and prost. Handlers check the
+//! caller first (tenant and scope from the API key), then delegate to stages
+//! and the store; they never build SQL and never take a tenant from a request body.
+
+pub mod admin;
+pub mod auth;
+pub mod convert;
+pub mod health;
+pub mod incidents;
+pub mod ingest;
+pub mod query;
+pub mod status;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    proto::{
+        FILE_DESCRIPTOR_SET,
+        v1::{
+            admin_server::AdminServer, incidents_server::IncidentsServer,
+            ingest_server::IngestServer, query_server::QueryServer,
+        },
+    },
+    store::Store,
+};
+
+/// Why the gRPC server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The reflection service could not be built from the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What the services need.
+#[derive(Debug, Clone)]
+pub struct ApiDeps {
+    /// The database.
+    pub store: Store,
+    /// Checks API keys.
+    pub auth: Arc<Authenticator>,
+}
+
+pub use auth::Authenticator;
+
+/// A new health reporter and its gRPC service, every service NOT_SERVING
+/// until the health monitor says otherwise.
+pub async fn health() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    health::set_all(&reporter, false).await;
+    (reporter, service)
+}
+
+/// Serves every gRPC service on `listener` until `stop` is cancelled, then
+/// stops accepting and waits for in-flight calls (the caller bounds the wait).
+pub async fn serve(
+    listener: TcpListener,
+    deps: ApiDeps,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    stop: CancellationToken,
+) -> Result<(), ApiError> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // grpcurl 1.8 and many other tools only speak v1alpha.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    // No global request timeout: it would cut long-lived ingest and Watch streams.
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(IngestServer::new(ingest::IngestService {
+            auth: deps.auth.clone(),
+        }))
+        .add_service(QueryServer::new(query::QueryService {
+            auth: deps.auth.clone(),
+        }))
+        .add_service(IncidentsServer::new(incidents::IncidentsService {
+            auth: deps.auth.clone(),
+        }))
+        .add_service(AdminServer::new(admin::AdminService {
+            store: deps.store.clone(),
+            auth: deps.auth,
+        }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+        .await?;
+    Ok(())
+}

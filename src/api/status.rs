@@ -1,0 +1,37 @@
+//! The one place where errors become `tonic::Status`.
+//!
+//! Database text never reaches a client: internal errors are logged here with
+//! their detail and answered with a generic message.
+
+use tonic::Status;
+
+use crate::store::StoreError;
+
+/// Maps a store error to the status a client can act on.
+pub fn from_store(err: StoreError) -> Status {
+    match err {
+        StoreError::Unavailable(source) => {
+            tracing::warn!(error = %source, "database unavailable");
+            Status::unavailable("the database is unavailable; retry later")
+        }
+        StoreError::Conflict(what) => Status::already_exists(format!("{what} already exists")),
+        StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        StoreError::Invalid(what) => Status::invalid_argument(format!("invalid {what}")),
+        err @ (StoreError::Other(_) | StoreError::Migrate(_)) => {
+            tracing::error!(error = %err, "internal error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// The answer of an RPC whose issue has not landed yet: the only "not yet" allowed.
+pub fn not_yet(rpc: &str, lands_with: &str) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is not implemented yet: it lands with {lands_with}"
+    ))
+}
+
+/// A precise `INVALID_ARGUMENT` naming the field at fault.
+pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {problem}"))
+}

@@ -1,0 +1,280 @@
+//! Wiring: which database, which stages, in which order they start and stop.
+//!
+//! Only this module knows the deployment mode (embedded cluster or external
+//! database). Start-up: bind the listeners (so a taken port fails fast), open
+//! the database and migrate, then serve. Shutdown follows DESIGN.md: health
+//! NOT_SERVING, stop accepting, let in-flight calls finish within the grace
+//! period, cancel background tasks, close the pool, stop the private cluster.
+
+use std::{
+    fs::{self, OpenOptions},
+    io::Write,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::Path,
+    sync::Arc,
+};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, signal::unix::SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, ApiDeps, Authenticator},
+    config::{Command, DbArgs, KeyCommand, ServeArgs, TenantCommand},
+    domain::{ApiKeySecret, Scope},
+    ops::{self, Readiness},
+    store::{
+        self, Store, StoreError,
+        embedded::{Cluster, EmbeddedError},
+    },
+};
+
+/// Name of the tenant created on the first start of the embedded default.
+pub const DEFAULT_TENANT: &str = "default";
+/// File (under the data dir) holding that tenant's first key.
+pub const KEY_FILE: &str = "api-key";
+
+/// Runs one subcommand to completion.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            let (store, mut cluster) = open_database(&db, false).await?;
+            store.close().await;
+            if let Some(c) = cluster.as_mut() {
+                c.stop().await;
+            }
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Create { name, db }) => {
+            with_database(&db, |store| async move {
+                let secret = ApiKeySecret::generate()?;
+                let (tenant, key) = store
+                    .create_tenant_with_key(&name, "initial", &secret, || Ok(()))
+                    .await
+                    .with_context(|| format!("creating tenant {name:?}"))?;
+                print_key(&tenant.name, &key.key_id.to_string(), &Scope::ALL, &secret);
+                Ok(())
+            })
+            .await
+        }
+        Command::Key(KeyCommand::Create {
+            tenant,
+            scopes,
+            name,
+            db,
+        }) => {
+            let scopes = Scope::parse_list(&scopes).map_err(anyhow::Error::msg)?;
+            with_database(&db, |store| async move {
+                let tenant = match store.tenant_by_name(&tenant).await {
+                    Err(StoreError::NotFound(_)) => anyhow::bail!("no tenant named {tenant:?}"),
+                    other => other?,
+                };
+                let secret = ApiKeySecret::generate()?;
+                let key = store.create_key(&tenant, &name, &scopes, &secret).await?;
+                print_key(&tenant.name, &key.key_id.to_string(), &scopes, &secret);
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// Prints a new key: the secret alone on stdout (for scripts), the rest on stderr.
+fn print_key(tenant: &str, key_id: &str, scopes: &[Scope], secret: &ApiKeySecret) {
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    eprintln!(
+        "new API key for tenant {tenant} (id {key_id}, scopes {}); it is shown only once:",
+        scopes.join(",")
+    );
+    println!("{}", secret.expose());
+}
+
+/// Opens the database for a one-shot command (attaching to a running
+/// server's private cluster if there is one), runs `f`, and closes it.
+async fn with_database<F, Fut>(db: &DbArgs, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let (store, mut cluster) = open_database(db, true).await?;
+    let result = f(store.clone()).await;
+    store.close().await;
+    if let Some(c) = cluster.as_mut() {
+        c.stop().await;
+    }
+    result
+}
+
+/// Connects to `DATABASE_URL`, or starts the private cluster, and migrates.
+async fn open_database(db: &DbArgs, attach: bool) -> anyhow::Result<(Store, Option<Cluster>)> {
+    let (options, cluster) = match &db.database_url {
+        Some(url) => (store::options_from_url(url).context("DATABASE_URL")?, None),
+        None => {
+            let cluster = if attach {
+                Cluster::start_or_attach(&db.data_dir, &db.pg_user).await
+            } else {
+                Cluster::start(&db.data_dir, &db.pg_user).await
+            };
+            let cluster = cluster.map_err(|e: EmbeddedError| anyhow::anyhow!(e))?;
+            (cluster.connect_options(), Some(cluster))
+        }
+    };
+    let opened = async {
+        let store = Store::connect(options, db.db_max_connections, db.db_connect_timeout)
+            .await
+            .context("connecting to PostgreSQL")?;
+        store.migrate().await.context("applying migrations")?;
+        anyhow::Ok(store)
+    }
+    .await;
+    match opened {
+        Ok(store) => Ok((store, cluster)),
+        Err(err) => {
+            if let Some(mut c) = cluster {
+                c.stop().await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// On the first start of the embedded default: a tenant `default` with a key
+/// of every scope, saved to `<data-dir>/api-key` (0600) before the commit.
+async fn ensure_default_tenant(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    match store.tenant_by_name(DEFAULT_TENANT).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::NotFound(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let secret = ApiKeySecret::generate()?;
+    let path = data_dir.join(KEY_FILE);
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        writeln!(file, "{}", secret.expose())?;
+        file.sync_all()
+    };
+    store
+        .create_tenant_with_key(DEFAULT_TENANT, "initial", &secret, write)
+        .await
+        .context("creating the default tenant")?;
+    tracing::info!(
+        path = %path.display(),
+        tenant = DEFAULT_TENANT,
+        "first start: created tenant `default` and an API key with every scope; the key is in this file"
+    );
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} address {addr}"))
+}
+
+/// `pulsyon serve`.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = crate::telemetry::init_metrics().context("installing the metrics recorder")?;
+    let grpc_listener = bind(args.grpc_addr, "gRPC (--grpc-addr)").await?;
+    let http_listener = bind(args.http_addr, "HTTP (--http-addr)").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
+
+    let (store, mut cluster) = tokio::select! {
+        opened = open_database(&args.db, false) => opened?,
+        _ = terminate.recv() => return Ok(()),
+        _ = interrupt.recv() => return Ok(()),
+    };
+    if cluster.is_some()
+        && let Err(err) = ensure_default_tenant(&store, &args.db.data_dir).await
+    {
+        store.close().await;
+        if let Some(c) = cluster.as_mut() {
+            c.stop().await;
+        }
+        return Err(err);
+    }
+
+    let readiness = Arc::new(Readiness::default());
+    let (reporter, health_service) = api::health().await;
+    let monitor_stop = CancellationToken::new();
+    let monitor = api::health::spawn_monitor(
+        store.clone(),
+        reporter.clone(),
+        readiness.clone(),
+        monitor_stop.clone(),
+    );
+    let http_stop = CancellationToken::new();
+    let http = ops::spawn(http_listener, metrics, readiness.clone(), http_stop.clone());
+
+    let deps = ApiDeps {
+        store: store.clone(),
+        auth: Arc::new(Authenticator::new(store.clone(), args.key_cache_ttl)),
+    };
+    let grpc_stop = CancellationToken::new();
+    let mut grpc = tokio::spawn(api::serve(
+        grpc_listener,
+        deps,
+        health_service,
+        grpc_stop.clone(),
+    ));
+
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "pulsyon serving");
+    if let Some(path) = &args.addr_file {
+        fs::write(path, format!("grpc={grpc_addr}\nhttp={http_addr}\n"))
+            .with_context(|| format!("writing --addr-file {}", path.display()))?;
+    }
+
+    let mut result = Ok(());
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown begins"),
+        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutdown begins"),
+        ended = &mut grpc => {
+            result = match ended {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server stopped unexpectedly")),
+                Ok(Err(err)) => Err(err.into()),
+                Err(join) => Err(anyhow::anyhow!("the gRPC server task failed: {join}")),
+            };
+        }
+    }
+
+    // 1. Health NOT_SERVING, for good: the monitor stops first so it cannot flip it back.
+    readiness.set_stopping();
+    monitor_stop.cancel();
+    let _ = monitor.await;
+    api::health::set_all(&reporter, false).await;
+    // 2. Stop accepting; in-flight calls and streams finish within the grace period.
+    grpc_stop.cancel();
+    if !grpc.is_finished() {
+        match tokio::time::timeout(args.shutdown_grace, &mut grpc).await {
+            Ok(_) => tracing::info!("grpc server drained"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = args.shutdown_grace.as_millis() as u64,
+                    "grace period over; closing open streams"
+                );
+                grpc.abort();
+            }
+        }
+    }
+    // 3. Background tasks and the ops endpoint.
+    http_stop.cancel();
+    let _ = http.await;
+    // 4. The database last.
+    store.close().await;
+    if let Some(c) = cluster.as_mut() {
+        c.stop().await;
+    }
+    tracing::info!("shutdown complete");
+    result
+}

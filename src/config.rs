@@ -1,0 +1,261 @@
+//! The configuration tree: command-line flags, their `PULSYON_*` (or
+//! `DATABASE_URL`) environment equivalents, defaults, and `validate()`.
+//!
+//! Parsing never touches the network or the disk beyond reading flags, so a bad
+//! setting is reported (exit code 64) before anything is bound or started.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit code for bad configuration (`EX_USAGE` of sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Pulsyon: telemetry ingestion and incident engine.
+#[derive(Debug, Parser)]
+#[command(name = "pulsyon", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, env = "PULSYON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (every role in one process).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DbArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `pulsyon tenant ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API key (every scope).
+    Create {
+        /// Tenant name: 1 to 63 of a-z, 0-9, '-' and '_'.
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `pulsyon key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a tenant and print it (shown only once).
+    Create {
+        /// The tenant the key belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated scopes: ingest, read, admin.
+        #[arg(long, default_value = "ingest,read")]
+        scopes: String,
+        /// A label for the key.
+        #[arg(long, default_value = "")]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Where the database is: an external server, or the private cluster under the data dir.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL (postgres://...). When unset, Pulsyon runs a private
+    /// PostgreSQL cluster under <data-dir>/pg.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the private PostgreSQL cluster and the first API key.
+    #[arg(long, env = "PULSYON_DATA_DIR", default_value = "./.pulsyon")]
+    pub data_dir: PathBuf,
+
+    /// System user that runs the private cluster when Pulsyon runs as root
+    /// (PostgreSQL refuses to run as root).
+    #[arg(long, env = "PULSYON_PG_USER", default_value = "postgres")]
+    pub pg_user: String,
+
+    /// How long to keep trying to reach the database at start-up.
+    #[arg(long, env = "PULSYON_DB_CONNECT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub db_connect_timeout: Duration,
+
+    /// Most connections in the pool.
+    #[arg(long, env = "PULSYON_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+/// `pulsyon serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC server.
+    #[arg(long, env = "PULSYON_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the HTTP server (/metrics, /healthz, /readyz).
+    #[arg(long, env = "PULSYON_HTTP_ADDR", default_value = "127.0.0.1:9464")]
+    pub http_addr: SocketAddr,
+
+    /// How long shutdown may take before open streams are cut.
+    #[arg(long, env = "PULSYON_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How long API-key lookups are cached; a revoked key stops working on
+    /// every process within this time.
+    #[arg(long, env = "PULSYON_KEY_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub key_cache_ttl: Duration,
+
+    /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
+    /// this file once both are listening (useful with port 0).
+    #[arg(long, env = "PULSYON_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+impl Cli {
+    /// Checks what clap cannot: relations between settings and their shapes.
+    /// The error names the setting at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Serve(serve) => serve.validate(),
+            Command::Migrate(db) => db.validate(),
+            Command::Tenant(TenantCommand::Create { name, db }) => {
+                if !crate::domain::valid_tenant_name(name) {
+                    return Err(format!(
+                        "invalid tenant name {name:?}: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+                    ));
+                }
+                db.validate()
+            }
+            Command::Key(KeyCommand::Create { scopes, db, .. }) => {
+                crate::domain::Scope::parse_list(scopes)
+                    .map_err(|e| format!("invalid --scopes: {e}"))?;
+                db.validate()
+            }
+        }
+    }
+}
+
+impl ServeArgs {
+    fn validate(&self) -> Result<(), String> {
+        if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
+            return Err(format!(
+                "invalid --http-addr: {} is also the --grpc-addr",
+                self.http_addr
+            ));
+        }
+        if self.shutdown_grace.is_zero() {
+            return Err("invalid --shutdown-grace: must be more than 0".into());
+        }
+        self.db.validate()
+    }
+}
+
+impl DbArgs {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err("invalid --database-url (DATABASE_URL): expected postgres://user@host:port/database".into());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("invalid --data-dir (PULSYON_DATA_DIR): empty path".into());
+        }
+        if self.db_max_connections == 0 {
+            return Err("invalid --db-max-connections: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses a duration such as `250ms`, `10s`, `5m`, `1h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (use ms, s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit {unit:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        for bad in ["", "10", "s", "1.5s", "10x", "-1s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let cli = Cli::try_parse_from(["pulsyon", "serve", "--database-url", "mysql://x"]).unwrap();
+        assert!(cli.validate().unwrap_err().contains("--database-url"));
+
+        let cli = Cli::try_parse_from([
+            "pulsyon",
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:7000",
+            "--http-addr",
+            "127.0.0.1:7000",
+        ])
+        .unwrap();
+        assert!(cli.validate().unwrap_err().contains("--http-addr"));
+
+        let cli = Cli::try_parse_from([
+            "pulsyon", "key", "create", "--tenant", "t", "--scopes", "all",
+        ])
+        .unwrap();
+        assert!(cli.validate().unwrap_err().contains("--scopes"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Pulsyon: a telemetry ingestion and incident engine on PostgreSQL.
+//!
+//! The path of an event: an SDK streams batches to `Ingest.StreamEvents`
+//! (`api::ingest`); each event is validated, admitted under per-tenant limits
+//! into a bounded queue, and a batching writer COPYs accepted events into daily
+//! partitions of `api_logs`, answering each batch only after its transaction
+//! commits. Rejected events go to `failed_events` with their reason. Background
+//! stages keep rollups, detect anomalies, group alerts into incidents and
+//! publish incident updates, which `Incidents.Watch` streams.
+//!
+//! Modules, in reading order:
+//! - `config`: the one configuration tree (flags, env, defaults, validation);
+//! - `app`: wiring, start-up and the shutdown order;
+//! - `domain`: the vocabulary (tenants, scopes, keys), free of any I/O crate;
+//! - `api`: the gRPC edge (auth, conversions, one file per service, health);
+//! - `store`: PostgreSQL (pool, migrations, the private cluster, SQL);
+//! - `ops`: `/metrics`, `/healthz`, `/readyz`; `telemetry`: logs and metrics set-up;
+//! - `proto`: the generated code and the descriptor set for reflection.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod ops;
+pub mod proto;
+pub mod store;
+pub mod telemetry;

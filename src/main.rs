@@ -1,0 +1,52 @@
+//! `pulsyon`: parse the configuration (exit 64 on a bad one), set up logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pulsyon::config::{Cli, EXIT_CONFIG};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // One clear line: clap's first line names the flag and the problem.
+            let rendered = err.render().to_string();
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    if let Err(message) = cli.validate() {
+        eprintln!("error: {message}");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    pulsyon::telemetry::init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(pulsyon::app::run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "pulsyon failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

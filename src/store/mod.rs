@@ -1,0 +1,147 @@
+//! PostgreSQL access: the pool, the migrations, the private cluster and the
+//! mapping of SQLSTATE codes to `StoreError`.
+//!
+//! Only `store/` (and the writer's COPY) knows sqlx. No database text leaves
+//! this module in a form meant for clients: callers see `StoreError` kinds.
+
+pub mod embedded;
+pub mod keys;
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// The migrations under `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What went wrong with the database, in the terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is shutting down; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A row with the same unique key exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The row asked for does not exist (for this tenant).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A constraint refused the value.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    /// Anything else: a bug or an unexpected database state.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the caller may retry the same operation later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The one place where SQLSTATE codes and driver errors become `StoreError`s.
+/// `what` names the entity for conflict and constraint errors.
+pub fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound(what),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => StoreError::Conflict(what),
+            Some("23514" | "23502" | "22001" | "22P02" | "23503") => StoreError::Invalid(what),
+            // Class 08: connection exceptions; 57P0x: the server is shutting down or
+            // starting; 53300: too many connections; 40001/40P01: retry the transaction.
+            Some(code)
+                if code.starts_with("08")
+                    || matches!(
+                        code,
+                        "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                    ) =>
+            {
+                StoreError::Unavailable(err)
+            }
+            _ => StoreError::Other(err),
+        },
+        _ => StoreError::Other(err),
+    }
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects, retrying until `timeout` while the database is unreachable
+    /// (it may still be starting).
+    pub async fn connect(
+        options: PgConnectOptions,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.clone())
+                .await;
+            match attempt {
+                Ok(pool) => return Ok(Store { pool }),
+                Err(err) => {
+                    let err = classify(err, "connection");
+                    if !err.is_retryable() || tokio::time::Instant::now() + delay > deadline {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Applies every pending migration. Safe to run from several processes at
+    /// once: sqlx serialises them with an advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A cheap round trip, to tell whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "ping"))
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Connection options from a `postgres://` URL.
+pub fn options_from_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    url.parse::<PgConnectOptions>()
+        .map_err(|_| StoreError::Invalid("database URL"))
+}
