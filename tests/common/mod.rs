@@ -1,0 +1,219 @@
+//! Test helpers: a fresh database per test on the shared PostgreSQL, and the
+//! real `pulsyon` binary started on 127.0.0.1:0.
+//!
+//! `PULSYON_TEST_DATABASE_URL` names a server and a database to connect to
+//! for creating per-test databases (default: the local server's `postgres`
+//! database, as `scripts/test.sh` sets up).
+
+#![allow(dead_code)]
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use sqlx::{Connection, PgConnection};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pulsyon");
+
+pub fn admin_url() -> String {
+    std::env::var("PULSYON_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own for one test, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let admin = admin_url();
+        let name = format!("pulsyon_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL (is it running? see scripts/test.sh)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        TestDb { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = admin_url();
+        let name = self.name.clone();
+        // Drop needs async I/O; a short-lived runtime on its own thread does it.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// The real server binary, running on ephemeral ports.
+pub struct Server {
+    pub child: Child,
+    pub grpc: String,
+    pub http: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+pub struct ServerOpts<'a> {
+    pub database_url: Option<&'a str>,
+    pub data_dir: Option<&'a Path>,
+    pub extra_args: &'a [&'a str],
+    pub rust_log: &'a str,
+}
+
+impl Default for ServerOpts<'_> {
+    fn default() -> Self {
+        ServerOpts { database_url: None, data_dir: None, extra_args: &[], rust_log: "info" }
+    }
+}
+
+impl Server {
+    pub fn start(opts: ServerOpts<'_>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The private cluster runs as an unprivileged user, who must be able to enter it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
+        let addr_file = dir.path().join("addr");
+        let log = dir.path().join("server.log");
+        let log_file = fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--log-format")
+            .arg("json")
+            .arg("serve")
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(opts.extra_args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", opts.rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if let Some(url) = opts.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let data_dir = opts.data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
+        cmd.arg("--data-dir").arg(&data_dir);
+        let mut child = cmd.spawn().expect("spawn pulsyon");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let text = loop {
+            if let Ok(text) = fs::read_to_string(&addr_file)
+                && text.lines().count() >= 2
+            {
+                break text;
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("pulsyon exited during start-up ({status}):\n{}", fs::read_to_string(&log).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "pulsyon did not start:\n{}", fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .expect("address line")
+                .to_owned()
+        };
+        Server { grpc: field("grpc"), http: field("http"), child, dir, log }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect")
+    }
+
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            if self.wait_exit(Duration::from_secs(30)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Runs the `pulsyon` CLI; returns (exit status, stdout, stderr).
+pub fn cli(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run pulsyon");
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Creates a tenant with the CLI and returns its first key (every scope).
+pub fn create_tenant(database_url: &str, name: &str) -> String {
+    let (status, stdout, stderr) = cli(&["tenant", "create", name, "--database-url", database_url]);
+    assert!(status.success(), "tenant create failed: {stderr}");
+    stdout.trim().to_owned()
+}
+
+/// Creates a key with the CLI.
+pub fn create_key(database_url: &str, tenant: &str, scopes: &str) -> String {
+    let (status, stdout, stderr) =
+        cli(&["key", "create", "--tenant", tenant, "--scopes", scopes, "--database-url", database_url]);
+    assert!(status.success(), "key create failed: {stderr}");
+    stdout.trim().to_owned()
+}
+
+/// A request carrying `authorization: Bearer <key>`.
+pub fn authed<T>(message: T, key: &str) -> Request<T> {
+    let mut req = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+    req.metadata_mut().insert("authorization", value);
+    req
+}
+
+/// The grpcurl binary: `$GRPCURL`, else `tools/bin/grpcurl` (installed by scripts/test.sh).
+pub fn grpcurl() -> PathBuf {
+    if let Ok(path) = std::env::var("GRPCURL") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bin/grpcurl");
+    assert!(path.exists(), "grpcurl not found at {}: run scripts/install-tools.sh or set GRPCURL", path.display());
+    path
+}
