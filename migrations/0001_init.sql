@@ -56,11 +56,11 @@ CREATE TABLE api_logs (
     received_at     timestamptz NOT NULL
 ) PARTITION BY RANGE (time);
 CREATE TABLE api_logs_default PARTITION OF api_logs DEFAULT;
--- Per-service browsing, newest first (QueryEvents, ListServices).
-CREATE INDEX api_logs_service_time ON api_logs (tenant_id, service, time DESC);
+-- Per-service browsing, newest first, with keyset pagination on (time, event_id).
+CREATE INDEX api_logs_service_time ON api_logs (tenant_id, service, time DESC, event_id DESC);
 -- Tenant-wide browsing, newest first, and keyset pagination on (time, event_id).
 CREATE INDEX api_logs_tenant_time ON api_logs (tenant_id, time DESC, event_id DESC);
--- Lookups by trace or request id; most events carry one, so no partial index.
+-- Lookups by trace or request id; events without one are left out of the index.
 CREATE INDEX api_logs_trace ON api_logs (tenant_id, trace_id) WHERE trace_id <> '';
 CREATE INDEX api_logs_request ON api_logs (tenant_id, request_id) WHERE request_id <> '';
 
@@ -121,7 +121,10 @@ CREATE TABLE metrics_minute (
     histogram    bytea NOT NULL,
     PRIMARY KEY (tenant_id, service, endpoint, bucket)
 );
+-- All services of a tenant over a window (GetServiceHealth, ListServices).
 CREATE INDEX metrics_minute_tenant_bucket ON metrics_minute (tenant_id, bucket);
+-- One service's series over a window, all endpoints merged (GetMetrics).
+CREATE INDEX metrics_minute_service_bucket ON metrics_minute (tenant_id, service, bucket);
 
 CREATE TABLE metrics_hourly (LIKE metrics_minute INCLUDING ALL);
 

@@ -8,21 +8,31 @@ use std::{process::Command, time::Duration};
 use common::{Server, ServerOpts, TestDb, authed, cli, create_key, create_tenant, grpcurl};
 use nix::sys::signal::Signal;
 use pulsyon::proto::v1::{
-    self as pb, admin_client::AdminClient, incidents_client::IncidentsClient, ingest_client::IngestClient,
-    query_client::QueryClient,
+    self as pb, admin_client::AdminClient, incidents_client::IncidentsClient,
+    ingest_client::IngestClient, query_client::QueryClient,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
-const SERVICES: [&str; 5] = ["", "pulsyon.v1.Ingest", "pulsyon.v1.Query", "pulsyon.v1.Incidents", "pulsyon.v1.Admin"];
+const SERVICES: [&str; 5] = [
+    "",
+    "pulsyon.v1.Ingest",
+    "pulsyon.v1.Query",
+    "pulsyon.v1.Incidents",
+    "pulsyon.v1.Admin",
+];
 
 async fn wait_serving(server: &Server) -> HealthClient<tonic::transport::Channel> {
     let mut health = HealthClient::new(server.channel().await);
     // The monitor's first ping decides; it runs as soon as the server starts.
     for _ in 0..200 {
         let status = health
-            .check(HealthCheckRequest { service: String::new() })
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
             .await
             .expect("health check")
             .into_inner()
@@ -38,13 +48,28 @@ async fn wait_serving(server: &Server) -> HealthClient<tonic::transport::Channel
 #[tokio::test]
 async fn health_is_serving_for_every_service() {
     let db = TestDb::new().await;
-    let server = Server::start(ServerOpts { database_url: Some(&db.url), ..Default::default() });
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        ..Default::default()
+    });
     let mut health = wait_serving(&server).await;
     for service in SERVICES {
-        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
         assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
     }
-    let unknown = health.check(HealthCheckRequest { service: "pulsyon.v1.Nope".into() }).await.unwrap_err();
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "pulsyon.v1.Nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
     let ready = reqwest_get(&format!("http://{}/readyz", server.http)).await;
@@ -60,7 +85,9 @@ async fn reqwest_get(url: &str) -> String {
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     stream
-        .write_all(format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut out = String::new();
@@ -71,30 +98,67 @@ async fn reqwest_get(url: &str) -> String {
 #[tokio::test]
 async fn grpcurl_lists_the_services_and_describes_with_comments() {
     let db = TestDb::new().await;
-    let server = Server::start(ServerOpts { database_url: Some(&db.url), ..Default::default() });
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        ..Default::default()
+    });
     wait_serving(&server).await;
 
-    let list = Command::new(grpcurl()).args(["-plaintext", &server.grpc, "list"]).output().unwrap();
-    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let list = Command::new(grpcurl())
+        .args(["-plaintext", &server.grpc, "list"])
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     let list = String::from_utf8(list.stdout).unwrap();
-    for service in ["pulsyon.v1.Admin", "pulsyon.v1.Incidents", "pulsyon.v1.Ingest", "pulsyon.v1.Query"] {
-        assert!(list.lines().any(|l| l == service), "{service} missing from:\n{list}");
+    for service in [
+        "pulsyon.v1.Admin",
+        "pulsyon.v1.Incidents",
+        "pulsyon.v1.Ingest",
+        "pulsyon.v1.Query",
+    ] {
+        assert!(
+            list.lines().any(|l| l == service),
+            "{service} missing from:\n{list}"
+        );
     }
 
-    let describe =
-        Command::new(grpcurl()).args(["-plaintext", &server.grpc, "describe", "pulsyon.v1.Event"]).output().unwrap();
-    assert!(describe.status.success(), "{}", String::from_utf8_lossy(&describe.stderr));
+    let describe = Command::new(grpcurl())
+        .args(["-plaintext", &server.grpc, "describe", "pulsyon.v1.Event"])
+        .output()
+        .unwrap();
+    assert!(
+        describe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&describe.stderr)
+    );
     let describe = String::from_utf8(describe.stdout).unwrap();
     assert!(describe.contains("message Event {"), "{describe}");
-    assert!(describe.contains("// The route template, not the raw path"), "comments missing:\n{describe}");
+    assert!(
+        describe.contains("// The route template, not the raw path"),
+        "comments missing:\n{describe}"
+    );
 
     // An authenticated call through grpcurl, as the README shows it.
     let key = create_tenant(&db.url, "grpcurl");
     let call = Command::new(grpcurl())
-        .args(["-plaintext", "-H", &format!("authorization: Bearer {key}"), &server.grpc, "pulsyon.v1.Admin/ListApiKeys"])
+        .args([
+            "-plaintext",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+            &server.grpc,
+            "pulsyon.v1.Admin/ListApiKeys",
+        ])
         .output()
         .unwrap();
-    assert!(call.status.success(), "{}", String::from_utf8_lossy(&call.stderr));
+    assert!(
+        call.status.success(),
+        "{}",
+        String::from_utf8_lossy(&call.stderr)
+    );
     assert!(String::from_utf8_lossy(&call.stdout).contains("\"tenant\": \"grpcurl\""));
 }
 
@@ -104,26 +168,46 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
     let admin_key = create_tenant(&db.url, "acme");
     let ingest_key = create_key(&db.url, "acme", "ingest");
     let other_tenant_key = create_tenant(&db.url, "other");
-    let server = Server::start(ServerOpts { database_url: Some(&db.url), rust_log: "debug", ..Default::default() });
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        rust_log: "debug",
+        ..Default::default()
+    });
     wait_serving(&server).await;
     let channel = server.channel().await;
     let mut admin = AdminClient::new(channel.clone());
     let mut query = QueryClient::new(channel.clone());
 
     // No key, a malformed header, an unknown key: UNAUTHENTICATED.
-    let err = admin.list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap_err();
+    let err = admin
+        .list_api_keys(pb::ListApiKeysRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     let mut req = tonic::Request::new(pb::ListApiKeysRequest::default());
-    req.metadata_mut().insert("authorization", admin_key.parse().unwrap());
-    assert_eq!(admin.list_api_keys(req).await.unwrap_err().code(), Code::Unauthenticated);
+    req.metadata_mut()
+        .insert("authorization", admin_key.parse().unwrap());
+    assert_eq!(
+        admin.list_api_keys(req).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
     let unknown = format!("pls_{}", "0".repeat(64));
-    let err = admin.list_api_keys(authed(pb::ListApiKeysRequest::default(), &unknown)).await.unwrap_err();
+    let err = admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &unknown))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // A key without the scope: PERMISSION_DENIED, on every service that needs another scope.
-    let err = admin.list_api_keys(authed(pb::ListApiKeysRequest::default(), &ingest_key)).await.unwrap_err();
+    let err = admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &ingest_key))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    let err = query.list_services(authed(pb::ListServicesRequest {}, &ingest_key)).await.unwrap_err();
+    let err = query
+        .list_services(authed(pb::ListServicesRequest {}, &ingest_key))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let err = IncidentsClient::new(channel.clone())
         .list_incidents(authed(pb::ListIncidentsRequest::default(), &ingest_key))
@@ -136,28 +220,47 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("not implemented yet"), "{}", err.message());
+    assert!(
+        err.message().contains("not implemented yet"),
+        "{}",
+        err.message()
+    );
 
     // Keys are listed per tenant, without secrets.
-    let keys = admin.list_api_keys(authed(pb::ListApiKeysRequest::default(), &admin_key)).await.unwrap().into_inner();
+    let keys = admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &admin_key))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(keys.api_keys.len(), 2);
-    assert!(
-        keys.api_keys
-            .iter()
-            .all(|k| k.tenant == "acme" && (admin_key.starts_with(&k.prefix) || ingest_key.starts_with(&k.prefix)))
-    );
-    let ingest_entry = keys.api_keys.iter().find(|k| ingest_key.starts_with(&k.prefix)).unwrap();
+    assert!(keys.api_keys.iter().all(|k| k.tenant == "acme"
+        && (admin_key.starts_with(&k.prefix) || ingest_key.starts_with(&k.prefix))));
+    let ingest_entry = keys
+        .api_keys
+        .iter()
+        .find(|k| ingest_key.starts_with(&k.prefix))
+        .unwrap();
 
     // Another tenant cannot revoke acme's key.
     let err = admin
-        .revoke_api_key(authed(pb::RevokeApiKeyRequest { key_id: ingest_entry.key_id.clone() }, &other_tenant_key))
+        .revoke_api_key(authed(
+            pb::RevokeApiKeyRequest {
+                key_id: ingest_entry.key_id.clone(),
+            },
+            &other_tenant_key,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     // A revoked key: UNAUTHENTICATED (this process forgets it at once).
     let revoked = admin
-        .revoke_api_key(authed(pb::RevokeApiKeyRequest { key_id: ingest_entry.key_id.clone() }, &admin_key))
+        .revoke_api_key(authed(
+            pb::RevokeApiKeyRequest {
+                key_id: ingest_entry.key_id.clone(),
+            },
+            &admin_key,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -172,16 +275,32 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
     // A key made over the API works; its secret appears only in the response.
     let created = admin
         .create_api_key(authed(
-            pb::CreateApiKeyRequest { name: "reader".into(), scopes: vec![pb::Scope::Read as i32] },
+            pb::CreateApiKeyRequest {
+                name: "reader".into(),
+                scopes: vec![pb::Scope::Read as i32],
+            },
             &admin_key,
         ))
         .await
         .unwrap()
         .into_inner();
-    let err = query.list_services(authed(pb::ListServicesRequest {}, &created.secret)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented, "a read key passes Query's check");
+    let err = query
+        .list_services(authed(pb::ListServicesRequest {}, &created.secret))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unimplemented,
+        "a read key passes Query's check"
+    );
     let err = admin
-        .create_api_key(authed(pb::CreateApiKeyRequest { name: "x".into(), scopes: vec![] }, &admin_key))
+        .create_api_key(authed(
+            pb::CreateApiKeyRequest {
+                name: "x".into(),
+                scopes: vec![],
+            },
+            &admin_key,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -189,7 +308,13 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
 
     let logs = server.logs();
     assert!(logs.contains("api key revoked"), "logs are captured");
-    for secret in [&admin_key, &ingest_key, &other_tenant_key, &created.secret, &unknown] {
+    for secret in [
+        &admin_key,
+        &ingest_key,
+        &other_tenant_key,
+        &created.secret,
+        &unknown,
+    ] {
         let secret_part = &secret[12..];
         assert!(!logs.contains(secret_part), "a key reached the logs");
     }
@@ -199,21 +324,54 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
 fn bad_configuration_exits_64_naming_the_setting() {
     let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
         (&["serve", "--grpc-addr", "nonsense"], &[], "--grpc-addr"),
-        (&["serve"], &[("PULSYON_HTTP_ADDR", "127.0.0.1:http")], "--http-addr"),
-        (&["serve", "--database-url", "mysql://localhost/x"], &[], "--database-url"),
-        (&["serve", "--shutdown-grace", "ten"], &[], "--shutdown-grace"),
+        (
+            &["serve"],
+            &[("PULSYON_HTTP_ADDR", "127.0.0.1:http")],
+            "--http-addr",
+        ),
+        (
+            &["serve", "--database-url", "mysql://localhost/x"],
+            &[],
+            "--database-url",
+        ),
+        (
+            &["serve", "--shutdown-grace", "ten"],
+            &[],
+            "--shutdown-grace",
+        ),
         (&["--log-format", "xml", "serve"], &[], "--log-format"),
     ];
     for (args, env, setting) in cases {
-        let out = Command::new(common::BIN).args(args).envs(env.iter().copied()).output().unwrap();
+        let out = Command::new(common::BIN)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
-        assert!(stderr.contains(setting), "{args:?}: {stderr:?} does not name {setting}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr:?}");
+        assert!(
+            stderr.contains(setting),
+            "{args:?}: {stderr:?} does not name {setting}"
+        );
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "one clear line: {stderr:?}"
+        );
     }
-    let (status, _, stderr) = cli(&["key", "create", "--tenant", "t", "--scopes", "ingest,everything"]);
+    let (status, _, stderr) = cli(&[
+        "key",
+        "create",
+        "--tenant",
+        "t",
+        "--scopes",
+        "ingest,everything",
+    ]);
     assert_eq!(status.code(), Some(64));
-    assert!(stderr.contains("--scopes") && stderr.contains("everything"), "{stderr}");
+    assert!(
+        stderr.contains("--scopes") && stderr.contains("everything"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -225,8 +383,13 @@ async fn sigterm_turns_health_not_serving_then_exits_zero() {
         ..Default::default()
     });
     let mut health = wait_serving(&server).await;
-    let mut watch =
-        health.watch(HealthCheckRequest { service: "pulsyon.v1.Ingest".into() }).await.unwrap().into_inner();
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "pulsyon.v1.Ingest".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let first = watch.next().await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
@@ -240,9 +403,14 @@ async fn sigterm_turns_health_not_serving_then_exits_zero() {
 
     // The open health stream holds the drain until the grace period ends; the
     // process still exits 0 soon after (the bound is generous, not a benchmark).
-    let status = server.wait_exit(Duration::from_secs(30)).expect("exit after SIGTERM");
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("exit after SIGTERM");
     assert!(status.success(), "{status}:\n{}", server.logs());
     let logs = server.logs();
-    let order = |needle: &str| logs.find(needle).unwrap_or_else(|| panic!("{needle:?} not logged:\n{logs}"));
+    let order = |needle: &str| {
+        logs.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not logged:\n{logs}"))
+    };
     assert!(order("shutdown begins") < order("shutdown complete"));
 }

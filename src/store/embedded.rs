@@ -159,9 +159,15 @@ const PACKAGED_ROOT: &str = "/usr/lib/postgresql";
 
 /// Finds a directory holding both `initdb` and `postgres`: first on `path`
 /// (the `PATH` variable), then the newest major version under `packaged_root`.
-fn find_binaries(path: Option<&std::ffi::OsStr>, packaged_root: &Path) -> Result<PathBuf, EmbeddedError> {
+fn find_binaries(
+    path: Option<&std::ffi::OsStr>,
+    packaged_root: &Path,
+) -> Result<PathBuf, EmbeddedError> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-    for dir in path.map(|p| std::env::split_paths(p).collect::<Vec<_>>()).unwrap_or_default() {
+    for dir in path
+        .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         // PATH may hold links (such as /usr/local/bin/initdb); the server binary
         // sits next to the real initdb.
         if let Ok(real) = fs::canonicalize(dir.join("initdb"))
@@ -182,7 +188,10 @@ fn find_binaries(path: Option<&std::ffi::OsStr>, packaged_root: &Path) -> Result
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or(EmbeddedError::NoBinaries)
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or(EmbeddedError::NoBinaries)
 }
 
 /// A running private cluster (or one that another Pulsyon process runs).
@@ -247,7 +256,10 @@ impl Cluster {
             }
         }
 
-        let bin_dir = find_binaries(std::env::var_os("PATH").as_deref(), Path::new(PACKAGED_ROOT))?;
+        let bin_dir = find_binaries(
+            std::env::var_os("PATH").as_deref(),
+            Path::new(PACKAGED_ROOT),
+        )?;
         if run_as.user.is_some() {
             // The unprivileged user must be able to enter the data dir to reach pg/ and run/.
             let mode = fs::metadata(&data_dir).map_err(io_err(&data_dir))?.mode();
@@ -503,7 +515,10 @@ mod tests {
         let on_path = tmp.path().join("custom");
         fake_bin(&on_path, &["initdb", "postgres"]);
         let path = std::env::join_paths([tmp.path().join("nothing"), on_path.clone()]).unwrap();
-        assert_eq!(find_binaries(Some(&path), &root).unwrap(), fs::canonicalize(&on_path).unwrap());
+        assert_eq!(
+            find_binaries(Some(&path), &root).unwrap(),
+            fs::canonicalize(&on_path).unwrap()
+        );
     }
 
     #[test]
@@ -511,6 +526,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = find_binaries(None, &tmp.path().join("none")).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("apt-get install postgresql") && text.contains("DATABASE_URL"), "{text}");
+        assert!(
+            text.contains("apt-get install postgresql") && text.contains("DATABASE_URL"),
+            "{text}"
+        );
     }
 }

@@ -43,7 +43,10 @@ impl TestDb {
             .await
             .expect("create test database");
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        TestDb { url: format!("{base}/{name}"), name }
+        TestDb {
+            url: format!("{base}/{name}"),
+            name,
+        }
     }
 }
 
@@ -53,13 +56,18 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop needs async I/O; a short-lived runtime on its own thread does it.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut conn = PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
             })
         })
         .join();
@@ -84,7 +92,12 @@ pub struct ServerOpts<'a> {
 
 impl Default for ServerOpts<'_> {
     fn default() -> Self {
-        ServerOpts { database_url: None, data_dir: None, extra_args: &[], rust_log: "info" }
+        ServerOpts {
+            database_url: None,
+            data_dir: None,
+            extra_args: &[],
+            rust_log: "info",
+        }
     }
 }
 
@@ -112,7 +125,10 @@ impl Server {
         if let Some(url) = opts.database_url {
             cmd.arg("--database-url").arg(url);
         }
-        let data_dir = opts.data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
+        let data_dir = opts
+            .data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("data"));
         cmd.arg("--data-dir").arg(&data_dir);
         let mut child = cmd.spawn().expect("spawn pulsyon");
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -123,9 +139,16 @@ impl Server {
                 break text;
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("pulsyon exited during start-up ({status}):\n{}", fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "pulsyon exited during start-up ({status}):\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
             }
-            assert!(Instant::now() < deadline, "pulsyon did not start:\n{}", fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "pulsyon did not start:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         let field = |name: &str| {
@@ -134,11 +157,21 @@ impl Server {
                 .expect("address line")
                 .to_owned()
         };
-        Server { grpc: field("grpc"), http: field("http"), child, dir, log }
+        Server {
+            grpc: field("grpc"),
+            http: field("http"),
+            child,
+            dir,
+            log,
+        }
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect")
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
     }
 
     pub fn logs(&self) -> String {
@@ -146,7 +179,8 @@ impl Server {
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("kill");
     }
 
     /// Waits for the process to exit, at most `limit`.
@@ -182,7 +216,11 @@ pub fn cli(args: &[&str]) -> (ExitStatus, String, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run pulsyon");
-    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Creates a tenant with the CLI and returns its first key (every scope).
@@ -194,8 +232,16 @@ pub fn create_tenant(database_url: &str, name: &str) -> String {
 
 /// Creates a key with the CLI.
 pub fn create_key(database_url: &str, tenant: &str, scopes: &str) -> String {
-    let (status, stdout, stderr) =
-        cli(&["key", "create", "--tenant", tenant, "--scopes", scopes, "--database-url", database_url]);
+    let (status, stdout, stderr) = cli(&[
+        "key",
+        "create",
+        "--tenant",
+        tenant,
+        "--scopes",
+        scopes,
+        "--database-url",
+        database_url,
+    ]);
     assert!(status.success(), "key create failed: {stderr}");
     stdout.trim().to_owned()
 }
@@ -214,6 +260,10 @@ pub fn grpcurl() -> PathBuf {
         return PathBuf::from(path);
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bin/grpcurl");
-    assert!(path.exists(), "grpcurl not found at {}: run scripts/install-tools.sh or set GRPCURL", path.display());
+    assert!(
+        path.exists(),
+        "grpcurl not found at {}: run scripts/install-tools.sh or set GRPCURL",
+        path.display()
+    );
     path
 }
