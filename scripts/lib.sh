@@ -83,6 +83,6 @@ ensure_buf() {
   local root="$1"
   [ -x "$root/node_modules/.bin/buf" ] && return
   command -v npm >/dev/null || { say "installing Node.js and npm"; apt_install nodejs npm; }
-  say "installing buf (npm ci)"
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  say "installing buf (npm install, pinned in package.json)"
+  (cd "$root" && npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)
 }
