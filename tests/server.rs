@@ -322,7 +322,9 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
 
 #[test]
 fn bad_configuration_exits_64_naming_the_setting() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    // (arguments, environment, the setting the message must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (&["serve", "--grpc-addr", "nonsense"], &[], "--grpc-addr"),
         (
             &["serve"],
