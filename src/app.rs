@@ -217,9 +217,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_stop = CancellationToken::new();
     let http = ops::spawn(http_listener, metrics, readiness.clone(), http_stop.clone());
 
+    let background = CancellationToken::new();
+    let partitions =
+        crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
+    let (ingest, writer) =
+        crate::ingest::spawn(store.clone(), &args.ingest_config(), background.clone());
+    let streams_stop = CancellationToken::new();
     let deps = ApiDeps {
         store: store.clone(),
         auth: Arc::new(Authenticator::new(store.clone(), args.key_cache_ttl)),
+        ingest,
+        limits: Arc::new(args.limits()),
+        max_in_flight: args.stream_max_in_flight,
+        shutdown: streams_stop.clone(),
     };
     let grpc_stop = CancellationToken::new();
     let mut grpc = tokio::spawn(api::serve(
@@ -253,8 +263,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     monitor_stop.cancel();
     let _ = monitor.await;
     api::health::set_all(&reporter, false).await;
-    // 2. Stop accepting; in-flight calls and streams finish within the grace period.
+    // 2. Stop accepting; ingest streams stop reading, answer their in-flight
+    //    batches (the writer keeps running) and end with UNAVAILABLE; other
+    //    calls finish within the grace period.
     grpc_stop.cancel();
+    streams_stop.cancel();
     if !grpc.is_finished() {
         match tokio::time::timeout(args.shutdown_grace, &mut grpc).await {
             Ok(_) => tracing::info!("grpc server drained"),
@@ -267,10 +280,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // 3. Background tasks and the ops endpoint.
+    // 3. The writer: every admission handle is gone with the server, so it
+    //    writes what it holds, answers it, and ends.
+    if tokio::time::timeout(args.shutdown_grace, writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the writer did not drain within the grace period");
+    }
+    // 4. Background tasks and the ops endpoint.
+    background.cancel();
+    let _ = partitions.await;
     http_stop.cancel();
     let _ = http.await;
-    // 4. The database last.
+    // 5. The database last.
     store.close().await;
     if let Some(c) = cluster.as_mut() {
         c.stop().await;

@@ -125,6 +125,34 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_KEY_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub key_cache_ttl: Duration,
 
+    /// Raw events older than this are refused and their partitions dropped.
+    #[arg(long, env = "PULSYON_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// Rows that make a writer batch full.
+    #[arg(long, env = "PULSYON_WRITER_BATCH_ROWS", default_value_t = 5_000)]
+    pub writer_batch_rows: usize,
+
+    /// Longest a writer batch waits for more rows.
+    #[arg(long, env = "PULSYON_WRITER_BATCH_AGE", default_value = "10ms", value_parser = parse_duration)]
+    pub writer_batch_age: Duration,
+
+    /// Writer batches written at once, each on its own connection.
+    #[arg(long, env = "PULSYON_WRITER_WORKERS", default_value_t = 2)]
+    pub writer_workers: usize,
+
+    /// Most MiB of admitted, unwritten batches; past it clients are slowed, then refused.
+    #[arg(long, env = "PULSYON_WRITER_QUEUE_MIB", default_value_t = 64)]
+    pub writer_queue_mib: usize,
+
+    /// Longest a batch waits for queue space before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PULSYON_ADMIT_WAIT", default_value = "1s", value_parser = parse_duration)]
+    pub admit_wait: Duration,
+
+    /// Most unanswered batches per ingest stream.
+    #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
+    pub stream_max_in_flight: usize,
+
     /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
     /// this file once both are listening (useful with port 0).
     #[arg(long, env = "PULSYON_ADDR_FILE")]
@@ -159,6 +187,28 @@ impl Cli {
 }
 
 impl ServeArgs {
+    /// The ingest settings these flags describe.
+    pub fn ingest_config(&self) -> crate::ingest::IngestConfig {
+        crate::ingest::IngestConfig {
+            batch_rows: self.writer_batch_rows,
+            batch_bytes: 8 << 20,
+            batch_age: self.writer_batch_age,
+            workers: self.writer_workers,
+            queue_bytes: self.writer_queue_mib << 20,
+            admit_wait: self.admit_wait,
+            retry_for: Duration::from_secs(30),
+            retention: self.retention,
+        }
+    }
+
+    /// The event bounds these flags describe.
+    pub fn limits(&self) -> crate::ingest::validate::Limits {
+        crate::ingest::validate::Limits {
+            retention: self.retention,
+            ..Default::default()
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return Err(format!(
@@ -168,6 +218,22 @@ impl ServeArgs {
         }
         if self.shutdown_grace.is_zero() {
             return Err("invalid --shutdown-grace: must be more than 0".into());
+        }
+        if self.retention < Duration::from_secs(86_400) {
+            return Err("invalid --retention: at least 1d".into());
+        }
+        for (name, value) in [
+            ("--writer-batch-rows", self.writer_batch_rows),
+            ("--writer-workers", self.writer_workers),
+            ("--writer-queue-mib", self.writer_queue_mib),
+            ("--stream-max-in-flight", self.stream_max_in_flight),
+        ] {
+            if value == 0 {
+                return Err(format!("invalid {name}: must be at least 1"));
+            }
+        }
+        if self.writer_workers > self.db.db_max_connections as usize {
+            return Err("invalid --writer-workers: more than --db-max-connections".into());
         }
         self.db.validate()
     }

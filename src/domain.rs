@@ -186,9 +186,212 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// An event as received, before validation: every field as the client sent it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawEvent {
+    /// Client-made id, expected to be a UUID.
+    pub event_id: String,
+    /// Seconds and nanoseconds since the Unix epoch; `None` when missing.
+    pub time: Option<(i64, i32)>,
+    /// Service name.
+    pub service: String,
+    /// Route template.
+    pub endpoint: String,
+    /// Method or operation.
+    pub method: String,
+    /// HTTP status code.
+    pub status_code: u32,
+    /// Latency in milliseconds.
+    pub latency_ms: f64,
+    /// Trace id.
+    pub trace_id: String,
+    /// Request id.
+    pub request_id: String,
+    /// Free-form attributes, in the order received.
+    pub attributes: Vec<(String, String)>,
+    /// Deployment environment.
+    pub environment: String,
+    /// Service version.
+    pub release: String,
+    /// Serving instance.
+    pub host: String,
+    /// Request body size.
+    pub request_bytes: u64,
+    /// Response body size.
+    pub response_bytes: u64,
+    /// Size of the event as encoded on the wire, for the per-event limit.
+    pub encoded_len: usize,
+}
+
+/// A valid event, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Client-made id.
+    pub event_id: uuid::Uuid,
+    /// When the request started.
+    pub time: OffsetDateTime,
+    /// Service name (not empty).
+    pub service: String,
+    /// Route template.
+    pub endpoint: String,
+    /// Method or operation.
+    pub method: String,
+    /// HTTP status code, 100 to 599.
+    pub status_code: i16,
+    /// Latency in milliseconds, finite and not negative.
+    pub latency_ms: f64,
+    /// Trace id ('' when none).
+    pub trace_id: String,
+    /// Request id ('' when none).
+    pub request_id: String,
+    /// Attributes, sorted by key, keys unique.
+    pub attributes: Vec<(String, String)>,
+    /// Deployment environment.
+    pub environment: String,
+    /// Service version.
+    pub release: String,
+    /// Serving instance.
+    pub host: String,
+    /// Request body size.
+    pub request_bytes: i64,
+    /// Response body size.
+    pub response_bytes: i64,
+}
+
+/// Why an event was refused. Stored by name in `failed_events.reason` and
+/// `ingest_outcomes.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// `event_id` is empty or not a UUID.
+    InvalidEventId,
+    /// `service` is empty.
+    MissingService,
+    /// `status_code` is outside 100..=599.
+    InvalidStatusCode,
+    /// `latency_ms` is negative, NaN or infinite.
+    InvalidLatency,
+    /// `time` is missing or malformed.
+    MissingTime,
+    /// `time` is older than the retention.
+    TimeTooOld,
+    /// `time` is too far in the future.
+    TimeInFuture,
+    /// A string field is longer than its limit.
+    FieldTooLong,
+    /// Too many attributes, or one too long.
+    TooManyAttributes,
+    /// The encoded event is larger than the limit.
+    EventTooLarge,
+    /// No partition may hold the event.
+    NoPartition,
+    /// The tenant's cardinality limit was reached.
+    CardinalityLimit,
+    /// A string holds a character PostgreSQL cannot store (NUL).
+    InvalidText,
+}
+
+impl RejectReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [RejectReason; 13] = [
+        RejectReason::InvalidEventId,
+        RejectReason::MissingService,
+        RejectReason::InvalidStatusCode,
+        RejectReason::InvalidLatency,
+        RejectReason::MissingTime,
+        RejectReason::TimeTooOld,
+        RejectReason::TimeInFuture,
+        RejectReason::FieldTooLong,
+        RejectReason::TooManyAttributes,
+        RejectReason::EventTooLarge,
+        RejectReason::NoPartition,
+        RejectReason::CardinalityLimit,
+        RejectReason::InvalidText,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidEventId => "invalid_event_id",
+            RejectReason::MissingService => "missing_service",
+            RejectReason::InvalidStatusCode => "invalid_status_code",
+            RejectReason::InvalidLatency => "invalid_latency",
+            RejectReason::MissingTime => "missing_time",
+            RejectReason::TimeTooOld => "time_too_old",
+            RejectReason::TimeInFuture => "time_in_future",
+            RejectReason::FieldTooLong => "field_too_long",
+            RejectReason::TooManyAttributes => "too_many_attributes",
+            RejectReason::EventTooLarge => "event_too_large",
+            RejectReason::NoPartition => "no_partition",
+            RejectReason::CardinalityLimit => "cardinality_limit",
+            RejectReason::InvalidText => "invalid_text",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<RejectReason> {
+        RejectReason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// One refused event of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Index of the event in its batch.
+    pub index: u32,
+    /// Machine-readable reason.
+    pub reason: RejectReason,
+    /// Explanation naming the field.
+    pub message: String,
+}
+
+/// A refused event kept in the dead-letter store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Index of the event in its batch.
+    pub index: u32,
+    /// Why it was refused.
+    pub reason: RejectReason,
+    /// The message sent back to the client.
+    pub message: String,
+    /// The event as received, encoded as a `pulsyon.v1.Event`.
+    pub payload: Vec<u8>,
+}
+
+/// A validated batch on its way to the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchWrite {
+    /// Whose events these are.
+    pub tenant_id: TenantId,
+    /// The producer that sent the batch.
+    pub producer_id: String,
+    /// The batch's sequence number within the producer.
+    pub seq: i64,
+    /// When the server received it.
+    pub received_at: OffsetDateTime,
+    /// The valid events.
+    pub events: Vec<Event>,
+    /// The refused ones.
+    pub rejected: Vec<DeadLetter>,
+}
+
+impl BatchWrite {
+    /// The deduplication key of the batch.
+    pub fn key(&self) -> (TenantId, &str, i64) {
+        (self.tenant_id, &self.producer_id, self.seq)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reject_reasons_round_trip_by_name() {
+        for reason in RejectReason::ALL {
+            assert_eq!(RejectReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(RejectReason::parse("nope"), None);
+    }
 
     #[test]
     fn scope_lists_parse_sorted_and_deduplicated() {

@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod ingest;
 pub mod ops;
 pub mod proto;
 pub mod store;

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{ApiKeyInfo, Scope, Tenant},
+    domain::{ApiKeyInfo, Event, RawEvent, RejectReason, Scope, Tenant},
     proto::v1 as pb,
 };
 
@@ -58,6 +58,99 @@ pub fn tenant(t: &Tenant) -> pb::Tenant {
     }
 }
 
+/// A received protobuf event as a raw domain event; `encoded_len` is its wire size.
+pub fn raw_event(e: pb::Event, encoded_len: usize) -> RawEvent {
+    RawEvent {
+        event_id: e.event_id,
+        time: e.time.map(|t| (t.seconds, t.nanos)),
+        service: e.service,
+        endpoint: e.endpoint,
+        method: e.method,
+        status_code: e.status_code,
+        latency_ms: e.latency_ms,
+        trace_id: e.trace_id,
+        request_id: e.request_id,
+        attributes: e.attributes.into_iter().collect(),
+        environment: e.environment,
+        release: e.release,
+        host: e.host,
+        request_bytes: e.request_bytes,
+        response_bytes: e.response_bytes,
+        encoded_len,
+    }
+}
+
+/// A raw domain event back as the protobuf event it came from (for the dead letter).
+pub fn raw_event_to_pb(e: RawEvent) -> pb::Event {
+    pb::Event {
+        event_id: e.event_id,
+        time: e
+            .time
+            .map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+        service: e.service,
+        endpoint: e.endpoint,
+        method: e.method,
+        status_code: e.status_code,
+        latency_ms: e.latency_ms,
+        trace_id: e.trace_id,
+        request_id: e.request_id,
+        attributes: e.attributes.into_iter().collect(),
+        environment: e.environment,
+        release: e.release,
+        host: e.host,
+        request_bytes: e.request_bytes,
+        response_bytes: e.response_bytes,
+    }
+}
+
+/// A stored event as the protobuf event.
+pub fn event_to_pb(e: &Event) -> pb::Event {
+    pb::Event {
+        event_id: e.event_id.to_string(),
+        time: Some(timestamp(e.time)),
+        service: e.service.clone(),
+        endpoint: e.endpoint.clone(),
+        method: e.method.clone(),
+        status_code: e.status_code as u32,
+        latency_ms: e.latency_ms,
+        trace_id: e.trace_id.clone(),
+        request_id: e.request_id.clone(),
+        attributes: e.attributes.iter().cloned().collect(),
+        environment: e.environment.clone(),
+        release: e.release.clone(),
+        host: e.host.clone(),
+        request_bytes: e.request_bytes as u64,
+        response_bytes: e.response_bytes as u64,
+    }
+}
+
+/// A domain reject reason as the protobuf enum value.
+pub fn reject_reason_to_pb(reason: RejectReason) -> i32 {
+    use pb::RejectReason as P;
+    (match reason {
+        RejectReason::InvalidEventId => P::InvalidEventId,
+        RejectReason::MissingService => P::MissingService,
+        RejectReason::InvalidStatusCode => P::InvalidStatusCode,
+        RejectReason::InvalidLatency => P::InvalidLatency,
+        RejectReason::MissingTime => P::MissingTime,
+        RejectReason::TimeTooOld => P::TimeTooOld,
+        RejectReason::TimeInFuture => P::TimeInFuture,
+        RejectReason::FieldTooLong => P::FieldTooLong,
+        RejectReason::TooManyAttributes => P::TooManyAttributes,
+        RejectReason::EventTooLarge => P::EventTooLarge,
+        RejectReason::NoPartition => P::NoPartition,
+        RejectReason::CardinalityLimit => P::CardinalityLimit,
+        RejectReason::InvalidText => P::InvalidText,
+    }) as i32
+}
+
+/// A protobuf reject reason as the domain one; `None` for unspecified or unknown values.
+pub fn reject_reason_from_pb(value: i32) -> Option<RejectReason> {
+    RejectReason::ALL
+        .into_iter()
+        .find(|r| reject_reason_to_pb(*r) == value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +162,33 @@ mod tests {
         }
         assert_eq!(scope_from_pb(0), None);
         assert_eq!(scope_from_pb(99), None);
+    }
+
+    #[test]
+    fn reject_reasons_map_one_to_one() {
+        for reason in RejectReason::ALL {
+            assert_eq!(
+                reject_reason_from_pb(reject_reason_to_pb(reason)),
+                Some(reason)
+            );
+        }
+        assert_eq!(reject_reason_from_pb(0), None);
+    }
+
+    #[test]
+    fn raw_events_round_trip_to_protobuf() {
+        let mut e = pb::Event {
+            event_id: "x".into(),
+            service: "s".into(),
+            status_code: 700,
+            ..Default::default()
+        };
+        e.attributes.insert("k".into(), "v".into());
+        e.time = Some(prost_types::Timestamp {
+            seconds: 5,
+            nanos: -3,
+        });
+        assert_eq!(raw_event_to_pb(raw_event(e.clone(), 0)), e);
     }
 
     #[test]

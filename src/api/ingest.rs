@@ -1,27 +1,207 @@
 //! `pulsyon.v1.Ingest`: the SDKs' door. Authenticated with the `ingest` scope.
 //!
-//! Validation, admission and the batching writer land with the ingest issue;
-//! until then both RPCs answer UNIMPLEMENTED after checking the caller.
+//! Each batch is validated event by event (a bad event is refused on its own
+//! and kept as a dead letter), admitted into the writer's bounded queue, and
+//! answered only after its transaction commits. A stream holds at most
+//! `max_in_flight` unanswered batches: past that the server stops reading it,
+//! and HTTP/2 flow control slows the client. A batch that cannot get queue
+//! space in time ends the stream with RESOURCE_EXHAUSTED and a retry delay.
+//! This module never acknowledges a batch that is not committed.
 
-use std::{pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status, Streaming};
+use prost::Message;
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{auth::Authenticator, status::not_yet};
+use super::{auth::Authenticator, convert, status::invalid};
 use crate::{
-    domain::Scope,
+    domain::{BatchWrite, DeadLetter, Principal, Scope},
+    ingest::{AdmitError, IngestHandle, Reply, WriteError, validate},
     proto::v1::{self as pb, ingest_server::Ingest},
+    store::ingest::BatchFate,
 };
+
+/// Most events in one batch.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// Longest producer id.
+const MAX_PRODUCER_ID: usize = 128;
 
 /// The Ingest service.
 #[derive(Debug, Clone)]
 pub struct IngestService {
     /// Checks the caller's key.
     pub auth: Arc<Authenticator>,
+    /// Admission into the writer's queue.
+    pub ingest: IngestHandle,
+    /// Bounds on events.
+    pub limits: Arc<validate::Limits>,
+    /// Most unanswered batches per stream.
+    pub max_in_flight: usize,
+    /// Cancelled when shutdown begins: streams stop reading, answer what is
+    /// in flight, then end with UNAVAILABLE.
+    pub shutdown: CancellationToken,
 }
 
-const LANDS_WITH: &str = "the ingest issue (StreamEvents to durable daily partitions)";
+/// A batch checked and ready to submit, with what its ack needs.
+struct Prepared {
+    batch: BatchWrite,
+    rejections: Vec<pb::EventRejection>,
+    bytes: usize,
+}
+
+fn prepare(
+    caller: &Principal,
+    batch: Option<pb::EventBatch>,
+    limits: &validate::Limits,
+) -> Result<Prepared, Status> {
+    let batch = batch.ok_or_else(|| invalid("batch", "missing"))?;
+    if batch.producer_id.is_empty()
+        || batch.producer_id.len() > MAX_PRODUCER_ID
+        || batch.producer_id.contains('\0')
+    {
+        return Err(invalid(
+            "batch.producer_id",
+            format!("must be 1 to {MAX_PRODUCER_ID} bytes without NUL"),
+        ));
+    }
+    let seq = i64::try_from(batch.seq).map_err(|_| invalid("batch.seq", "must be below 2^63"))?;
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(invalid(
+            "batch.events",
+            format!("{} events, at most {MAX_BATCH_EVENTS}", batch.events.len()),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut events = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    let mut rejections = Vec::new();
+    let mut bytes = 0;
+    for (index, event) in batch.events.into_iter().enumerate() {
+        let len = event.encoded_len();
+        bytes += len;
+        match validate::validate(convert::raw_event(event, len), now, limits) {
+            Ok(valid) => events.push(valid),
+            Err(bad) => {
+                rejections.push(pb::EventRejection {
+                    index: index as u32,
+                    reason: convert::reject_reason_to_pb(bad.reason),
+                    message: bad.message.clone(),
+                });
+                rejected.push(DeadLetter {
+                    index: index as u32,
+                    reason: bad.reason,
+                    message: bad.message,
+                    payload: convert::raw_event_to_pb(*bad.raw).encode_to_vec(),
+                });
+            }
+        }
+    }
+    Ok(Prepared {
+        batch: BatchWrite {
+            tenant_id: caller.tenant_id,
+            producer_id: batch.producer_id,
+            seq,
+            received_at: now,
+            events,
+            rejected,
+        },
+        rejections,
+        bytes,
+    })
+}
+
+fn overloaded(delay: Duration) -> Status {
+    let details = ErrorDetails::with_retry_info(Some(delay));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "the server is overloaded; retry in {} ms (resend unacknowledged batches)",
+            delay.as_millis()
+        ),
+        details,
+    )
+}
+
+fn admit_error(err: AdmitError) -> Status {
+    match err {
+        AdmitError::Overloaded(delay) => overloaded(delay),
+        AdmitError::ShuttingDown => Status::unavailable(
+            "the server is shutting down; reconnect and resend unacknowledged batches",
+        ),
+    }
+}
+
+fn write_error(err: WriteError) -> Status {
+    match err {
+        WriteError::Unavailable => {
+            Status::unavailable("the database is unavailable; resend unacknowledged batches later")
+        }
+        WriteError::Internal => Status::internal("the batch could not be stored"),
+    }
+}
+
+/// The ack of a batch once its fate is known.
+fn ack(
+    seq: u64,
+    events: usize,
+    rejections: Vec<pb::EventRejection>,
+    fate: BatchFate,
+) -> pb::BatchAck {
+    match fate {
+        BatchFate::Stored => pb::BatchAck {
+            seq,
+            accepted: events as u32,
+            duplicates: 0,
+            rejections,
+            durability: pb::Durability::Committed as i32,
+        },
+        // The whole batch was processed before: its events were stored (or
+        // dead-lettered) then, so all of them count as duplicates now.
+        BatchFate::Duplicate => pb::BatchAck {
+            seq,
+            accepted: 0,
+            duplicates: (events + rejections.len()) as u32,
+            rejections: Vec::new(),
+            durability: pb::Durability::Committed as i32,
+        },
+    }
+}
+
+/// Submits a prepared batch; the returned future yields its ack.
+async fn submit(
+    ingest: &IngestHandle,
+    prepared: Prepared,
+    seq: u64,
+) -> Result<impl Future<Output = Result<pb::BatchAck, Status>> + use<>, Status> {
+    let events = prepared.batch.events.len();
+    let reply: Option<Reply> =
+        if prepared.batch.events.is_empty() && prepared.batch.rejected.is_empty() {
+            None
+        } else {
+            Some(
+                ingest
+                    .submit(prepared.batch, prepared.bytes)
+                    .await
+                    .map_err(admit_error)?,
+            )
+        };
+    let rejections = prepared.rejections;
+    Ok(async move {
+        let fate = match reply {
+            None => BatchFate::Stored,
+            Some(reply) => reply
+                .await
+                .map_err(|_| Status::unavailable("the writer stopped; resend"))?
+                .map_err(write_error)?,
+        };
+        Ok(ack(seq, events, rejections, fate))
+    })
+}
 
 #[tonic::async_trait]
 impl Ingest for IngestService {
@@ -32,15 +212,76 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        self.auth.authorize(&request, Scope::Ingest).await?;
-        Err(not_yet("Ingest.StreamEvents", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Ingest).await?;
+        let mut inbound = request.into_inner();
+        let (out, out_rx) = mpsc::channel(self.max_in_flight + 1);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(service.max_in_flight));
+            // Cancelled when an ack fails, so the reader stops at once.
+            let failed = CancellationToken::new();
+            let end: Option<Status> = loop {
+                let permit = tokio::select! {
+                    p = in_flight.clone().acquire_owned() => match p {
+                        Ok(permit) => permit,
+                        Err(_) => break None, // never closed; ends the stream cleanly if it were
+                    },
+                    _ = service.shutdown.cancelled() => break Some(Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")),
+                    _ = failed.cancelled() => break None,
+                };
+                let message = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = service.shutdown.cancelled() => break Some(Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")),
+                    _ = failed.cancelled() => break None,
+                };
+                let request = match message {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break None,
+                    Err(status) => {
+                        tracing::debug!(error = %status, "ingest stream ended by the client side");
+                        break None;
+                    }
+                };
+                let seq = request.batch.as_ref().map(|b| b.seq).unwrap_or_default();
+                let pending = match prepare(&caller, request.batch, &service.limits) {
+                    Ok(prepared) => submit(&service.ingest, prepared, seq).await,
+                    Err(status) => Err(status),
+                };
+                let pending = match pending {
+                    Ok(pending) => pending,
+                    Err(status) => break Some(status),
+                };
+                let out = out.clone();
+                let failed = failed.clone();
+                tokio::spawn(async move {
+                    let message = pending
+                        .await
+                        .map(|ack| pb::StreamEventsResponse { ack: Some(ack) });
+                    if message.is_err() {
+                        failed.cancel();
+                    }
+                    let _ = out.send(message).await;
+                    drop(permit);
+                });
+            };
+            // Answer everything in flight before the stream ends.
+            let _ = in_flight.acquire_many(service.max_in_flight as u32).await;
+            if let Some(status) = end {
+                let _ = out.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
     async fn publish_events(
         &self,
         request: Request<pb::PublishEventsRequest>,
     ) -> Result<Response<pb::PublishEventsResponse>, Status> {
-        self.auth.authorize(&request, Scope::Ingest).await?;
-        Err(not_yet("Ingest.PublishEvents", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Ingest).await?;
+        let batch = request.into_inner().batch;
+        let seq = batch.as_ref().map(|b| b.seq).unwrap_or_default();
+        let prepared = prepare(&caller, batch, &self.limits)?;
+        let ack = submit(&self.ingest, prepared, seq).await?.await?;
+        Ok(Response::new(pb::PublishEventsResponse { ack: Some(ack) }))
     }
 }

@@ -23,6 +23,7 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    ingest::{IngestHandle, validate::Limits},
     proto::{
         FILE_DESCRIPTOR_SET,
         v1::{
@@ -51,7 +52,18 @@ pub struct ApiDeps {
     pub store: Store,
     /// Checks API keys.
     pub auth: Arc<Authenticator>,
+    /// Admission into the writer's queue.
+    pub ingest: IngestHandle,
+    /// Bounds on events.
+    pub limits: Arc<Limits>,
+    /// Most unanswered batches per ingest stream.
+    pub max_in_flight: usize,
+    /// Cancelled when shutdown begins, so that long streams end by themselves.
+    pub shutdown: CancellationToken,
 }
+
+/// Largest gRPC message the server decodes (an ingest batch), in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 pub use auth::Authenticator;
 
@@ -94,9 +106,16 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(IngestServer::new(ingest::IngestService {
-            auth: deps.auth.clone(),
-        }))
+        .add_service(
+            IngestServer::new(ingest::IngestService {
+                auth: deps.auth.clone(),
+                ingest: deps.ingest.clone(),
+                limits: deps.limits.clone(),
+                max_in_flight: deps.max_in_flight.max(1),
+                shutdown: deps.shutdown.clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .add_service(QueryServer::new(query::QueryService {
             auth: deps.auth.clone(),
         }))

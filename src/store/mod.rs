@@ -5,7 +5,10 @@
 //! this module in a form meant for clients: callers see `StoreError` kinds.
 
 pub mod embedded;
+pub mod ingest;
 pub mod keys;
+pub mod partitions;
+pub mod pgcopy;
 
 use std::time::Duration;
 

@@ -1,0 +1,481 @@
+//! Validation of one event: pure, no I/O. A bad event is refused on its own,
+//! with a reason and a message naming the field; it never fails its batch.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::{Event, RawEvent, RejectReason};
+
+/// The bounds an event must respect.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Events older than this are refused (the retention of raw events).
+    pub retention: Duration,
+    /// Events further than this in the future are refused (clock skew).
+    pub max_future: Duration,
+    /// Largest encoded event, in bytes.
+    pub max_event_bytes: usize,
+    /// Most attributes per event.
+    pub max_attributes: usize,
+    /// Longest attribute key, in bytes.
+    pub max_attribute_key: usize,
+    /// Longest attribute value, in bytes.
+    pub max_attribute_value: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            retention: Duration::from_secs(30 * 86_400),
+            max_future: Duration::from_secs(300),
+            max_event_bytes: 64 * 1024,
+            max_attributes: 64,
+            max_attribute_key: 128,
+            max_attribute_value: 1024,
+        }
+    }
+}
+
+/// Longest value of each string field, in bytes.
+const FIELD_LIMITS: [(&str, usize); 8] = [
+    ("service", 128),
+    ("endpoint", 512),
+    ("method", 32),
+    ("trace_id", 128),
+    ("request_id", 128),
+    ("environment", 64),
+    ("release", 128),
+    ("host", 255),
+];
+
+type Refusal = (RejectReason, String);
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+    if value.len() > max {
+        return Err((
+            RejectReason::FieldTooLong,
+            format!("{field}: {} bytes, at most {max}", value.len()),
+        ));
+    }
+    if value.contains('\0') {
+        return Err((
+            RejectReason::InvalidText,
+            format!("{field}: contains a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+/// An event that failed validation, given back whole so that it can be kept
+/// in the dead-letter store.
+#[derive(Debug)]
+pub struct Invalid {
+    /// Why.
+    pub reason: RejectReason,
+    /// The explanation, naming the field.
+    pub message: String,
+    /// The event as received.
+    pub raw: Box<RawEvent>,
+}
+
+/// Checks `raw` against `limits` at time `now`; on success, the typed event.
+pub fn validate(raw: RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Event, Invalid> {
+    match check(&raw, now, limits) {
+        Ok(checked) => Ok(build(raw, checked)),
+        Err((reason, message)) => Err(Invalid {
+            reason,
+            message,
+            raw: Box::new(raw),
+        }),
+    }
+}
+
+/// The typed values `check` derives from an event.
+struct Checked {
+    event_id: uuid::Uuid,
+    time: OffsetDateTime,
+    request_bytes: i64,
+    response_bytes: i64,
+}
+
+fn check(raw: &RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Checked, Refusal> {
+    if raw.encoded_len > limits.max_event_bytes {
+        return Err((
+            RejectReason::EventTooLarge,
+            format!(
+                "event: {} bytes encoded, at most {}",
+                raw.encoded_len, limits.max_event_bytes
+            ),
+        ));
+    }
+    let event_id = uuid::Uuid::try_parse(&raw.event_id).map_err(|_| {
+        (
+            RejectReason::InvalidEventId,
+            format!("event_id: {:?} is not a UUID", truncate(&raw.event_id)),
+        )
+    })?;
+    if event_id.is_nil() {
+        return Err((
+            RejectReason::InvalidEventId,
+            "event_id: the nil UUID is not an id".into(),
+        ));
+    }
+    let (seconds, nanos) = raw
+        .time
+        .ok_or((RejectReason::MissingTime, "time: missing".to_owned()))?;
+    let time = u32::try_from(nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|n| {
+            OffsetDateTime::from_unix_timestamp(seconds)
+                .ok()
+                .and_then(|t| t.replace_nanosecond(n).ok())
+        })
+        .ok_or((
+            RejectReason::MissingTime,
+            "time: not a valid timestamp".to_owned(),
+        ))?;
+    if time < now - limits.retention {
+        return Err((
+            RejectReason::TimeTooOld,
+            format!(
+                "time: {time} is older than the retention of {} days",
+                limits.retention.as_secs() / 86_400
+            ),
+        ));
+    }
+    if time > now + limits.max_future {
+        return Err((
+            RejectReason::TimeInFuture,
+            format!(
+                "time: {time} is more than {}s in the future",
+                limits.max_future.as_secs()
+            ),
+        ));
+    }
+    if raw.service.is_empty() {
+        return Err((RejectReason::MissingService, "service: missing".into()));
+    }
+    let fields = [
+        &raw.service,
+        &raw.endpoint,
+        &raw.method,
+        &raw.trace_id,
+        &raw.request_id,
+        &raw.environment,
+        &raw.release,
+        &raw.host,
+    ];
+    for ((name, max), value) in FIELD_LIMITS.iter().zip(fields) {
+        check_text(name, value, *max)?;
+    }
+    if !(100..=599).contains(&raw.status_code) {
+        return Err((
+            RejectReason::InvalidStatusCode,
+            format!("status_code: {} is not in 100..=599", raw.status_code),
+        ));
+    }
+    if !raw.latency_ms.is_finite() || raw.latency_ms < 0.0 {
+        return Err((
+            RejectReason::InvalidLatency,
+            format!("latency_ms: {} is not a finite value >= 0", raw.latency_ms),
+        ));
+    }
+    if raw.attributes.len() > limits.max_attributes {
+        return Err((
+            RejectReason::TooManyAttributes,
+            format!(
+                "attributes: {} entries, at most {}",
+                raw.attributes.len(),
+                limits.max_attributes
+            ),
+        ));
+    }
+    for (key, value) in &raw.attributes {
+        if key.len() > limits.max_attribute_key || value.len() > limits.max_attribute_value {
+            return Err((
+                RejectReason::TooManyAttributes,
+                format!(
+                    "attributes[{:?}]: key or value too long (at most {} and {} bytes)",
+                    truncate(key),
+                    limits.max_attribute_key,
+                    limits.max_attribute_value
+                ),
+            ));
+        }
+        if key.contains('\0') || value.contains('\0') {
+            return Err((
+                RejectReason::InvalidText,
+                format!("attributes[{:?}]: contains a NUL character", truncate(key)),
+            ));
+        }
+    }
+    let request_bytes = i64::try_from(raw.request_bytes).map_err(|_| {
+        (
+            RejectReason::FieldTooLong,
+            "request_bytes: larger than 2^63-1".to_owned(),
+        )
+    })?;
+    let response_bytes = i64::try_from(raw.response_bytes).map_err(|_| {
+        (
+            RejectReason::FieldTooLong,
+            "response_bytes: larger than 2^63-1".to_owned(),
+        )
+    })?;
+    Ok(Checked {
+        event_id,
+        time,
+        request_bytes,
+        response_bytes,
+    })
+}
+
+fn build(raw: RawEvent, checked: Checked) -> Event {
+    let Checked {
+        event_id,
+        time,
+        request_bytes,
+        response_bytes,
+    } = checked;
+    let mut attributes = raw.attributes;
+    attributes.sort();
+    attributes.dedup_by(|a, b| a.0 == b.0);
+    Event {
+        event_id,
+        time,
+        service: raw.service,
+        endpoint: raw.endpoint,
+        method: raw.method,
+        status_code: raw.status_code as i16,
+        latency_ms: raw.latency_ms,
+        trace_id: raw.trace_id,
+        request_id: raw.request_id,
+        attributes,
+        environment: raw.environment,
+        release: raw.release,
+        host: raw.host,
+        request_bytes,
+        response_bytes,
+    }
+}
+
+/// The first characters of a client value, for a message.
+fn truncate(value: &str) -> &str {
+    let mut end = value.len().min(40);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn good() -> RawEvent {
+        RawEvent {
+            event_id: "01932c07-a8f4-7b9e-8a1f-3c2b1d0e9f8a".into(),
+            time: Some((1_800_000_000 - 5, 250_000_000)),
+            service: "checkout".into(),
+            endpoint: "/api/v1/orders/{id}".into(),
+            method: "GET".into(),
+            status_code: 200,
+            latency_ms: 12.5,
+            attributes: vec![
+                ("tier".into(), "gold".into()),
+                ("region".into(), "eu".into()),
+            ],
+            encoded_len: 200,
+            ..Default::default()
+        }
+    }
+
+    fn reason(raw: RawEvent) -> RejectReason {
+        validate(raw, now(), &Limits::default()).unwrap_err().reason
+    }
+
+    #[test]
+    fn a_good_event_is_typed_and_its_attributes_sorted() {
+        let event = validate(good(), now(), &Limits::default()).unwrap();
+        assert_eq!(event.status_code, 200);
+        assert_eq!(event.time.nanosecond(), 250_000_000);
+        assert_eq!(event.attributes[0].0, "region");
+    }
+
+    #[test]
+    fn each_bad_field_has_its_reason() {
+        let limits = Limits::default();
+        let cases: Vec<(RawEvent, RejectReason)> = vec![
+            (
+                RawEvent {
+                    event_id: "42".into(),
+                    ..good()
+                },
+                RejectReason::InvalidEventId,
+            ),
+            (
+                RawEvent {
+                    event_id: uuid::Uuid::nil().to_string(),
+                    ..good()
+                },
+                RejectReason::InvalidEventId,
+            ),
+            (
+                RawEvent {
+                    time: None,
+                    ..good()
+                },
+                RejectReason::MissingTime,
+            ),
+            (
+                RawEvent {
+                    time: Some((1, -1)),
+                    ..good()
+                },
+                RejectReason::MissingTime,
+            ),
+            (
+                RawEvent {
+                    time: Some((i64::MAX, 0)),
+                    ..good()
+                },
+                RejectReason::MissingTime,
+            ),
+            (
+                RawEvent {
+                    time: Some((1_800_000_000 - 31 * 86_400, 0)),
+                    ..good()
+                },
+                RejectReason::TimeTooOld,
+            ),
+            (
+                RawEvent {
+                    time: Some((1_800_000_000 + 301, 0)),
+                    ..good()
+                },
+                RejectReason::TimeInFuture,
+            ),
+            (
+                RawEvent {
+                    service: String::new(),
+                    ..good()
+                },
+                RejectReason::MissingService,
+            ),
+            (
+                RawEvent {
+                    endpoint: "x".repeat(513),
+                    ..good()
+                },
+                RejectReason::FieldTooLong,
+            ),
+            (
+                RawEvent {
+                    host: "a\0b".into(),
+                    ..good()
+                },
+                RejectReason::InvalidText,
+            ),
+            (
+                RawEvent {
+                    status_code: 99,
+                    ..good()
+                },
+                RejectReason::InvalidStatusCode,
+            ),
+            (
+                RawEvent {
+                    status_code: 600,
+                    ..good()
+                },
+                RejectReason::InvalidStatusCode,
+            ),
+            (
+                RawEvent {
+                    latency_ms: -0.5,
+                    ..good()
+                },
+                RejectReason::InvalidLatency,
+            ),
+            (
+                RawEvent {
+                    latency_ms: f64::NAN,
+                    ..good()
+                },
+                RejectReason::InvalidLatency,
+            ),
+            (
+                RawEvent {
+                    latency_ms: f64::INFINITY,
+                    ..good()
+                },
+                RejectReason::InvalidLatency,
+            ),
+            (
+                RawEvent {
+                    attributes: (0..65).map(|i| (i.to_string(), String::new())).collect(),
+                    ..good()
+                },
+                RejectReason::TooManyAttributes,
+            ),
+            (
+                RawEvent {
+                    attributes: vec![("k".into(), "v".repeat(1025))],
+                    ..good()
+                },
+                RejectReason::TooManyAttributes,
+            ),
+            (
+                RawEvent {
+                    attributes: vec![("k\0".into(), "v".into())],
+                    ..good()
+                },
+                RejectReason::InvalidText,
+            ),
+            (
+                RawEvent {
+                    encoded_len: limits.max_event_bytes + 1,
+                    ..good()
+                },
+                RejectReason::EventTooLarge,
+            ),
+            (
+                RawEvent {
+                    request_bytes: u64::MAX,
+                    ..good()
+                },
+                RejectReason::FieldTooLong,
+            ),
+        ];
+        for (raw, expected) in cases {
+            let shown = format!("{raw:?}");
+            assert_eq!(reason(raw), expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_field_and_cut_long_values() {
+        let invalid = validate(
+            RawEvent {
+                event_id: "é".repeat(100),
+                ..good()
+            },
+            now(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        let message = invalid.message;
+        assert_eq!(
+            invalid.raw.event_id,
+            "é".repeat(100),
+            "the event comes back whole"
+        );
+        assert!(message.starts_with("event_id:"), "{message}");
+        assert!(message.len() < 120, "{message}");
+    }
+}

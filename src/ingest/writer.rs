@@ -1,0 +1,218 @@
+//! The batching writer: gathers admitted batches from every stream and tenant
+//! into writer batches (full on rows, bytes or age) and writes each in one
+//! transaction, replying to every batch only after the commit.
+//!
+//! A failing write is retried while the database is unavailable (bounded by
+//! `retry_for`), then answered UNAVAILABLE; a write that fails for another
+//! reason is retried batch by batch so one bad batch cannot sink its
+//! neighbours. Every submission gets exactly one reply; queue space is given
+//! back when its batch is answered.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use time::Date;
+use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use super::{IngestConfig, Submission, WriteError};
+use crate::{
+    domain::BatchWrite,
+    store::{Store, StoreError, ingest::BatchFate, partitions::Ensured},
+};
+
+/// Starts the batcher and its workers. Ends when the queue is closed and drained.
+pub fn spawn(
+    store: Store,
+    config: IngestConfig,
+    mut rx: mpsc::Receiver<Submission>,
+    space: Arc<Semaphore>,
+    space_kib: u32,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (work_tx, work_rx) = mpsc::channel::<Vec<Submission>>(config.workers.max(1));
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let days = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let mut workers = Vec::new();
+        for _ in 0..config.workers.max(1) {
+            let worker = Worker {
+                store: store.clone(),
+                retry_for: config.retry_for,
+                days: days.clone(),
+                space: space.clone(),
+                space_kib,
+            };
+            let work_rx = work_rx.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let next = work_rx.lock().await.recv().await;
+                    match next {
+                        Some(batch) => worker.write(batch).await,
+                        None => return,
+                    }
+                }
+            }));
+        }
+        while let Some(first) = rx.recv().await {
+            let mut rows = first.batch.events.len() + first.batch.rejected.len();
+            let mut bytes = first.permit.num_permits() * 1024;
+            let mut pending = vec![first];
+            let deadline = tokio::time::Instant::now() + config.batch_age;
+            while rows < config.batch_rows && bytes < config.batch_bytes {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(next)) => {
+                        rows += next.batch.events.len() + next.batch.rejected.len();
+                        bytes += next.permit.num_permits() * 1024;
+                        pending.push(next);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if work_tx.send(pending).await.is_err() {
+                break;
+            }
+        }
+        drop(work_tx);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        tracing::info!("writer drained");
+    })
+}
+
+/// One writer worker's dependencies.
+struct Worker {
+    /// Where batches go.
+    store: Store,
+    /// How long an unavailable database is retried.
+    retry_for: Duration,
+    /// Days known to have a partition (shared by the workers).
+    days: Arc<std::sync::Mutex<HashSet<Date>>>,
+    /// Queue space, for the depth gauge.
+    space: Arc<Semaphore>,
+    /// Total queue space in KiB.
+    space_kib: u32,
+}
+
+impl Worker {
+    async fn write(&self, submissions: Vec<Submission>) {
+        let started = Instant::now();
+        self.ensure_partitions(&submissions).await;
+        let (batches, replies): (Vec<BatchWrite>, Vec<_>) = submissions
+            .into_iter()
+            .map(|s| (s.batch, (s.reply, s.permit)))
+            .unzip();
+        let results = match self.write_retrying(&batches).await {
+            Ok(fates) => fates.into_iter().map(Ok).collect(),
+            Err(StoreError::Unavailable(_)) => vec![Err(WriteError::Unavailable); batches.len()],
+            Err(err) if batches.len() > 1 => {
+                tracing::warn!(error = %err, batches = batches.len(), "writer batch failed; writing its batches one by one");
+                let mut results = Vec::with_capacity(batches.len());
+                for batch in &batches {
+                    results.push(match self.write_retrying(std::slice::from_ref(batch)).await {
+                        Ok(fates) => Ok(fates[0]),
+                        Err(StoreError::Unavailable(_)) => Err(WriteError::Unavailable),
+                        Err(err) => {
+                            tracing::error!(error = %err, producer = %batch.producer_id, seq = batch.seq, "batch could not be stored");
+                            Err(WriteError::Internal)
+                        }
+                    });
+                }
+                results
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "batch could not be stored");
+                vec![Err(WriteError::Internal)]
+            }
+        };
+        let rows: usize = batches.iter().map(|b| b.events.len()).sum();
+        metrics::histogram!("pulsyon_writer_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("pulsyon_writer_batch_rows").record(rows as f64);
+        for (batch, result) in batches.iter().zip(&results) {
+            record_outcome(batch, result);
+        }
+        for ((reply, permit), result) in replies.into_iter().zip(results) {
+            // The client may have gone; its batch is stored (or not) all the same.
+            let _ = reply.send(result);
+            drop(permit);
+        }
+        let used_kib = self.space_kib as usize - self.space.available_permits();
+        metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
+    }
+
+    async fn write_retrying(&self, batches: &[BatchWrite]) -> Result<Vec<BatchFate>, StoreError> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.write_batches(batches).await {
+                Err(err) if err.is_retryable() && Instant::now() + delay < deadline => {
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
+                    metrics::counter!("pulsyon_writer_retries_total").increment(1);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Makes the partitions of every day in the batches exist before the
+    /// write (DDL outside the write transaction). A day that cannot have one
+    /// goes to the default partition, which catches every stray.
+    async fn ensure_partitions(&self, submissions: &[Submission]) {
+        let wanted: HashSet<Date> = submissions
+            .iter()
+            .flat_map(|s| {
+                s.batch
+                    .events
+                    .iter()
+                    .map(|e| e.time.to_offset(time::UtcOffset::UTC).date())
+            })
+            .collect();
+        let missing: Vec<Date> = {
+            let known = self.days.lock().unwrap_or_else(|p| p.into_inner());
+            wanted.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        for day in missing {
+            match self.store.ensure_partition(day).await {
+                Ok(Ensured::Exists) => {
+                    self.days
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(day);
+                }
+                Ok(Ensured::BlockedByDefault) => {
+                    tracing::warn!(%day, "the default partition holds rows of this day; its events go there");
+                }
+                Err(err) => tracing::warn!(%day, error = %err, "could not create a partition"),
+            }
+        }
+    }
+}
+
+/// Counts a batch's events by outcome in `/metrics` (the database keeps the same
+/// counts per minute in `ingest_outcomes`).
+fn record_outcome(batch: &BatchWrite, result: &Result<BatchFate, WriteError>) {
+    let total = (batch.events.len() + batch.rejected.len()) as u64;
+    let tenant = batch.tenant_id.to_string();
+    let count = |outcome: &'static str, reason: &'static str, n: u64| {
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.clone(), "outcome" => outcome, "reason" => reason)
+            .increment(n);
+    };
+    match result {
+        Ok(BatchFate::Stored) => {
+            count("received", "", total);
+            count("stored", "", batch.events.len() as u64);
+            for d in &batch.rejected {
+                count("rejected", d.reason.as_str(), 1);
+            }
+        }
+        Ok(BatchFate::Duplicate) => {
+            count("received", "", total);
+            count("duplicate", "", total);
+        }
+        Err(_) => metrics::counter!("pulsyon_ingest_failed_batches_total").increment(1),
+    }
+}
