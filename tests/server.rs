@@ -72,27 +72,10 @@ async fn health_is_serving_for_every_service() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
-    let ready = reqwest_get(&format!("http://{}/readyz", server.http)).await;
+    let ready = common::http_get(&format!("http://{}/readyz", server.http)).await;
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let metrics = reqwest_get(&format!("http://{}/metrics", server.http)).await;
+    let metrics = common::http_get(&format!("http://{}/metrics", server.http)).await;
     assert!(metrics.contains("pulsyon_database_up 1"), "{metrics}");
-}
-
-/// A minimal HTTP/1.1 GET over a TCP stream, so the tests need no HTTP client crate.
-async fn reqwest_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test]

@@ -85,6 +85,8 @@ pub struct Server {
 
 pub struct ServerOpts<'a> {
     pub database_url: Option<&'a str>,
+    /// A fixed gRPC address (to restart on the same port); default 127.0.0.1:0.
+    pub grpc_addr: Option<&'a str>,
     pub data_dir: Option<&'a Path>,
     pub extra_args: &'a [&'a str],
     pub rust_log: &'a str,
@@ -94,6 +96,7 @@ impl Default for ServerOpts<'_> {
     fn default() -> Self {
         ServerOpts {
             database_url: None,
+            grpc_addr: None,
             data_dir: None,
             extra_args: &[],
             rust_log: "info",
@@ -113,7 +116,12 @@ impl Server {
         cmd.arg("--log-format")
             .arg("json")
             .arg("serve")
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args([
+                "--grpc-addr",
+                opts.grpc_addr.unwrap_or("127.0.0.1:0"),
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .arg("--addr-file")
             .arg(&addr_file)
             .args(opts.extra_args)
@@ -266,4 +274,39 @@ pub fn grpcurl() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A TCP port free at the moment of the call, for a server that must restart on the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A connection pool to a test database, for reading what the server stored.
+pub async fn pool(url: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .expect("connect to the test database")
+}
+
+/// An HTTP GET over plain TCP (no HTTP client crate needed); the whole response.
+pub async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
 }
