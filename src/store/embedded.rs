@@ -204,7 +204,7 @@ pub struct Cluster {
     /// Where the postmaster writes its log.
     log_path: PathBuf,
     /// Held while we own the cluster; released (closed) on drop.
-    _lock: Option<File>,
+    lock: Option<File>,
 }
 
 impl Cluster {
@@ -244,7 +244,7 @@ impl Cluster {
                     child: None,
                     socket_dir,
                     log_path,
-                    _lock: None,
+                    lock: None,
                 });
             }
             Err(fs::TryLockError::WouldBlock) => return Err(EmbeddedError::Busy(data_dir)),
@@ -320,7 +320,7 @@ impl Cluster {
             child: Some(child),
             socket_dir,
             log_path,
-            _lock: Some(lock),
+            lock: Some(lock),
         };
         if let Err(err) = cluster.wait_ready().await {
             cluster.stop().await;
@@ -386,8 +386,15 @@ impl Cluster {
     }
 
     /// Stops the cluster if we started it: a fast shutdown, then an immediate
-    /// one if it takes too long. Attached clusters are left alone.
+    /// one if it takes too long; then releases the data dir. Attached
+    /// clusters are left alone.
     pub async fn stop(&mut self) {
+        self.stop_postmaster().await;
+        // Release the data dir for the next start.
+        self.lock = None;
+    }
+
+    async fn stop_postmaster(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };

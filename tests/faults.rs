@@ -1,0 +1,176 @@
+//! Faults under load, through the Rust SDK: the server killed with SIGKILL and
+//! restarted, PostgreSQL restarted. Nothing acknowledged is lost, nothing is
+//! stored twice.
+
+mod common;
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::{Server, ServerOpts, TestDb, create_tenant, free_port, pool};
+use pulsyon_client::{Client, ClientOptions};
+use pulsyon_loadgen::Generator;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// Sends events as fast as the client takes them until `until`, then closes (waiting for every ack).
+fn load(client: Arc<Client>, until: Instant) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut generator = Generator::new(42, 8);
+        let mut sent = 0;
+        while Instant::now() < until {
+            client
+                .send(generator.event(SystemTime::now()))
+                .await
+                .expect("send");
+            sent += 1;
+            if sent % 200 == 0 {
+                // Keep the load steady rather than maximal, so the test stays light on 2 cores.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        client.close().await.expect("close waits for every ack");
+        sent
+    })
+}
+
+async fn assert_stored_exactly(url: &str, client: &Client, sent: u64) {
+    let stats = client.stats();
+    assert_eq!(stats.sent, sent, "{stats:?}");
+    assert_eq!(stats.acked, sent, "every event acknowledged: {stats:?}");
+    assert_eq!((stats.rejected, stats.dropped), (0, 0), "{stats:?}");
+    let pg = pool(url).await;
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM api_logs")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(rows as u64, stats.acked, "stored = acknowledged: {stats:?}");
+    assert_eq!(rows, distinct, "no event stored twice");
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        batch_size: 200,
+        max_backoff: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_and_restart_under_load_loses_and_duplicates_nothing() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut first = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        grpc_addr: Some(&addr),
+        ..Default::default()
+    });
+    let client = Arc::new(
+        Client::connect_with(&format!("http://{addr}"), &key, options())
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let producer = load(client.clone(), started + Duration::from_secs(22));
+
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let before_kill = client.stats();
+    assert!(
+        before_kill.acked > 0,
+        "load is flowing before the kill: {before_kill:?}"
+    );
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(10)).expect("killed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _second = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        grpc_addr: Some(&addr),
+        ..Default::default()
+    });
+
+    let sent = producer.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(20));
+    let stats = client.stats();
+    assert!(stats.reconnects >= 1, "the SDK reconnected: {stats:?}");
+    assert_stored_exactly(&db.url, &client, sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
+    // A private PostgreSQL for this test alone, so restarting it disturbs no other test.
+    let root = tempfile::tempdir().unwrap();
+    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = root.path().join("pg");
+    let mut cluster = pulsyon::store::embedded::Cluster::start(&data_dir, "postgres")
+        .await
+        .unwrap();
+    let url = format!(
+        "postgres://pulsyon@localhost/pulsyon?host={}",
+        data_dir.join("run").display()
+    );
+    let key = create_tenant(&url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&url),
+        ..Default::default()
+    });
+    let mut health = HealthClient::new(server.channel().await);
+    let client = Arc::new(
+        Client::connect_with(&format!("http://{}", server.grpc), &key, options())
+            .await
+            .unwrap(),
+    );
+    let producer = load(client.clone(), Instant::now() + Duration::from_secs(14));
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.stop().await;
+    // Meanwhile the server says it cannot serve.
+    let mut saw_not_serving = false;
+    for _ in 0..100 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "pulsyon.v1.Ingest".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == ServingStatus::NotServing as i32 {
+            saw_not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_not_serving,
+        "health turned NOT_SERVING while PostgreSQL was down"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut cluster = pulsyon::store::embedded::Cluster::start(&data_dir, "postgres")
+        .await
+        .unwrap();
+
+    let sent = producer.await.unwrap();
+    assert_stored_exactly(&url, &client, sent).await;
+    let status = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        ServingStatus::Serving as i32,
+        "the server recovered by itself"
+    );
+    drop(server);
+    cluster.stop().await;
+}
