@@ -381,6 +381,40 @@ impl BatchWrite {
     }
 }
 
+/// A dead letter as listed back to its tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedEvent {
+    /// Row id, for pagination.
+    pub failed_id: i64,
+    /// When the server received it.
+    pub received_at: OffsetDateTime,
+    /// Producer of its batch.
+    pub producer_id: String,
+    /// Sequence number of its batch.
+    pub batch_seq: i64,
+    /// Index in its batch.
+    pub index: u32,
+    /// Why it was refused (`None` for a name this version does not know).
+    pub reason: Option<RejectReason>,
+    /// The message sent to the client.
+    pub message: String,
+    /// The encoded `pulsyon.v1.Event` as received.
+    pub payload: Vec<u8>,
+}
+
+/// One outcome counter of one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// Start of the minute.
+    pub minute: OffsetDateTime,
+    /// received, stored, duplicate, rejected or throttled.
+    pub outcome: String,
+    /// The reject reason for `rejected`, else empty.
+    pub reason: String,
+    /// How many events.
+    pub count: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,3 +174,45 @@ async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
     drop(server);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_answers_or_closes_every_stream_and_loses_nothing() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut first = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        grpc_addr: Some(&addr),
+        ..Default::default()
+    });
+    let client = Arc::new(
+        Client::connect_with(&format!("http://{addr}"), &key, options())
+            .await
+            .unwrap(),
+    );
+    let producer = load(client.clone(), Instant::now() + Duration::from_secs(10));
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = first
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    let ended = client
+        .last_error()
+        .expect("the stream was ended by the server");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    let logs = first.logs();
+    assert!(
+        logs.contains("writer drained"),
+        "the writer answered what it held:\n{logs}"
+    );
+
+    let _second = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        grpc_addr: Some(&addr),
+        ..Default::default()
+    });
+    let sent = producer.await.unwrap();
+    assert_stored_exactly(&db.url, &client, sent).await;
+}

@@ -390,3 +390,130 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn failed_events_and_ingest_stats_are_listed_per_tenant_and_reconcile() {
+    use pulsyon::proto::v1::query_client::QueryClient;
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let other_key = create_tenant(&db.url, "other");
+    let channel = server.channel().await;
+    let mut ingest = IngestClient::new(channel.clone());
+    let mut query = QueryClient::new(channel);
+
+    // 3 batches of 4 events, 1 of them invalid each; the last batch is sent twice.
+    for seq in 1..=3u64 {
+        let mut events: Vec<pb::Event> = (0..4).map(full_event).collect();
+        events[2].status_code = 7;
+        for _ in 0..if seq == 3 { 2 } else { 1 } {
+            let req = pb::PublishEventsRequest {
+                batch: Some(batch("p-stats", seq, events.clone())),
+            };
+            ingest.publish_events(authed(req, &key)).await.unwrap();
+        }
+    }
+
+    // Dead letters, two per page.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = query
+            .list_failed_events(authed(
+                pb::ListFailedEventsRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+                &key,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        for f in &page.failed_events {
+            assert_eq!(f.reason, pb::RejectReason::InvalidStatusCode as i32);
+            assert_eq!(f.event.as_ref().unwrap().status_code, 7);
+            assert_eq!(f.index, 2);
+            seen.push(f.batch_seq);
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![1, 2, 3],
+        "each dead letter once, the resent batch's not again"
+    );
+    let filtered = query
+        .list_failed_events(authed(
+            pb::ListFailedEventsRequest {
+                reason: pb::RejectReason::TimeTooOld as i32,
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(filtered.failed_events.is_empty());
+    let err = query
+        .list_failed_events(authed(
+            pb::ListFailedEventsRequest {
+                page_size: 5000,
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("page_size"), "{}", err.message());
+
+    // Outcomes reconcile: received = stored + duplicates + rejected + throttled.
+    let stats = query
+        .get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let total = stats.total.unwrap();
+    assert_eq!(
+        (
+            total.received,
+            total.stored,
+            total.duplicates,
+            total.rejected,
+            total.throttled
+        ),
+        (16, 9, 4, 3, 0)
+    );
+    assert_eq!(
+        total.received,
+        total.stored + total.duplicates + total.rejected + total.throttled
+    );
+    assert_eq!(
+        total.rejected_by_reason,
+        vec![pb::RejectionCount {
+            reason: pb::RejectReason::InvalidStatusCode as i32,
+            count: 3
+        }]
+    );
+    let per_minute: u64 = stats.minutes.iter().map(|m| m.received).sum();
+    assert_eq!(per_minute, 16);
+
+    // Another tenant sees none of it.
+    let theirs = query
+        .list_failed_events(authed(pb::ListFailedEventsRequest::default(), &other_key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(theirs.failed_events.is_empty());
+    let theirs = query
+        .get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), &other_key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(theirs.minutes.is_empty());
+    assert_eq!(theirs.total.unwrap().received, 0);
+}

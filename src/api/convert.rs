@@ -151,6 +151,71 @@ pub fn reject_reason_from_pb(value: i32) -> Option<RejectReason> {
         .find(|r| reject_reason_to_pb(*r) == value)
 }
 
+/// A protobuf timestamp as a domain time; `None` if out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+    let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    OffsetDateTime::from_unix_timestamp(t.seconds)
+        .ok()?
+        .replace_nanosecond(nanos)
+        .ok()
+}
+
+/// The [start, end) of an optional `TimeRange`: end defaults to `now`, start to
+/// `end - default`; the span may not exceed `max`. Errors name the field.
+pub fn time_range(
+    range: Option<&pb::TimeRange>,
+    default: std::time::Duration,
+    max: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime), tonic::Status> {
+    use super::status::invalid;
+    let end = match range.and_then(|r| r.end.as_ref()) {
+        Some(t) => {
+            from_timestamp(t).ok_or_else(|| invalid("range.end", "not a valid timestamp"))?
+        }
+        None => now,
+    };
+    let start = match range.and_then(|r| r.start.as_ref()) {
+        Some(t) => {
+            from_timestamp(t).ok_or_else(|| invalid("range.start", "not a valid timestamp"))?
+        }
+        None => end - default,
+    };
+    if start >= end {
+        return Err(invalid("range", "start must be before end"));
+    }
+    if end - start > max {
+        return Err(invalid(
+            "range",
+            format!("spans more than the cap of {}", human(max)),
+        ));
+    }
+    Ok((start, end))
+}
+
+/// A duration in the largest whole unit, for messages.
+pub fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// A page size: 0 means `default`; more than `max` is refused.
+pub fn page_size(value: u32, default: u32, max: u32) -> Result<i64, tonic::Status> {
+    match value {
+        0 => Ok(i64::from(default)),
+        v if v > max => Err(super::status::invalid(
+            "page_size",
+            format!("at most {max}"),
+        )),
+        v => Ok(i64::from(v)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +254,55 @@ mod tests {
             nanos: -3,
         });
         assert_eq!(raw_event_to_pb(raw_event(e.clone(), 0)), e);
+    }
+
+    #[test]
+    fn time_ranges_default_and_are_capped() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(time_range(None, hour, day, now).unwrap(), (now - hour, now));
+        let ts = |s| {
+            Some(prost_types::Timestamp {
+                seconds: s,
+                nanos: 0,
+            })
+        };
+        let backwards = pb::TimeRange {
+            start: ts(1_800_000_000),
+            end: ts(1_700_000_000),
+        };
+        assert!(
+            time_range(Some(&backwards), hour, day, now)
+                .unwrap_err()
+                .message()
+                .starts_with("range:")
+        );
+        let too_long = pb::TimeRange {
+            start: ts(1_700_000_000),
+            end: ts(1_800_000_000),
+        };
+        assert!(
+            time_range(Some(&too_long), hour, day, now)
+                .unwrap_err()
+                .message()
+                .contains("1 days")
+        );
+        let bad = pb::TimeRange {
+            start: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            }),
+            end: None,
+        };
+        assert!(
+            time_range(Some(&bad), hour, day, now)
+                .unwrap_err()
+                .message()
+                .starts_with("range.start")
+        );
+        assert_eq!(page_size(0, 100, 1000).unwrap(), 100);
+        assert!(page_size(1001, 100, 1000).is_err());
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub async fn serve(
         )
         .add_service(QueryServer::new(query::QueryService {
             auth: deps.auth.clone(),
+            store: deps.store.clone(),
         }))
         .add_service(IncidentsServer::new(incidents::IncidentsService {
             auth: deps.auth.clone(),

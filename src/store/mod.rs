@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod keys;
 pub mod partitions;
 pub mod pgcopy;
+pub mod reads;
 
 use std::time::Duration;
 

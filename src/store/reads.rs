@@ -1,0 +1,144 @@
+//! Reads of what ingest wrote: dead letters and outcome counters, always for
+//! one tenant, newest first, with keyset pagination.
+
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, classify};
+use crate::domain::{FailedEvent, OutcomeCount, RejectReason, TenantId};
+
+/// Where a page of dead letters starts: before this (received_at, failed_id).
+pub type FailedCursor = (OffsetDateTime, i64);
+
+type FailedRow = (
+    i64,
+    OffsetDateTime,
+    String,
+    i64,
+    i32,
+    String,
+    String,
+    Vec<u8>,
+);
+
+impl Store {
+    /// Up to `limit` dead letters of `tenant` received in [from, to), newest
+    /// first, optionally of one reason, after `cursor`.
+    pub async fn failed_events(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        reason: Option<RejectReason>,
+        cursor: Option<FailedCursor>,
+        limit: i64,
+    ) -> Result<Vec<FailedEvent>, StoreError> {
+        let (cursor_at, cursor_id) = cursor.unwrap_or((to, i64::MAX));
+        let rows: Vec<FailedRow> = sqlx::query_as(
+            "SELECT failed_id, received_at, producer_id, batch_seq, event_index, reason, message, payload \
+             FROM failed_events \
+             WHERE tenant_id = $1 AND received_at >= $2 AND received_at < $3 \
+               AND ($4::text IS NULL OR reason = $4) \
+               AND (received_at, failed_id) < ($5, $6) \
+             ORDER BY received_at DESC, failed_id DESC LIMIT $7",
+        )
+        .bind(tenant.0)
+        .bind(from)
+        .bind(to)
+        .bind(reason.map(RejectReason::as_str))
+        .bind(cursor_at)
+        .bind(cursor_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| classify(e, "failed events"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    failed_id,
+                    received_at,
+                    producer_id,
+                    batch_seq,
+                    index,
+                    reason,
+                    message,
+                    payload,
+                )| FailedEvent {
+                    failed_id,
+                    received_at,
+                    producer_id,
+                    batch_seq,
+                    index: index as u32,
+                    reason: RejectReason::parse(&reason),
+                    message,
+                    payload,
+                },
+            )
+            .collect())
+    }
+
+    /// The outcome counters of the `limit` newest minutes of `tenant` in
+    /// [from, to) that have any, before `before` (a minute) when given.
+    pub async fn outcome_minutes(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        before: Option<OffsetDateTime>,
+        limit: i64,
+    ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let rows: Vec<(OffsetDateTime, String, String, i64)> = sqlx::query_as(
+            "WITH m AS ( \
+                SELECT DISTINCT minute FROM ingest_outcomes \
+                WHERE tenant_id = $1 AND minute >= $2 AND minute < $3 AND minute < $4 \
+                ORDER BY minute DESC LIMIT $5) \
+             SELECT o.minute, o.outcome, o.reason, o.count FROM ingest_outcomes o JOIN m USING (minute) \
+             WHERE o.tenant_id = $1 ORDER BY o.minute DESC, o.outcome, o.reason",
+        )
+        .bind(tenant.0)
+        .bind(from)
+        .bind(to)
+        .bind(before.unwrap_or(to))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| classify(e, "ingest stats"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(minute, outcome, reason, count)| OutcomeCount {
+                minute,
+                outcome,
+                reason,
+                count,
+            })
+            .collect())
+    }
+
+    /// The outcome counters of `tenant` summed over [from, to), by outcome and reason.
+    pub async fn outcome_totals(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT outcome, reason, sum(count)::int8 FROM ingest_outcomes \
+             WHERE tenant_id = $1 AND minute >= $2 AND minute < $3 GROUP BY outcome, reason ORDER BY outcome, reason",
+        )
+        .bind(tenant.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| classify(e, "ingest stats"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(outcome, reason, count)| OutcomeCount {
+                minute: from,
+                outcome,
+                reason,
+                count,
+            })
+            .collect())
+    }
+}
