@@ -149,6 +149,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_ADMIT_WAIT", default_value = "1s", value_parser = parse_duration)]
     pub admit_wait: Duration,
 
+    /// Recognise resent batches (the batch ledger). Turning it off loses
+    /// "retries are free" and exists only to measure the ledger's cost.
+    #[arg(long, env = "PULSYON_BATCH_DEDUP", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub batch_dedup: bool,
+
     /// Most unanswered batches per ingest stream.
     #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
     pub stream_max_in_flight: usize,
@@ -198,6 +203,7 @@ impl ServeArgs {
             admit_wait: self.admit_wait,
             retry_for: Duration::from_secs(30),
             retention: self.retention,
+            dedup: self.batch_dedup,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct IngestConfig {
     pub retry_for: Duration,
     /// Retention of raw events (partitions older than this are dropped).
     pub retention: Duration,
+    /// Whether resent batches are recognised (the batch ledger); off only to measure its cost.
+    pub dedup: bool,
 }
 
 impl Default for IngestConfig {
@@ -58,6 +60,7 @@ impl Default for IngestConfig {
             admit_wait: Duration::from_secs(1),
             retry_for: Duration::from_secs(30),
             retention: Duration::from_secs(30 * 86_400),
+            dedup: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The partition keeper: at start-up and every hour, makes the daily
 //! partitions of `api_logs` from yesterday to two days ahead, drops those
-//! older than the retention, and reports rows in the default partition.
+//! older than the retention, prunes the batch ledger alike, and reports rows
+//! in the default partition.
 //!
 //! It never drops a partition that may still hold events within the retention.
 
@@ -34,6 +35,17 @@ pub async fn maintain(store: &Store, retention: Duration) -> Result<i64, StoreEr
             tracing::info!(%day, "dropping a partition past the retention");
             store.drop_partition(day).await?;
         }
+    }
+    // The ledger is kept as long as the events: a batch resent within the
+    // retention is still recognised.
+    let pruned = store
+        .prune_batch_ledger(OffsetDateTime::now_utc() - retention)
+        .await?;
+    if pruned > 0 {
+        tracing::info!(
+            batches = pruned,
+            "pruned the batch ledger past the retention"
+        );
     }
     let strays = store.default_partition_rows(1_000_000).await?;
     metrics::gauge!("pulsyon_default_partition_rows").set(strays as f64);

@@ -40,6 +40,7 @@ pub fn spawn(
             let worker = Worker {
                 store: store.clone(),
                 retry_for: config.retry_for,
+                dedup: config.dedup,
                 days: days.clone(),
                 space: space.clone(),
                 space_kib,
@@ -88,6 +89,8 @@ struct Worker {
     store: Store,
     /// How long an unavailable database is retried.
     retry_for: Duration,
+    /// Whether the batch ledger is used (off only to measure its cost).
+    dedup: bool,
     /// Days known to have a partition (shared by the workers).
     days: Arc<std::sync::Mutex<HashSet<Date>>>,
     /// Queue space, for the depth gauge.
@@ -146,7 +149,7 @@ impl Worker {
         let deadline = Instant::now() + self.retry_for;
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.store.write_batches(batches).await {
+            match self.store.write_batches(batches, self.dedup).await {
                 Err(err) if err.is_retryable() && Instant::now() + delay < deadline => {
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
                     metrics::counter!("pulsyon_writer_retries_total").increment(1);

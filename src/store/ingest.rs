@@ -32,49 +32,22 @@ fn minute(t: OffsetDateTime) -> OffsetDateTime {
 impl Store {
     /// Writes `batches` in one transaction and says which were new. Keys
     /// repeated within `batches` count as duplicates after their first.
+    /// With `dedup` off (only to measure its cost) the ledger is skipped and
+    /// every batch is stored.
     pub async fn write_batches(
         &self,
         batches: &[BatchWrite],
+        dedup: bool,
     ) -> Result<Vec<BatchFate>, StoreError> {
         let err = |e| classify(e, "ingest batch");
         let mut tx = self.pool().begin().await.map_err(err)?;
 
         // 1. The ledger decides which batches are new.
-        let mut seen = HashSet::new();
-        let unique: Vec<&BatchWrite> = batches.iter().filter(|b| seen.insert(b.key())).collect();
-        let tenants: Vec<i64> = unique.iter().map(|b| b.tenant_id.0).collect();
-        let producers: Vec<&str> = unique.iter().map(|b| b.producer_id.as_str()).collect();
-        let seqs: Vec<i64> = unique.iter().map(|b| b.seq).collect();
-        let accepted: Vec<i32> = unique.iter().map(|b| b.events.len() as i32).collect();
-        let rejected: Vec<i32> = unique.iter().map(|b| b.rejected.len() as i32).collect();
-        let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
-            "INSERT INTO ingest_batches (tenant_id, producer_id, seq, accepted, rejected) \
-             SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int4[], $5::int4[]) \
-             ON CONFLICT DO NOTHING RETURNING tenant_id, producer_id, seq",
-        )
-        .bind(&tenants)
-        .bind(&producers)
-        .bind(&seqs)
-        .bind(&accepted)
-        .bind(&rejected)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(err)?;
-        let new: HashSet<(TenantId, &str, i64)> = inserted
-            .iter()
-            .map(|(t, p, s)| (TenantId(*t), p.as_str(), *s))
-            .collect();
-        let mut claimed = HashSet::new();
-        let fates: Vec<BatchFate> = batches
-            .iter()
-            .map(|b| {
-                if new.contains(&b.key()) && claimed.insert(b.key()) {
-                    BatchFate::Stored
-                } else {
-                    BatchFate::Duplicate
-                }
-            })
-            .collect();
+        let fates = if dedup {
+            ledger(&mut tx, batches).await?
+        } else {
+            vec![BatchFate::Stored; batches.len()]
+        };
         let stored = || {
             batches
                 .iter()
@@ -199,6 +172,51 @@ impl Store {
             .map_err(|e| classify(e, "ingest outcomes"))?;
         upsert_outcomes(&mut conn, &map).await
     }
+}
+
+/// Inserts the batches' keys into the ledger; a key already there (or
+/// repeated within `batches`) makes its batch a duplicate.
+async fn ledger(
+    tx: &mut sqlx::PgConnection,
+    batches: &[BatchWrite],
+) -> Result<Vec<BatchFate>, StoreError> {
+    let err = |e| classify(e, "ingest batch");
+    let mut seen = HashSet::new();
+    let unique: Vec<&BatchWrite> = batches.iter().filter(|b| seen.insert(b.key())).collect();
+    let tenants: Vec<i64> = unique.iter().map(|b| b.tenant_id.0).collect();
+    let producers: Vec<&str> = unique.iter().map(|b| b.producer_id.as_str()).collect();
+    let seqs: Vec<i64> = unique.iter().map(|b| b.seq).collect();
+    let accepted: Vec<i32> = unique.iter().map(|b| b.events.len() as i32).collect();
+    let rejected: Vec<i32> = unique.iter().map(|b| b.rejected.len() as i32).collect();
+    let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
+        "INSERT INTO ingest_batches (tenant_id, producer_id, seq, accepted, rejected) \
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int4[], $5::int4[]) \
+         ON CONFLICT DO NOTHING RETURNING tenant_id, producer_id, seq",
+    )
+    .bind(&tenants)
+    .bind(&producers)
+    .bind(&seqs)
+    .bind(&accepted)
+    .bind(&rejected)
+    .fetch_all(tx)
+    .await
+    .map_err(err)?;
+    let new: HashSet<(TenantId, &str, i64)> = inserted
+        .iter()
+        .map(|(t, p, s)| (TenantId(*t), p.as_str(), *s))
+        .collect();
+    let mut claimed = HashSet::new();
+    let fates: Vec<BatchFate> = batches
+        .iter()
+        .map(|b| {
+            if new.contains(&b.key()) && claimed.insert(b.key()) {
+                BatchFate::Stored
+            } else {
+                BatchFate::Duplicate
+            }
+        })
+        .collect();
+    Ok(fates)
 }
 
 async fn upsert_outcomes(

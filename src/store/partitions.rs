@@ -96,6 +96,20 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets ledger entries of batches committed before `before`; a batch
+    /// resent after that would be stored again.
+    pub async fn prune_batch_ledger(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM ingest_batches WHERE committed_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await
+            .map_err(|e| classify(e, "batch ledger"))?;
+        Ok(done.rows_affected())
+    }
+
     /// How many rows sit in the default partition, counted up to `cap`.
     pub async fn default_partition_rows(&self, cap: i64) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM api_logs_default LIMIT $1) s")

@@ -96,6 +96,9 @@ pub struct ClientOptions {
     /// Batches sent and not yet acknowledged before the client stops cutting new ones.
     pub max_in_flight: usize,
     /// Identifier of this client across reconnects; a new UUIDv7 by default.
+    /// The server recognises a resent batch by (producer id, sequence): reuse
+    /// a producer id only with a clock that does not go back, since sequence
+    /// numbers start at the current time in microseconds.
     pub producer_id: String,
     /// Longest pause between reconnection attempts.
     pub max_backoff: Duration,
@@ -208,7 +211,13 @@ impl Client {
             last_error: last_error.clone(),
             buffer: Vec::new(),
             first_buffered: None,
-            next_seq: 1,
+            // Sequence numbers start at the current time in microseconds, so
+            // a restarted client that reuses its producer id keeps counting up
+            // instead of repeating numbers the server already recorded.
+            next_seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(1),
             unacked: BTreeMap::new(),
             waiters: Vec::new(),
             closing: false,

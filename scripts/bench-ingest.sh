@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Ingest benchmark: regenerates docs/perf/ingest.md.
+#
+#   scripts/bench-ingest.sh [events]      (default 1000000)
+#
+# On one scratch database of the local PostgreSQL:
+#  (b) pulsyon-loadgen -> pulsyon serve (release) -> PostgreSQL, end to end and acknowledged,
+#      with the batch ledger (deduplication) on, then off;
+#  (a) the limit: psql \copy (FORMAT binary) of the very rows (b) stored, into the same table
+#      with the same indexes, after a TRUNCATE;
+#  ack latency at half the measured maximum rate; the server's CPU time per event; the
+#  server's peak RSS while three load generators each offer the measured maximum (3x).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
+EVENTS=${1:-1000000}
+URL=${URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+DB=pulsyon_bench
+DB_URL="${URL%/*}/$DB"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ensure_postgres_server "$URL"
+
+say "building release binaries"
+(cd "$root" && cargo build --release --quiet --workspace)
+BIN=$root/target/release
+CLK_TCK=$(getconf CLK_TCK)
+
+psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+"$BIN/pulsyon" migrate --database-url "$DB_URL" 2>/dev/null
+KEY=$("$BIN/pulsyon" tenant create bench --database-url "$DB_URL" 2>/dev/null)
+
+start_server() {
+  "$BIN/pulsyon" serve --database-url "$DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+    --addr-file "$work/addr" "$@" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 1 200); do [ -s "$work/addr" ] && grep -q http= "$work/addr" && break; sleep 0.05; done
+  GRPC=$(sed -n 's/^grpc=//p' "$work/addr")
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; rm -f "$work/addr"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$server_pid/status"; }
+json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+loadgen() { PULSYON_API_KEY=$KEY "$BIN/pulsyon-loadgen" --url "http://$GRPC" --json "$@" 2>/dev/null | tail -n 1; }
+reset_events() { psql "$DB_URL" -qc "TRUNCATE api_logs, ingest_batches, ingest_outcomes, services" >/dev/null; }
+
+STREAMS=4
+BATCH=1000
+
+say "(b) end to end, deduplication on: $EVENTS events, $STREAMS streams, batches of $BATCH"
+start_server
+t0=$(cpu_ticks)
+B_ON=$(loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH)
+t1=$(cpu_ticks)
+CPU_US_PER_EVENT=$(python3 -c "print(round(($t1 - $t0) / $CLK_TCK / $(json "$B_ON" acked) * 1e6, 2))")
+STORED=$(psql "$DB_URL" -Atc "SELECT count(*) FROM api_logs")
+[ "$STORED" = "$(json "$B_ON" acked)" ] || { say "stored $STORED != acked $(json "$B_ON" acked)"; exit 1; }
+
+say "(a) the limit: psql \\copy (FORMAT binary) of the same rows into the same table"
+psql "$DB_URL" -qc "\\copy (SELECT * FROM api_logs) TO '$work/rows.bin' (FORMAT binary)"
+stop_server
+reset_events
+a_start=$(date +%s.%N)
+psql "$DB_URL" -qc "\\copy api_logs FROM '$work/rows.bin' (FORMAT binary)"
+a_end=$(date +%s.%N)
+A_EPS=$(python3 -c "print(round($STORED / ($a_end - $a_start), 1))")
+reset_events
+
+say "(b) end to end, deduplication off"
+start_server --batch-dedup false
+B_OFF=$(loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH)
+stop_server
+reset_events
+
+MAX=$(json "$B_ON" events_per_sec)
+HALF=$(python3 -c "print(int($MAX / 2))")
+say "ack latency at half the maximum rate ($HALF events/s for 20 s)"
+start_server
+HALF_RUN=$(loadgen --duration 20 --rate "$HALF" --streams $STREAMS --batch-size 200)
+
+say "peak RSS while 3 load generators offer $MAX events/s each (3x) for 20 s"
+before_rss=$(peak_rss_kib)
+pids=()
+for i in 1 2 3; do
+  loadgen --duration 20 --rate "$MAX" --streams 4 --batch-size $BATCH --seed "$i" > "$work/over$i.json" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+PEAK_RSS_MIB=$(python3 -c "print(round($(peak_rss_kib) / 1024, 1))")
+OVER_ACKED=$(python3 -c "import json; print(sum(json.loads(open('$work/over%d.json' % i).read().strip().splitlines()[-1])['acked'] for i in (1,2,3)))")
+OVER_RECONNECTS=$(python3 -c "import json; print(sum(json.loads(open('$work/over%d.json' % i).read().strip().splitlines()[-1])['reconnects'] for i in (1,2,3)))")
+OVER_STORED=$(psql "$DB_URL" -Atc "SELECT count(*) FROM api_logs")
+stop_server
+
+RATIO_ON=$(python3 -c "print(round($(json "$B_ON" events_per_sec) / $A_EPS, 2))")
+RATIO_OFF=$(python3 -c "print(round($(json "$B_OFF" events_per_sec) / $A_EPS, 2))")
+DEDUP_COST=$(python3 -c "print(round(100 * (1 - $(json "$B_ON" events_per_sec) / $(json "$B_OFF" events_per_sec)), 1))")
+
+cat > "$root/docs/perf/ingest.md" <<MD
+# Ingest throughput and latency
+
+Regenerate with \`scripts/bench-ingest.sh $EVENTS\` (release build, local PostgreSQL
+$(psql "$URL" -Atc "SHOW server_version"), $(nproc) cores; the load generator, the server and PostgreSQL share
+the machine). Generated $(date -u +%Y-%m-%d).
+
+| measurement | figure |
+|---|---|
+| (a) limit: \`psql \\copy ... (FORMAT binary)\` of the same $STORED rows, same table and indexes | **$A_EPS events/s** |
+| (b) loadgen -> server -> PostgreSQL, acknowledged, deduplication on ($STREAMS streams, batches of $BATCH) | **$(json "$B_ON" events_per_sec) events/s** (ack p50 $(json "$B_ON" ack_p50_ms) ms, p99 $(json "$B_ON" ack_p99_ms) ms) |
+| (b)/(a), deduplication on (target >= 0.70) | **$RATIO_ON** |
+| (b) with deduplication off | $(json "$B_OFF" events_per_sec) events/s ((b)/(a) = $RATIO_OFF) |
+| cost of the batch ledger (deduplication) | $DEDUP_COST % of throughput |
+| ack latency at half the maximum ($HALF events/s offered, 20 s, batches of 200) | p50 $(json "$HALF_RUN" ack_p50_ms) ms, p95 $(json "$HALF_RUN" ack_p95_ms) ms, **p99 $(json "$HALF_RUN" ack_p99_ms) ms** (target <= 50 ms); $(json "$HALF_RUN" events_per_sec) events/s acknowledged |
+| server CPU time per event during (b) (user + system, from /proc) | **$CPU_US_PER_EVENT us** (target <= 1.5 us) |
+| server peak RSS with 3 generators offering 3x the maximum for 20 s | **$PEAK_RSS_MIB MiB** (VmHWM); $OVER_ACKED events acknowledged, $OVER_STORED stored, $OVER_RECONNECTS reconnects after RESOURCE_EXHAUSTED |
+
+Raw loadgen figures (last line of \`pulsyon-loadgen --json\`):
+
+- (b) dedup on: \`$B_ON\`
+- (b) dedup off: \`$B_OFF\`
+- half rate: \`$HALF_RUN\`
+MD
+say "wrote docs/perf/ingest.md"
+cat "$root/docs/perf/ingest.md"
