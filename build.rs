@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("pulsyon_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Ordered maps: attributes arrive sorted (as stored) and decode without hashing.
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

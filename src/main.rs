@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// Ingest allocates and frees many small strings across threads (decoded on
+/// one, freed by the writer on another), where mimalloc is much cheaper than
+/// the system allocator (docs/perf/ingest.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use pulsyon::config::{Cli, EXIT_CONFIG};
 

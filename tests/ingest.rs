@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use common::{Server, ServerOpts, TestDb, authed, create_tenant, pool};
 use prost::Message;
@@ -80,7 +80,7 @@ async fn stored(db: &sqlx::PgPool, event_id: &str) -> pb::Event {
     .await
     .expect("the event is stored");
     let micros: i64 = row.get("micros");
-    let attributes: HashMap<String, String> = parse_flat_json(&row.get::<String, _>("attributes"));
+    let attributes: BTreeMap<String, String> = parse_flat_json(&row.get::<String, _>("attributes"));
     pb::Event {
         event_id: row.get("event_id"),
         time: Some(prost_types::Timestamp {
@@ -104,7 +104,7 @@ async fn stored(db: &sqlx::PgPool, event_id: &str) -> pb::Event {
 }
 
 /// Parses a flat JSON object of strings (as jsonb prints it).
-fn parse_flat_json(text: &str) -> HashMap<String, String> {
+fn parse_flat_json(text: &str) -> BTreeMap<String, String> {
     let value: serde_json::Value = serde_json::from_str(text).unwrap();
     value
         .as_object()

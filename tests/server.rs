@@ -197,9 +197,16 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    // With the scope, a call passes authentication (and, not landed yet, says so).
+    // With the scope, a call passes authentication and reaches validation.
     let err = IngestClient::new(channel.clone())
         .publish_events(authed(pb::PublishEventsRequest::default(), &ingest_key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(err.message(), "batch: missing");
+    // An RPC whose work has not landed says so, after the same checks.
+    let err = query
+        .list_services(authed(pb::ListServicesRequest {}, &admin_key))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

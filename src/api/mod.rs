@@ -101,6 +101,11 @@ pub async fn serve(
     // No global request timeout: it would cut long-lived ingest and Watch streams.
     Server::builder()
         .tcp_nodelay(true)
+        // Larger HTTP/2 windows: an ingest batch is hundreds of KiB, and the
+        // 64 KiB defaults would cost many round trips and window updates.
+        // Memory stays bounded by the window sizes per connection.
+        .initial_stream_window_size(Some(1 << 20))
+        .initial_connection_window_size(Some(4 << 20))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(health_service)

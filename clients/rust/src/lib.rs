@@ -191,6 +191,8 @@ impl Client {
         let endpoint = Channel::from_shared(url.to_owned())
             .map_err(|e| Error::InvalidUrl(e.to_string()))?
             .tcp_nodelay(true)
+            .initial_stream_window_size(Some(1 << 20))
+            .initial_connection_window_size(Some(4 << 20))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
         let auth: MetadataValue<_> = format!("Bearer {api_key}")
