@@ -9,11 +9,17 @@ use common::{Server, ServerOpts, authed, cli};
 use pulsyon::proto::v1::{self as pb, admin_client::AdminClient};
 use tonic::Code;
 
-#[tokio::test]
-async fn a_private_cluster_is_created_then_reused() {
+/// A fresh data dir under a temporary directory the cluster's user can enter.
+fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let root = tempfile::tempdir().unwrap();
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let data_dir = root.path().join("data");
+    (root, data_dir)
+}
+
+#[tokio::test]
+async fn a_private_cluster_is_created_then_reused() {
+    let (_root, data_dir) = data_dir();
 
     // First start: an empty data dir becomes a cluster, a `default` tenant and a key file.
     let mut first = Server::start(ServerOpts {
@@ -116,9 +122,7 @@ async fn a_private_cluster_is_created_then_reused() {
 
 #[tokio::test]
 async fn a_second_server_on_the_same_data_dir_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let data_dir = root.path().join("data");
+    let (_root, data_dir) = data_dir();
     let _first = Server::start(ServerOpts {
         data_dir: Some(&data_dir),
         ..Default::default()
@@ -141,9 +145,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 
 #[tokio::test]
 async fn a_killed_server_leaves_nothing_in_the_way_of_the_next_start() {
-    let root = tempfile::tempdir().unwrap();
-    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let data_dir = root.path().join("data");
+    let (_root, data_dir) = data_dir();
     let mut first = Server::start(ServerOpts {
         data_dir: Some(&data_dir),
         ..Default::default()

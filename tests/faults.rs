@@ -62,12 +62,19 @@ fn options() -> ClientOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_and_restart_under_load_loses_and_duplicates_nothing() {
+/// A database, a server on a fixed address (so that it can restart there) and an SDK client.
+struct Setup {
+    db: TestDb,
+    addr: String,
+    first: Server,
+    client: Arc<Client>,
+}
+
+async fn setup() -> Setup {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut first = Server::start(ServerOpts {
+    let first = Server::start(ServerOpts {
         database_url: Some(&db.url),
         grpc_addr: Some(&addr),
         ..Default::default()
@@ -77,6 +84,22 @@ async fn sigkill_and_restart_under_load_loses_and_duplicates_nothing() {
             .await
             .unwrap(),
     );
+    Setup {
+        db,
+        addr,
+        first,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_and_restart_under_load_loses_and_duplicates_nothing() {
+    let Setup {
+        db,
+        addr,
+        mut first,
+        client,
+    } = setup().await;
     let started = Instant::now();
     let producer = load(client.clone(), started + Duration::from_secs(22));
 
@@ -177,19 +200,12 @@ async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_or_closes_every_stream_and_loses_nothing() {
-    let db = TestDb::new().await;
-    let key = create_tenant(&db.url, "acme");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut first = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        grpc_addr: Some(&addr),
-        ..Default::default()
-    });
-    let client = Arc::new(
-        Client::connect_with(&format!("http://{addr}"), &key, options())
-            .await
-            .unwrap(),
-    );
+    let Setup {
+        db,
+        addr,
+        mut first,
+        client,
+    } = setup().await;
     let producer = load(client.clone(), Instant::now() + Duration::from_secs(10));
 
     tokio::time::sleep(Duration::from_secs(3)).await;
