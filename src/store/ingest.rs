@@ -59,7 +59,11 @@ impl Store {
         // 2. The events, by binary COPY.
         let rows: usize = stored().map(|b| b.events.len()).sum();
         if rows > 0 {
-            let mut copy = pgcopy::CopyBuffer::new(rows * 256);
+            let size: usize = stored()
+                .flat_map(|b| b.events.iter())
+                .map(pgcopy::encoded_size)
+                .sum();
+            let mut copy = pgcopy::CopyBuffer::new(size + 32);
             for batch in stored() {
                 for event in &batch.events {
                     copy.encode_event(batch.tenant_id, event, batch.received_at);
