@@ -406,3 +406,64 @@ async fn sigterm_turns_health_not_serving_then_exits_zero() {
     };
     assert!(order("shutdown begins") < order("shutdown complete"));
 }
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_on_another_process_within_the_cache_ttl() {
+    let db = TestDb::new().await;
+    let admin_key = create_tenant(&db.url, "acme");
+    let reader_key = create_key(&db.url, "acme", "read");
+    let opts = || ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--key-cache-ttl", "1s"],
+        ..Default::default()
+    };
+    let (a, b) = (Server::start(opts()), Server::start(opts()));
+    wait_serving(&a).await;
+    wait_serving(&b).await;
+    let mut query_b = QueryClient::new(b.channel().await);
+    // B has the reader key cached as valid.
+    let err = query_b
+        .list_services(authed(pb::ListServicesRequest {}, &reader_key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented, "valid on B: {err:?}");
+
+    let mut admin_a = AdminClient::new(a.channel().await);
+    let keys = admin_a
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &admin_key))
+        .await
+        .unwrap()
+        .into_inner();
+    let reader = keys
+        .api_keys
+        .iter()
+        .find(|k| reader_key.starts_with(&k.prefix))
+        .unwrap();
+    admin_a
+        .revoke_api_key(authed(
+            pb::RevokeApiKeyRequest {
+                key_id: reader.key_id.clone(),
+            },
+            &admin_key,
+        ))
+        .await
+        .unwrap();
+
+    // B refuses it once its cached answer expires (the documented TTL); the bound here is generous.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let err = query_b
+            .list_services(authed(pb::ListServicesRequest {}, &reader_key))
+            .await
+            .unwrap_err();
+        if err.code() == Code::Unauthenticated {
+            assert!(err.message().contains("revoked"), "{}", err.message());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still accepts the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
