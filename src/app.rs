@@ -37,7 +37,7 @@ pub const KEY_FILE: &str = "api-key";
 /// Runs one subcommand to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
             let (store, mut cluster) = open_database(&db, false).await?;
             store.close().await;
@@ -173,6 +173,25 @@ async fn ensure_default_tenant(store: &Store, data_dir: &Path) -> anyhow::Result
     Ok(())
 }
 
+/// Reads the TLS files named by the flags (validated to come in complete sets).
+fn read_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
+    let read = |flag: &str, path: &Path| {
+        fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(api::TlsMaterial {
+        cert: read("--tls-cert", cert)?,
+        key: read("--tls-key", key)?,
+        client_ca: args
+            .tls_client_ca
+            .as_deref()
+            .map(|p| read("--tls-client-ca", p))
+            .transpose()?,
+    }))
+}
+
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -182,6 +201,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
 /// `pulsyon serve`.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = crate::telemetry::init_metrics().context("installing the metrics recorder")?;
+    let tls = read_tls(&args)?;
     let grpc_listener = bind(args.grpc_addr, "gRPC (--grpc-addr)").await?;
     let http_listener = bind(args.http_addr, "HTTP (--http-addr)").await?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -230,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits: Arc::new(args.limits()),
         max_in_flight: args.stream_max_in_flight,
         shutdown: streams_stop.clone(),
+        tls,
     };
     let grpc_stop = CancellationToken::new();
     let mut grpc = tokio::spawn(api::serve(

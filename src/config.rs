@@ -37,7 +37,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (every role in one process).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DbArgs),
     /// Manage tenants.
@@ -124,6 +124,18 @@ pub struct ServeArgs {
     /// every process within this time.
     #[arg(long, env = "PULSYON_KEY_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub key_cache_ttl: Duration,
+
+    /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
+    #[arg(long, env = "PULSYON_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PULSYON_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require client certificates it signed (mutual TLS).
+    #[arg(long, env = "PULSYON_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Raw events older than this are refused and their partitions dropped.
     #[arg(long, env = "PULSYON_RETENTION", default_value = "30d", value_parser = parse_duration)]
@@ -224,6 +236,14 @@ impl ServeArgs {
         }
         if self.shutdown_grace.is_zero() {
             return Err("invalid --shutdown-grace: must be more than 0".into());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("invalid --tls-cert: needs --tls-key".into()),
+            (None, Some(_)) => return Err("invalid --tls-key: needs --tls-cert".into()),
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err("invalid --tls-client-ca: needs --tls-cert and --tls-key".into());
+            }
+            _ => {}
         }
         if self.retention < Duration::from_secs(86_400) {
             return Err("invalid --retention: at least 1d".into());

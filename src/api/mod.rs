@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
 use crate::{
@@ -60,6 +60,19 @@ pub struct ApiDeps {
     pub max_in_flight: usize,
     /// Cancelled when shutdown begins, so that long streams end by themselves.
     pub shutdown: CancellationToken,
+    /// TLS for the gRPC port; plaintext when `None`.
+    pub tls: Option<TlsMaterial>,
+}
+
+/// PEM material for TLS on the gRPC port, read at start-up.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    /// Certificate chain.
+    pub cert: Vec<u8>,
+    /// Private key.
+    pub key: Vec<u8>,
+    /// CA bundle for client certificates; `Some` requires them (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
 }
 
 /// Largest gRPC message the server decodes (an ingest batch), in bytes.
@@ -99,7 +112,15 @@ pub async fn serve(
         .build_v1alpha()?;
 
     // No global request timeout: it would cut long-lived ingest and Watch streams.
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &deps.tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    builder
         .tcp_nodelay(true)
         // Larger HTTP/2 windows: an ingest batch is hundreds of KiB, and the
         // 64 KiB defaults would cost many round trips and window updates.

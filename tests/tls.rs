@@ -1,0 +1,119 @@
+//! TLS and mutual TLS on the gRPC port, with certificates made for the test.
+
+mod common;
+
+use std::{fs, path::Path};
+
+use common::{Server, ServerOpts, TestDb};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// A CA, a server certificate for localhost and a client certificate, as PEM files in `dir`.
+fn make_certs(dir: &Path) -> (String, Identity) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pulsyon test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().unwrap();
+    let server_params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["client".to_owned()]).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "sdk client");
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+
+    fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
+    fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    (
+        ca_cert.pem(),
+        Identity::from_pem(client_cert.pem(), client_key.serialize_pem()),
+    )
+}
+
+async fn check(addr: &str, tls: Option<ClientTlsConfig>) -> Result<i32, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{addr}")).unwrap();
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn tls_and_mutual_tls_admit_only_the_right_clients() {
+    let db = TestDb::new().await;
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, client) = make_certs(certs.path());
+    let path = |name: &str| certs.path().join(name).to_str().unwrap().to_owned();
+    let (cert, key, ca_file) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    let trust = || {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&ca))
+            .domain_name("localhost")
+    };
+
+    // TLS: a client that trusts the CA is served; a plaintext one is not.
+    let tls_args = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    let tls = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &tls_args,
+        ..Default::default()
+    });
+    let mut served = Err(String::new());
+    for _ in 0..100 {
+        served = check(&tls.grpc, Some(trust())).await;
+        if served == Ok(ServingStatus::Serving as i32) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, Ok(ServingStatus::Serving as i32));
+    assert!(check(&tls.grpc, None).await.is_err(), "plaintext refused");
+
+    // Mutual TLS: only a client with a certificate from the CA.
+    let mtls_args = [
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
+        "--tls-client-ca",
+        ca_file.as_str(),
+    ];
+    let mtls = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &mtls_args,
+        ..Default::default()
+    });
+    let mut served = Err(String::new());
+    for _ in 0..100 {
+        served = check(&mtls.grpc, Some(trust().identity(client.clone()))).await;
+        if served == Ok(ServingStatus::Serving as i32) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, Ok(ServingStatus::Serving as i32));
+    assert!(
+        check(&mtls.grpc, Some(trust())).await.is_err(),
+        "no client certificate: refused"
+    );
+}
