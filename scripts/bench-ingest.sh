@@ -11,44 +11,13 @@
 #  ack latency at half the measured maximum rate; the server's CPU time per event; the
 #  server's peak RSS while three load generators each offer the measured maximum (3x).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-. "$root/scripts/lib.sh"
 EVENTS=${1:-1000000}
-URL=${URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 DB=pulsyon_bench
-DB_URL="${URL%/*}/$DB"
-# The server talks to PostgreSQL over loopback: no TLS, as a local deployment would.
-SERVER_DB_URL="$DB_URL?sslmode=disable"
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ensure_postgres_server "$URL"
-
-say "building release binaries"
-(cd "$root" && cargo build --release --quiet --workspace)
-BIN=$root/target/release
+. "$(dirname "$0")/bench-lib.sh"
 CLK_TCK=$(getconf CLK_TCK)
 
-psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-"$BIN/pulsyon" migrate --database-url "$DB_URL" 2>/dev/null
-KEY=$("$BIN/pulsyon" tenant create bench --database-url "$DB_URL" 2>/dev/null)
-
-start_server() {
-  "$BIN/pulsyon" serve --database-url "$SERVER_DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-    --addr-file "$work/addr" "$@" 2>"$work/server.log" &
-  server_pid=$!
-  for _ in $(seq 1 200); do [ -s "$work/addr" ] && grep -q http= "$work/addr" && break; sleep 0.05; done
-  GRPC=$(sed -n 's/^grpc=//p' "$work/addr")
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; rm -f "$work/addr"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$server_pid/status"; }
-json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 loadgen() { PULSYON_API_KEY=$KEY "$BIN/pulsyon-loadgen" --url "http://$GRPC" --json "$@" 2>/dev/null | tail -n 1; }
 reset_events() { psql "$DB_URL" -qc "TRUNCATE api_logs, ingest_batches, ingest_outcomes, services" >/dev/null; }
 

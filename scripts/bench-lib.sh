@@ -1,0 +1,38 @@
+# Shared set-up of the benchmark scripts. Sourced after setting DB (a scratch
+# database name); provides URL, DB_URL, BIN, KEY (an ingest key of a fresh
+# tenant), $work, start_server/stop_server (a release server on ephemeral
+# ports, its gRPC address in $GRPC) and json (a field of a JSON line). The
+# scratch database and the server are removed on exit.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$root/scripts/lib.sh"
+URL=${URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+DB_URL="${URL%/*}/$DB"
+# The server talks to PostgreSQL over loopback: no TLS, as a local deployment would.
+SERVER_DB_URL="$DB_URL?sslmode=disable"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ensure_postgres_server "$URL"
+
+say "building release binaries"
+(cd "$root" && cargo build --release --quiet --workspace)
+BIN=$root/target/release
+
+psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
+"$BIN/pulsyon" migrate --database-url "$DB_URL" 2>/dev/null
+KEY=$("$BIN/pulsyon" tenant create bench --database-url "$DB_URL" 2>/dev/null)
+
+start_server() {
+  "$BIN/pulsyon" serve --database-url "$SERVER_DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+    --addr-file "$work/addr" "$@" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 1 200); do [ -s "$work/addr" ] && grep -q http= "$work/addr" && break; sleep 0.05; done
+  GRPC=$(sed -n 's/^grpc=//p' "$work/addr")
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; rm -f "$work/addr"; }
+json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
