@@ -147,12 +147,12 @@ Notes:
   processes share.
 
 ## Below target, and what would close the gap
-- **Server CPU per event** (target 1.5 us). The profile above: decoding
+- **Server CPU per event** (target 1.5 us). The profile below: decoding
   (prost varints, one allocation and copy per string field: memmove,
   BytesMut, \`replace_with\`, \`finish_grow\`), validation, and the COPY encoding
   (JSON escaping of attributes). The system allocator used to be the largest
-  cost (cross-thread frees); mimalloc removed most of it (4.4 us to about 2.2 us
-  on this machine). Closing the rest: decode string fields as slices of the
+  cost (cross-thread frees, visible at the top of this profile when the binary
+  is built without it); mimalloc removed most of it. Closing the rest: decode string fields as slices of the
   request buffer (a tonic codec keeping \`Bytes\`) instead of owned \`String\`s,
   encode COPY rows straight from those slices, and size the COPY buffer from
   the events instead of a per-row estimate.
