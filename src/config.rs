@@ -208,14 +208,13 @@ impl ServeArgs {
     pub fn ingest_config(&self) -> crate::ingest::IngestConfig {
         crate::ingest::IngestConfig {
             batch_rows: self.writer_batch_rows,
-            batch_bytes: 8 << 20,
             batch_age: self.writer_batch_age,
             workers: self.writer_workers,
             queue_bytes: self.writer_queue_mib << 20,
             admit_wait: self.admit_wait,
-            retry_for: Duration::from_secs(30),
             retention: self.retention,
             dedup: self.batch_dedup,
+            ..Default::default()
         }
     }
 

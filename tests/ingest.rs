@@ -57,6 +57,22 @@ fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
     }
 }
 
+/// Publishes one batch and returns its ack.
+async fn publish(
+    client: &mut IngestClient<tonic::transport::Channel>,
+    key: &str,
+    batch: pb::EventBatch,
+) -> pb::BatchAck {
+    let request = pb::PublishEventsRequest { batch: Some(batch) };
+    client
+        .publish_events(authed(request, key))
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap()
+}
+
 async fn start(db: &TestDb, extra: &'static [&'static str]) -> (Server, String) {
     let key = create_tenant(&db.url, "acme");
     let server = Server::start(ServerOpts {
@@ -70,7 +86,7 @@ async fn start(db: &TestDb, extra: &'static [&'static str]) -> (Server, String) 
 /// The stored row of `event_id` as a protobuf event, read straight from the table.
 async fn stored(db: &sqlx::PgPool, event_id: &str) -> pb::Event {
     let row = sqlx::query(
-        "SELECT event_id::text, extract(epoch from time)::float8 * 0 AS zero, \
+        "SELECT event_id::text, \
                 (extract(epoch from time) * 1000000)::int8 AS micros, service, endpoint, method, status_code, \
                 latency_ms, trace_id, request_id, environment, release, host, request_bytes, response_bytes, \
                 attributes::text FROM api_logs WHERE event_id = $1::uuid",
@@ -120,18 +136,7 @@ async fn every_acked_event_is_stored_with_identical_fields() {
     let (server, key) = start(&db, &[]).await;
     let mut client = IngestClient::new(server.channel().await);
     let events: Vec<pb::Event> = (0..50).map(full_event).collect();
-    let ack = client
-        .publish_events(authed(
-            pb::PublishEventsRequest {
-                batch: Some(batch("p-1", 1, events.clone())),
-            },
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .ack
-        .unwrap();
+    let ack = publish(&mut client, &key, batch("p-1", 1, events.clone())).await;
     assert_eq!((ack.seq, ack.accepted, ack.duplicates), (1, 50, 0));
     assert!(ack.rejections.is_empty());
     assert_eq!(ack.durability, pb::Durability::Committed as i32);
@@ -221,18 +226,7 @@ async fn invalid_events_are_dead_lettered_while_the_valid_ones_are_stored() {
         too_old,
         bad_latency,
     ];
-    let ack = client
-        .publish_events(authed(
-            pb::PublishEventsRequest {
-                batch: Some(batch("p-bad", 1, events)),
-            },
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .ack
-        .unwrap();
+    let ack = publish(&mut client, &key, batch("p-bad", 1, events)).await;
     assert_eq!(ack.accepted, 1);
     let reasons: Vec<(u32, i32)> = ack.rejections.iter().map(|r| (r.index, r.reason)).collect();
     use pb::RejectReason as R;
@@ -406,10 +400,7 @@ async fn failed_events_and_ingest_stats_are_listed_per_tenant_and_reconcile() {
         let mut events: Vec<pb::Event> = (0..4).map(full_event).collect();
         events[2].status_code = 7;
         for _ in 0..if seq == 3 { 2 } else { 1 } {
-            let req = pb::PublishEventsRequest {
-                batch: Some(batch("p-stats", seq, events.clone())),
-            };
-            ingest.publish_events(authed(req, &key)).await.unwrap();
+            publish(&mut ingest, &key, batch("p-stats", seq, events.clone())).await;
         }
     }
 

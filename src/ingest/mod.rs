@@ -53,7 +53,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             batch_rows: 5_000,
-            batch_bytes: 4 << 20,
+            batch_bytes: 8 << 20,
             batch_age: Duration::from_millis(10),
             workers: 2,
             queue_bytes: 64 << 20,
