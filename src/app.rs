@@ -240,6 +240,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let background = CancellationToken::new();
     let partitions =
         crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
+    let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
     let (ingest, writer) =
         crate::ingest::spawn(store.clone(), &args.ingest_config(), background.clone());
     let streams_stop = CancellationToken::new();
@@ -312,6 +313,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // 4. Background tasks and the ops endpoint.
     background.cancel();
     let _ = partitions.await;
+    let _ = rollups.await;
     http_stop.cancel();
     let _ = http.await;
     // 5. The database last.

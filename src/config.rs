@@ -141,6 +141,18 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
 
+    /// Time between rollup passes (each merges everything stored since the last).
+    #[arg(long, env = "PULSYON_ROLLUP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub rollup_interval: Duration,
+
+    /// How long per-minute rollups are kept (at least 7d: health windows reach 7 days).
+    #[arg(long, env = "PULSYON_ROLLUP_MINUTE_RETENTION", default_value = "8d", value_parser = parse_duration)]
+    pub rollup_minute_retention: Duration,
+
+    /// How long hourly rollups are kept (at least the --retention of raw events).
+    #[arg(long, env = "PULSYON_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub rollup_retention: Duration,
+
     /// Rows that make a writer batch full.
     #[arg(long, env = "PULSYON_WRITER_BATCH_ROWS", default_value_t = 5_000)]
     pub writer_batch_rows: usize,
@@ -218,6 +230,16 @@ impl ServeArgs {
         }
     }
 
+    /// The rollup settings these flags describe.
+    pub fn rollup_config(&self) -> crate::rollup::RollupConfig {
+        crate::rollup::RollupConfig {
+            interval: self.rollup_interval,
+            minute_retention: self.rollup_minute_retention,
+            hour_retention: self.rollup_retention,
+            ..Default::default()
+        }
+    }
+
     /// The event bounds these flags describe.
     pub fn limits(&self) -> crate::ingest::validate::Limits {
         crate::ingest::validate::Limits {
@@ -246,6 +268,17 @@ impl ServeArgs {
         }
         if self.retention < Duration::from_secs(86_400) {
             return Err("invalid --retention: at least 1d".into());
+        }
+        if self.rollup_minute_retention < Duration::from_secs(7 * 86_400) {
+            return Err("invalid --rollup-minute-retention: at least 7d".into());
+        }
+        if self.rollup_retention < self.retention {
+            return Err(
+                "invalid --rollup-retention: rollups are kept at least as long as the --retention of raw events".into(),
+            );
+        }
+        if self.rollup_interval.is_zero() {
+            return Err("invalid --rollup-interval: must be more than 0".into());
         }
         for (name, value) in [
             ("--writer-batch-rows", self.writer_batch_rows),

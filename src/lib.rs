@@ -15,6 +15,7 @@
 //! - `api`: the gRPC edge (auth, conversions, one file per service, health);
 //! - `store`: PostgreSQL (pool, migrations, the private cluster, SQL);
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`; `telemetry`: logs and metrics set-up;
+//! - `rollup`: mergeable histograms, rollup deltas, the rollup task and health rules;
 //! - `proto`: the generated code and the descriptor set for reflection.
 
 pub mod api;
@@ -24,5 +25,6 @@ pub mod domain;
 pub mod ingest;
 pub mod ops;
 pub mod proto;
+pub mod rollup;
 pub mod store;
 pub mod telemetry;

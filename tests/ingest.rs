@@ -5,20 +5,13 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, pool};
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, pool, publish, ts};
 use prost::Message;
 use pulsyon::proto::v1::{self as pb, ingest_client::IngestClient};
 use sqlx::Row;
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::Code;
-
-fn ts(t: std::time::SystemTime) -> prost_types::Timestamp {
-    // PostgreSQL keeps microseconds; send times it can keep exactly.
-    let mut ts = prost_types::Timestamp::from(t);
-    ts.nanos -= ts.nanos % 1_000;
-    ts
-}
 
 fn full_event(i: usize) -> pb::Event {
     let mut event = pb::Event {
@@ -55,22 +48,6 @@ fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
         seq,
         events,
     }
-}
-
-/// Publishes one batch and returns its ack.
-async fn publish(
-    client: &mut IngestClient<tonic::transport::Channel>,
-    key: &str,
-    batch: pb::EventBatch,
-) -> pb::BatchAck {
-    let request = pb::PublishEventsRequest { batch: Some(batch) };
-    client
-        .publish_events(authed(request, key))
-        .await
-        .unwrap()
-        .into_inner()
-        .ack
-        .unwrap()
 }
 
 async fn start(db: &TestDb, extra: &'static [&'static str]) -> (Server, String) {

@@ -1,8 +1,13 @@
 //! `pulsyon.v1.Query`: read models for grpcurl users and dashboards.
 //! Authenticated with the `read` scope; every answer is confined to the caller's tenant.
 //!
-//! ListFailedEvents and GetIngestStats read what ingest wrote; the other
-//! read models land with the query issue and answer UNIMPLEMENTED until then.
+//! QueryEvents reads `api_logs`; ListServices, GetServiceHealth and GetMetrics
+//! read the rollups (src/rollup), never rescanning raw events; ListFailedEvents
+//! and GetIngestStats read what ingest wrote.
+//!
+//! Caps: QueryEvents spans at most 7 days and 1000 events a page; a health
+//! window is 1 minute to 7 days; GetMetrics spans at most 1 day at a 1m step,
+//! 31 days at 1h and 400 days at 1d.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -13,12 +18,21 @@ use tonic::{Request, Response, Status};
 use super::{
     auth::Authenticator,
     convert,
-    status::{from_store, invalid, not_yet},
+    status::{from_store, invalid},
 };
 use crate::{
-    domain::{OutcomeCount, RejectReason, Scope},
+    domain::{OutcomeCount, RejectReason, Scope, TenantId},
     proto::v1::{self as pb, query_server::Query},
-    store::Store,
+    rollup::{
+        self,
+        agg::Agg,
+        health::{self, Objectives, WindowStats},
+    },
+    store::{
+        Store,
+        events::EventFilter,
+        rollups::{ServiceWindow, Table},
+    },
 };
 
 /// The Query service.
@@ -30,8 +44,11 @@ pub struct QueryService {
     pub store: Store,
 }
 
-const QUERY_ISSUE: &str = "the query issue (rollups and the Query service)";
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
+/// Longest string filter of QueryEvents, in bytes (the longest field is 512).
+const MAX_FILTER_BYTES: usize = 512;
 
 /// An opaque page token over a (time, id) keyset.
 fn encode_token(at: OffsetDateTime, id: i64) -> String {
@@ -77,38 +94,472 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
     m
 }
 
+/// The page token of QueryEvents: the resolved range (so that "the last hour"
+/// does not move between pages), the last event returned, and a fingerprint
+/// of the filters (a token only continues the query that issued it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EventsToken {
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    at: OffsetDateTime,
+    id: uuid::Uuid,
+    fingerprint: u64,
+}
+
+const TOKEN_VERSION: u8 = 1;
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(m: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000).ok()
+}
+
+impl EventsToken {
+    fn encode(&self) -> String {
+        let mut bytes = vec![TOKEN_VERSION];
+        for m in [self.from, self.to, self.at].map(micros) {
+            bytes.extend_from_slice(&m.to_be_bytes());
+        }
+        bytes.extend_from_slice(self.id.as_bytes());
+        bytes.extend_from_slice(&self.fingerprint.to_be_bytes());
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(token: &str) -> Result<EventsToken, Status> {
+        let bad = || invalid("page_token", "not a token this server issued");
+        if token.len() != 98 || !token.is_ascii() {
+            return Err(bad());
+        }
+        let bytes: Vec<u8> = (0..token.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        if bytes[0] != TOKEN_VERSION {
+            return Err(bad());
+        }
+        let word = |at: usize| -> Result<[u8; 8], Status> {
+            bytes[at..at + 8].try_into().map_err(|_| bad())
+        };
+        let time = |at: usize| from_micros(i64::from_be_bytes(word(at)?)).ok_or_else(bad);
+        Ok(EventsToken {
+            from: time(1)?,
+            to: time(9)?,
+            at: time(17)?,
+            id: uuid::Uuid::from_slice(&bytes[25..41]).map_err(|_| bad())?,
+            fingerprint: u64::from_be_bytes(word(41)?),
+        })
+    }
+}
+
+/// FNV-1a over the filter fields: stable across processes and versions.
+fn fingerprint(f: &EventFilter) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes.iter().chain([0xffu8].iter()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for text in [
+        &f.service,
+        &f.endpoint,
+        &f.method,
+        &f.trace_id,
+        &f.request_id,
+    ] {
+        eat(text.as_deref().unwrap_or("\u{0}").as_bytes());
+    }
+    let (low, high) = f.status.unwrap_or((0, 0));
+    eat(&low.to_be_bytes());
+    eat(&high.to_be_bytes());
+    eat(&f.min_latency_ms.unwrap_or(-1.0).to_be_bytes());
+    h
+}
+
+fn text_filter(field: &str, value: String) -> Result<Option<String>, Status> {
+    if value.len() > MAX_FILTER_BYTES {
+        return Err(invalid(
+            field,
+            format!("{} bytes, at most {MAX_FILTER_BYTES}", value.len()),
+        ));
+    }
+    Ok((!value.is_empty()).then_some(value))
+}
+
+/// The filter of a QueryEvents request, range resolved against `now`.
+fn event_filter(req: &pb::QueryEventsRequest, now: OffsetDateTime) -> Result<EventFilter, Status> {
+    let status = match (req.status_code, req.status_class) {
+        (0, 0) => None,
+        (0, class) => Some(match pb::StatusClass::try_from(class) {
+            Ok(pb::StatusClass::StatusClass2xx) => (200, 299),
+            Ok(pb::StatusClass::StatusClass3xx) => (300, 399),
+            Ok(pb::StatusClass::StatusClass4xx) => (400, 499),
+            Ok(pb::StatusClass::StatusClass5xx) => (500, 599),
+            _ => return Err(invalid("status_class", format!("unknown value {class}"))),
+        }),
+        (code @ 100..=599, _) => Some((code as i16, code as i16)),
+        (code, _) => return Err(invalid("status_code", format!("{code} is not 100 to 599"))),
+    };
+    let min_latency_ms = match req.min_latency_ms {
+        0.0 => None,
+        ms if ms.is_finite() && ms > 0.0 => Some(ms),
+        ms => return Err(invalid("min_latency_ms", format!("{ms} is not a latency"))),
+    };
+    let (from, to) = convert::time_range(req.range.as_ref(), HOUR, 7 * DAY, now)?;
+    Ok(EventFilter {
+        service: text_filter("service", req.service.clone())?,
+        endpoint: text_filter("endpoint", req.endpoint.clone())?,
+        method: text_filter("method", req.method.clone())?,
+        status,
+        min_latency_ms,
+        trace_id: text_filter("trace_id", req.trace_id.clone())?,
+        request_id: text_filter("request_id", req.request_id.clone())?,
+        from,
+        to,
+    })
+}
+
+fn health_to_pb(status: health::Status) -> i32 {
+    (match status {
+        health::Status::Unknown => pb::HealthStatus::Unspecified,
+        health::Status::Healthy => pb::HealthStatus::Healthy,
+        health::Status::Degraded => pb::HealthStatus::Degraded,
+        health::Status::Down => pb::HealthStatus::Down,
+    }) as i32
+}
+
+fn percentiles(h: &rollup::histogram::Histogram) -> pb::LatencyPercentiles {
+    let q = |q| h.quantile(q).unwrap_or(0.0);
+    pb::LatencyPercentiles {
+        p50_ms: q(0.50),
+        p95_ms: q(0.95),
+        p99_ms: q(0.99),
+    }
+}
+
+fn point(time: OffsetDateTime, agg: &Agg) -> pb::MetricPoint {
+    pb::MetricPoint {
+        time: Some(convert::timestamp(time)),
+        count: agg.count,
+        errors: agg.status_5xx,
+        latency: Some(pb::LatencyPercentiles {
+            p50_ms: agg.quantile(0.50),
+            p95_ms: agg.quantile(0.95),
+            p99_ms: agg.quantile(0.99),
+        }),
+    }
+}
+
+/// A window's health of each service that had traffic in it.
+#[derive(Debug, Clone)]
+struct Judged {
+    window: ServiceWindow,
+    latency: pb::LatencyPercentiles,
+    status: health::Status,
+    reason: String,
+}
+
+impl QueryService {
+    /// Judges each service (or the one given) over the window ending `now`,
+    /// from minute rows for counts and uptime and merged histograms for latency.
+    async fn judge(
+        &self,
+        tenant: TenantId,
+        service: Option<&str>,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> Result<BTreeMap<String, Judged>, Status> {
+        let objectives = Objectives::default();
+        let from = rollup::floor(now - window, 60);
+        let recent =
+            rollup::floor(now, 60) - time::Duration::minutes(objectives.silence_minutes as i64 - 1);
+        let windows = self
+            .store
+            .service_windows(
+                tenant,
+                service,
+                from,
+                recent,
+                objectives.max_error_rate,
+                objectives.max_p95_ms,
+            )
+            .await
+            .map_err(from_store)?;
+        let (mut h0, mut h1) = (rollup::ceil(from, 3_600), rollup::floor(now, 3_600));
+        if h0 >= h1 {
+            (h0, h1) = (from, from);
+        }
+        let histograms = self
+            .store
+            .service_histograms(tenant, service, from, h0, h1)
+            .await
+            .map_err(from_store)?;
+        let minutes = ((now - from).whole_seconds() as u64).div_ceil(60);
+        Ok(windows
+            .into_iter()
+            .map(|w| {
+                let hist = histograms.get(&w.service).cloned().unwrap_or_default();
+                let latency = percentiles(&hist);
+                let stats = WindowStats {
+                    minutes,
+                    requests: w.requests,
+                    errors: w.errors,
+                    recent_requests: w.recent,
+                    p95_ms: latency.p95_ms,
+                };
+                let (status, reason) = health::judge(&stats, &objectives);
+                (
+                    w.service.clone(),
+                    Judged {
+                        window: w,
+                        latency,
+                        status,
+                        reason,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
 #[tonic::async_trait]
 impl Query for QueryService {
     async fn list_services(
         &self,
         request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Query.ListServices", QUERY_ISSUE))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let now = OffsetDateTime::now_utc();
+        let services = self
+            .store
+            .services(caller.tenant_id)
+            .await
+            .map_err(from_store)?;
+        let hour = self.judge(caller.tenant_id, None, HOUR, now).await?;
+        let current = self.judge(caller.tenant_id, None, 15 * MINUTE, now).await?;
+        let services = services
+            .into_iter()
+            .map(|(name, first_seen, last_seen)| {
+                let h = hour.get(&name);
+                let requests = h.map(|j| j.window.requests).unwrap_or(0);
+                let errors = h.map(|j| j.window.errors).unwrap_or(0);
+                pb::ServiceSummary {
+                    first_seen: Some(convert::timestamp(first_seen)),
+                    last_seen: Some(convert::timestamp(last_seen)),
+                    requests_last_hour: requests,
+                    error_rate_last_hour: if requests == 0 {
+                        0.0
+                    } else {
+                        errors as f64 / requests as f64
+                    },
+                    health: current
+                        .get(&name)
+                        .map(|j| health_to_pb(j.status))
+                        .unwrap_or_default(),
+                    name,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListServicesResponse { services }))
     }
 
     async fn query_events(
         &self,
         request: Request<pb::QueryEventsRequest>,
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Query.QueryEvents", QUERY_ISSUE))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let mut filter = event_filter(&req, OffsetDateTime::now_utc())?;
+        let limit = convert::page_size(req.page_size, 100, 1000)?;
+        let print = fingerprint(&filter);
+        let cursor = if req.page_token.is_empty() {
+            None
+        } else {
+            let token = EventsToken::decode(&req.page_token)?;
+            if token.fingerprint != print {
+                return Err(invalid(
+                    "page_token",
+                    "it continues a query with other filters",
+                ));
+            }
+            (filter.from, filter.to) = (token.from, token.to);
+            Some((token.at, token.id))
+        };
+        let mut rows = self
+            .store
+            .query_events(caller.tenant_id, &filter, cursor, limit + 1)
+            .await
+            .map_err(from_store)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| {
+                    EventsToken {
+                        from: filter.from,
+                        to: filter.to,
+                        at: r.event.time,
+                        id: r.event.event_id,
+                        fingerprint: print,
+                    }
+                    .encode()
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let events = rows
+            .iter()
+            .map(|r| pb::StoredEvent {
+                event: Some(convert::event_to_pb(&r.event)),
+                received_at: Some(convert::timestamp(r.received_at)),
+            })
+            .collect();
+        Ok(Response::new(pb::QueryEventsResponse {
+            events,
+            next_page_token,
+        }))
     }
 
     async fn get_service_health(
         &self,
         request: Request<pb::GetServiceHealthRequest>,
     ) -> Result<Response<pb::GetServiceHealthResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Query.GetServiceHealth", QUERY_ISSUE))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let window = match req.window {
+            None => HOUR,
+            Some(d) if d.seconds == 0 && d.nanos == 0 => HOUR,
+            Some(d) => Duration::try_from(d)
+                .ok()
+                .filter(|w| (MINUTE..=7 * DAY).contains(w))
+                .ok_or_else(|| invalid("window", "must be between 1 minute and 7 days"))?,
+        };
+        let service = text_filter("service", req.service)?;
+        let now = OffsetDateTime::now_utc();
+        let judged = self
+            .judge(caller.tenant_id, service.as_deref(), window, now)
+            .await?;
+        let mut services: Vec<pb::ServiceHealth> = judged
+            .into_values()
+            .map(|j| pb::ServiceHealth {
+                status: health_to_pb(j.status),
+                reason: j.reason,
+                requests: j.window.requests,
+                error_rate: if j.window.requests == 0 {
+                    0.0
+                } else {
+                    j.window.errors as f64 / j.window.requests as f64
+                },
+                latency: Some(j.latency),
+                uptime_percent: if j.window.minutes == 0 {
+                    100.0
+                } else {
+                    100.0 * j.window.good_minutes as f64 / j.window.minutes as f64
+                },
+                service: j.window.service,
+            })
+            .collect();
+        // Known services without traffic in the window are listed too.
+        let known = match &service {
+            Some(name) => self
+                .store
+                .services(caller.tenant_id)
+                .await
+                .map_err(from_store)?
+                .into_iter()
+                .filter(|(n, _, _)| n == name)
+                .collect(),
+            None => self
+                .store
+                .services(caller.tenant_id)
+                .await
+                .map_err(from_store)?,
+        };
+        if service.is_some() && known.is_empty() {
+            return Err(Status::not_found("service not found"));
+        }
+        for (name, _, last_seen) in known {
+            if !services.iter().any(|s| s.service == name) {
+                services.push(pb::ServiceHealth {
+                    service: name,
+                    status: pb::HealthStatus::Unspecified as i32,
+                    reason: format!(
+                        "no requests in the window; last request at {}",
+                        last_seen
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ),
+                    latency: Some(pb::LatencyPercentiles::default()),
+                    ..Default::default()
+                });
+            }
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        let as_of = self.store.rollup_watermark().await.map_err(from_store)?;
+        Ok(Response::new(pb::GetServiceHealthResponse {
+            services,
+            as_of: as_of.map(convert::timestamp),
+        }))
     }
 
     async fn get_metrics(
         &self,
         request: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Query.GetMetrics", QUERY_ISSUE))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let service =
+            text_filter("service", req.service)?.ok_or_else(|| invalid("service", "required"))?;
+        let endpoint = text_filter("endpoint", req.endpoint)?;
+        let step = match req.step {
+            None => MINUTE,
+            Some(d) if d.seconds == 0 && d.nanos == 0 => MINUTE,
+            Some(d) => match Duration::try_from(d).ok() {
+                Some(s) if [MINUTE, HOUR, DAY].contains(&s) => s,
+                _ => return Err(invalid("step", "must be 1m, 1h or 1d")),
+            },
+        };
+        let cap = match step {
+            MINUTE => DAY,
+            HOUR => 31 * DAY,
+            _ => 400 * DAY,
+        };
+        let (from, to) =
+            convert::time_range(req.range.as_ref(), HOUR, cap, OffsetDateTime::now_utc())?;
+        let step_secs = step.as_secs() as i64;
+        let table = match (step == MINUTE, endpoint.is_some()) {
+            (true, true) => Table::EndpointMinute,
+            (true, false) => Table::ServiceMinute,
+            (false, true) => Table::EndpointHour,
+            (false, false) => Table::ServiceHour,
+        };
+        let rows = self
+            .store
+            .rollup_series(
+                caller.tenant_id,
+                table,
+                &service,
+                endpoint.as_deref(),
+                rollup::floor(from, step_secs),
+                to,
+            )
+            .await
+            .map_err(from_store)?;
+        let points = if step == DAY {
+            let mut days: BTreeMap<OffsetDateTime, Agg> = BTreeMap::new();
+            for (bucket, agg) in &rows {
+                days.entry(rollup::floor(*bucket, 86_400))
+                    .or_default()
+                    .merge(agg);
+            }
+            days.iter().map(|(t, a)| point(*t, a)).collect()
+        } else {
+            rows.iter().map(|(t, a)| point(*t, a)).collect()
+        };
+        Ok(Response::new(pb::GetMetricsResponse { points }))
     }
 
     async fn list_failed_events(

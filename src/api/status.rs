@@ -17,7 +17,7 @@ pub fn from_store(err: StoreError) -> Status {
         StoreError::Conflict(what) => Status::already_exists(format!("{what} already exists")),
         StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
         StoreError::Invalid(what) => Status::invalid_argument(format!("invalid {what}")),
-        err @ (StoreError::Other(_) | StoreError::Migrate(_)) => {
+        err @ (StoreError::Other(_) | StoreError::Migrate(_) | StoreError::Corrupt(_)) => {
             tracing::error!(error = %err, "internal error");
             Status::internal("internal error")
         }

@@ -1,6 +1,6 @@
 //! The write side of ingest: one transaction per writer batch holding the
 //! ledger of committed (producer, seq), the events (binary COPY), the dead
-//! letters, the service catalogue and the outcome counters, so that all of
+//! letters, the service catalogue, the rollup deltas and the outcome counters, so that all of
 //! them commit together or not at all.
 //!
 //! Never commit events without their ledger row: the ledger is what makes a
@@ -132,7 +132,25 @@ impl Store {
             .map_err(err)?;
         }
 
-        // 5. Outcome counters per tenant and minute of receipt.
+        // 5. What the stored events add to the rollups, for the rollup task.
+        let deltas = crate::rollup::cells_by_tenant(stored());
+        if !deltas.is_empty() {
+            sqlx::query(
+                "INSERT INTO rollup_deltas (tenant_id, payload) SELECT * FROM unnest($1::int8[], $2::bytea[])",
+            )
+            .bind(deltas.keys().copied().collect::<Vec<_>>())
+            .bind(
+                deltas
+                    .values()
+                    .map(crate::rollup::agg::encode_delta)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+
+        // 6. Outcome counters per tenant and minute of receipt.
         let mut outcomes: BTreeMap<OutcomeKey, i64> = BTreeMap::new();
         for (batch, fate) in batches.iter().zip(&fates) {
             let m = minute(batch.received_at);

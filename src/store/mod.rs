@@ -5,11 +5,13 @@
 //! this module in a form meant for clients: callers see `StoreError` kinds.
 
 pub mod embedded;
+pub mod events;
 pub mod ingest;
 pub mod keys;
 pub mod partitions;
 pub mod pgcopy;
 pub mod reads;
+pub mod rollups;
 
 use std::time::Duration;
 
@@ -39,6 +41,9 @@ pub enum StoreError {
     /// Anything else: a bug or an unexpected database state.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// Stored data this version cannot read (a bug or a newer writer).
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -310,3 +310,26 @@ pub async fn http_get(url: &str) -> String {
     stream.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// A timestamp PostgreSQL keeps exactly (whole microseconds).
+pub fn ts(t: std::time::SystemTime) -> prost_types::Timestamp {
+    let mut ts = prost_types::Timestamp::from(t);
+    ts.nanos -= ts.nanos % 1_000;
+    ts
+}
+
+/// Publishes one batch with the unary RPC and returns its ack.
+pub async fn publish(
+    client: &mut pulsyon::proto::v1::ingest_client::IngestClient<Channel>,
+    key: &str,
+    batch: pulsyon::proto::v1::EventBatch,
+) -> pulsyon::proto::v1::BatchAck {
+    let request = pulsyon::proto::v1::PublishEventsRequest { batch: Some(batch) };
+    client
+        .publish_events(authed(request, key))
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap()
+}
