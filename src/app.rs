@@ -38,6 +38,7 @@ pub const KEY_FILE: &str = "api-key";
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Seed(args) => crate::seed::run(args).await,
         Command::Migrate(db) => {
             let (store, mut cluster) = open_database(&db, false).await?;
             store.close().await;

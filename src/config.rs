@@ -46,6 +46,45 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Send generated history (with incidents at known times) through a
+    /// running server's ingest API.
+    Seed(SeedArgs),
+}
+
+/// `pulsyon seed`
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// gRPC URL of the running server.
+    #[arg(long, env = "PULSYON_URL", default_value = "http://127.0.0.1:50051")]
+    pub url: String,
+    /// API key with the `ingest` scope; when unset, the key file of the
+    /// embedded default (`<data-dir>/api-key`).
+    #[arg(long, env = "PULSYON_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Where the embedded default keeps its first key.
+    #[arg(long, env = "PULSYON_DATA_DIR", default_value = "./.pulsyon")]
+    pub data_dir: PathBuf,
+    /// Services to generate (1 to 8).
+    #[arg(long, default_value_t = 8)]
+    pub services: usize,
+    /// Days of history, ending now (fractions allowed; at most the server's retention).
+    #[arg(long, default_value_t = 7.0)]
+    pub days: f64,
+    /// Average events per second of history, over all services (follows a daily cycle).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Inject the incidents (error spike, latency degradation, outage).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub incidents: bool,
+    /// Seed of the traffic shape.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Concurrent ingest streams.
+    #[arg(long, default_value_t = 2)]
+    pub streams: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch_size: usize,
 }
 
 /// `pulsyon tenant ...`
@@ -198,6 +237,7 @@ impl Cli {
         match &self.command {
             Command::Serve(serve) => serve.validate(),
             Command::Migrate(db) => db.validate(),
+            Command::Seed(seed) => seed.validate(),
             Command::Tenant(TenantCommand::Create { name, db }) => {
                 if !crate::domain::valid_tenant_name(name) {
                     return Err(format!(
@@ -212,6 +252,24 @@ impl Cli {
                 db.validate()
             }
         }
+    }
+}
+
+impl SeedArgs {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=8).contains(&self.services) {
+            return Err("invalid --services: 1 to 8".into());
+        }
+        if !(self.days > 0.0 && self.days <= 400.0) {
+            return Err("invalid --days: more than 0 and at most 400".into());
+        }
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            return Err("invalid --rate: more than 0".into());
+        }
+        if self.streams == 0 || self.batch_size == 0 {
+            return Err("invalid --streams or --batch-size: at least 1".into());
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! - `store`: PostgreSQL (pool, migrations, the private cluster, SQL);
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`; `telemetry`: logs and metrics set-up;
 //! - `rollup`: mergeable histograms, rollup deltas, the rollup task and health rules;
+//! - `seed`: `pulsyon seed`, generated history through the ingest API;
 //! - `proto`: the generated code and the descriptor set for reflection.
 
 pub mod api;
@@ -26,5 +27,6 @@ pub mod ingest;
 pub mod ops;
 pub mod proto;
 pub mod rollup;
+pub mod seed;
 pub mod store;
 pub mod telemetry;

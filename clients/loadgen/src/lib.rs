@@ -118,6 +118,27 @@ const SERVICES: &[Service] = &[
 const REGIONS: &[&str] = &["eu-west-1", "us-east-1", "ap-south-1"];
 const TIERS: &[&str] = &["free", "pro", "enterprise"];
 
+/// How an injected fault changes the events of a service.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fault {
+    /// Share of requests answered with a 5xx (0 keeps the normal mix).
+    pub error_rate: f64,
+    /// Factor on every latency (1 keeps it).
+    pub latency_factor: f64,
+    /// Milliseconds added to every latency.
+    pub added_latency_ms: f64,
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Fault {
+            error_rate: 0.0,
+            latency_factor: 1.0,
+            added_latency_ms: 0.0,
+        }
+    }
+}
+
 /// Makes events like a fleet of services would report them.
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -141,11 +162,23 @@ impl Generator {
 
     /// One event at `time`, with a fresh UUIDv7 id.
     pub fn event(&mut self, time: SystemTime) -> Event {
+        self.event_with(time, |_| None)
+    }
+
+    /// One event at `time`, changed by the fault `fault` gives for its service.
+    pub fn event_with(&mut self, time: SystemTime, fault: impl Fn(&str) -> Option<Fault>) -> Event {
         let rng = &mut self.rng;
         let service = &SERVICES[rng.below(self.services)];
+        let fault = fault(service.name).unwrap_or_default();
         let (method, route, median) = service.routes[rng.below(service.routes.len())];
         let roll = rng.unit();
-        let status = if roll < 0.90 {
+        let status = if fault.error_rate > 0.0 {
+            if rng.unit() < fault.error_rate {
+                [500, 502, 503][rng.below(3)]
+            } else {
+                200
+            }
+        } else if roll < 0.90 {
             200
         } else if roll < 0.93 {
             201
@@ -161,7 +194,8 @@ impl Generator {
             503
         };
         // Log-normal around the route's median, with a long tail.
-        let latency = (median * (0.6 * rng.normal()).exp()).max(0.1);
+        let latency = (median * (0.6 * rng.normal()).exp()).max(0.1) * fault.latency_factor
+            + fault.added_latency_ms;
         let mut event = Event {
             event_id: pulsyon_client::new_event_id(),
             time: Some(prost_types::Timestamp::from(time)),
@@ -205,6 +239,28 @@ mod tests {
                 (y.service, y.status_code, y.latency_ms)
             );
         }
+    }
+
+    #[test]
+    fn a_fault_changes_only_its_service() {
+        let mut g = Generator::new(3, 2);
+        let now = SystemTime::now();
+        let fault = |name: &str| {
+            (name == "payments").then_some(Fault {
+                error_rate: 1.0,
+                added_latency_ms: 1_000.0,
+                ..Fault::default()
+            })
+        };
+        let events: Vec<Event> = (0..2_000).map(|_| g.event_with(now, fault)).collect();
+        for e in &events {
+            if e.service == "payments" {
+                assert!(e.status_code >= 500 && e.latency_ms >= 1_000.0, "{e:?}");
+            } else {
+                assert!(e.latency_ms < 1_000.0 || e.status_code < 500);
+            }
+        }
+        assert!(events.iter().any(|e| e.service == "checkout"));
     }
 
     #[test]

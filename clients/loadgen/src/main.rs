@@ -14,7 +14,7 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pulsyon_client::{Client, ClientOptions, Stats};
-use pulsyon_loadgen::Generator;
+use pulsyon_loadgen::{Fault, Generator};
 
 /// Sends realistic events to a Pulsyon server.
 #[derive(Debug, Parser)]
@@ -50,6 +50,15 @@ struct Args {
     /// Services to spread events over (1 to 8).
     #[arg(long, default_value_t = 8)]
     services: usize,
+    /// The service the fault flags apply to; every service when not given.
+    #[arg(long)]
+    service: Option<String>,
+    /// Share of the faulted service's requests answered with a 5xx (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Milliseconds added to the faulted service's latency.
+    #[arg(long, default_value_t = 0.0)]
+    latency_ms: f64,
     /// Seed of the traffic shape.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -81,6 +90,16 @@ fn total(all: &[Stats]) -> Stats {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if !(0.0..=1.0).contains(&args.error_rate) || args.latency_ms < 0.0 {
+        eprintln!("error: --error-rate is 0 to 1 and --latency-ms at least 0");
+        std::process::exit(64);
+    }
+    let fault = (args.error_rate > 0.0 || args.latency_ms > 0.0).then_some(Fault {
+        error_rate: args.error_rate,
+        added_latency_ms: args.latency_ms,
+        ..Fault::default()
+    });
+    let faulted = args.service.clone();
     let streams = args.streams.max(1);
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let mut clients = Vec::new();
@@ -115,6 +134,7 @@ async fn main() {
     for (i, client) in clients.iter().enumerate() {
         let client = client.clone();
         let mut generator = Generator::new(args.seed.wrapping_add(i as u64 * 7919), args.services);
+        let faulted = faulted.clone();
         tasks.push(tokio::spawn(async move {
             let mut sent = 0u64;
             let tick = Duration::from_millis(10);
@@ -133,7 +153,9 @@ async fn main() {
                     }
                 }
                 if client
-                    .send(generator.event(SystemTime::now()))
+                    .send(generator.event_with(SystemTime::now(), |name| {
+                        fault.filter(|_| faulted.as_deref().is_none_or(|f| f == name))
+                    }))
                     .await
                     .is_err()
                 {

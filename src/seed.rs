@@ -1,0 +1,290 @@
+//! `pulsyon seed`: realistic history sent through a running server's ingest
+//! API (the SDK), not written by SQL, so that it takes the path real events
+//! take: validation, the writer, the rollups.
+//!
+//! Traffic follows a daily cycle (Poisson arrivals whose rate swings by 40%
+//! around `--rate`), from the generator the load generator uses. Three
+//! incidents are injected at known times, printed as JSON lines on stdout:
+//! an error spike, a latency degradation and an outage.
+
+use std::{
+    io::IsTerminal,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Context;
+use pulsyon_client::{Client, ClientOptions, Stats};
+use pulsyon_loadgen::{Fault, Generator, Rng};
+use time::OffsetDateTime;
+
+use crate::config::SeedArgs;
+
+/// An incident injected into the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injected {
+    /// `error_spike`, `latency_degradation` or `outage`.
+    pub kind: &'static str,
+    /// The service it hits.
+    pub service: &'static str,
+    /// Onset.
+    pub start: SystemTime,
+    /// End (exclusive).
+    pub end: SystemTime,
+    /// What it does to the service's events.
+    pub fault: Fault,
+}
+
+impl Injected {
+    fn json(&self) -> String {
+        let rfc = |t: SystemTime| {
+            OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        format!(
+            "{{\"kind\":\"{}\",\"service\":\"{}\",\"start\":\"{}\",\"end\":\"{}\",\"error_rate\":{},\"latency_factor\":{},\"added_latency_ms\":{}}}",
+            self.kind,
+            self.service,
+            rfc(self.start),
+            rfc(self.end),
+            self.fault.error_rate,
+            self.fault.latency_factor,
+            self.fault.added_latency_ms
+        )
+    }
+}
+
+fn at_minute(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs / 60 * 60)
+}
+
+/// The incidents of a history of `span` ending at `end`, over `services`:
+/// at 1/4, 1/2 and 3/4 of the span, each on its own service when there are enough.
+pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> Vec<Injected> {
+    let start = end - span;
+    let pick = |i: usize| services[i % services.len()];
+    let at = |share: f64| at_minute(start + span.mul_f64(share));
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    vec![
+        Injected {
+            kind: "error_spike",
+            service: pick(1),
+            start: at(0.25),
+            end: at(0.25) + minutes(20),
+            fault: Fault {
+                error_rate: 0.35,
+                ..Fault::default()
+            },
+        },
+        Injected {
+            kind: "latency_degradation",
+            service: pick(2),
+            start: at(0.5),
+            end: at(0.5) + minutes(30),
+            fault: Fault {
+                latency_factor: 6.0,
+                added_latency_ms: 400.0,
+                ..Fault::default()
+            },
+        },
+        Injected {
+            kind: "outage",
+            service: pick(0),
+            start: at(0.75),
+            end: at(0.75) + minutes(15),
+            fault: Fault {
+                error_rate: 1.0,
+                ..Fault::default()
+            },
+        },
+    ]
+}
+
+/// The daily cycle: a factor on the average rate, 0.6 to 1.4, highest mid-afternoon UTC.
+pub fn daily_factor(t: SystemTime) -> f64 {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let day = (secs % 86_400.0) / 86_400.0;
+    1.0 + 0.4 * (2.0 * std::f64::consts::PI * (day - 0.375)).sin()
+}
+
+fn total(clients: &[Arc<Client>]) -> Stats {
+    clients
+        .iter()
+        .map(|c| c.stats())
+        .fold(Stats::default(), |a, s| Stats {
+            sent: a.sent + s.sent,
+            acked: a.acked + s.acked,
+            duplicates: a.duplicates + s.duplicates,
+            rejected: a.rejected + s.rejected,
+            retried: a.retried + s.retried,
+            dropped: a.dropped + s.dropped,
+            reconnects: a.reconnects + s.reconnects,
+        })
+}
+
+/// A text progress bar: `[#####-----]  50%  1,234 events  5,678/s`.
+fn bar(share: f64, events: u64, rate: f64) -> String {
+    const WIDTH: usize = 30;
+    let filled = ((share.clamp(0.0, 1.0)) * WIDTH as f64) as usize;
+    format!(
+        "[{}{}] {:>3.0}%  {events} events  {rate:.0}/s",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        share * 100.0
+    )
+}
+
+fn api_key(args: &SeedArgs) -> anyhow::Result<String> {
+    if let Some(key) = &args.api_key {
+        return Ok(key.clone());
+    }
+    let path = args.data_dir.join(crate::app::KEY_FILE);
+    let key = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no --api-key given and cannot read {}; pass --api-key or PULSYON_API_KEY",
+            path.display()
+        )
+    })?;
+    Ok(key.trim().to_owned())
+}
+
+/// Runs `pulsyon seed`.
+pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
+    let key = api_key(&args)?;
+    let end = SystemTime::now();
+    let span = Duration::from_secs_f64(args.days * 86_400.0);
+    let start = end - span;
+    let mut generator = Generator::new(args.seed, args.services);
+    let incidents = if args.incidents {
+        schedule(end, span, &generator.service_names())
+    } else {
+        Vec::new()
+    };
+    let mut clients = Vec::new();
+    for _ in 0..args.streams {
+        let options = ClientOptions {
+            batch_size: args.batch_size,
+            linger: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let client = Client::connect_with(&args.url, &key, options)
+            .await
+            .with_context(|| format!("connecting to {}", args.url))?;
+        clients.push(Arc::new(client));
+    }
+    let tty = std::io::stderr().is_terminal();
+    let expected = args.rate * span.as_secs_f64();
+    eprintln!(
+        "seeding {} days of {} services at {} events/s on average (about {expected:.0} events) into {}",
+        args.days, args.services, args.rate, args.url
+    );
+
+    let mut arrivals = Rng::new(args.seed ^ 0x5eed);
+    let mut t = start;
+    let mut generated: u64 = 0;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    while t < end {
+        let fault = |service: &str| {
+            incidents
+                .iter()
+                .find(|i| i.service == service && i.start <= t && t < i.end)
+                .map(|i| i.fault)
+        };
+        let event = generator.event_with(t, fault);
+        let client = &clients[generated as usize % clients.len()];
+        if client.send(event).await.is_err() {
+            let why = client
+                .last_error()
+                .map(|s| s.message().to_owned())
+                .unwrap_or_else(|| "the stream closed".into());
+            anyhow::bail!("sending failed: {why}");
+        }
+        generated += 1;
+        // Exponential gaps at the rate of the moment: Poisson arrivals.
+        let rate = args.rate * daily_factor(t);
+        let gap = -(1.0 - arrivals.unit()).ln() / rate;
+        t += Duration::from_secs_f64(gap);
+        if last_report.elapsed() >= Duration::from_millis(if tty { 250 } else { 5_000 }) {
+            last_report = Instant::now();
+            let share =
+                (t.duration_since(start).unwrap_or_default().as_secs_f64()) / span.as_secs_f64();
+            let line = bar(
+                share,
+                generated,
+                generated as f64 / started.elapsed().as_secs_f64(),
+            );
+            if tty {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    for client in &clients {
+        let _ = client.close().await;
+    }
+    let stats = total(&clients);
+    let seconds = started.elapsed().as_secs_f64();
+    if tty {
+        eprintln!("\r{}", bar(1.0, generated, generated as f64 / seconds));
+    }
+    eprintln!(
+        "done: {generated} generated, {} stored, {} rejected, {} dropped in {seconds:.1}s ({:.0} events/s)",
+        stats.acked,
+        stats.rejected,
+        stats.dropped,
+        stats.acked as f64 / seconds
+    );
+    for incident in &incidents {
+        println!("{}", incident.json());
+    }
+    if stats.acked + stats.rejected < generated || stats.dropped > 0 {
+        anyhow::bail!(
+            "{} of {generated} events were not stored",
+            generated - stats.acked
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_fall_inside_the_history_on_distinct_services() {
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let span = Duration::from_secs(7 * 86_400);
+        let plan = schedule(end, span, &["a", "b", "c", "d"]);
+        let services: Vec<&str> = plan.iter().map(|i| i.service).collect();
+        assert_eq!(services, ["b", "c", "a"]);
+        for i in &plan {
+            assert!(end - span < i.start && i.end < end && i.start < i.end);
+            assert_eq!(at_minute(i.start), i.start);
+        }
+        assert!(
+            plan[0]
+                .json()
+                .starts_with("{\"kind\":\"error_spike\",\"service\":\"b\"")
+        );
+    }
+
+    #[test]
+    fn the_daily_cycle_averages_to_one() {
+        let day: f64 = (0..1_440)
+            .map(|m| daily_factor(SystemTime::UNIX_EPOCH + Duration::from_secs(m * 60)))
+            .sum::<f64>()
+            / 1_440.0;
+        assert!((day - 1.0).abs() < 1e-9, "{day}");
+        assert!(bar(0.5, 10, 2.0).starts_with("[###############---------------]  50%"));
+    }
+}
