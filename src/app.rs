@@ -242,8 +242,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let partitions =
         crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
     let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
-    let (ingest, writer) =
-        crate::ingest::spawn(store.clone(), &args.ingest_config(), background.clone());
+    let close_writer = CancellationToken::new();
+    let (ingest, writer) = crate::ingest::spawn(
+        store.clone(),
+        &args.ingest_config(),
+        background.clone(),
+        close_writer.clone(),
+    );
     let streams_stop = CancellationToken::new();
     let deps = ApiDeps {
         store: store.clone(),
@@ -303,8 +308,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // 3. The writer: every admission handle is gone with the server, so it
-    //    writes what it holds, answers it, and ends.
+    // 3. The writer refuses new batches (connections cut at the end of the
+    //    grace period may still hold admission handles), writes and answers
+    //    what it holds, and ends.
+    close_writer.cancel();
     if tokio::time::timeout(args.shutdown_grace, writer)
         .await
         .is_err()

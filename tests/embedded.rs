@@ -17,7 +17,7 @@ fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     (root, data_dir)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_cluster_is_created_then_reused() {
     let (_root, data_dir) = data_dir();
 
@@ -120,7 +120,7 @@ async fn a_private_cluster_is_created_then_reused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_server_on_the_same_data_dir_is_refused() {
     let (_root, data_dir) = data_dir();
     let _first = Server::start(ServerOpts {
@@ -143,7 +143,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_leaves_nothing_in_the_way_of_the_next_start() {
     let (_root, data_dir) = data_dir();
     let mut first = Server::start(ServerOpts {

@@ -107,7 +107,7 @@ fn parse_flat_json(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acked_event_is_stored_with_identical_fields() {
     let db = TestDb::new().await;
     let (server, key) = start(&db, &[]).await;
@@ -124,7 +124,7 @@ async fn every_acked_event_is_stored_with_identical_fields() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_resent_after_a_disconnect_is_stored_once_and_acked_as_duplicates() {
     let db = TestDb::new().await;
     let (server, key) = start(&db, &[]).await;
@@ -176,7 +176,7 @@ async fn a_batch_resent_after_a_disconnect_is_stored_once_and_acked_as_duplicate
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_events_are_dead_lettered_while_the_valid_ones_are_stored() {
     let db = TestDb::new().await;
     let (server, key) = start(&db, &[]).await;
@@ -266,7 +266,7 @@ async fn invalid_events_are_dead_lettered_while_the_valid_ones_are_stored() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
     let db = TestDb::new().await;
     // A 1 MiB queue, one writer and a short wait for space: concurrent large batches overflow it.
@@ -362,7 +362,7 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_events_and_ingest_stats_are_listed_per_tenant_and_reconcile() {
     use pulsyon::proto::v1::query_client::QueryClient;
     let db = TestDb::new().await;

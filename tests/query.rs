@@ -18,12 +18,14 @@ use tonic::{Code, transport::Channel};
 /// The contract's bound on a percentile's relative error.
 const STATED_ERROR: f64 = 0.02;
 
+/// Fields drop in order: the clients close their connection before the
+/// server is stopped, so its shutdown does not wait for them.
 struct Harness {
-    _server: Server,
     ingest: IngestClient<Channel>,
     query: QueryClient<Channel>,
     db: PgPool,
     seq: u64,
+    server: Server,
 }
 
 async fn start(db: &TestDb) -> (Harness, String) {
@@ -35,7 +37,7 @@ async fn start(db: &TestDb) -> (Harness, String) {
     });
     let channel = server.channel().await;
     let harness = Harness {
-        _server: server,
+        server,
         ingest: IngestClient::new(channel.clone()),
         query: QueryClient::new(channel),
         db: pool(&db.url).await,
@@ -149,7 +151,7 @@ async fn compare(db: &PgPool, table: &str, endpoint: bool, unit: &str) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_equal_a_direct_computation_over_the_raw_events() {
     let db = TestDb::new().await;
     let (mut h, key) = start(&db).await;
@@ -272,7 +274,7 @@ async fn rollups_equal_a_direct_computation_over_the_raw_events() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_events_update_the_buckets_they_fall_in() {
     let db = TestDb::new().await;
     let (mut h, key) = start(&db).await;
@@ -352,7 +354,7 @@ async fn page(
         .map(|r| r.into_inner())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_returns_every_event_once_while_inserts_continue() {
     let db = TestDb::new().await;
     let (mut h, key) = start(&db).await;
@@ -422,7 +424,7 @@ async fn pagination_returns_every_event_once_while_inserts_continue() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_select_events_and_bad_requests_name_the_field() {
     let db = TestDb::new().await;
     let (mut h, key) = start(&db).await;
@@ -648,7 +650,7 @@ async fn filters_select_events_and_bad_requests_name_the_field() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_never_sees_another_tenants_data() {
     let db = TestDb::new().await;
     let (mut h, key_a) = start(&db).await;
@@ -782,4 +784,61 @@ async fn a_tenant_never_sees_another_tenants_data() {
         .unwrap()
         .into_inner();
     assert_eq!(stats.total.unwrap().received, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_query_examples_run_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- query-examples -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /query-examples -->").next())
+        .expect("the README marks its query examples");
+    let script: String = block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.matches("grpcurl ").count() >= 10);
+
+    let db = TestDb::new().await;
+    let (mut h, key) = start(&db).await;
+    let now = SystemTime::now() - Duration::from_secs(60);
+    let events = (0..20)
+        .map(|i| {
+            event(
+                "checkout",
+                "/api/v1/checkout",
+                if i % 4 == 0 { 503 } else { 200 },
+                600.0,
+                now,
+            )
+        })
+        .collect();
+    h.send(&key, events).await;
+    h.settle().await;
+
+    let grpcurl = common::grpcurl();
+    let path = format!(
+        "{}:{}",
+        grpcurl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = script.replace("127.0.0.1:50051", &h.server.grpc);
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"name\": \"checkout\""), "{stdout}");
+    assert!(stdout.contains("HEALTH_STATUS_DEGRADED"), "{stdout}");
+    assert!(stdout.contains("\"statusCode\": 503"), "{stdout}");
 }

@@ -45,7 +45,7 @@ async fn wait_serving(server: &Server) -> HealthClient<tonic::transport::Channel
     panic!("server never became SERVING:\n{}", server.logs());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_serving_for_every_service() {
     let db = TestDb::new().await;
     let server = Server::start(ServerOpts {
@@ -78,7 +78,7 @@ async fn health_is_serving_for_every_service() {
     assert!(metrics.contains("pulsyon_database_up 1"), "{metrics}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_the_services_and_describes_with_comments() {
     let db = TestDb::new().await;
     let server = Server::start(ServerOpts {
@@ -145,7 +145,7 @@ async fn grpcurl_lists_the_services_and_describes_with_comments() {
     assert!(String::from_utf8_lossy(&call.stdout).contains("\"tenant\": \"grpcurl\""));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
     let db = TestDb::new().await;
     let admin_key = create_tenant(&db.url, "acme");
@@ -205,8 +205,8 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert_eq!(err.message(), "batch: missing");
     // An RPC whose work has not landed says so, after the same checks.
-    let err = query
-        .list_services(authed(pb::ListServicesRequest {}, &admin_key))
+    let err = IncidentsClient::new(channel.clone())
+        .list_incidents(authed(pb::ListIncidentsRequest::default(), &admin_key))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
@@ -274,15 +274,10 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
         .await
         .unwrap()
         .into_inner();
-    let err = query
+    query
         .list_services(authed(pb::ListServicesRequest {}, &created.secret))
         .await
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Code::Unimplemented,
-        "a read key passes Query's check"
-    );
+        .expect("a read key passes Query's check");
     let err = admin
         .create_api_key(authed(
             pb::CreateApiKeyRequest {
@@ -366,7 +361,7 @@ fn bad_configuration_exits_64_naming_the_setting() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_health_not_serving_then_exits_zero() {
     let db = TestDb::new().await;
     let mut server = Server::start(ServerOpts {
@@ -407,7 +402,7 @@ async fn sigterm_turns_health_not_serving_then_exits_zero() {
     assert!(order("shutdown begins") < order("shutdown complete"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_stops_working_on_another_process_within_the_cache_ttl() {
     let db = TestDb::new().await;
     let admin_key = create_tenant(&db.url, "acme");
@@ -422,11 +417,10 @@ async fn a_revoked_key_stops_working_on_another_process_within_the_cache_ttl() {
     wait_serving(&b).await;
     let mut query_b = QueryClient::new(b.channel().await);
     // B has the reader key cached as valid.
-    let err = query_b
+    query_b
         .list_services(authed(pb::ListServicesRequest {}, &reader_key))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented, "valid on B: {err:?}");
+        .expect("valid on B");
 
     let mut admin_a = AdminClient::new(a.channel().await);
     let keys = admin_a
@@ -452,11 +446,11 @@ async fn a_revoked_key_stops_working_on_another_process_within_the_cache_ttl() {
     // B refuses it once its cached answer expires (the documented TTL); the bound here is generous.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let err = query_b
+        let answer = query_b
             .list_services(authed(pb::ListServicesRequest {}, &reader_key))
-            .await
-            .unwrap_err();
-        if err.code() == Code::Unauthenticated {
+            .await;
+        if let Err(err) = answer {
+            assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
             assert!(err.message().contains("revoked"), "{}", err.message());
             break;
         }

@@ -23,7 +23,7 @@ async fn store(db: &TestDb) -> Store {
     store
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keeper_makes_partitions_ahead_and_drops_those_past_the_retention() {
     let db = TestDb::new().await;
     let store = store(&db).await;
@@ -56,7 +56,7 @@ async fn the_keeper_makes_partitions_ahead_and_drops_those_past_the_retention() 
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_held_by_the_default_partition_is_reported_not_lost() {
     let db = TestDb::new().await;
     let store = store(&db).await;

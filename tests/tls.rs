@@ -58,7 +58,7 @@ async fn check(addr: &str, tls: Option<ClientTlsConfig>) -> Result<i32, String> 
         .map_err(|e| e.to_string())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_mutual_tls_admit_only_the_right_clients() {
     let db = TestDb::new().await;
     let certs = tempfile::tempdir().unwrap();

@@ -169,6 +169,7 @@ pub fn spawn(
     store: Store,
     config: &IngestConfig,
     stop: CancellationToken,
+    close_writer: CancellationToken,
 ) -> (IngestHandle, tokio::task::JoinHandle<()>) {
     let space_kib = (config.queue_bytes / 1024).max(1) as u32;
     let space = Arc::new(Semaphore::new(space_kib as usize));
@@ -184,7 +185,14 @@ pub fn spawn(
         admit_wait: config.admit_wait,
         throttled: throttled.clone(),
     };
-    let writer = writer::spawn(store.clone(), config.clone(), rx, space, space_kib);
+    let writer = writer::spawn(
+        store.clone(),
+        config.clone(),
+        rx,
+        space,
+        space_kib,
+        close_writer,
+    );
     tokio::spawn(flush_throttled(store, throttled, stop));
     (handle, writer)
 }

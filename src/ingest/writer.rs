@@ -17,19 +17,24 @@ use std::{
 use time::Date;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
+use tokio_util::sync::CancellationToken;
+
 use super::{IngestConfig, Submission, WriteError};
 use crate::{
     domain::BatchWrite,
     store::{Store, StoreError, ingest::BatchFate, partitions::Ensured},
 };
 
-/// Starts the batcher and its workers. Ends when the queue is closed and drained.
+/// Starts the batcher and its workers. Ends when the queue is drained after
+/// every sender is gone or `close` is cancelled (which refuses new batches:
+/// senders still held by lingering connections get an error, not a hang).
 pub fn spawn(
     store: Store,
     config: IngestConfig,
     mut rx: mpsc::Receiver<Submission>,
     space: Arc<Semaphore>,
     space_kib: u32,
+    close: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (work_tx, work_rx) = mpsc::channel::<Vec<Submission>>(config.workers.max(1));
@@ -56,7 +61,19 @@ pub fn spawn(
                 }
             }));
         }
-        while let Some(first) = rx.recv().await {
+        let mut closed = false;
+        loop {
+            let first = tokio::select! {
+                next = rx.recv() => match next {
+                    Some(first) => first,
+                    None => break,
+                },
+                _ = close.cancelled(), if !closed => {
+                    rx.close();
+                    closed = true;
+                    continue;
+                }
+            };
             let mut rows = first.batch.events.len() + first.batch.rejected.len();
             let mut bytes = first.permit.num_permits() * 1024;
             let mut pending = vec![first];
