@@ -59,7 +59,8 @@ import json, sys
 seen = set()
 for line in sys.stdin:
     try:
-        msg = json.loads(line).get("fields", {}).get("message", "")
+        obj = json.loads(line)
+        msg = obj.get("message") or obj.get("fields", {}).get("message", "")
     except ValueError:
         continue
     if "Query Text:" not in msg:
