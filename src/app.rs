@@ -242,6 +242,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let partitions =
         crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
     let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
+    let (hub, hub_task) = crate::detect::hub::spawn(store.clone(), background.clone());
+    let detector = args
+        .detector
+        .then(|| crate::detect::spawn(store.clone(), args.detect_config(), background.clone()));
     let close_writer = CancellationToken::new();
     let (ingest, writer) = crate::ingest::spawn(
         store.clone(),
@@ -258,6 +262,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight: args.stream_max_in_flight,
         shutdown: streams_stop.clone(),
         tls,
+        hub,
+        watch_heartbeat: args.watch_heartbeat,
     };
     let grpc_stop = CancellationToken::new();
     let mut grpc = tokio::spawn(api::serve(
@@ -322,6 +328,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     background.cancel();
     let _ = partitions.await;
     let _ = rollups.await;
+    let _ = hub_task.await;
+    if let Some(detector) = detector {
+        let _ = detector.await;
+    }
     http_stop.cancel();
     let _ = http.await;
     // 5. The database last.

@@ -192,6 +192,26 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_duration)]
     pub rollup_retention: Duration,
 
+    /// Run the detector in this process (one process leads at a time).
+    #[arg(long, env = "PULSYON_DETECTOR", default_value_t = true, action = clap::ArgAction::Set)]
+    pub detector: bool,
+
+    /// Time between detector evaluations.
+    #[arg(long, env = "PULSYON_DETECT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub detect_interval: Duration,
+
+    /// An incident resolves by itself once its alerts stayed clear this long.
+    #[arg(long, env = "PULSYON_INCIDENT_RESOLVE_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub incident_resolve_after: Duration,
+
+    /// An alert this soon after its service's incident resolved reopens it.
+    #[arg(long, env = "PULSYON_INCIDENT_REOPEN_WITHIN", default_value = "30m", value_parser = parse_duration)]
+    pub incident_reopen_within: Duration,
+
+    /// Time between heartbeats of an idle Watch stream.
+    #[arg(long, env = "PULSYON_WATCH_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub watch_heartbeat: Duration,
+
     /// Rows that make a writer batch full.
     #[arg(long, env = "PULSYON_WRITER_BATCH_ROWS", default_value_t = 5_000)]
     pub writer_batch_rows: usize,
@@ -298,6 +318,16 @@ impl ServeArgs {
         }
     }
 
+    /// The detector settings these flags describe.
+    pub fn detect_config(&self) -> crate::detect::DetectConfig {
+        crate::detect::DetectConfig {
+            interval: self.detect_interval,
+            resolve_after: self.incident_resolve_after,
+            reopen_within: self.incident_reopen_within,
+            ..Default::default()
+        }
+    }
+
     /// The event bounds these flags describe.
     pub fn limits(&self) -> crate::ingest::validate::Limits {
         crate::ingest::validate::Limits {
@@ -334,6 +364,14 @@ impl ServeArgs {
             return Err(
                 "invalid --rollup-retention: rollups are kept at least as long as the --retention of raw events".into(),
             );
+        }
+        for (name, value) in [
+            ("--detect-interval", self.detect_interval),
+            ("--watch-heartbeat", self.watch_heartbeat),
+        ] {
+            if value.is_zero() {
+                return Err(format!("invalid {name}: must be more than 0"));
+            }
         }
         if self.rollup_interval.is_zero() {
             return Err("invalid --rollup-interval: must be more than 0".into());

@@ -16,12 +16,14 @@
 //! - `store`: PostgreSQL (pool, migrations, the private cluster, SQL);
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`; `telemetry`: logs and metrics set-up;
 //! - `rollup`: mergeable histograms, rollup deltas, the rollup task and health rules;
+//! - `detect`: detection rules, the leader's detector, incidents' vocabulary, the Watch hub;
 //! - `seed`: `pulsyon seed`, generated history through the ingest API;
 //! - `proto`: the generated code and the descriptor set for reflection.
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod detect;
 pub mod domain;
 pub mod ingest;
 pub mod ops;

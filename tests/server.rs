@@ -205,8 +205,8 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert_eq!(err.message(), "batch: missing");
     // An RPC whose work has not landed says so, after the same checks.
-    let err = IncidentsClient::new(channel.clone())
-        .list_incidents(authed(pb::ListIncidentsRequest::default(), &admin_key))
+    let err = admin
+        .list_detection_rules(authed(pb::ListDetectionRulesRequest::default(), &admin_key))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

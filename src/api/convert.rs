@@ -160,6 +160,23 @@ pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
         .ok()
 }
 
+/// An opaque page token over a (time, id) keyset.
+pub fn encode_page_token(at: OffsetDateTime, id: i64) -> String {
+    format!("{:x}.{:x}", at.unix_timestamp_nanos() / 1_000, id)
+}
+
+pub fn decode_page_token(token: &str) -> Result<Option<(OffsetDateTime, i64)>, tonic::Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || super::status::invalid("page_token", "not a token this server issued");
+    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
+    let micros = i128::from_str_radix(micros, 16).map_err(|_| bad())?;
+    let id = i64::from_str_radix(id, 16).map_err(|_| bad())?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
+    Ok(Some((at, id)))
+}
+
 /// The [start, end) of an optional `TimeRange`: end defaults to `now`, start to
 /// `end - default`; the span may not exceed `max`. Errors name the field.
 pub fn time_range(

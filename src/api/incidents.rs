@@ -1,18 +1,36 @@
 //! `pulsyon.v1.Incidents`: incidents, their timeline, and the Watch stream.
 //! Authenticated with the `read` scope; confined to the caller's tenant.
 //!
-//! Detection, grouping and Watch land with the incidents issue; until then
-//! each RPC answers UNIMPLEMENTED after checking the caller.
+//! Watch: an optional snapshot of the open incidents, an optional replay of
+//! the outbox after `resume_after_seq`, then live updates from this process's
+//! hub. A subscriber that falls more than the hub's buffer behind catches up
+//! from the outbox, so it never skips an update; one that asks to resume from
+//! a sequence the outbox no longer holds gets FAILED_PRECONDITION.
 
-use std::{pin::Pin, sync::Arc};
+use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
 
+use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{auth::Authenticator, status::not_yet};
+use super::{
+    auth::Authenticator,
+    convert,
+    status::{from_store, invalid},
+};
 use crate::{
-    domain::Scope,
+    detect::{
+        hub::Hub,
+        model::{self, Alert, Incident, UpdateKind},
+        rules::{Kind, Severity},
+    },
+    domain::{Scope, TenantId},
     proto::v1::{self as pb, incidents_server::Incidents},
+    store::{
+        Store,
+        incidents::{IncidentFilter, alert_explanation},
+    },
 };
 
 /// The Incidents service.
@@ -20,9 +38,245 @@ use crate::{
 pub struct IncidentsService {
     /// Checks the caller's key.
     pub auth: Arc<Authenticator>,
+    /// Incidents and the outbox.
+    pub store: Store,
+    /// This process's fan-out of updates.
+    pub hub: Arc<Hub>,
+    /// Time between heartbeats of an idle Watch stream.
+    pub heartbeat: Duration,
+    /// Cancelled at shutdown: Watch streams end with UNAVAILABLE.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-const LANDS_WITH: &str = "the incidents issue (detection, grouping and Watch)";
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn severity_to_pb(s: Severity) -> i32 {
+    (match s {
+        Severity::Info => pb::Severity::Info,
+        Severity::Warning => pb::Severity::Warning,
+        Severity::Critical => pb::Severity::Critical,
+    }) as i32
+}
+
+fn severity_from_pb(field: &str, value: i32) -> Result<Option<Severity>, Status> {
+    match pb::Severity::try_from(value) {
+        Ok(pb::Severity::Unspecified) => Ok(None),
+        Ok(pb::Severity::Info) => Ok(Some(Severity::Info)),
+        Ok(pb::Severity::Warning) => Ok(Some(Severity::Warning)),
+        Ok(pb::Severity::Critical) => Ok(Some(Severity::Critical)),
+        Err(_) => Err(invalid(field, format!("unknown severity {value}"))),
+    }
+}
+
+fn status_to_pb(s: model::Status) -> i32 {
+    (match s {
+        model::Status::Open => pb::IncidentStatus::Open,
+        model::Status::Acknowledged => pb::IncidentStatus::Acknowledged,
+        model::Status::Resolved => pb::IncidentStatus::Resolved,
+    }) as i32
+}
+
+fn statuses_from_pb(values: &[i32]) -> Result<Vec<model::Status>, Status> {
+    values
+        .iter()
+        .map(|v| match pb::IncidentStatus::try_from(*v) {
+            Ok(pb::IncidentStatus::Open) => Ok(model::Status::Open),
+            Ok(pb::IncidentStatus::Acknowledged) => Ok(model::Status::Acknowledged),
+            Ok(pb::IncidentStatus::Resolved) => Ok(model::Status::Resolved),
+            _ => Err(invalid("statuses", format!("unknown status {v}"))),
+        })
+        .collect()
+}
+
+fn kind_to_pb(k: Kind) -> i32 {
+    (match k {
+        Kind::ErrorRate => pb::AlertKind::ErrorRate,
+        Kind::LatencyP95 => pb::AlertKind::LatencyP95,
+        Kind::TrafficDrop => pb::AlertKind::TrafficDrop,
+    }) as i32
+}
+
+fn update_kind_to_pb(k: UpdateKind) -> i32 {
+    (match k {
+        UpdateKind::Opened => pb::UpdateKind::Opened,
+        UpdateKind::AlertAdded => pb::UpdateKind::AlertAdded,
+        UpdateKind::Escalated => pb::UpdateKind::Escalated,
+        UpdateKind::Acknowledged => pb::UpdateKind::Acknowledged,
+        UpdateKind::Resolved => pb::UpdateKind::Resolved,
+        UpdateKind::Reopened => pb::UpdateKind::Reopened,
+    }) as i32
+}
+
+/// An incident as the protobuf message.
+pub fn incident_to_pb(i: &Incident) -> pb::Incident {
+    pb::Incident {
+        incident_id: i.incident_id.to_string(),
+        service: i.service.clone(),
+        title: i.title.clone(),
+        severity: Severity::parse(&i.severity)
+            .map(severity_to_pb)
+            .unwrap_or_default(),
+        status: status_to_pb(i.status),
+        opened_at: Some(convert::timestamp(i.opened_at)),
+        acknowledged_at: i.acknowledged_at.map(convert::timestamp),
+        acknowledged_by: i.acknowledged_by.clone().unwrap_or_default(),
+        resolved_at: i.resolved_at.map(convert::timestamp),
+        resolved_by: i.resolved_by.clone().unwrap_or_default(),
+        reopen_count: i.reopen_count.max(0) as u32,
+        alert_count: i.alert_count.max(0) as u32,
+        last_seq: i.last_seq.max(0) as u64,
+    }
+}
+
+/// An alert as the protobuf message, with its explanation.
+pub fn alert_to_pb(a: &Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: a.alert_id.to_string(),
+        kind: kind_to_pb(a.kind),
+        service: a.service.clone(),
+        endpoint: a.endpoint.clone(),
+        severity: severity_to_pb(a.severity),
+        observed: a.observed,
+        baseline: a.baseline,
+        threshold: a.threshold,
+        window: Some(prost_types::Duration {
+            seconds: i64::from(a.window_secs),
+            nanos: 0,
+        }),
+        fired_at: Some(convert::timestamp(a.fired_at)),
+        cleared_at: a.cleared_at.map(convert::timestamp),
+        explanation: alert_explanation(a),
+    }
+}
+
+/// An update as the protobuf message.
+pub fn update_to_pb(u: &model::Update) -> pb::IncidentUpdate {
+    pb::IncidentUpdate {
+        seq: u.seq.max(0) as u64,
+        kind: update_kind_to_pb(u.kind),
+        time: Some(convert::timestamp(u.at)),
+        incident: Some(incident_to_pb(&u.incident)),
+        alert: u.alert.as_ref().map(alert_to_pb),
+        actor: u.actor.clone(),
+        note: u.note.clone(),
+    }
+}
+
+fn incident_id(value: &str) -> Result<i64, Status> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| invalid("incident_id", "not an incident id"))
+}
+
+fn person(field: &str, value: &str, max: usize) -> Result<(), Status> {
+    if value.len() > max {
+        return Err(invalid(field, format!("at most {max} bytes")));
+    }
+    if value.contains('\0') {
+        return Err(invalid(field, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+fn heartbeat(newest: i64) -> pb::Heartbeat {
+    pb::Heartbeat {
+        current_seq: newest.max(0) as u64,
+        time: Some(convert::timestamp(OffsetDateTime::now_utc())),
+    }
+}
+
+/// Where a Watch stream is.
+struct Watching {
+    store: Store,
+    hub: Arc<Hub>,
+    tenant: TenantId,
+    filter: IncidentFilter,
+    rx: tokio::sync::broadcast::Receiver<Arc<model::Update>>,
+    /// Messages ready to send (snapshot, replayed updates).
+    ready: VecDeque<pb::WatchResponse>,
+    /// The newest sequence the stream has passed (sent or filtered out).
+    last: i64,
+    /// Catching up from the outbox after this sequence, when `Some`.
+    replay_from: Option<i64>,
+    heartbeat: tokio::time::Interval,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Watching {
+    fn wrap(payload: pb::watch_response::Payload) -> pb::WatchResponse {
+        pb::WatchResponse {
+            payload: Some(payload),
+        }
+    }
+
+    fn keep(&self, u: &model::Update) -> bool {
+        u.incident.tenant_id == self.tenant.0 && self.filter.matches(&u.incident)
+    }
+
+    /// The next message: ready ones first, then a page of replay, then live.
+    async fn next(&mut self) -> Option<Result<pb::WatchResponse, Status>> {
+        loop {
+            if let Some(message) = self.ready.pop_front() {
+                return Some(Ok(message));
+            }
+            if let Some(after) = self.replay_from {
+                let page = match self
+                    .store
+                    .updates_after(Some(self.tenant), after, 500)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(err) => return Some(Err(from_store(err))),
+                };
+                match page.last().map(|u| u.seq) {
+                    None => self.replay_from = None,
+                    Some(last) => {
+                        self.replay_from = Some(last);
+                        self.last = self.last.max(last);
+                        let kept: Vec<pb::WatchResponse> = page
+                            .iter()
+                            .filter(|u| self.keep(u))
+                            .map(|u| {
+                                Self::wrap(pb::watch_response::Payload::Update(update_to_pb(u)))
+                            })
+                            .collect();
+                        self.ready.extend(kept);
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                received = self.rx.recv() => match received {
+                    Ok(u) => {
+                        if u.seq <= self.last {
+                            continue;
+                        }
+                        self.last = u.seq;
+                        if self.keep(&u) {
+                            return Some(Ok(Self::wrap(pb::watch_response::Payload::Update(update_to_pb(&u)))));
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Fell behind the hub: catch up from the outbox, where nothing is skipped.
+                        metrics::counter!("pulsyon_watch_catch_ups_total").increment(1);
+                        self.replay_from = Some(self.last);
+                    }
+                    Err(RecvError::Closed) => {
+                        return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
+                    }
+                },
+                _ = self.shutdown.cancelled() => {
+                    return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
+                }
+                _ = self.heartbeat.tick() => {
+                    return Some(Ok(Self::wrap(pb::watch_response::Payload::Heartbeat(heartbeat(self.hub.newest())))));
+                }
+            }
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl Incidents for IncidentsService {
@@ -32,47 +286,215 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.ListIncidents", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let filter = IncidentFilter {
+            statuses: statuses_from_pb(&req.statuses)?,
+            service: (!req.service.is_empty()).then_some(req.service),
+            min_severity: severity_from_pb("min_severity", req.min_severity)?,
+        };
+        let (from, to) = convert::time_range(
+            req.range.as_ref(),
+            7 * DAY,
+            400 * DAY,
+            OffsetDateTime::now_utc(),
+        )?;
+        let limit = convert::page_size(req.page_size, 50, 500)?;
+        let cursor = convert::decode_page_token(&req.page_token)?;
+        let mut rows = self
+            .store
+            .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
+            .await
+            .map_err(from_store)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|i| convert::encode_page_token(i.opened_at, i.incident_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents: rows.iter().map(incident_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_incident(
         &self,
         request: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::GetIncidentResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.GetIncident", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let id = incident_id(&request.get_ref().incident_id)?;
+        let (incident, alerts, timeline) = self
+            .store
+            .incident(caller.tenant_id, id)
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::GetIncidentResponse {
+            incident: Some(incident_to_pb(&incident)),
+            alerts: alerts.iter().map(alert_to_pb).collect(),
+            timeline: timeline.iter().map(update_to_pb).collect(),
+        }))
     }
 
     async fn watch(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.Watch", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let filter = IncidentFilter {
+            statuses: statuses_from_pb(&req.statuses)?,
+            service: (!req.service.is_empty()).then_some(req.service),
+            min_severity: severity_from_pb("min_severity", req.min_severity)?,
+        };
+        // Subscribe first: nothing broadcast from here on can be missed.
+        let rx = self.hub.subscribe();
+        let newest = self.hub.newest();
+        let mut ready = VecDeque::new();
+        let resume = i64::try_from(req.resume_after_seq)
+            .map_err(|_| invalid("resume_after_seq", "too large"))?;
+        if resume > 0 {
+            let (oldest, _) = self.store.update_seq_bounds().await.map_err(from_store)?;
+            if oldest == 0 || resume < oldest - 1 {
+                return Err(Status::failed_precondition(format!(
+                    "resync required: the updates after {resume} are no longer kept (oldest kept: {oldest}); \
+                     list the open incidents and watch from now"
+                )));
+            }
+        }
+        if req.send_snapshot {
+            for i in self
+                .store
+                .open_incidents(caller.tenant_id)
+                .await
+                .map_err(from_store)?
+                .iter()
+                .filter(|i| filter.matches(i))
+            {
+                ready.push_back(Watching::wrap(pb::watch_response::Payload::Snapshot(
+                    incident_to_pb(i),
+                )));
+            }
+            ready.push_back(Watching::wrap(pb::watch_response::Payload::SnapshotDone(
+                heartbeat(newest),
+            )));
+        }
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.heartbeat, self.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watching = Watching {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            tenant: caller.tenant_id,
+            filter,
+            rx,
+            ready,
+            last: if resume > 0 { resume } else { newest },
+            replay_from: (resume > 0).then_some(resume),
+            heartbeat,
+            shutdown: self.shutdown.clone(),
+        };
+        metrics::gauge!("pulsyon_watch_subscribers").set(self.hub.subscribers() as f64);
+        let stream = futures_util::stream::unfold(Some(watching), |state| async move {
+            let mut w = state?;
+            let item = w.next().await?;
+            // After an error the stream ends.
+            let next = item.is_ok().then_some(w);
+            Some((item, next))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn acknowledge_incident(
         &self,
         request: Request<pb::AcknowledgeIncidentRequest>,
     ) -> Result<Response<pb::AcknowledgeIncidentResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.AcknowledgeIncident", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let id = incident_id(&req.incident_id)?;
+        if req.by.trim().is_empty() {
+            return Err(invalid("by", "required: who acknowledges"));
+        }
+        person("by", &req.by, 128)?;
+        person("note", &req.note, 4_096)?;
+        let update = self
+            .store
+            .close_by_hand(
+                caller.tenant_id,
+                id,
+                false,
+                &req.by,
+                &req.note,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::AcknowledgeIncidentResponse {
+            incident: Some(incident_to_pb(&update.incident)),
+        }))
     }
 
     async fn resolve_incident(
         &self,
         request: Request<pb::ResolveIncidentRequest>,
     ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.ResolveIncident", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let id = incident_id(&req.incident_id)?;
+        if req.by.trim().is_empty() {
+            return Err(invalid("by", "required: who resolves"));
+        }
+        person("by", &req.by, 128)?;
+        person("note", &req.note, 4_096)?;
+        let update = self
+            .store
+            .close_by_hand(
+                caller.tenant_id,
+                id,
+                true,
+                &req.by,
+                &req.note,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::ResolveIncidentResponse {
+            incident: Some(incident_to_pb(&update.incident)),
+        }))
     }
 
     async fn get_incident_summary(
         &self,
         request: Request<pb::GetIncidentSummaryRequest>,
     ) -> Result<Response<pb::GetIncidentSummaryResponse>, Status> {
-        self.auth.authorize(&request, Scope::Read).await?;
-        Err(not_yet("Incidents.GetIncidentSummary", LANDS_WITH))
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let window = match request.into_inner().window {
+            None => 7 * DAY,
+            Some(d) if d.seconds == 0 && d.nanos == 0 => 7 * DAY,
+            Some(d) => Duration::try_from(d)
+                .ok()
+                .filter(|w| *w >= Duration::from_secs(60) && *w <= 90 * DAY)
+                .ok_or_else(|| invalid("window", "must be between 1 minute and 90 days"))?,
+        };
+        let now = OffsetDateTime::now_utc();
+        let s = self
+            .store
+            .incident_summary(caller.tenant_id, now - window, now)
+            .await
+            .map_err(from_store)?;
+        let (top, top_count) = s.top_service.unwrap_or_default();
+        Ok(Response::new(pb::GetIncidentSummaryResponse {
+            open: s.open.max(0) as u32,
+            critical: s.critical.max(0) as u32,
+            opened_in_window: s.opened.max(0) as u32,
+            mttr: Some(prost_types::Duration {
+                seconds: s.mttr_secs as i64,
+                nanos: ((s.mttr_secs.fract()) * 1e9) as i32,
+            }),
+            most_incident_prone_service: top,
+            most_incident_prone_count: top_count.max(0) as u32,
+        }))
     }
 }

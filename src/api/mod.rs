@@ -62,6 +62,10 @@ pub struct ApiDeps {
     pub shutdown: CancellationToken,
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
+    /// This process's fan-out of incident updates.
+    pub hub: Arc<crate::detect::hub::Hub>,
+    /// Time between heartbeats of an idle Watch stream.
+    pub watch_heartbeat: Duration,
 }
 
 /// PEM material for TLS on the gRPC port, read at start-up.
@@ -156,6 +160,10 @@ pub async fn serve(
         }))
         .add_service(IncidentsServer::new(incidents::IncidentsService {
             auth: deps.auth.clone(),
+            store: deps.store.clone(),
+            hub: deps.hub.clone(),
+            heartbeat: deps.watch_heartbeat,
+            shutdown: deps.shutdown.clone(),
         }))
         .add_service(AdminServer::new(admin::AdminService {
             store: deps.store.clone(),

@@ -50,23 +50,6 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// Longest string filter of QueryEvents, in bytes (the longest field is 512).
 const MAX_FILTER_BYTES: usize = 512;
 
-/// An opaque page token over a (time, id) keyset.
-fn encode_token(at: OffsetDateTime, id: i64) -> String {
-    format!("{:x}.{:x}", at.unix_timestamp_nanos() / 1_000, id)
-}
-
-fn decode_token(token: &str) -> Result<Option<(OffsetDateTime, i64)>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || invalid("page_token", "not a token this server issued");
-    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
-    let micros = i128::from_str_radix(micros, 16).map_err(|_| bad())?;
-    let id = i64::from_str_radix(id, 16).map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
-    Ok(Some((at, id)))
-}
-
 /// Folds outcome rows of one minute (or a total) into the protobuf message.
 fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMinute {
     let mut m = pb::IngestMinute {
@@ -578,7 +561,7 @@ impl Query for QueryService {
         let (from, to) =
             convert::time_range(req.range.as_ref(), DAY, 31 * DAY, OffsetDateTime::now_utc())?;
         let limit = convert::page_size(req.page_size, 100, 1000)?;
-        let cursor = decode_token(&req.page_token)?;
+        let cursor = convert::decode_page_token(&req.page_token)?;
         let mut rows = self
             .store
             .failed_events(caller.tenant_id, from, to, reason, cursor, limit + 1)
@@ -587,7 +570,7 @@ impl Query for QueryService {
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|r| encode_token(r.received_at, r.failed_id))
+                .map(|r| convert::encode_page_token(r.received_at, r.failed_id))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -627,7 +610,7 @@ impl Query for QueryService {
             OffsetDateTime::now_utc(),
         )?;
         let limit = convert::page_size(req.page_size, 60, 1440)?;
-        let before = decode_token(&req.page_token)?.map(|(at, _)| at);
+        let before = convert::decode_page_token(&req.page_token)?.map(|(at, _)| at);
         let rows = self
             .store
             .outcome_minutes(caller.tenant_id, from, to, before, limit + 1)
@@ -648,7 +631,7 @@ impl Query for QueryService {
             .map(|(std::cmp::Reverse(minute), rows)| ingest_minute(*minute, rows))
             .collect();
         let next_page_token = match (more, by_minute.keys().nth(limit as usize - 1)) {
-            (true, Some(std::cmp::Reverse(last))) => encode_token(*last, 0),
+            (true, Some(std::cmp::Reverse(last))) => convert::encode_page_token(*last, 0),
             _ => String::new(),
         };
         let totals = self

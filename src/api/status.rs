@@ -16,6 +16,7 @@ pub fn from_store(err: StoreError) -> Status {
         }
         StoreError::Conflict(what) => Status::already_exists(format!("{what} already exists")),
         StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        StoreError::State(why) => Status::failed_precondition(why),
         StoreError::Invalid(what) => Status::invalid_argument(format!("invalid {what}")),
         err @ (StoreError::Other(_) | StoreError::Migrate(_) | StoreError::Corrupt(_)) => {
             tracing::error!(error = %err, "internal error");

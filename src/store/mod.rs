@@ -4,8 +4,10 @@
 //! Only `store/` (and the writer's COPY) knows sqlx. No database text leaves
 //! this module in a form meant for clients: callers see `StoreError` kinds.
 
+pub mod detect;
 pub mod embedded;
 pub mod events;
+pub mod incidents;
 pub mod ingest;
 pub mod keys;
 pub mod partitions;
@@ -41,6 +43,9 @@ pub enum StoreError {
     /// Anything else: a bug or an unexpected database state.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// The change does not apply to the row's current state.
+    #[error("{0}")]
+    State(&'static str),
     /// Stored data this version cannot read (a bug or a newer writer).
     #[error("unreadable stored data: {0}")]
     Corrupt(String),

@@ -1,0 +1,429 @@
+//! Detection: every `interval` the leader reads a short window of the rollups
+//! for every (tenant, service) and every endpoint with enough traffic, reads
+//! it against a baseline with each rule (`rules`), and turns the rules'
+//! transitions into alerts and incident changes (`store::incidents`).
+//!
+//! One leader across all server processes: the process holding a session
+//! advisory lock on a dedicated connection. When it dies, PostgreSQL releases
+//! the lock with its connection and another process takes over within
+//! `LEADER_POLL`. The new leader reloads the firing alerts, so an alert
+//! neither fires twice nor stays open forever.
+//!
+//! The window is the previous whole minute plus the current one so far
+//! (60 to 120 s). The baseline is the median over the minutes of the previous
+//! `baseline` (default 2 h) before the window: robust to the spikes it is
+//! there to find.
+
+pub mod hub;
+pub mod model;
+pub mod rules;
+
+use std::{collections::HashMap, time::Duration};
+
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::TenantId,
+    rollup::{self, histogram::Histogram},
+    store::{Store, StoreError, detect::MinuteRow},
+};
+use model::{Alert, Update};
+use rules::{Baseline, Hysteresis, Kind, Override, Settings, Transition, Window};
+
+/// Advisory lock key of the detector's leader ("pulsyon detect").
+pub const LEADER_LOCK: i64 = 0x7075_6c73_6465_7465;
+/// How often a follower tries to become the leader.
+pub const LEADER_POLL: Duration = Duration::from_secs(2);
+
+/// Settings of the detector.
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// Time between evaluations.
+    pub interval: Duration,
+    /// History the baseline is made of.
+    pub baseline: Duration,
+    /// An alert this soon after its service's incident resolved reopens it.
+    pub reopen_within: Duration,
+    /// An incident resolves by itself once its alerts stayed clear this long.
+    pub resolve_after: Duration,
+    /// Endpoints are evaluated on their own from this many requests a minute (baseline).
+    pub endpoint_min_rpm: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            interval: Duration::from_secs(5),
+            baseline: Duration::from_secs(2 * 3_600),
+            reopen_within: Duration::from_secs(30 * 60),
+            resolve_after: Duration::from_secs(5 * 60),
+            endpoint_min_rpm: 30.0,
+        }
+    }
+}
+
+/// What is evaluated: a service ('' endpoint) or one endpoint of it.
+pub type Subject = (i64, String, String);
+
+/// Rule overrides, tenant-wide (service '') and per service.
+pub type Overrides = HashMap<(i64, String, Kind), Override>;
+
+/// The settings of `kind` for a subject: defaults, then the tenant's
+/// override, then the service's.
+pub fn settings_for(overrides: &Overrides, tenant: i64, service: &str, kind: Kind) -> Settings {
+    let mut s = Settings::defaults(kind);
+    if let Some(o) = overrides.get(&(tenant, String::new(), kind)) {
+        s = s.overlay(o);
+    }
+    if let Some(o) = overrides.get(&(tenant, service.to_owned(), kind)) {
+        s = s.overlay(o);
+    }
+    s
+}
+
+/// Baselines of every subject from minute rows of [from, to).
+pub fn baselines(
+    rows: &[MinuteRow],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> HashMap<Subject, Baseline> {
+    let mut per: HashMap<Subject, Vec<&MinuteRow>> = HashMap::new();
+    for r in rows.iter().filter(|r| r.bucket >= from && r.bucket < to) {
+        per.entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
+            .or_default()
+            .push(r);
+    }
+    per.into_iter()
+        .map(|(subject, rows)| {
+            let first = rows.iter().map(|r| r.bucket).min().unwrap_or(from);
+            let span = ((to - first).whole_minutes()).max(1) as usize;
+            let mut requests: Vec<f64> = rows.iter().map(|r| r.count as f64).collect();
+            requests.resize(span.max(requests.len()), 0.0);
+            let mut errors: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.count > 0)
+                .map(|r| r.status_5xx as f64 / r.count as f64)
+                .collect();
+            let mut p95: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.count > 0)
+                .map(|r| r.p95_ms)
+                .collect();
+            let b = Baseline {
+                error_rate: rules::median(&mut errors),
+                p95_ms: rules::median(&mut p95),
+                requests_per_minute: rules::median(&mut requests),
+                minutes: rows.len() as u32,
+            };
+            (subject, b)
+        })
+        .collect()
+}
+
+/// Windows of every subject from minute rows at or after `from`, as of `now`.
+pub fn windows(
+    rows: &[MinuteRow],
+    from: OffsetDateTime,
+    now: OffsetDateTime,
+) -> HashMap<Subject, Window> {
+    let mut hist: HashMap<Subject, (Window, Histogram)> = HashMap::new();
+    for r in rows.iter().filter(|r| r.bucket >= from) {
+        let entry = hist
+            .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
+            .or_default();
+        entry.0.requests += r.count.max(0) as u64;
+        entry.0.errors += r.status_5xx.max(0) as u64;
+        entry.1.merge(&r.histogram);
+    }
+    let seconds = (now - from).as_seconds_f64().max(1.0);
+    hist.into_iter()
+        .map(|(s, (mut w, h))| {
+            w.seconds = seconds;
+            w.p95_ms = h.quantile(0.95).unwrap_or(0.0);
+            (s, w)
+        })
+        .collect()
+}
+
+/// A rule's change for one subject, from one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A new alert fires.
+    Fire(Alert),
+    /// The alert of this subject and rule clears.
+    Clear(Subject, Kind),
+}
+
+/// The leader's memory: hysteresis per subject and rule, and the alert
+/// firing for each.
+#[derive(Debug, Default)]
+pub struct State {
+    hysteresis: HashMap<(Subject, Kind), Hysteresis>,
+    firing: HashMap<(Subject, Kind), (i64, rules::Severity)>,
+}
+
+impl State {
+    /// State that knows the alerts already firing (after a leader change).
+    pub fn with_firing(alerts: &[Alert]) -> State {
+        let mut state = State::default();
+        for a in alerts {
+            let key = (
+                (a.tenant_id.0, a.service.clone(), a.endpoint.clone()),
+                a.kind,
+            );
+            state.hysteresis.insert(key.clone(), Hysteresis::firing());
+            state.firing.insert(key, (a.alert_id, a.severity));
+        }
+        state
+    }
+
+    /// Reads every subject that has a baseline with every rule; returns the
+    /// transitions. Endpoints need `endpoint_min_rpm` of baseline traffic.
+    pub fn evaluate(
+        &mut self,
+        baselines: &HashMap<Subject, Baseline>,
+        windows: &HashMap<Subject, Window>,
+        window_secs: i32,
+        overrides: &Overrides,
+        config: &DetectConfig,
+        now: OffsetDateTime,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut subjects: Vec<&Subject> = baselines.keys().collect();
+        subjects.sort();
+        for subject in subjects {
+            let baseline = &baselines[subject];
+            if !subject.2.is_empty() && baseline.requests_per_minute < config.endpoint_min_rpm {
+                continue;
+            }
+            let empty = Window {
+                seconds: f64::from(window_secs),
+                ..Window::default()
+            };
+            let window = windows.get(subject).unwrap_or(&empty);
+            for kind in Kind::ALL {
+                let settings = settings_for(overrides, subject.0, &subject.1, kind);
+                let reading = rules::read(kind, &settings, window, baseline);
+                let key = (subject.clone(), kind);
+                let h = self.hysteresis.entry(key.clone()).or_default();
+                let bad = reading.as_ref().and_then(|r| r.bad);
+                let transition = h.feed(bad.is_some(), &settings);
+                // A firing alert whose reading got worse escalates: it is
+                // replaced by one of the higher severity.
+                let worse = transition == Transition::None
+                    && self
+                        .firing
+                        .get(&key)
+                        .zip(bad)
+                        .is_some_and(|((_, firing), now)| now > *firing);
+                if worse {
+                    effects.push(Effect::Clear(subject.clone(), kind));
+                }
+                match if worse { Transition::Fire } else { transition } {
+                    Transition::Fire => {
+                        if let (Some(r), Some(severity)) = (reading, bad) {
+                            effects.push(Effect::Fire(Alert {
+                                alert_id: 0,
+                                tenant_id: TenantId(subject.0),
+                                incident_id: None,
+                                service: subject.1.clone(),
+                                endpoint: subject.2.clone(),
+                                kind,
+                                severity,
+                                observed: r.observed,
+                                baseline: r.baseline,
+                                threshold: r.threshold,
+                                window_secs,
+                                fired_at: now,
+                                cleared_at: None,
+                            }));
+                        }
+                    }
+                    Transition::Clear => effects.push(Effect::Clear(subject.clone(), kind)),
+                    Transition::None => {}
+                }
+            }
+        }
+        // A firing alert whose subject lost its baseline (no traffic for the
+        // whole baseline period) clears: nothing is left to compare with.
+        let orphans: Vec<(Subject, Kind)> = self
+            .firing
+            .keys()
+            .filter(|(s, _)| !baselines.contains_key(s))
+            .cloned()
+            .collect();
+        for (s, k) in orphans {
+            self.hysteresis.remove(&(s.clone(), k));
+            effects.push(Effect::Clear(s, k));
+        }
+        effects
+    }
+}
+
+/// The detector of the leader process.
+pub struct Detector {
+    store: Store,
+    config: DetectConfig,
+    state: State,
+    baselines: HashMap<Subject, Baseline>,
+    baseline_minute: Option<OffsetDateTime>,
+}
+
+/// What one evaluation did.
+#[derive(Debug, Default)]
+pub struct Tick {
+    /// Alerts fired.
+    pub fired: Vec<Alert>,
+    /// Alerts cleared.
+    pub cleared: usize,
+    /// Incident updates written.
+    pub updates: Vec<Update>,
+}
+
+impl Detector {
+    /// A detector that knows the alerts already firing.
+    pub async fn new(store: Store, config: DetectConfig) -> Result<Detector, StoreError> {
+        let firing = store.firing_alerts().await?;
+        Ok(Detector {
+            store,
+            config,
+            state: State::with_firing(&firing),
+            baselines: HashMap::new(),
+            baseline_minute: None,
+        })
+    }
+
+    /// One evaluation as of `now`.
+    pub async fn tick(&mut self, now: OffsetDateTime) -> Result<Tick, StoreError> {
+        let minute = rollup::floor(now, 60);
+        let window_from = minute - time::Duration::minutes(1);
+        if self.baseline_minute != Some(minute) {
+            let from = window_from - self.config.baseline;
+            let rows = self.store.detection_rows(from, window_from, false).await?;
+            self.baselines = baselines(&rows, from, window_from);
+            self.baseline_minute = Some(minute);
+        }
+        let rows = self
+            .store
+            .detection_rows(window_from, minute + time::Duration::minutes(1), true)
+            .await?;
+        let windows = windows(&rows, window_from, now);
+        let overrides = self.store.rule_overrides().await?;
+        let window_secs = (now - window_from).whole_seconds() as i32;
+        let effects = self.state.evaluate(
+            &self.baselines,
+            &windows,
+            window_secs,
+            &overrides,
+            &self.config,
+            now,
+        );
+        let mut tick = Tick::default();
+        for effect in effects {
+            match effect {
+                Effect::Fire(alert) => {
+                    let key = (
+                        (
+                            alert.tenant_id.0,
+                            alert.service.clone(),
+                            alert.endpoint.clone(),
+                        ),
+                        alert.kind,
+                    );
+                    let (stored, updates) = self
+                        .store
+                        .fire_alert(&alert, self.config.reopen_within)
+                        .await?;
+                    metrics::counter!("pulsyon_alerts_fired_total", "kind" => alert.kind.as_str())
+                        .increment(1);
+                    self.state
+                        .firing
+                        .insert(key, (stored.alert_id, stored.severity));
+                    tick.fired.push(stored);
+                    tick.updates.extend(updates);
+                }
+                Effect::Clear(subject, kind) => {
+                    if let Some((id, _)) = self.state.firing.remove(&(subject, kind)) {
+                        self.store.clear_alert(id, now).await?;
+                        tick.cleared += 1;
+                    }
+                }
+            }
+        }
+        tick.updates.extend(
+            self.store
+                .auto_resolve(now, self.config.resolve_after)
+                .await?,
+        );
+        Ok(tick)
+    }
+}
+
+/// Runs leader election and, while leader, the detector, until `stop`.
+pub fn spawn(store: Store, config: DetectConfig, stop: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match lead(&store, &config, &stop).await {
+                Ok(()) => return,
+                Err(err) => {
+                    metrics::gauge!("pulsyon_detector_leader").set(0.0);
+                    tracing::warn!(error = %err, "detector: lost or could not take leadership; trying again");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(LEADER_POLL) => {}
+            }
+        }
+    })
+}
+
+/// Waits to become the leader, then evaluates every interval while the lock's
+/// connection lives. Returns Ok when stopped.
+async fn lead(
+    store: &Store,
+    config: &DetectConfig,
+    stop: &CancellationToken,
+) -> Result<(), StoreError> {
+    let mut lock = store.leader_lock(LEADER_LOCK).await?;
+    loop {
+        if lock.try_acquire().await? {
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(LEADER_POLL) => {}
+        }
+    }
+    tracing::info!("detector: this process is the leader");
+    metrics::gauge!("pulsyon_detector_leader").set(1.0);
+    let mut detector = Detector::new(store.clone(), config.clone()).await?;
+    loop {
+        lock.check().await?;
+        match detector.tick(OffsetDateTime::now_utc()).await {
+            Ok(tick) => {
+                for a in &tick.fired {
+                    tracing::info!(
+                        tenant = a.tenant_id.0,
+                        service = %a.service,
+                        endpoint = %a.endpoint,
+                        kind = a.kind.as_str(),
+                        explanation = %crate::store::incidents::alert_explanation(a),
+                        "alert fired"
+                    );
+                }
+            }
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) => tracing::warn!(error = %err, "detector: evaluation failed"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {
+                metrics::gauge!("pulsyon_detector_leader").set(0.0);
+                return Ok(());
+            }
+            _ = tokio::time::sleep(config.interval) => {}
+        }
+    }
+}

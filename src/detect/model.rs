@@ -1,0 +1,172 @@
+//! The vocabulary of incidents: alerts, incidents, updates. Free of I/O.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::rules::{Kind, Severity};
+use crate::domain::TenantId;
+
+/// Lifecycle status of an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Open, nobody acknowledged it.
+    Open,
+    /// Open, someone acknowledged it.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+impl Status {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Acknowledged => "acknowledged",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(name: &str) -> Option<Status> {
+        [Status::Open, Status::Acknowledged, Status::Resolved]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// What one update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpdateKind {
+    /// Opened by its first alert.
+    Opened,
+    /// Another alert joined.
+    AlertAdded,
+    /// The severity rose.
+    Escalated,
+    /// Someone acknowledged it.
+    Acknowledged,
+    /// Resolved, by hand or by itself.
+    Resolved,
+    /// An alert shortly after resolution reopened it.
+    Reopened,
+}
+
+impl UpdateKind {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateKind::Opened => "opened",
+            UpdateKind::AlertAdded => "alert_added",
+            UpdateKind::Escalated => "escalated",
+            UpdateKind::Acknowledged => "acknowledged",
+            UpdateKind::Resolved => "resolved",
+            UpdateKind::Reopened => "reopened",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub fn parse(name: &str) -> Option<UpdateKind> {
+        use UpdateKind::*;
+        [
+            Opened,
+            AlertAdded,
+            Escalated,
+            Acknowledged,
+            Resolved,
+            Reopened,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// An alert: one rule firing for one subject, with the numbers behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Identifier (0 before it is stored).
+    pub alert_id: i64,
+    /// Whose.
+    pub tenant_id: TenantId,
+    /// The incident it joined.
+    pub incident_id: Option<i64>,
+    /// The service.
+    pub service: String,
+    /// The endpoint; '' for the whole service.
+    pub endpoint: String,
+    /// The rule.
+    pub kind: Kind,
+    /// How bad.
+    pub severity: Severity,
+    /// Observed value.
+    pub observed: f64,
+    /// Baseline it was compared with.
+    pub baseline: f64,
+    /// Threshold it crossed.
+    pub threshold: f64,
+    /// Width of the evaluated window, seconds.
+    pub window_secs: i32,
+    /// When it fired.
+    pub fired_at: OffsetDateTime,
+    /// When it cleared.
+    pub cleared_at: Option<OffsetDateTime>,
+}
+
+/// An incident as it is after a change (also the snapshot kept with each update).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Identifier.
+    pub incident_id: i64,
+    /// Whose.
+    pub tenant_id: i64,
+    /// The service.
+    pub service: String,
+    /// One line, from its strongest alert.
+    pub title: String,
+    /// Highest severity of its alerts (stored name).
+    pub severity: String,
+    /// Lifecycle status.
+    pub status: Status,
+    /// When it opened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+    /// When it was acknowledged.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it was resolved.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub resolved_at: Option<OffsetDateTime>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// Times it reopened.
+    pub reopen_count: i32,
+    /// Alerts grouped into it.
+    pub alert_count: i64,
+    /// Sequence of its latest update.
+    pub last_seq: i64,
+}
+
+/// One change to an incident, as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Monotonic sequence number (commit order).
+    pub seq: i64,
+    /// What happened.
+    pub kind: UpdateKind,
+    /// When.
+    pub at: OffsetDateTime,
+    /// The incident after the change.
+    pub incident: Incident,
+    /// The alert that caused it, if any.
+    pub alert: Option<Alert>,
+    /// Who ("pulsyon" for the detector).
+    pub actor: String,
+    /// The note left with it.
+    pub note: String,
+}
+
+/// The actor of changes the detector makes.
+pub const SYSTEM_ACTOR: &str = "pulsyon";

@@ -1,0 +1,510 @@
+//! Detection rules: pure functions from a short window and a baseline to an
+//! observation that fires or not, and the hysteresis that keeps alerts from
+//! flapping. No I/O; the numbers come from the rollups.
+
+use serde::{Deserialize, Serialize};
+
+/// The three rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// 5xx share above a threshold and well above its baseline.
+    ErrorRate,
+    /// p95 latency above a threshold and well above its baseline.
+    LatencyP95,
+    /// Steady traffic went (nearly) silent.
+    TrafficDrop,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::ErrorRate, Kind::LatencyP95, Kind::TrafficDrop];
+
+    /// Name as stored (`alerts.kind`, `detection_rules.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ErrorRate => "error_rate",
+            Kind::LatencyP95 => "latency_p95",
+            Kind::TrafficDrop => "traffic_drop",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Severity of an alert or incident, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth a look.
+    Info,
+    /// An objective is missed.
+    Warning,
+    /// Users are failing now.
+    Critical,
+}
+
+impl Severity {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity of a stored name.
+    pub fn parse(name: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Settings of one rule. Overrides (tenant-wide, then per service) replace
+/// the fields they set; see [`Settings::overlay`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Whether the rule runs.
+    pub enabled: bool,
+    /// Absolute threshold: a ratio (error rate), milliseconds (p95) or, for
+    /// traffic drop, the share of the baseline below which traffic counts as dropped.
+    pub threshold: f64,
+    /// How far above the baseline the value must be (a factor); unused by traffic drop.
+    pub baseline_factor: f64,
+    /// Fewest requests in the window (error rate, p95), or fewest requests a
+    /// minute in the baseline (traffic drop: what counts as steady).
+    pub min_requests: f64,
+    /// Value from which the alert is critical instead of warning (error
+    /// rate, p95); traffic drop is always critical.
+    pub critical_at: f64,
+    /// Consecutive bad evaluations before the alert fires.
+    pub fire_after: u32,
+    /// Consecutive good evaluations before it clears.
+    pub clear_after: u32,
+}
+
+/// A partial [`Settings`], as stored in `detection_rules.settings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Override {
+    /// See [`Settings::enabled`].
+    pub enabled: Option<bool>,
+    /// See [`Settings::threshold`].
+    pub threshold: Option<f64>,
+    /// See [`Settings::baseline_factor`].
+    pub baseline_factor: Option<f64>,
+    /// See [`Settings::min_requests`].
+    pub min_requests: Option<f64>,
+    /// See [`Settings::critical_at`].
+    pub critical_at: Option<f64>,
+    /// See [`Settings::fire_after`].
+    pub fire_after: Option<u32>,
+    /// See [`Settings::clear_after`].
+    pub clear_after: Option<u32>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::defaults(Kind::ErrorRate)
+    }
+}
+
+impl Settings {
+    /// The defaults of a rule.
+    pub fn defaults(kind: Kind) -> Settings {
+        let base = Settings {
+            enabled: true,
+            threshold: 0.0,
+            baseline_factor: 1.0,
+            min_requests: 0.0,
+            critical_at: f64::INFINITY,
+            fire_after: 2,
+            clear_after: 6,
+        };
+        match kind {
+            Kind::ErrorRate => Settings {
+                threshold: 0.05,
+                baseline_factor: 3.0,
+                min_requests: 20.0,
+                critical_at: 0.25,
+                ..base
+            },
+            Kind::LatencyP95 => Settings {
+                threshold: 500.0,
+                baseline_factor: 2.0,
+                min_requests: 20.0,
+                critical_at: 2_000.0,
+                ..base
+            },
+            Kind::TrafficDrop => Settings {
+                threshold: 0.1,
+                min_requests: 10.0,
+                critical_at: 0.0,
+                ..base
+            },
+        }
+    }
+
+    /// These settings with the fields `o` sets replaced.
+    pub fn overlay(mut self, o: &Override) -> Settings {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        take!(
+            enabled,
+            threshold,
+            baseline_factor,
+            min_requests,
+            critical_at,
+            fire_after,
+            clear_after
+        );
+        self
+    }
+
+    /// Whether the settings make sense; the error names the field.
+    pub fn check(&self, kind: Kind) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name}: must be a number of at least 0"))
+            }
+        };
+        positive("threshold", self.threshold)?;
+        positive("baseline_factor", self.baseline_factor)?;
+        positive("min_requests", self.min_requests)?;
+        if self.critical_at.is_nan() || self.critical_at < 0.0 {
+            return Err("critical_at: must be at least 0".into());
+        }
+        if matches!(kind, Kind::ErrorRate | Kind::TrafficDrop) && self.threshold > 1.0 {
+            return Err("threshold: a share, 0 to 1, for this rule".into());
+        }
+        if self.fire_after == 0 || self.clear_after == 0 {
+            return Err("fire_after and clear_after: at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a window shows for one subject (a service, or one of its endpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Window {
+    /// Seconds of traffic the window covers.
+    pub seconds: f64,
+    /// Requests.
+    pub requests: u64,
+    /// 5xx responses.
+    pub errors: u64,
+    /// p95 latency, milliseconds (0 without requests).
+    pub p95_ms: f64,
+}
+
+/// The subject's usual behaviour: medians over the previous hours' minutes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Baseline {
+    /// Median 5xx share of the minutes with traffic.
+    pub error_rate: f64,
+    /// Median p95 of the minutes with traffic, milliseconds.
+    pub p95_ms: f64,
+    /// Median requests a minute, over every minute (silent ones count as 0).
+    pub requests_per_minute: f64,
+    /// Minutes the baseline was made of.
+    pub minutes: u32,
+}
+
+/// A rule's reading of a window: the value, what it was compared with, and
+/// whether (and how badly) it is bad.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The rule.
+    pub kind: Kind,
+    /// The observed value (ratio, milliseconds, requests a minute).
+    pub observed: f64,
+    /// The baseline it was compared with.
+    pub baseline: f64,
+    /// The threshold it had to cross (for traffic drop: the floor).
+    pub threshold: f64,
+    /// `Some` when the window is bad.
+    pub bad: Option<Severity>,
+}
+
+/// Fewest minutes of history before the baseline counts.
+pub const MIN_BASELINE_MINUTES: u32 = 10;
+
+/// Bad above `bar`: critical from `critical_at`, warning below it.
+fn graded(observed: f64, bar: f64, critical_at: f64) -> Option<Severity> {
+    if observed <= bar {
+        None
+    } else if observed >= critical_at {
+        Some(Severity::Critical)
+    } else {
+        Some(Severity::Warning)
+    }
+}
+
+/// Reads a window with one rule; `None` when there is too little data to say.
+pub fn read(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> {
+    if !s.enabled || b.minutes < MIN_BASELINE_MINUTES {
+        return None;
+    }
+    match kind {
+        Kind::ErrorRate => {
+            if (w.requests as f64) < s.min_requests {
+                return None;
+            }
+            let observed = w.errors as f64 / w.requests as f64;
+            let bar = s.threshold.max(b.error_rate * s.baseline_factor);
+            let bad = graded(observed, bar, s.critical_at);
+            Some(Reading {
+                kind,
+                observed,
+                baseline: b.error_rate,
+                threshold: s.threshold,
+                bad,
+            })
+        }
+        Kind::LatencyP95 => {
+            if (w.requests as f64) < s.min_requests {
+                return None;
+            }
+            let observed = w.p95_ms;
+            let bar = s.threshold.max(b.p95_ms * s.baseline_factor);
+            let bad = graded(observed, bar, s.critical_at);
+            Some(Reading {
+                kind,
+                observed,
+                baseline: b.p95_ms,
+                threshold: s.threshold,
+                bad,
+            })
+        }
+        Kind::TrafficDrop => {
+            if b.requests_per_minute < s.min_requests || w.seconds <= 0.0 {
+                return None;
+            }
+            let observed = w.requests as f64 * 60.0 / w.seconds;
+            let floor = b.requests_per_minute * s.threshold;
+            Some(Reading {
+                kind,
+                observed,
+                baseline: b.requests_per_minute,
+                threshold: floor,
+                bad: (observed < floor).then_some(Severity::Critical),
+            })
+        }
+    }
+}
+
+/// The sentence that explains a reading.
+pub fn explain(r: &Reading, window_secs: u64) -> String {
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    match r.kind {
+        Kind::ErrorRate => format!(
+            "error rate {} over {window_secs}s, baseline {}, threshold {}",
+            pct(r.observed),
+            pct(r.baseline),
+            pct(r.threshold)
+        ),
+        Kind::LatencyP95 => format!(
+            "p95 latency {:.0} ms over {window_secs}s, baseline {:.0} ms, threshold {:.0} ms",
+            r.observed, r.baseline, r.threshold
+        ),
+        Kind::TrafficDrop => format!(
+            "{:.1} requests/min over {window_secs}s, baseline {:.1}/min, floor {:.1}/min",
+            r.observed, r.baseline, r.threshold
+        ),
+    }
+}
+
+/// Hysteresis of one (subject, rule): counts consecutive bad and good readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hysteresis {
+    bad: u32,
+    good: u32,
+    /// Whether the alert is firing.
+    pub firing: bool,
+}
+
+/// What a reading changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Nothing.
+    None,
+    /// The alert fires now.
+    Fire,
+    /// The firing alert clears now.
+    Clear,
+}
+
+impl Hysteresis {
+    /// The state of an alert already firing (after a leader change).
+    pub fn firing() -> Hysteresis {
+        Hysteresis {
+            firing: true,
+            ..Hysteresis::default()
+        }
+    }
+
+    /// Feeds one reading (`bad` or not; `None` readings count as good).
+    pub fn feed(&mut self, bad: bool, s: &Settings) -> Transition {
+        if bad {
+            self.bad += 1;
+            self.good = 0;
+            if !self.firing && self.bad >= s.fire_after {
+                self.firing = true;
+                return Transition::Fire;
+            }
+        } else {
+            self.good += 1;
+            self.bad = 0;
+            if self.firing && self.good >= s.clear_after {
+                self.firing = false;
+                return Transition::Clear;
+            }
+        }
+        Transition::None
+    }
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline() -> Baseline {
+        Baseline {
+            error_rate: 0.01,
+            p95_ms: 120.0,
+            requests_per_minute: 300.0,
+            minutes: 60,
+        }
+    }
+
+    fn window(requests: u64, errors: u64, p95: f64) -> Window {
+        Window {
+            seconds: 90.0,
+            requests,
+            errors,
+            p95_ms: p95,
+        }
+    }
+
+    #[test]
+    fn error_rate_needs_both_the_threshold_and_the_baseline() {
+        let s = Settings::defaults(Kind::ErrorRate);
+        let r = |w: Window, b: Baseline| read(Kind::ErrorRate, &s, &w, &b).and_then(|r| r.bad);
+        assert_eq!(r(window(450, 5, 100.0), baseline()), None);
+        assert_eq!(
+            r(window(450, 45, 100.0), baseline()),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            r(window(450, 200, 100.0), baseline()),
+            Some(Severity::Critical)
+        );
+        // Above 5% but not well above a noisy baseline of 4%.
+        let noisy = Baseline {
+            error_rate: 0.04,
+            ..baseline()
+        };
+        assert_eq!(r(window(450, 45, 100.0), noisy), None);
+        // Too few requests, or too little history, says nothing.
+        assert!(read(Kind::ErrorRate, &s, &window(10, 10, 1.0), &baseline()).is_none());
+        let young = Baseline {
+            minutes: 3,
+            ..baseline()
+        };
+        assert!(read(Kind::ErrorRate, &s, &window(450, 200, 1.0), &young).is_none());
+    }
+
+    #[test]
+    fn latency_and_traffic_drop() {
+        let s = Settings::defaults(Kind::LatencyP95);
+        let bad = |p95| {
+            read(Kind::LatencyP95, &s, &window(450, 0, p95), &baseline())
+                .unwrap()
+                .bad
+        };
+        assert_eq!(bad(400.0), None);
+        assert_eq!(bad(900.0), Some(Severity::Warning));
+        assert_eq!(bad(2_500.0), Some(Severity::Critical));
+        let s = Settings::defaults(Kind::TrafficDrop);
+        let drop = |requests| {
+            read(
+                Kind::TrafficDrop,
+                &s,
+                &window(requests, 0, 0.0),
+                &baseline(),
+            )
+        };
+        assert_eq!(drop(400).unwrap().bad, None);
+        let silent = drop(10).unwrap();
+        assert_eq!(silent.bad, Some(Severity::Critical));
+        assert!(explain(&silent, 90).starts_with("6.7 requests/min over 90s, baseline 300.0/min"));
+        let quiet = Baseline {
+            requests_per_minute: 2.0,
+            ..baseline()
+        };
+        assert!(read(Kind::TrafficDrop, &s, &window(0, 0, 0.0), &quiet).is_none());
+    }
+
+    #[test]
+    fn hysteresis_fires_after_n_bad_and_clears_after_m_good() {
+        let s = Settings {
+            fire_after: 2,
+            clear_after: 3,
+            ..Settings::defaults(Kind::ErrorRate)
+        };
+        let mut h = Hysteresis::default();
+        let seq: Vec<Transition> = [
+            true, false, true, true, true, false, false, true, false, false, false,
+        ]
+        .into_iter()
+        .map(|bad| h.feed(bad, &s))
+        .collect();
+        use Transition::*;
+        assert_eq!(
+            seq,
+            [
+                None, None, None, Fire, None, None, None, None, None, None, Clear
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let o: Override = serde_json::from_str(r#"{"threshold": 0.1, "fire_after": 4}"#).unwrap();
+        let s = Settings::defaults(Kind::ErrorRate).overlay(&o);
+        assert_eq!((s.threshold, s.fire_after, s.clear_after), (0.1, 4, 6));
+        assert!(serde_json::from_str::<Override>(r#"{"treshold": 1}"#).is_err());
+        assert!(
+            Settings {
+                threshold: 2.0,
+                ..s.clone()
+            }
+            .check(Kind::ErrorRate)
+            .is_err()
+        );
+        assert!(s.check(Kind::ErrorRate).is_ok());
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

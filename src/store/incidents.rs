@@ -1,0 +1,745 @@
+//! Incidents, alerts and the outbox of their updates.
+//!
+//! Every change writes its `incident_updates` row in the same transaction,
+//! after taking a transaction-level advisory lock: sequence numbers are then
+//! handed out in commit order, so a reader that has seen `seq` has seen every
+//! update before it. The transaction ends with a NOTIFY carrying the newest
+//! sequence, which PostgreSQL delivers at commit to every listening process.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, classify};
+use crate::{
+    detect::{
+        model::{Alert, Incident, Status, Update, UpdateKind},
+        rules::{Kind, Reading, Severity, explain},
+    },
+    domain::TenantId,
+};
+
+/// Advisory lock key of the outbox ("pulsyon outbox").
+const OUTBOX_LOCK: i64 = 0x7075_6c73_6f75_7462;
+/// The channel NOTIFY uses; the payload is the newest sequence number.
+pub const NOTIFY_CHANNEL: &str = "pulsyon_incident_updates";
+
+const INCIDENT_COLUMNS: &str = "i.incident_id, i.tenant_id, i.service, i.title, i.severity, i.status, i.opened_at, \
+     i.acknowledged_at, i.acknowledged_by, i.resolved_at, i.resolved_by, i.reopen_count, \
+     (SELECT count(*) FROM alerts a WHERE a.incident_id = i.incident_id) AS alert_count, \
+     coalesce((SELECT max(seq) FROM incident_updates u WHERE u.incident_id = i.incident_id), 0) AS last_seq";
+
+const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
+     threshold, window_secs, fired_at, cleared_at";
+
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    incident_id: i64,
+    tenant_id: i64,
+    service: String,
+    title: String,
+    severity: String,
+    status: String,
+    opened_at: OffsetDateTime,
+    acknowledged_at: Option<OffsetDateTime>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<OffsetDateTime>,
+    resolved_by: Option<String>,
+    reopen_count: i32,
+    alert_count: i64,
+    last_seq: i64,
+}
+
+impl From<IncidentRow> for Incident {
+    fn from(r: IncidentRow) -> Incident {
+        Incident {
+            incident_id: r.incident_id,
+            tenant_id: r.tenant_id,
+            service: r.service,
+            title: r.title,
+            severity: r.severity,
+            status: Status::parse(&r.status).unwrap_or(Status::Open),
+            opened_at: r.opened_at,
+            acknowledged_at: r.acknowledged_at,
+            acknowledged_by: r.acknowledged_by,
+            resolved_at: r.resolved_at,
+            resolved_by: r.resolved_by,
+            reopen_count: r.reopen_count,
+            alert_count: r.alert_count,
+            last_seq: r.last_seq,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    alert_id: i64,
+    tenant_id: i64,
+    incident_id: Option<i64>,
+    service: String,
+    endpoint: String,
+    kind: String,
+    severity: String,
+    observed: f64,
+    baseline: f64,
+    threshold: f64,
+    window_secs: i32,
+    fired_at: OffsetDateTime,
+    cleared_at: Option<OffsetDateTime>,
+}
+
+impl From<AlertRow> for Alert {
+    fn from(r: AlertRow) -> Alert {
+        Alert {
+            alert_id: r.alert_id,
+            tenant_id: TenantId(r.tenant_id),
+            incident_id: r.incident_id,
+            service: r.service,
+            endpoint: r.endpoint,
+            kind: Kind::parse(&r.kind).unwrap_or(Kind::ErrorRate),
+            severity: Severity::parse(&r.severity).unwrap_or(Severity::Warning),
+            observed: r.observed,
+            baseline: r.baseline,
+            threshold: r.threshold,
+            window_secs: r.window_secs,
+            fired_at: r.fired_at,
+            cleared_at: r.cleared_at,
+        }
+    }
+}
+
+/// The sentence explaining an alert.
+pub fn alert_explanation(a: &Alert) -> String {
+    let reading = Reading {
+        kind: a.kind,
+        observed: a.observed,
+        baseline: a.baseline,
+        threshold: a.threshold,
+        bad: Some(a.severity),
+    };
+    explain(&reading, a.window_secs.max(0) as u64)
+}
+
+fn title(a: &Alert) -> String {
+    let subject = if a.endpoint.is_empty() {
+        a.service.clone()
+    } else {
+        format!("{} {}", a.service, a.endpoint)
+    };
+    format!("{subject}: {}", alert_explanation(a))
+}
+
+/// Which incidents to list.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<Status>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only at least this severe.
+    pub min_severity: Option<Severity>,
+}
+
+impl IncidentFilter {
+    /// Whether `i` passes the filter.
+    pub fn matches(&self, i: &Incident) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&i.status))
+            && self.service.as_ref().is_none_or(|s| *s == i.service)
+            && self
+                .min_severity
+                .is_none_or(|m| Severity::parse(&i.severity).is_some_and(|s| s >= m))
+    }
+}
+
+/// Counts and timings of a tenant's incidents over a window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Unresolved now.
+    pub open: i64,
+    /// Unresolved and critical now.
+    pub critical: i64,
+    /// Opened in the window.
+    pub opened: i64,
+    /// Resolved in the window.
+    pub resolved: i64,
+    /// Mean time from opening to resolution of those resolved in the window, seconds.
+    pub mttr_secs: f64,
+    /// The service with the most incidents opened in the window, and how many.
+    pub top_service: Option<(String, i64)>,
+}
+
+async fn lock_outbox(tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(OUTBOX_LOCK)
+        .execute(tx)
+        .await
+        .map_err(|e| classify(e, "incident"))?;
+    Ok(())
+}
+
+async fn incident_in(
+    tx: &mut sqlx::PgConnection,
+    incident_id: i64,
+) -> Result<Incident, StoreError> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.incident_id = $1");
+    let row: IncidentRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(incident_id)
+        .fetch_one(tx)
+        .await
+        .map_err(|e| classify(e, "incident"))?;
+    Ok(row.into())
+}
+
+/// Writes one update of `incident_id` (its snapshot taken now, inside the
+/// transaction) and returns it.
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    incident_id: i64,
+    kind: UpdateKind,
+    at: OffsetDateTime,
+    alert: Option<&Alert>,
+    actor: &str,
+    note: &str,
+) -> Result<Update, StoreError> {
+    let err = |e| classify(e, "incident update");
+    let seq: i64 =
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('incident_updates', 'seq'))")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+    let mut incident = incident_in(tx, incident_id).await?;
+    incident.last_seq = seq;
+    let snapshot = serde_json::to_value(&incident)
+        .map_err(|e| StoreError::Corrupt(format!("incident snapshot: {e}")))?;
+    sqlx::query(
+        "INSERT INTO incident_updates (seq, tenant_id, incident_id, kind, at, alert_id, actor, note, incident) \
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(seq)
+    .bind(incident.tenant_id)
+    .bind(incident_id)
+    .bind(kind.as_str())
+    .bind(at)
+    .bind(alert.map(|a| a.alert_id))
+    .bind(actor)
+    .bind(note)
+    .bind(sqlx::types::Json(snapshot))
+    .execute(&mut *tx)
+    .await
+    .map_err(err)?;
+    Ok(Update {
+        seq,
+        kind,
+        at,
+        incident,
+        alert: alert.cloned(),
+        actor: actor.to_owned(),
+        note: note.to_owned(),
+    })
+}
+
+async fn notify(tx: &mut sqlx::PgConnection, updates: &[Update]) -> Result<(), StoreError> {
+    if let Some(last) = updates.iter().map(|u| u.seq).max() {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(last.to_string())
+            .execute(tx)
+            .await
+            .map_err(|e| classify(e, "incident notify"))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores a firing alert and what it does to its service's incident:
+    /// joins the open one (escalating it if more severe), reopens one resolved
+    /// less than `reopen_within` ago, or opens a new one. Returns the updates.
+    pub async fn fire_alert(
+        &self,
+        alert: &Alert,
+        reopen_within: Duration,
+    ) -> Result<(Alert, Vec<Update>), StoreError> {
+        let err = |e| classify(e, "incident");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        lock_outbox(&mut tx).await?;
+        let at = alert.fired_at;
+        let open: Option<(i64, String)> = sqlx::query_as(
+            "SELECT incident_id, severity FROM incidents \
+             WHERE tenant_id = $1 AND service = $2 AND status <> 'resolved' FOR UPDATE",
+        )
+        .bind(alert.tenant_id.0)
+        .bind(&alert.service)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut updates = Vec::new();
+        let (incident_id, kinds) = match open {
+            Some((id, severity)) => {
+                let escalates = Severity::parse(&severity).is_none_or(|s| alert.severity > s);
+                if escalates {
+                    sqlx::query(
+                        "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
+                         WHERE incident_id = $1",
+                    )
+                    .bind(id)
+                    .bind(alert.severity.as_str())
+                    .bind(title(alert))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                } else {
+                    sqlx::query(
+                        "UPDATE incidents SET last_alert_at = $2, updated_at = now() WHERE incident_id = $1",
+                    )
+                    .bind(id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                let mut kinds = vec![UpdateKind::AlertAdded];
+                if escalates {
+                    kinds.push(UpdateKind::Escalated);
+                }
+                (id, kinds)
+            }
+            None => {
+                let recent: Option<i64> = sqlx::query_scalar(
+                    "SELECT incident_id FROM incidents \
+                     WHERE tenant_id = $1 AND service = $2 AND status = 'resolved' AND resolved_at >= $3 \
+                     ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
+                )
+                .bind(alert.tenant_id.0)
+                .bind(&alert.service)
+                .bind(at - reopen_within)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                match recent {
+                    Some(id) => {
+                        sqlx::query(
+                            "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
+                               acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
+                               last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
+                             WHERE incident_id = $1",
+                        )
+                        .bind(id)
+                        .bind(alert.severity.as_str())
+                        .bind(title(alert))
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                        (id, vec![UpdateKind::Reopened])
+                    }
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO incidents (tenant_id, service, title, severity, status, opened_at, last_alert_at) \
+                             VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
+                        )
+                        .bind(alert.tenant_id.0)
+                        .bind(&alert.service)
+                        .bind(title(alert))
+                        .bind(alert.severity.as_str())
+                        .bind(at)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                        (id, vec![UpdateKind::Opened])
+                    }
+                }
+            }
+        };
+        let alert_id: i64 = sqlx::query_scalar(
+            "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
+                                 threshold, window_secs, fired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING alert_id",
+        )
+        .bind(alert.tenant_id.0)
+        .bind(incident_id)
+        .bind(&alert.service)
+        .bind(&alert.endpoint)
+        .bind(alert.kind.as_str())
+        .bind(alert.severity.as_str())
+        .bind(alert.observed)
+        .bind(alert.baseline)
+        .bind(alert.threshold)
+        .bind(alert.window_secs)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        let stored = Alert {
+            alert_id,
+            incident_id: Some(incident_id),
+            ..alert.clone()
+        };
+        for kind in kinds {
+            updates.push(
+                record(
+                    &mut tx,
+                    incident_id,
+                    kind,
+                    at,
+                    Some(&stored),
+                    crate::detect::model::SYSTEM_ACTOR,
+                    "",
+                )
+                .await?,
+            );
+        }
+        notify(&mut tx, &updates).await?;
+        tx.commit().await.map_err(err)?;
+        Ok((stored, updates))
+    }
+
+    /// Marks an alert as cleared (its condition holds no more).
+    pub async fn clear_alert(&self, alert_id: i64, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET cleared_at = $2 WHERE alert_id = $1 AND cleared_at IS NULL")
+            .bind(alert_id)
+            .bind(at)
+            .execute(self.pool())
+            .await
+            .map_err(|e| classify(e, "alert"))?;
+        Ok(())
+    }
+
+    /// Every alert still firing, of every tenant.
+    pub async fn firing_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NULL");
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "alerts"))?;
+        Ok(rows.into_iter().map(Alert::from).collect())
+    }
+
+    /// Resolves, as the system, every unresolved incident whose alerts have
+    /// all been clear since at least `clear_for` before `now`.
+    pub async fn auto_resolve(
+        &self,
+        now: OffsetDateTime,
+        clear_for: Duration,
+    ) -> Result<Vec<Update>, StoreError> {
+        let err = |e| classify(e, "incident");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        lock_outbox(&mut tx).await?;
+        let due: Vec<i64> = sqlx::query_scalar(
+            "UPDATE incidents i SET status = 'resolved', resolved_at = $1, resolved_by = $3, updated_at = now() \
+             WHERE status <> 'resolved' \
+               AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.incident_id = i.incident_id AND a.cleared_at IS NULL) \
+               AND coalesce((SELECT max(a.cleared_at) FROM alerts a WHERE a.incident_id = i.incident_id), i.last_alert_at) <= $2 \
+             RETURNING incident_id",
+        )
+        .bind(now)
+        .bind(now - clear_for)
+        .bind(crate::detect::model::SYSTEM_ACTOR)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut updates = Vec::new();
+        for id in due {
+            updates.push(
+                record(
+                    &mut tx,
+                    id,
+                    UpdateKind::Resolved,
+                    now,
+                    None,
+                    crate::detect::model::SYSTEM_ACTOR,
+                    "every alert stayed clear for the clear period",
+                )
+                .await?,
+            );
+        }
+        notify(&mut tx, &updates).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(updates)
+    }
+
+    /// Acknowledges (`resolve` false) or resolves an incident of `tenant` by
+    /// hand. Resolving also clears its alerts.
+    pub async fn close_by_hand(
+        &self,
+        tenant: TenantId,
+        incident_id: i64,
+        resolve: bool,
+        by: &str,
+        note: &str,
+        now: OffsetDateTime,
+    ) -> Result<Update, StoreError> {
+        let err = |e| classify(e, "incident");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        lock_outbox(&mut tx).await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM incidents WHERE tenant_id = $1 AND incident_id = $2 FOR UPDATE",
+        )
+        .bind(tenant.0)
+        .bind(incident_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        match status.as_deref() {
+            None => return Err(StoreError::NotFound("incident")),
+            Some("resolved") => return Err(StoreError::State("the incident is resolved")),
+            Some("acknowledged") if !resolve => {
+                return Err(StoreError::State("the incident is already acknowledged"));
+            }
+            _ => {}
+        }
+        let kind = if resolve {
+            sqlx::query(
+                "UPDATE incidents SET status = 'resolved', resolved_at = $2, resolved_by = $3, updated_at = now() \
+                 WHERE incident_id = $1",
+            )
+            .bind(incident_id)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            sqlx::query(
+                "UPDATE alerts SET cleared_at = $2 WHERE incident_id = $1 AND cleared_at IS NULL",
+            )
+            .bind(incident_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            UpdateKind::Resolved
+        } else {
+            sqlx::query(
+                "UPDATE incidents SET status = 'acknowledged', acknowledged_at = $2, acknowledged_by = $3, \
+                   updated_at = now() WHERE incident_id = $1",
+            )
+            .bind(incident_id)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            UpdateKind::Acknowledged
+        };
+        let update = record(&mut tx, incident_id, kind, now, None, by, note).await?;
+        notify(&mut tx, std::slice::from_ref(&update)).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(update)
+    }
+
+    /// Incidents of `tenant` opened in [from, to), newest first, matching
+    /// `filter`, before `cursor` (opened_at, id).
+    pub async fn incidents(
+        &self,
+        tenant: TenantId,
+        filter: &IncidentFilter,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        cursor: Option<(OffsetDateTime, i64)>,
+        limit: i64,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let (at, id) = cursor.unwrap_or((to, i64::MAX));
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let severities: Vec<&str> = [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .filter(|s| filter.min_severity.is_none_or(|m| *s >= m))
+            .map(Severity::as_str)
+            .collect();
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents i \
+             WHERE i.tenant_id = $1 AND i.opened_at >= $2 AND i.opened_at < $3 \
+               AND (i.opened_at, i.incident_id) < ($4, $5) \
+               AND (cardinality($6::text[]) = 0 OR i.status = ANY($6)) \
+               AND ($7::text IS NULL OR i.service = $7) AND i.severity = ANY($8) \
+             ORDER BY i.opened_at DESC, i.incident_id DESC LIMIT $9"
+        );
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(from)
+            .bind(to)
+            .bind(at)
+            .bind(id)
+            .bind(&statuses)
+            .bind(filter.service.as_deref())
+            .bind(&severities)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "incidents"))?;
+        Ok(rows.into_iter().map(Incident::from).collect())
+    }
+
+    /// Every unresolved incident of `tenant`, oldest first.
+    pub async fn open_incidents(&self, tenant: TenantId) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.tenant_id = $1 AND i.status <> 'resolved' \
+             ORDER BY i.opened_at, i.incident_id"
+        );
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "incidents"))?;
+        Ok(rows.into_iter().map(Incident::from).collect())
+    }
+
+    /// One incident of `tenant` with its alerts and its timeline.
+    pub async fn incident(
+        &self,
+        tenant: TenantId,
+        incident_id: i64,
+    ) -> Result<(Incident, Vec<Alert>, Vec<Update>), StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.tenant_id = $1 AND i.incident_id = $2"
+        );
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(incident_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| classify(e, "incident"))?;
+        let incident: Incident = row.ok_or(StoreError::NotFound("incident"))?.into();
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND incident_id = $2 ORDER BY fired_at, alert_id"
+        );
+        let alerts: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(incident_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "alerts"))?;
+        let alerts: Vec<Alert> = alerts.into_iter().map(Alert::from).collect();
+        let timeline = self
+            .updates_where(
+                "u.tenant_id = $1 AND u.incident_id = $2",
+                tenant.0,
+                incident_id,
+                10_000,
+            )
+            .await?;
+        Ok((incident, alerts, timeline))
+    }
+
+    /// Updates after `after_seq`, oldest first, of one tenant or (None) of all.
+    pub async fn updates_after(
+        &self,
+        tenant: Option<TenantId>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Update>, StoreError> {
+        match tenant {
+            Some(t) => {
+                self.updates_where("u.tenant_id = $1 AND u.seq > $2", t.0, after_seq, limit)
+                    .await
+            }
+            None => {
+                self.updates_where("$1 = $1 AND u.seq > $2", 0, after_seq, limit)
+                    .await
+            }
+        }
+    }
+
+    async fn updates_where(
+        &self,
+        condition: &str,
+        a: i64,
+        b: i64,
+        limit: i64,
+    ) -> Result<Vec<Update>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            OffsetDateTime,
+            sqlx::types::Json<Incident>,
+            String,
+            String,
+            Option<i64>,
+        );
+        let sql = format!(
+            "SELECT u.seq, u.kind, u.at, u.incident, u.actor, u.note, u.alert_id FROM incident_updates u \
+             WHERE {condition} ORDER BY u.seq LIMIT $3"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(a)
+            .bind(b)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "incident updates"))?;
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r.6).collect();
+        let alerts: Vec<Alert> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ANY($1)");
+            let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&ids)
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| classify(e, "alerts"))?;
+            rows.into_iter().map(Alert::from).collect()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(seq, kind, at, incident, actor, note, alert_id)| Update {
+                seq,
+                kind: UpdateKind::parse(&kind).unwrap_or(UpdateKind::AlertAdded),
+                at,
+                incident: incident.0,
+                alert: alert_id.and_then(|id| alerts.iter().find(|a| a.alert_id == id).cloned()),
+                actor,
+                note,
+            })
+            .collect())
+    }
+
+    /// The oldest and newest sequence numbers kept (0, 0 when none).
+    pub async fn update_seq_bounds(&self) -> Result<(i64, i64), StoreError> {
+        sqlx::query_as("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM incident_updates")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| classify(e, "incident updates"))
+    }
+
+    /// Counts and timings of `tenant`'s incidents over [from, to).
+    pub async fn incident_summary(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Summary, StoreError> {
+        let (open, critical, opened, resolved, mttr): (i64, i64, i64, i64, Option<f64>) =
+            sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE status <> 'resolved'), \
+                        count(*) FILTER (WHERE status <> 'resolved' AND severity = 'critical'), \
+                        count(*) FILTER (WHERE opened_at >= $2 AND opened_at < $3), \
+                        count(*) FILTER (WHERE resolved_at >= $2 AND resolved_at < $3), \
+                        avg(extract(epoch FROM resolved_at - opened_at)::float8) \
+                          FILTER (WHERE resolved_at >= $2 AND resolved_at < $3) \
+                 FROM incidents WHERE tenant_id = $1",
+            )
+            .bind(tenant.0)
+            .bind(from)
+            .bind(to)
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| classify(e, "incident summary"))?;
+        let top: Option<(String, i64)> = sqlx::query_as(
+            "SELECT service, count(*) FROM incidents WHERE tenant_id = $1 AND opened_at >= $2 AND opened_at < $3 \
+             GROUP BY service ORDER BY count(*) DESC, service LIMIT 1",
+        )
+        .bind(tenant.0)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| classify(e, "incident summary"))?;
+        Ok(Summary {
+            open,
+            critical,
+            opened,
+            resolved,
+            mttr_secs: mttr.unwrap_or(0.0),
+            top_service: top,
+        })
+    }
+}

@@ -1,0 +1,653 @@
+//! Incidents: the detector driven with a controlled clock against real
+//! PostgreSQL (events through the store's write path, rollups caught up),
+//! while a real server streams the changes over `Incidents.Watch`; resuming
+//! a Watch; tenant isolation of Watch; leader failover between two processes.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
+use pulsyon::{
+    detect::{
+        DetectConfig, Detector,
+        model::{Alert, UpdateKind},
+        rules::{Kind, Severity},
+    },
+    domain::{BatchWrite, Event, TenantId},
+    proto::v1::{self as pb, incidents_client::IncidentsClient},
+    rollup::{self, RollupConfig},
+    store::{self, Store},
+};
+use time::OffsetDateTime;
+use tokio_stream::StreamExt;
+use tonic::{Code, Streaming, transport::Channel};
+
+async fn open_store(db: &TestDb) -> Store {
+    let options = store::options_from_url(&db.url).unwrap();
+    let store = Store::connect(options, 4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn tenant_id(store: &Store, name: &str) -> TenantId {
+    store.tenant_by_name(name).await.unwrap().id
+}
+
+/// Events of one service in [at, at + secs): `per_sec` a second, `error_share` of them 503.
+fn events(
+    service: &str,
+    at: OffsetDateTime,
+    secs: i64,
+    per_sec: i64,
+    error_share: f64,
+) -> Vec<Event> {
+    let n = secs * per_sec;
+    (0..n)
+        .map(|i| {
+            let error = (i as f64 + 0.5) / n as f64 > 1.0 - error_share;
+            Event {
+                event_id: uuid::Uuid::now_v7(),
+                time: at + time::Duration::milliseconds(i * 1_000 / per_sec),
+                service: service.into(),
+                endpoint: "/pay".into(),
+                method: "POST".into(),
+                status_code: if error { 503 } else { 200 },
+                latency_ms: 40.0 + (i % 7) as f64,
+                trace_id: String::new(),
+                request_id: String::new(),
+                attributes: vec![],
+                environment: String::new(),
+                release: String::new(),
+                host: String::new(),
+                request_bytes: 0,
+                response_bytes: 0,
+            }
+        })
+        .collect()
+}
+
+struct Scenario {
+    store: Store,
+    tenant: TenantId,
+    detector: Detector,
+    seq: i64,
+}
+
+impl Scenario {
+    async fn write(&mut self, events: Vec<Event>) {
+        self.seq += 1;
+        let batch = BatchWrite {
+            tenant_id: self.tenant,
+            producer_id: "scenario".into(),
+            seq: self.seq,
+            received_at: OffsetDateTime::now_utc(),
+            events,
+            rejected: vec![],
+        };
+        self.store.write_batches(&[batch], true).await.unwrap();
+        rollup::catch_up(&self.store, &RollupConfig::default())
+            .await
+            .unwrap();
+    }
+
+    /// Runs the clock from `from` for `secs` seconds in 5 s steps, writing
+    /// traffic with `error_share` errors; returns the kinds of the updates made.
+    async fn run(
+        &mut self,
+        from: OffsetDateTime,
+        secs: i64,
+        error_share: f64,
+    ) -> Vec<(OffsetDateTime, UpdateKind)> {
+        let mut made = Vec::new();
+        for step in 0..secs / 5 {
+            let t = from + time::Duration::seconds(step * 5);
+            self.write(events("payments", t, 5, 4, error_share)).await;
+            let tick = self
+                .detector
+                .tick(t + time::Duration::seconds(5))
+                .await
+                .unwrap();
+            made.extend(tick.updates.iter().map(|u| (u.at, u.kind)));
+        }
+        made
+    }
+}
+
+async fn next_update(stream: &mut Streaming<pb::WatchResponse>) -> pb::IncidentUpdate {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("an update within 30 s")
+            .expect("the stream is open")
+            .expect("no error");
+        match message.payload {
+            Some(pb::watch_response::Payload::Update(u)) => return u,
+            Some(pb::watch_response::Payload::Heartbeat(_)) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The next update that changes the incident's lifecycle, skipping alerts
+/// that join it (an endpoint's alert joins its service's incident).
+async fn next_change(stream: &mut Streaming<pb::WatchResponse>) -> pb::IncidentUpdate {
+    loop {
+        let u = next_update(stream).await;
+        if u.kind != pb::UpdateKind::AlertAdded as i32 && u.kind != pb::UpdateKind::Escalated as i32
+        {
+            return u;
+        }
+    }
+}
+
+async fn watch(channel: Channel, key: &str, req: pb::WatchRequest) -> Streaming<pb::WatchResponse> {
+    IncidentsClient::new(channel)
+        .watch(authed(req, key))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    // The server only streams: this test's detector, with its own clock, decides.
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
+        ..Default::default()
+    });
+    let store = open_store(&db).await;
+    let tenant = tenant_id(&store, "acme").await;
+    let config = DetectConfig {
+        resolve_after: Duration::from_secs(120),
+        ..DetectConfig::default()
+    };
+    let detector = Detector::new(store.clone(), config).await.unwrap();
+    let mut s = Scenario {
+        store: store.clone(),
+        tenant,
+        detector,
+        seq: 0,
+    };
+    let mut stream = watch(server.channel().await, &key, pb::WatchRequest::default()).await;
+
+    // Two and a half hours of steady traffic with 1% errors: the baseline.
+    let start = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(4);
+    for m in 0..150 {
+        s.write(events(
+            "payments",
+            start + time::Duration::minutes(m),
+            60,
+            2,
+            0.01,
+        ))
+        .await;
+    }
+    let spike = start + time::Duration::minutes(150);
+    assert!(
+        s.run(spike - time::Duration::minutes(2), 120, 0.01)
+            .await
+            .is_empty(),
+        "nothing before the spike"
+    );
+
+    // The spike: 40% errors.
+    let made = s.run(spike, 120, 0.4).await;
+    let (opened_at, kind) = made.first().copied().expect("the spike opens an incident");
+    assert_eq!(kind, UpdateKind::Opened);
+    assert!(
+        opened_at - spike <= time::Duration::seconds(60),
+        "found {} after onset",
+        opened_at - spike
+    );
+    let opened = next_update(&mut stream).await;
+    assert_eq!(opened.kind, pb::UpdateKind::Opened as i32);
+    let alert = opened.alert.as_ref().unwrap();
+    assert_eq!(alert.kind, pb::AlertKind::ErrorRate as i32);
+    assert!(
+        alert.explanation.starts_with("error rate "),
+        "{}",
+        alert.explanation
+    );
+    assert!(alert.observed > alert.threshold && alert.observed > alert.baseline);
+    let incident = opened.incident.unwrap();
+    assert_eq!(
+        (incident.service.as_str(), incident.status),
+        ("payments", pb::IncidentStatus::Open as i32)
+    );
+
+    // Recovery: the alert clears, and after the clear period the incident resolves by itself.
+    let recovery = spike + time::Duration::minutes(2);
+    let made = s.run(recovery, 8 * 60, 0.01).await;
+    assert_eq!(
+        made.iter().map(|m| m.1).collect::<Vec<_>>(),
+        [UpdateKind::Resolved]
+    );
+    let resolved = next_change(&mut stream).await;
+    assert_eq!(resolved.kind, pb::UpdateKind::Resolved as i32);
+    assert_eq!(resolved.actor, "pulsyon");
+    assert_eq!(
+        resolved.incident.as_ref().unwrap().incident_id,
+        incident.incident_id
+    );
+
+    // A relapse soon after reopens the same incident.
+    let relapse = recovery + time::Duration::minutes(8);
+    let made = s.run(relapse, 90, 0.5).await;
+    assert_eq!(made.first().map(|m| m.1), Some(UpdateKind::Reopened));
+    let reopened = next_change(&mut stream).await;
+    assert_eq!(reopened.kind, pb::UpdateKind::Reopened as i32);
+    let again = reopened.incident.unwrap();
+    assert_eq!(
+        (again.incident_id.as_str(), again.reopen_count),
+        (incident.incident_id.as_str(), 1)
+    );
+
+    // Acknowledge and resolve by hand, both streamed.
+    let mut client = IncidentsClient::new(server.channel().await);
+    let acked = client
+        .acknowledge_incident(authed(
+            pb::AcknowledgeIncidentRequest {
+                incident_id: incident.incident_id.clone(),
+                by: "ana".into(),
+                note: "looking".into(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(
+        (acked.status, acked.acknowledged_by.as_str()),
+        (pb::IncidentStatus::Acknowledged as i32, "ana")
+    );
+    let update = next_change(&mut stream).await;
+    assert_eq!(
+        (update.kind, update.note.as_str()),
+        (pb::UpdateKind::Acknowledged as i32, "looking")
+    );
+    let err = client
+        .acknowledge_incident(authed(
+            pb::AcknowledgeIncidentRequest {
+                incident_id: incident.incident_id.clone(),
+                by: String::new(),
+                note: String::new(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    client
+        .resolve_incident(authed(
+            pb::ResolveIncidentRequest {
+                incident_id: incident.incident_id.clone(),
+                by: "ana".into(),
+                note: "rolled back".into(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap();
+    let update = next_change(&mut stream).await;
+    assert_eq!(
+        (update.kind, update.actor.as_str()),
+        (pb::UpdateKind::Resolved as i32, "ana")
+    );
+
+    // The timeline holds every change in order; one incident for one cause.
+    let got = client
+        .get_incident(authed(
+            pb::GetIncidentRequest {
+                incident_id: incident.incident_id.clone(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds: Vec<i32> = got
+        .timeline
+        .iter()
+        .map(|u| u.kind)
+        .filter(|k| {
+            *k != pb::UpdateKind::AlertAdded as i32 && *k != pb::UpdateKind::Escalated as i32
+        })
+        .collect();
+    use pb::UpdateKind as K;
+    assert_eq!(
+        kinds,
+        [
+            K::Opened,
+            K::Resolved,
+            K::Reopened,
+            K::Acknowledged,
+            K::Resolved
+        ]
+        .map(|k| k as i32)
+    );
+    assert!(got.timeline.windows(2).all(|w| w[0].seq < w[1].seq));
+    // 50% errors escalated it to critical.
+    assert_eq!(
+        got.incident.unwrap().severity,
+        pb::Severity::Critical as i32
+    );
+    assert!(got.alerts.iter().all(|a| a.cleared_at.is_some()));
+    let list = client
+        .list_incidents(authed(pb::ListIncidentsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.incidents.len(), 1);
+    let summary = client
+        .get_incident_summary(authed(pb::GetIncidentSummaryRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (summary.open, summary.most_incident_prone_service.as_str()),
+        (0, "payments")
+    );
+}
+
+fn alert(tenant: TenantId, service: &str, severity: Severity) -> Alert {
+    Alert {
+        alert_id: 0,
+        tenant_id: tenant,
+        incident_id: None,
+        service: service.into(),
+        endpoint: String::new(),
+        kind: Kind::ErrorRate,
+        severity,
+        observed: 0.3,
+        baseline: 0.01,
+        threshold: 0.05,
+        window_secs: 90,
+        fired_at: OffsetDateTime::now_utc(),
+        cleared_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only_its_tenants() {
+    let db = TestDb::new().await;
+    let key_a = create_tenant(&db.url, "acme");
+    let key_b = create_tenant(&db.url, "globex");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let store = open_store(&db).await;
+    let (a, b) = (
+        tenant_id(&store, "acme").await,
+        tenant_id(&store, "globex").await,
+    );
+    let reopen = Duration::from_secs(600);
+
+    // A's first incident, and B's, before anyone watches.
+    let (_, first) = store
+        .fire_alert(&alert(a, "api", Severity::Warning), reopen)
+        .await
+        .unwrap();
+    store
+        .fire_alert(&alert(b, "api", Severity::Critical), reopen)
+        .await
+        .unwrap();
+    let since = first[0].seq;
+    // Missed by the subscriber: an escalation of A's, and B's noise.
+    store
+        .fire_alert(&alert(a, "api", Severity::Critical), reopen)
+        .await
+        .unwrap();
+    store
+        .fire_alert(&alert(b, "db", Severity::Warning), reopen)
+        .await
+        .unwrap();
+    store
+        .fire_alert(&alert(a, "web", Severity::Warning), reopen)
+        .await
+        .unwrap();
+
+    let mut stream = watch(
+        server.channel().await,
+        &key_a,
+        pb::WatchRequest {
+            resume_after_seq: since as u64,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(next_update(&mut stream).await);
+    }
+    use pb::UpdateKind as K;
+    let got: Vec<(i32, &str)> = replayed
+        .iter()
+        .map(|u| (u.kind, u.incident.as_ref().unwrap().service.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (K::AlertAdded as i32, "api"),
+            (K::Escalated as i32, "api"),
+            (K::Opened as i32, "web")
+        ]
+    );
+    assert!(replayed.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(replayed[0].seq > since as u64);
+
+    // Live: B's update is not A's business; A's arrives.
+    store
+        .fire_alert(&alert(b, "api", Severity::Critical), reopen)
+        .await
+        .unwrap();
+    let (_, live) = store
+        .fire_alert(&alert(a, "db", Severity::Info), reopen)
+        .await
+        .unwrap();
+    let next = next_update(&mut stream).await;
+    assert_eq!(next.seq, live[0].seq as u64);
+    assert_eq!(next.incident.unwrap().service, "db");
+
+    // B's own watch sees B's incidents only, from a snapshot.
+    let mut b_stream = watch(
+        server.channel().await,
+        &key_b,
+        pb::WatchRequest {
+            send_snapshot: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut services = Vec::new();
+    loop {
+        let m = b_stream.next().await.unwrap().unwrap();
+        match m.payload.unwrap() {
+            pb::watch_response::Payload::Snapshot(i) => services.push(i.service),
+            pb::watch_response::Payload::SnapshotDone(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    services.sort();
+    assert_eq!(services, ["api", "db"]);
+
+    // A's key cannot read, acknowledge or resolve B's incident.
+    let b_incident = store.open_incidents(b).await.unwrap()[0]
+        .incident_id
+        .to_string();
+    let mut client = IncidentsClient::new(server.channel().await);
+    let err = client
+        .get_incident(authed(
+            pb::GetIncidentRequest {
+                incident_id: b_incident.clone(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = client
+        .resolve_incident(authed(
+            pb::ResolveIncidentRequest {
+                incident_id: b_incident,
+                by: "mallory".into(),
+                note: String::new(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // A sequence the outbox no longer holds: resync required.
+    sqlx::query("DELETE FROM incident_updates WHERE seq <= $1")
+        .bind(since + 1)
+        .execute(&common::pool(&db.url).await)
+        .await
+        .unwrap();
+    let err = IncidentsClient::new(server.channel().await)
+        .watch(authed(
+            pb::WatchRequest {
+                resume_after_seq: 1,
+                ..Default::default()
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().starts_with("resync required"),
+        "{}",
+        err.message()
+    );
+}
+
+async fn is_leader(server: &Server) -> bool {
+    let body = common::http_get(&format!("http://{}/metrics", server.http)).await;
+    body.lines()
+        .find(|l| l.starts_with("pulsyon_detector_leader"))
+        .and_then(|l| l.rsplit(' ').next())
+        .is_some_and(|v| v == "1")
+}
+
+async fn leader_of(servers: &[Server]) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for (i, s) in servers.iter().enumerate() {
+            if is_leader(s).await {
+                return i;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no process leads");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_dies_another_process_takes_over_and_no_incident_is_duplicated() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let opts = || ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detect-interval", "1s", "--rollup-interval", "200ms"],
+        ..Default::default()
+    };
+    let mut servers = vec![Server::start(opts()), Server::start(opts())];
+    let leader = leader_of(&servers).await;
+    let follower = 1 - leader;
+    let mut ingest = pb::ingest_client::IngestClient::new(servers[follower].channel().await);
+    // Two hours of history, then errors from now on: an incident opens.
+    let now = SystemTime::now();
+    let mut seq = 0;
+    for m in (1..=130).rev() {
+        let at = now - Duration::from_secs(m * 60);
+        seq += 1;
+        let batch = pb::EventBatch {
+            producer_id: "failover".into(),
+            seq,
+            events: (0..30)
+                .map(|i| pb::Event {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    time: Some(ts(at + Duration::from_secs(i * 2))),
+                    service: "payments".into(),
+                    endpoint: "/pay".into(),
+                    status_code: 200,
+                    latency_ms: 20.0,
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        publish(&mut ingest, &key, batch).await;
+    }
+    let errors = |seq: u64| pb::EventBatch {
+        producer_id: "failover".into(),
+        seq,
+        events: (0..30)
+            .map(|_| pb::Event {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                time: Some(ts(SystemTime::now())),
+                service: "payments".into(),
+                endpoint: "/pay".into(),
+                status_code: 503,
+                latency_ms: 20.0,
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let pool = common::pool(&db.url).await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count("SELECT count(*) FROM incidents").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no incident opened");
+        seq += 1;
+        publish(&mut ingest, &key, errors(seq)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Kill the leader; the other process takes over while the errors go on.
+    servers[leader].signal(nix::sys::signal::Signal::SIGKILL);
+    servers[leader].wait_exit(Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !is_leader(&servers[follower]).await {
+        assert!(std::time::Instant::now() < deadline, "no process took over");
+        seq += 1;
+        publish(&mut ingest, &key, errors(seq)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for _ in 0..10 {
+        seq += 1;
+        publish(&mut ingest, &key, errors(seq)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM incidents").await,
+        1,
+        "one incident for one cause"
+    );
+    assert_eq!(
+        count(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM alerts WHERE cleared_at IS NULL \
+             GROUP BY service, endpoint, kind) AS firing"
+        )
+        .await,
+        1,
+        "the new leader did not fire an alert already firing"
+    );
+}
