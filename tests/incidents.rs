@@ -651,3 +651,105 @@ async fn the_leader_dies_another_process_takes_over_and_no_incident_is_duplicate
         "the new leader did not fire an alert already firing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_rules_are_overridden_per_tenant_and_service_through_admin() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let reader = common::create_key(&db.url, "acme", "read");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let mut admin = pb::admin_client::AdminClient::new(server.channel().await);
+    let rule = |service: &str, threshold: f64| pb::SetDetectionRuleRequest {
+        rule: Some(pb::DetectionRule {
+            kind: pb::AlertKind::ErrorRate as i32,
+            service: service.into(),
+            enabled: true,
+            threshold,
+            ..Default::default()
+        }),
+    };
+    // Tenant-wide 10%, then 20% for payments; the rest keeps the defaults.
+    admin
+        .set_detection_rule(authed(rule("", 0.1), &key))
+        .await
+        .unwrap();
+    let effective = admin
+        .set_detection_rule(authed(rule("payments", 0.2), &key))
+        .await
+        .unwrap()
+        .into_inner()
+        .effective
+        .unwrap();
+    assert_eq!((effective.threshold, effective.fire_after), (0.2, 2));
+    let lister = admin.clone();
+    let listed = |service: &str| {
+        let mut admin = lister.clone();
+        let key = key.clone();
+        let service = service.to_owned();
+        async move {
+            admin
+                .list_detection_rules(authed(pb::ListDetectionRulesRequest { service }, &key))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let error_rate = |r: &pb::ListDetectionRulesResponse| {
+        r.effective
+            .iter()
+            .find(|e| e.kind == pb::AlertKind::ErrorRate as i32)
+            .unwrap()
+            .threshold
+    };
+    assert_eq!(error_rate(&listed("payments").await), 0.2);
+    assert_eq!(error_rate(&listed("search").await), 0.1);
+    assert_eq!(listed("").await.overrides.len(), 2);
+
+    let err = admin
+        .set_detection_rule(authed(rule("", 2.0), &key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("rule: threshold"),
+        "{}",
+        err.message()
+    );
+    let err = admin
+        .set_detection_rule(authed(rule("", 0.1), &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let delete = pb::DeleteDetectionRuleRequest {
+        kind: pb::AlertKind::ErrorRate as i32,
+        service: "payments".into(),
+    };
+    let gone = admin
+        .delete_detection_rule(authed(delete.clone(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(gone.deleted);
+    let again = admin
+        .delete_detection_rule(authed(delete, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.deleted);
+    assert_eq!(error_rate(&listed("payments").await), 0.1);
+
+    // Another tenant's rules are its own.
+    let other = create_tenant(&db.url, "globex");
+    let theirs = admin
+        .list_detection_rules(authed(pb::ListDetectionRulesRequest::default(), &other))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(theirs.overrides.is_empty());
+    assert_eq!(error_rate(&theirs), 0.05);
+}

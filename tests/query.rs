@@ -790,17 +790,23 @@ async fn a_tenant_never_sees_another_tenants_data() {
 async fn the_readme_query_examples_run_as_written() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let block = readme
-        .split("<!-- query-examples -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- /query-examples -->").next())
-        .expect("the README marks its query examples");
-    let script: String = block
-        .lines()
-        .filter(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(script.matches("grpcurl ").count() >= 10);
+    let block = |name: &str| {
+        readme
+            .split(&format!("<!-- {name} -->"))
+            .nth(1)
+            .and_then(|rest| rest.split(&format!("<!-- /{name} -->")).next())
+            .unwrap_or_else(|| panic!("the README marks its {name}"))
+            .lines()
+            .filter(|l| !l.starts_with("```"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let script = format!(
+        "{}\n{}",
+        block("query-examples"),
+        block("incident-examples")
+    );
+    assert!(script.matches("grpcurl ").count() >= 12);
 
     let db = TestDb::new().await;
     let (mut h, key) = start(&db).await;

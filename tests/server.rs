@@ -204,18 +204,6 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert_eq!(err.message(), "batch: missing");
-    // An RPC whose work has not landed says so, after the same checks.
-    let err = admin
-        .list_detection_rules(authed(pb::ListDetectionRulesRequest::default(), &admin_key))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message().contains("not implemented yet"),
-        "{}",
-        err.message()
-    );
-
     // Keys are listed per tenant, without secrets.
     let keys = admin
         .list_api_keys(authed(pb::ListApiKeysRequest::default(), &admin_key))

@@ -11,12 +11,18 @@ use uuid::Uuid;
 use super::{
     auth::Authenticator,
     convert,
-    status::{from_store, invalid, not_yet},
+    incidents::{kind_to_pb, severity_from_pb, severity_to_pb},
+    status::{from_store, invalid},
 };
 use crate::{
-    domain::{ApiKeySecret, Scope, Tenant, valid_tenant_name},
+    detect::{
+        Overrides,
+        rules::{Kind, Override, Settings},
+        settings_for,
+    },
+    domain::{ApiKeySecret, Scope, Tenant, TenantId, valid_tenant_name},
     proto::v1::{self as pb, admin_server::Admin},
-    store::Store,
+    store::{Store, StoreError},
 };
 
 /// Longest key label.
@@ -149,32 +155,158 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ListDetectionRulesRequest>,
     ) -> Result<Response<pb::ListDetectionRulesResponse>, Status> {
-        self.auth.authorize(&request, Scope::Admin).await?;
-        Err(not_yet(
-            "Admin.ListDetectionRules",
-            "the incidents issue (detection)",
-        ))
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let service = rule_service(&request.get_ref().service)?;
+        let stored = self
+            .store
+            .tenant_rule_overrides(caller.tenant_id)
+            .await
+            .map_err(from_store)?;
+        let overrides = overrides_map(caller.tenant_id, &stored);
+        let effective = Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                let s = settings_for(&overrides, caller.tenant_id.0, &service, kind);
+                rule_to_pb(kind, &service, &s)
+            })
+            .collect();
+        let overrides = stored
+            .iter()
+            .map(|(service, kind, o)| override_to_pb(*kind, service, o))
+            .collect();
+        Ok(Response::new(pb::ListDetectionRulesResponse {
+            effective,
+            overrides,
+        }))
     }
 
     async fn set_detection_rule(
         &self,
         request: Request<pb::SetDetectionRuleRequest>,
     ) -> Result<Response<pb::SetDetectionRuleResponse>, Status> {
-        self.auth.authorize(&request, Scope::Admin).await?;
-        Err(not_yet(
-            "Admin.SetDetectionRule",
-            "the incidents issue (detection)",
-        ))
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let rule = request
+            .into_inner()
+            .rule
+            .ok_or_else(|| invalid("rule", "required"))?;
+        let kind = kind_from_pb(rule.kind)?.ok_or_else(|| invalid("rule.kind", "required"))?;
+        let service = rule_service(&rule.service)?;
+        if rule.window.is_some_and(|w| w.seconds != 0 || w.nanos != 0) {
+            return Err(invalid(
+                "rule.window",
+                "fixed: the detector reads the previous minute and the current one",
+            ));
+        }
+        let set = |v: f64| (v != 0.0).then_some(v);
+        let o = Override {
+            enabled: Some(rule.enabled),
+            threshold: set(rule.threshold),
+            baseline_factor: set(rule.baseline_factor),
+            min_requests: set(f64::from(rule.min_requests)),
+            critical_at: None,
+            fire_after: (rule.fire_after != 0).then_some(rule.fire_after),
+            clear_after: (rule.clear_after != 0).then_some(rule.clear_after),
+            severity: severity_from_pb("rule.severity", rule.severity)?,
+        };
+        let mut stored = self
+            .store
+            .tenant_rule_overrides(caller.tenant_id)
+            .await
+            .map_err(from_store)?;
+        stored.retain(|(s, k, _)| !(s == &service && *k == kind));
+        stored.push((service.clone(), kind, o.clone()));
+        let overrides = overrides_map(caller.tenant_id, &stored);
+        let effective = settings_for(&overrides, caller.tenant_id.0, &service, kind);
+        effective
+            .check(kind)
+            .map_err(|problem| invalid("rule", problem))?;
+        self.store
+            .set_rule_override(caller.tenant_id, &service, kind, &o)
+            .await
+            .map_err(from_store)?;
+        tracing::info!(tenant = %caller.tenant_name, service = %service, kind = kind.as_str(), "detection rule set");
+        Ok(Response::new(pb::SetDetectionRuleResponse {
+            effective: Some(rule_to_pb(kind, &service, &effective)),
+        }))
     }
 
     async fn delete_detection_rule(
         &self,
         request: Request<pb::DeleteDetectionRuleRequest>,
     ) -> Result<Response<pb::DeleteDetectionRuleResponse>, Status> {
-        self.auth.authorize(&request, Scope::Admin).await?;
-        Err(not_yet(
-            "Admin.DeleteDetectionRule",
-            "the incidents issue (detection)",
-        ))
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let req = request.into_inner();
+        let kind = kind_from_pb(req.kind)?.ok_or_else(|| invalid("kind", "required"))?;
+        let service = rule_service(&req.service)?;
+        let deleted = match self
+            .store
+            .delete_rule_override(caller.tenant_id, &service, kind)
+            .await
+        {
+            Ok(()) => true,
+            Err(StoreError::NotFound(_)) => false,
+            Err(err) => return Err(from_store(err)),
+        };
+        Ok(Response::new(pb::DeleteDetectionRuleResponse { deleted }))
+    }
+}
+
+fn rule_service(service: &str) -> Result<String, Status> {
+    if service.len() > 128 || service.contains('\0') {
+        return Err(invalid("service", "at most 128 bytes, no NUL"));
+    }
+    Ok(service.to_owned())
+}
+
+fn overrides_map(tenant: TenantId, stored: &[(String, Kind, Override)]) -> Overrides {
+    stored
+        .iter()
+        .map(|(s, k, o)| ((tenant.0, s.clone(), *k), o.clone()))
+        .collect()
+}
+
+fn kind_from_pb(value: i32) -> Result<Option<Kind>, Status> {
+    match pb::AlertKind::try_from(value) {
+        Ok(pb::AlertKind::Unspecified) => Ok(None),
+        Ok(pb::AlertKind::ErrorRate) => Ok(Some(Kind::ErrorRate)),
+        Ok(pb::AlertKind::LatencyP95) => Ok(Some(Kind::LatencyP95)),
+        Ok(pb::AlertKind::TrafficDrop) => Ok(Some(Kind::TrafficDrop)),
+        Err(_) => Err(invalid("kind", format!("unknown alert kind {value}"))),
+    }
+}
+
+/// The detector's window: the previous minute and the current one, at most 120 s.
+const WINDOW: prost_types::Duration = prost_types::Duration {
+    seconds: 120,
+    nanos: 0,
+};
+
+fn rule_to_pb(kind: Kind, service: &str, s: &Settings) -> pb::DetectionRule {
+    pb::DetectionRule {
+        kind: kind_to_pb(kind),
+        service: service.to_owned(),
+        enabled: s.enabled,
+        threshold: s.threshold,
+        baseline_factor: s.baseline_factor,
+        min_requests: s.min_requests as u32,
+        window: Some(WINDOW),
+        fire_after: s.fire_after,
+        clear_after: s.clear_after,
+        severity: s.severity.map(severity_to_pb).unwrap_or_default(),
+    }
+}
+
+fn override_to_pb(kind: Kind, service: &str, o: &Override) -> pb::DetectionRule {
+    pb::DetectionRule {
+        kind: kind_to_pb(kind),
+        service: service.to_owned(),
+        enabled: o.enabled.unwrap_or(true),
+        threshold: o.threshold.unwrap_or_default(),
+        baseline_factor: o.baseline_factor.unwrap_or_default(),
+        min_requests: o.min_requests.unwrap_or_default() as u32,
+        window: None,
+        fire_after: o.fire_after.unwrap_or_default(),
+        clear_after: o.clear_after.unwrap_or_default(),
+        severity: o.severity.map(severity_to_pb).unwrap_or_default(),
     }
 }

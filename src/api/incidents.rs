@@ -50,7 +50,7 @@ pub struct IncidentsService {
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn severity_to_pb(s: Severity) -> i32 {
+pub(super) fn severity_to_pb(s: Severity) -> i32 {
     (match s {
         Severity::Info => pb::Severity::Info,
         Severity::Warning => pb::Severity::Warning,
@@ -58,7 +58,7 @@ fn severity_to_pb(s: Severity) -> i32 {
     }) as i32
 }
 
-fn severity_from_pb(field: &str, value: i32) -> Result<Option<Severity>, Status> {
+pub(super) fn severity_from_pb(field: &str, value: i32) -> Result<Option<Severity>, Status> {
     match pb::Severity::try_from(value) {
         Ok(pb::Severity::Unspecified) => Ok(None),
         Ok(pb::Severity::Info) => Ok(Some(Severity::Info)),
@@ -88,7 +88,7 @@ fn statuses_from_pb(values: &[i32]) -> Result<Vec<model::Status>, Status> {
         .collect()
 }
 
-fn kind_to_pb(k: Kind) -> i32 {
+pub(super) fn kind_to_pb(k: Kind) -> i32 {
     (match k {
         Kind::ErrorRate => pb::AlertKind::ErrorRate,
         Kind::LatencyP95 => pb::AlertKind::LatencyP95,

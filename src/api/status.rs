@@ -25,13 +25,6 @@ pub fn from_store(err: StoreError) -> Status {
     }
 }
 
-/// The answer of an RPC whose issue has not landed yet: the only "not yet" allowed.
-pub fn not_yet(rpc: &str, lands_with: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented yet: it lands with {lands_with}"
-    ))
-}
-
 /// A precise `INVALID_ARGUMENT` naming the field at fault.
 pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))

@@ -35,7 +35,8 @@ impl Kind {
 }
 
 /// Severity of an alert or incident, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth a look.
     Info,
@@ -85,6 +86,8 @@ pub struct Settings {
     pub fire_after: u32,
     /// Consecutive good evaluations before it clears.
     pub clear_after: u32,
+    /// When set, every alert of the rule has this severity (no grading).
+    pub severity: Option<Severity>,
 }
 
 /// A partial [`Settings`], as stored in `detection_rules.settings`.
@@ -105,6 +108,8 @@ pub struct Override {
     pub fire_after: Option<u32>,
     /// See [`Settings::clear_after`].
     pub clear_after: Option<u32>,
+    /// See [`Settings::severity`].
+    pub severity: Option<Severity>,
 }
 
 impl Default for Settings {
@@ -124,6 +129,7 @@ impl Settings {
             critical_at: f64::INFINITY,
             fire_after: 2,
             clear_after: 6,
+            severity: None,
         };
         match kind {
             Kind::ErrorRate => Settings {
@@ -163,6 +169,9 @@ impl Settings {
             fire_after,
             clear_after
         );
+        if o.severity.is_some() {
+            self.severity = o.severity;
+        }
         self
     }
 
@@ -249,6 +258,14 @@ fn graded(observed: f64, bar: f64, critical_at: f64) -> Option<Severity> {
 
 /// Reads a window with one rule; `None` when there is too little data to say.
 pub fn read(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> {
+    let mut reading = grade(kind, s, w, b)?;
+    if let (Some(_), Some(forced)) = (reading.bad, s.severity) {
+        reading.bad = Some(forced);
+    }
+    Some(reading)
+}
+
+fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> {
     if !s.enabled || b.minutes < MIN_BASELINE_MINUTES {
         return None;
     }
