@@ -56,7 +56,6 @@ bench --calls 1 --warmup 0 >/dev/null
 sleep 1
 PLANS=$(tail -c +"$((offset + 1))" "$work/server.log" | python3 -c '
 import json, sys
-seen = set()
 for line in sys.stdin:
     try:
         obj = json.loads(line)
@@ -69,9 +68,6 @@ for line in sys.stdin:
     # Key checks, health probes and the rollup task are not the query path.
     if any(s in text for s in ("api_keys", "SELECT 1", "rollup_deltas", "pg_advisory")):
         continue
-    if text in seen:
-        continue
-    seen.add(text)
     print("```text")
     print(msg.strip())
     print("```")
@@ -109,7 +105,7 @@ out="$root/docs/perf/queries.md"
   echo
   echo "## Plans"
   echo
-  echo "EXPLAIN (ANALYZE, BUFFERS) of every statement the server ran for one call of each case"
+  echo "EXPLAIN (ANALYZE, BUFFERS) of every statement the server ran for one call of each case, in order"
   echo "(auto_explain in the server's own sessions, so the SQL and parameters are the server's)."
   echo
   echo "$PLANS"
