@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiDeps, Authenticator},
-    config::{Command, DbArgs, KeyCommand, ServeArgs, TenantCommand},
+    config::{Command, DbArgs, DetectCommand, KeyCommand, ServeArgs, TenantCommand},
     domain::{ApiKeySecret, Scope},
     ops::{self, Readiness},
     store::{
@@ -39,6 +39,27 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
         Command::Seed(args) => crate::seed::run(args).await,
+        Command::Detect(DetectCommand::Backtest {
+            from,
+            to,
+            tenant,
+            json,
+            db,
+        }) => {
+            with_database(&db, |store| async move {
+                let to = to.unwrap_or_else(time::OffsetDateTime::now_utc);
+                let tenant = match tenant {
+                    Some(name) => Some(store.tenant_by_name(&name).await?.id),
+                    None => None,
+                };
+                let outcome =
+                    crate::detect::backtest::replay(&store, tenant, from, to, &Default::default())
+                        .await?;
+                crate::detect::backtest::print(&outcome, json);
+                Ok(())
+            })
+            .await
+        }
         Command::Migrate(db) => {
             let (store, mut cluster) = open_database(&db, false).await?;
             store.close().await;

@@ -49,6 +49,44 @@ pub enum Command {
     /// Send generated history (with incidents at known times) through a
     /// running server's ingest API.
     Seed(SeedArgs),
+    /// Detection tools.
+    #[command(subcommand)]
+    Detect(DetectCommand),
+}
+
+/// `pulsyon detect ...`
+#[derive(Debug, Subcommand)]
+pub enum DetectCommand {
+    /// Replay the detector over stored rollups, writing nothing, and list the
+    /// incidents it would have opened.
+    Backtest {
+        /// Start: an RFC 3339 time, or a duration before now (`7d`, `36h`).
+        #[arg(long, value_parser = parse_instant)]
+        from: time::OffsetDateTime,
+        /// End: an RFC 3339 time, or a duration before now; default now.
+        #[arg(long, value_parser = parse_instant)]
+        to: Option<time::OffsetDateTime>,
+        /// Only this tenant (by name); default every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON object per incident instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// An instant: RFC 3339, or a duration before now.
+pub fn parse_instant(value: &str) -> Result<time::OffsetDateTime, String> {
+    if let Ok(t) =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(t);
+    }
+    let ago = parse_duration(value)
+        .map_err(|_| format!("{value:?} is neither an RFC 3339 time nor a duration like 7d"))?;
+    Ok(time::OffsetDateTime::now_utc() - ago)
 }
 
 /// `pulsyon seed`
@@ -258,6 +296,16 @@ impl Cli {
             Command::Serve(serve) => serve.validate(),
             Command::Migrate(db) => db.validate(),
             Command::Seed(seed) => seed.validate(),
+            Command::Detect(DetectCommand::Backtest { from, to, db, .. }) => {
+                let to = to.unwrap_or_else(time::OffsetDateTime::now_utc);
+                if *from >= to {
+                    return Err("invalid --from: must be before --to".into());
+                }
+                if to - *from > time::Duration::days(8) {
+                    return Err("invalid --from: at most 8 days before --to (minute rollups are kept 8 days)".into());
+                }
+                db.validate()
+            }
             Command::Tenant(TenantCommand::Create { name, db }) => {
                 if !crate::domain::valid_tenant_name(name) {
                     return Err(format!(

@@ -5,7 +5,8 @@
 //! Traffic follows a daily cycle (Poisson arrivals whose rate swings by 40%
 //! around `--rate`), from the generator the load generator uses. Three
 //! incidents are injected at known times, printed as JSON lines on stdout:
-//! an error spike, a latency degradation and an outage.
+//! an error spike, a latency degradation, a slow drift (latency growing over
+//! two hours) and an outage.
 
 use std::{
     io::IsTerminal,
@@ -19,6 +20,29 @@ use pulsyon_loadgen::{Fault, Generator, Rng};
 use time::OffsetDateTime;
 
 use crate::config::SeedArgs;
+
+/// The fault of an injected incident at `t`: a slow drift ramps up from
+/// nothing to its full latency factor over its span; the others are steady.
+pub fn fault_at(i: &Injected, t: SystemTime) -> Fault {
+    if i.kind != "slow_drift" {
+        return i.fault;
+    }
+    let span = i
+        .end
+        .duration_since(i.start)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let done = t.duration_since(i.start).unwrap_or_default().as_secs_f64();
+    let share = if span > 0.0 {
+        (done / span).min(1.0)
+    } else {
+        1.0
+    };
+    Fault {
+        latency_factor: 1.0 + (i.fault.latency_factor - 1.0) * share,
+        ..i.fault
+    }
+}
 
 /// An incident injected into the history.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +88,7 @@ fn at_minute(t: SystemTime) -> SystemTime {
 }
 
 /// The incidents of a history of `span` ending at `end`, over `services`:
-/// at 1/4, 1/2 and 3/4 of the span, each on its own service when there are enough.
+/// at 1/4, 1/2, 3/5 and 3/4 of the span, each on its own service when there are enough.
 pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> Vec<Injected> {
     let start = end - span;
     let pick = |i: usize| services[i % services.len()];
@@ -89,6 +113,16 @@ pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> V
             fault: Fault {
                 latency_factor: 6.0,
                 added_latency_ms: 400.0,
+                ..Fault::default()
+            },
+        },
+        Injected {
+            kind: "slow_drift",
+            service: pick(3),
+            start: at(0.6),
+            end: at(0.6) + minutes(120),
+            fault: Fault {
+                latency_factor: 12.0,
                 ..Fault::default()
             },
         },
@@ -197,7 +231,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             incidents
                 .iter()
                 .find(|i| i.service == service && i.start <= t && t < i.end)
-                .map(|i| i.fault)
+                .map(|i| fault_at(i, t))
         };
         let event = generator.event_with(t, fault);
         let client = &clients[generated as usize % clients.len()];
@@ -266,7 +300,7 @@ mod tests {
         let span = Duration::from_secs(7 * 86_400);
         let plan = schedule(end, span, &["a", "b", "c", "d"]);
         let services: Vec<&str> = plan.iter().map(|i| i.service).collect();
-        assert_eq!(services, ["b", "c", "a"]);
+        assert_eq!(services, ["b", "c", "d", "a"]);
         for i in &plan {
             assert!(end - span < i.start && i.end < end && i.start < i.end);
             assert_eq!(at_minute(i.start), i.start);
@@ -276,6 +310,19 @@ mod tests {
                 .json()
                 .starts_with("{\"kind\":\"error_spike\",\"service\":\"b\"")
         );
+    }
+
+    #[test]
+    fn a_slow_drift_ramps_up() {
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let drift = schedule(end, Duration::from_secs(86_400), &["a", "b", "c", "d"])
+            .into_iter()
+            .find(|i| i.kind == "slow_drift")
+            .unwrap();
+        let half = drift.start + drift.end.duration_since(drift.start).unwrap() / 2;
+        assert_eq!(fault_at(&drift, drift.start).latency_factor, 1.0);
+        assert_eq!(fault_at(&drift, half).latency_factor, 6.5);
+        assert_eq!(fault_at(&drift, drift.end).latency_factor, 12.0);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! `baseline` (default 2 h) before the window: robust to the spikes it is
 //! there to find.
 
+pub mod backtest;
 pub mod hub;
 pub mod model;
 pub mod rules;

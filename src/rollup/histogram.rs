@@ -113,6 +113,18 @@ impl Histogram {
         }
     }
 
+    /// This histogram with every count multiplied by `share` (0 to 1) and
+    /// rounded: the part of a bucket's values that fell in a share of its time.
+    pub fn scaled(&self, share: f64) -> Histogram {
+        let share = share.clamp(0.0, 1.0);
+        let scale = |n: u64| (n as f64 * share).round() as u64;
+        Histogram {
+            zero: scale(self.zero),
+            offset: self.offset,
+            counts: self.counts.iter().map(|n| scale(*n)).collect(),
+        }
+    }
+
     /// Number of values counted.
     pub fn count(&self) -> u64 {
         self.zero + self.counts.iter().sum::<u64>()
