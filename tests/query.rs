@@ -191,6 +191,14 @@ async fn rollups_equal_a_direct_computation_over_the_raw_events() {
     .fetch_all(&h.db)
     .await
     .unwrap();
+    // Uptime: the share of minutes with traffic that met the objective (5xx <= 5%, p95 <= 1 s).
+    let uptime: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT service, count(*), count(*) FILTER (WHERE status_5xx <= 0.05 * count AND latency_p95 <= 1000) \
+         FROM service_minute GROUP BY service ORDER BY service",
+    )
+    .fetch_all(&h.db)
+    .await
+    .unwrap();
     let health = h
         .query
         .get_service_health(authed(
@@ -216,8 +224,27 @@ async fn rollups_equal_a_direct_computation_over_the_raw_events() {
         for (got, want) in [l.p50_ms, l.p95_ms, l.p99_ms].into_iter().zip(p) {
             assert!(within(got, *want), "{service}: {got} vs {want}");
         }
-        assert!((0.0..=100.0).contains(&s.uptime_percent));
+        let want = uptime.iter().find(|u| &u.0 == service).unwrap();
+        assert!(
+            (s.uptime_percent - 100.0 * want.2 as f64 / want.1 as f64).abs() < 1e-9,
+            "{service}: uptime {} vs {want:?}",
+            s.uptime_percent
+        );
     }
+    // Each hour row counts its minutes exactly.
+    let off: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM service_hourly h WHERE (h.traffic_minutes, h.good_minutes) <> \
+           (SELECT count(*)::int4, (count(*) FILTER (WHERE m.status_5xx <= 0.05 * m.count AND m.latency_p95 <= 1000))::int4 \
+              FROM service_minute m WHERE m.tenant_id = h.tenant_id AND m.service = h.service \
+               AND m.bucket >= h.bucket AND m.bucket < h.bucket + interval '1 hour')",
+    )
+    .fetch_one(&h.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        off, 0,
+        "hour rows whose uptime counts differ from their minutes"
+    );
 
     // A series per hour and per minute, against the raw events of each step.
     for (step, unit, range_secs, endpoint) in [

@@ -259,33 +259,22 @@ impl QueryService {
         let from = rollup::floor(now - window, 60);
         let recent =
             rollup::floor(now, 60) - time::Duration::minutes(objectives.silence_minutes as i64 - 1);
-        let windows = self
-            .store
-            .service_windows(
-                tenant,
-                service,
-                from,
-                recent,
-                objectives.max_error_rate,
-                objectives.max_p95_ms,
-            )
-            .await
-            .map_err(from_store)?;
-        let (mut h0, mut h1) = (rollup::ceil(from, 3_600), rollup::floor(now, 3_600));
+        // Whole hours from the hour rows; the edges, and always the recent
+        // minutes, from the minute rows.
+        let (mut h0, mut h1) = (rollup::ceil(from, 3_600), rollup::floor(recent, 3_600));
         if h0 >= h1 {
             (h0, h1) = (from, from);
         }
-        let histograms = self
+        let windows = self
             .store
-            .service_histograms(tenant, service, from, h0, h1)
+            .service_windows(tenant, service, from, (h0, h1), recent, objectives.minute())
             .await
             .map_err(from_store)?;
         let minutes = ((now - from).whole_seconds() as u64).div_ceil(60);
         Ok(windows
             .into_iter()
             .map(|w| {
-                let hist = histograms.get(&w.service).cloned().unwrap_or_default();
-                let latency = percentiles(&hist);
+                let latency = percentiles(&w.histogram);
                 let stats = WindowStats {
                     minutes,
                     requests: w.requests,

@@ -31,6 +31,16 @@ pub struct Objectives {
     pub silence_min_rate: f64,
 }
 
+impl Objectives {
+    /// What a minute must meet to count towards uptime.
+    pub fn minute(&self) -> crate::store::rollups::MinuteObjective {
+        crate::store::rollups::MinuteObjective {
+            max_error_rate: self.max_error_rate,
+            max_p95_ms: self.max_p95_ms,
+        }
+    }
+}
+
 impl Default for Objectives {
     fn default() -> Self {
         Objectives {

@@ -116,6 +116,7 @@ pub async fn catch_up(
             .consume_rollup_deltas(
                 config.deltas_per_pass,
                 config.cutoffs(OffsetDateTime::now_utc()),
+                health::Objectives::default().minute(),
             )
             .await?;
         metrics::counter!("pulsyon_rollup_deltas_total").increment(pass.deltas as u64);

@@ -113,7 +113,16 @@ pub struct Cutoffs {
     pub hour: OffsetDateTime,
 }
 
-/// A service's numbers over a window, from its minute rows.
+/// What a minute must stay within to count towards uptime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinuteObjective {
+    /// Highest 5xx share.
+    pub max_error_rate: f64,
+    /// Highest p95, milliseconds.
+    pub max_p95_ms: f64,
+}
+
+/// A service's numbers over a window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceWindow {
     /// Service name.
@@ -128,6 +137,8 @@ pub struct ServiceWindow {
     pub minutes: u64,
     /// Minutes with traffic meeting the objective.
     pub good_minutes: u64,
+    /// Latency histogram over the window.
+    pub histogram: Histogram,
 }
 
 impl Store {
@@ -136,6 +147,7 @@ impl Store {
         &self,
         limit: i64,
         cutoffs: Cutoffs,
+        objective: MinuteObjective,
     ) -> Result<Consumed, StoreError> {
         let err = |e| classify(e, "rollups");
         let mut tx = self.pool().begin().await.map_err(err)?;
@@ -183,10 +195,37 @@ impl Store {
                 }
             }
         }
+        // The service hours whose minutes changed, while their minute rows
+        // are all still kept: their uptime counts are recounted below.
+        let hours: Vec<(i64, String, OffsetDateTime)> = cells[3]
+            .keys()
+            .filter(|k| k.3 >= cutoffs.minute)
+            .map(|k| (k.0, k.1.clone(), k.3))
+            .collect();
         let mut rows = 0;
         for (table, cells) in Table::ALL.into_iter().zip(cells) {
             rows += cells.len();
             merge_cells(&mut tx, table, cells).await?;
+        }
+        if !hours.is_empty() {
+            sqlx::query(
+                "UPDATE service_hourly h SET traffic_minutes = s.n, good_minutes = s.good \
+                 FROM (SELECT k.tenant_id, k.service, k.bucket, count(*)::int4 AS n, \
+                              (count(*) FILTER (WHERE m.status_5xx <= $4 * m.count AND m.latency_p95 <= $5))::int4 AS good \
+                       FROM unnest($1::int8[], $2::text[], $3::timestamptz[]) AS k(tenant_id, service, bucket) \
+                       JOIN service_minute m ON m.tenant_id = k.tenant_id AND m.service = k.service \
+                        AND m.bucket >= k.bucket AND m.bucket < k.bucket + interval '1 hour' \
+                       GROUP BY 1, 2, 3) s \
+                 WHERE h.tenant_id = s.tenant_id AND h.service = s.service AND h.bucket = s.bucket",
+            )
+            .bind(hours.iter().map(|h| h.0).collect::<Vec<_>>())
+            .bind(hours.iter().map(|h| h.1.as_str()).collect::<Vec<_>>())
+            .bind(hours.iter().map(|h| h.2).collect::<Vec<_>>())
+            .bind(objective.max_error_rate)
+            .bind(objective.max_p95_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         let drained = (deltas.len() as i64) < limit;
         if drained {
@@ -273,83 +312,62 @@ impl Store {
             .collect()
     }
 
-    /// Per service (or the one given): traffic in minute buckets from `from`,
-    /// requests from `recent` on, and minutes meeting (errors <= max_error_rate
-    /// and p95 <= max_p95_ms) the objective.
+    /// Per service (or the one given), over [from, now]: hour rows for the
+    /// whole hours in [h0, h1), minute rows for the rest. Requests, 5xx,
+    /// requests in buckets from `recent` on (which must lie at or after h1),
+    /// minutes with traffic and those meeting `objective`, and the merged histogram.
     pub async fn service_windows(
         &self,
         tenant: TenantId,
         service: Option<&str>,
         from: OffsetDateTime,
+        (h0, h1): (OffsetDateTime, OffsetDateTime),
         recent: OffsetDateTime,
-        max_error_rate: f64,
-        max_p95_ms: f64,
+        objective: MinuteObjective,
     ) -> Result<Vec<ServiceWindow>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT service, sum(count)::int8, sum(status_5xx)::int8, \
-                    coalesce(sum(count) FILTER (WHERE bucket >= $3), 0)::int8, count(*), \
-                    count(*) FILTER (WHERE status_5xx <= $4 * count AND latency_p95 <= $5) \
-             FROM service_minute WHERE tenant_id = $1 AND bucket >= $2 \
-               AND ($6::text IS NULL OR service = $6) \
-             GROUP BY service ORDER BY service",
-        )
-        .bind(tenant.0)
-        .bind(from)
-        .bind(recent)
-        .bind(max_error_rate)
-        .bind(max_p95_ms)
-        .bind(service)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| classify(e, "service health"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(service, requests, errors, recent, minutes, good)| ServiceWindow {
-                    service,
-                    requests: requests.max(0) as u64,
-                    errors: errors.max(0) as u64,
-                    recent: recent.max(0) as u64,
-                    minutes: minutes.max(0) as u64,
-                    good_minutes: good.max(0) as u64,
-                },
-            )
-            .collect())
-    }
-
-    /// Latency histograms per service over [from, now]: hour rows for whole
-    /// hours in [h0, h1), minute rows for the rest, merged.
-    pub async fn service_histograms(
-        &self,
-        tenant: TenantId,
-        service: Option<&str>,
-        from: OffsetDateTime,
-        h0: OffsetDateTime,
-        h1: OffsetDateTime,
-    ) -> Result<BTreeMap<String, Histogram>, StoreError> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT service, histogram FROM service_hourly \
-               WHERE tenant_id = $1 AND bucket >= $3 AND bucket < $4 AND ($5::text IS NULL OR service = $5) \
+        type Row = (String, i64, i64, i32, i32, bool, Vec<u8>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT service, count, status_5xx, traffic_minutes, good_minutes, false, histogram \
+               FROM service_hourly \
+              WHERE tenant_id = $1 AND bucket >= $3 AND bucket < $4 AND ($5::text IS NULL OR service = $5) \
              UNION ALL \
-             SELECT service, histogram FROM service_minute \
-               WHERE tenant_id = $1 AND bucket >= $2 AND (bucket < $3 OR bucket >= $4) \
-                 AND ($5::text IS NULL OR service = $5)",
+             SELECT service, count, status_5xx, 1, (status_5xx <= $6 * count AND latency_p95 <= $7)::int4, \
+                    bucket >= $8, histogram \
+               FROM service_minute \
+              WHERE tenant_id = $1 AND bucket >= $2 AND (bucket < $3 OR bucket >= $4) \
+                AND ($5::text IS NULL OR service = $5)",
         )
         .bind(tenant.0)
         .bind(from)
         .bind(h0)
         .bind(h1)
         .bind(service)
+        .bind(objective.max_error_rate)
+        .bind(objective.max_p95_ms)
+        .bind(recent)
         .fetch_all(self.pool())
         .await
         .map_err(|e| classify(e, "service health"))?;
-        let mut merged: BTreeMap<String, Histogram> = BTreeMap::new();
-        for (service, bytes) in rows {
+        let mut merged: BTreeMap<String, ServiceWindow> = BTreeMap::new();
+        for (service, count, errors, minutes, good, is_recent, bytes) in rows {
             let h = Histogram::decode(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("rollup histogram: {e}")))?;
-            merged.entry(service).or_default().merge(&h);
+            let w = merged
+                .entry(service.clone())
+                .or_insert_with(|| ServiceWindow {
+                    service,
+                    ..ServiceWindow::default()
+                });
+            w.requests += count.max(0) as u64;
+            w.errors += errors.max(0) as u64;
+            if is_recent {
+                w.recent += count.max(0) as u64;
+            }
+            w.minutes += minutes.max(0) as u64;
+            w.good_minutes += good.max(0) as u64;
+            w.histogram.merge(&h);
         }
-        Ok(merged)
+        Ok(merged.into_values().collect())
     }
 }
 
