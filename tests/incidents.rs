@@ -753,3 +753,120 @@ async fn detection_rules_are_overridden_per_tenant_and_service_through_admin() {
     assert!(theirs.overrides.is_empty());
     assert_eq!(error_rate(&theirs), 0.05);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_finds_the_spike_writes_nothing_and_tries_candidate_rules() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let store = open_store(&db).await;
+    let tenant = tenant_id(&store, "acme").await;
+    let detector = Detector::new(store.clone(), DetectConfig::default())
+        .await
+        .unwrap();
+    let mut s = Scenario {
+        store: store.clone(),
+        tenant,
+        detector,
+        seq: 0,
+    };
+    // Three hours ago: 150 steady minutes, a 10-minute spike of 40% errors, 20 calm minutes.
+    let start = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(3);
+    for m in 0..180 {
+        let share = if (150..160).contains(&m) { 0.4 } else { 0.01 };
+        s.write(events(
+            "payments",
+            start + time::Duration::minutes(m),
+            60,
+            2,
+            share,
+        ))
+        .await;
+    }
+    let spike = start + time::Duration::minutes(150);
+    let from = start + time::Duration::minutes(140);
+    let to = start + time::Duration::minutes(180);
+
+    let outcome =
+        pulsyon::detect::backtest::replay(&store, Some(tenant), from, to, &Default::default())
+            .await
+            .unwrap();
+    assert_eq!(outcome.incidents.len(), 1, "{:?}", outcome.incidents);
+    let found = &outcome.incidents[0];
+    assert_eq!(found.service, "payments");
+    assert!(found.opened_at >= spike && found.opened_at - spike <= time::Duration::seconds(60));
+    assert!(found.resolved_at.is_some(), "it resolves after the spike");
+    assert_eq!(found.alerts[0].kind, Kind::ErrorRate);
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM incidents) + (SELECT count(*) FROM alerts)",
+    )
+    .fetch_one(&common::pool(&db.url).await)
+    .await
+    .unwrap();
+    assert_eq!(written, 0, "a backtest writes nothing");
+
+    // Through the RPC, with a candidate threshold above the spike: nothing opens.
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let mut admin = pb::admin_client::AdminClient::new(server.channel().await);
+    let request = |candidates: Vec<pb::DetectionRule>| pb::BacktestDetectionRequest {
+        range: Some(pb::TimeRange {
+            start: Some(prost_types::Timestamp {
+                seconds: from.unix_timestamp(),
+                nanos: 0,
+            }),
+            end: Some(prost_types::Timestamp {
+                seconds: to.unix_timestamp(),
+                nanos: 0,
+            }),
+        }),
+        candidate_rules: candidates,
+    };
+    let same = admin
+        .backtest_detection(authed(request(vec![]), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(same.incidents.len(), 1);
+    assert!(
+        same.incidents[0].alerts[0]
+            .explanation
+            .starts_with("error rate")
+    );
+    let strict = pb::DetectionRule {
+        kind: pb::AlertKind::ErrorRate as i32,
+        enabled: true,
+        threshold: 0.6,
+        ..Default::default()
+    };
+    let tuned = admin
+        .backtest_detection(authed(request(vec![strict]), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        tuned.incidents.iter().all(|i| i
+            .alerts
+            .iter()
+            .all(|a| a.kind != pb::AlertKind::ErrorRate as i32)),
+        "{:?}",
+        tuned.incidents
+    );
+    let bad = pb::DetectionRule {
+        kind: pb::AlertKind::ErrorRate as i32,
+        threshold: 3.0,
+        ..Default::default()
+    };
+    let err = admin
+        .backtest_detection(authed(request(vec![bad]), &key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("candidate_rules[0]"),
+        "{}",
+        err.message()
+    );
+}

@@ -11,12 +11,12 @@ use uuid::Uuid;
 use super::{
     auth::Authenticator,
     convert,
-    incidents::{kind_to_pb, severity_from_pb, severity_to_pb},
+    incidents::{alert_to_pb, kind_to_pb, severity_from_pb, severity_to_pb},
     status::{from_store, invalid},
 };
 use crate::{
     detect::{
-        Overrides,
+        Overrides, backtest,
         rules::{Kind, Override, Settings},
         settings_for,
     },
@@ -189,25 +189,7 @@ impl Admin for AdminService {
             .into_inner()
             .rule
             .ok_or_else(|| invalid("rule", "required"))?;
-        let kind = kind_from_pb(rule.kind)?.ok_or_else(|| invalid("rule.kind", "required"))?;
-        let service = rule_service(&rule.service)?;
-        if rule.window.is_some_and(|w| w.seconds != 0 || w.nanos != 0) {
-            return Err(invalid(
-                "rule.window",
-                "fixed: the detector reads the previous minute and the current one",
-            ));
-        }
-        let set = |v: f64| (v != 0.0).then_some(v);
-        let o = Override {
-            enabled: Some(rule.enabled),
-            threshold: set(rule.threshold),
-            baseline_factor: set(rule.baseline_factor),
-            min_requests: set(f64::from(rule.min_requests)),
-            critical_at: None,
-            fire_after: (rule.fire_after != 0).then_some(rule.fire_after),
-            clear_after: (rule.clear_after != 0).then_some(rule.clear_after),
-            severity: severity_from_pb("rule.severity", rule.severity)?,
-        };
+        let (kind, service, o) = rule_from_pb(&rule, "rule")?;
         let mut stored = self
             .store
             .tenant_rule_overrides(caller.tenant_id)
@@ -249,6 +231,77 @@ impl Admin for AdminService {
         };
         Ok(Response::new(pb::DeleteDetectionRuleResponse { deleted }))
     }
+
+    async fn backtest_detection(
+        &self,
+        request: Request<pb::BacktestDetectionRequest>,
+    ) -> Result<Response<pb::BacktestDetectionResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let req = request.into_inner();
+        let now = time::OffsetDateTime::now_utc();
+        let (from, to) = convert::time_range(req.range.as_ref(), DAY, 7 * DAY, now)?;
+        if from < now - 8 * DAY {
+            return Err(invalid(
+                "range.start",
+                "within the last 8 days (minute rollups are kept that long)",
+            ));
+        }
+        let mut candidates = Overrides::new();
+        for (i, rule) in req.candidate_rules.iter().enumerate() {
+            let (kind, service, o) = rule_from_pb(rule, &format!("candidate_rules[{i}]"))?;
+            candidates.insert((caller.tenant_id.0, service, kind), o);
+        }
+        let outcome = backtest::replay(&self.store, Some(caller.tenant_id), from, to, &candidates)
+            .await
+            .map_err(from_store)?;
+        let incidents = outcome
+            .incidents
+            .iter()
+            .map(|i| pb::BacktestIncident {
+                service: i.service.clone(),
+                severity: severity_to_pb(i.severity),
+                opened_at: Some(convert::timestamp(i.opened_at)),
+                resolved_at: i.resolved_at.map(convert::timestamp),
+                reopen_count: i.reopen_count,
+                alerts: i.alerts.iter().map(alert_to_pb).collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::BacktestDetectionResponse {
+            incidents,
+            evaluations: outcome.evaluations,
+        }))
+    }
+}
+
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// An override as a request states it; `field` prefixes the field names in errors.
+fn rule_from_pb(rule: &pb::DetectionRule, field: &str) -> Result<(Kind, String, Override), Status> {
+    let name = |f: &str| format!("{field}.{f}");
+    let kind = kind_from_pb(rule.kind)?.ok_or_else(|| invalid(&name("kind"), "required"))?;
+    let service = rule_service(&rule.service)?;
+    if rule.window.is_some_and(|w| w.seconds != 0 || w.nanos != 0) {
+        return Err(invalid(
+            &name("window"),
+            "fixed: the detector reads the previous minute and the current one",
+        ));
+    }
+    let set = |v: f64| (v != 0.0).then_some(v);
+    let o = Override {
+        enabled: Some(rule.enabled),
+        threshold: set(rule.threshold),
+        baseline_factor: set(rule.baseline_factor),
+        min_requests: set(f64::from(rule.min_requests)),
+        critical_at: None,
+        fire_after: (rule.fire_after != 0).then_some(rule.fire_after),
+        clear_after: (rule.clear_after != 0).then_some(rule.clear_after),
+        severity: severity_from_pb(&name("severity"), rule.severity)?,
+    };
+    Settings::defaults(kind)
+        .overlay(&o)
+        .check(kind)
+        .map_err(|problem| invalid(field, problem))?;
+    Ok((kind, service, o))
 }
 
 fn rule_service(service: &str) -> Result<String, Status> {

@@ -245,6 +245,21 @@ pub struct Reading {
 /// Fewest minutes of history before the baseline counts.
 pub const MIN_BASELINE_MINUTES: u32 = 10;
 
+/// How unlikely the error count is if the true rate were `rate`: standard
+/// deviations above the binomial mean (normal approximation, continuity corrected).
+pub fn significance(errors: u64, requests: u64, rate: f64) -> f64 {
+    let n = requests as f64;
+    let mean = n * rate;
+    let sd = (n * rate * (1.0 - rate)).sqrt();
+    if sd <= 0.0 {
+        return f64::INFINITY;
+    }
+    (errors as f64 - 0.5 - mean) / sd
+}
+
+/// Standard deviations an error count must lie above the bar (about 1 in 1,000 by chance).
+pub const MIN_Z: f64 = 3.0;
+
 /// Bad above `bar`: critical from `critical_at`, warning below it.
 fn graded(observed: f64, bar: f64, critical_at: f64) -> Option<Severity> {
     if observed <= bar {
@@ -276,7 +291,10 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             }
             let observed = w.errors as f64 / w.requests as f64;
             let bar = s.threshold.max(b.error_rate * s.baseline_factor);
-            let bad = graded(observed, bar, s.critical_at);
+            // Above the bar by more than chance: a handful of errors in a
+            // small window is noise, not an incident.
+            let bad = graded(observed, bar, s.critical_at)
+                .filter(|_| significance(w.errors, w.requests, bar) >= MIN_Z);
             Some(Reading {
                 kind,
                 observed,
@@ -429,6 +447,8 @@ mod tests {
         let s = Settings::defaults(Kind::ErrorRate);
         let r = |w: Window, b: Baseline| read(Kind::ErrorRate, &s, &w, &b).and_then(|r| r.bad);
         assert_eq!(r(window(450, 5, 100.0), baseline()), None);
+        // 6 errors in 60 requests is 10%, but within chance of a 5% bar.
+        assert_eq!(r(window(60, 6, 100.0), baseline()), None);
         assert_eq!(
             r(window(450, 45, 100.0), baseline()),
             Some(Severity::Warning)
