@@ -143,6 +143,7 @@ pub fn windows(
         .map(|(s, (mut w, h))| {
             w.seconds = seconds;
             w.p95_ms = h.quantile(0.95).unwrap_or(0.0);
+            w.latency = h;
             (s, w)
         })
         .collect()

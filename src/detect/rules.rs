@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rollup::histogram::Histogram;
+
 /// The three rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -201,7 +203,7 @@ impl Settings {
 }
 
 /// What a window shows for one subject (a service, or one of its endpoints).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Window {
     /// Seconds of traffic the window covers.
     pub seconds: f64,
@@ -211,6 +213,8 @@ pub struct Window {
     pub errors: u64,
     /// p95 latency, milliseconds (0 without requests).
     pub p95_ms: f64,
+    /// The latencies.
+    pub latency: Histogram,
 }
 
 /// The subject's usual behaviour: medians over the previous hours' minutes.
@@ -309,7 +313,12 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             }
             let observed = w.p95_ms;
             let bar = s.threshold.max(b.p95_ms * s.baseline_factor);
-            let bad = graded(observed, bar, s.critical_at);
+            // The p95 is above the bar when more than 5% of requests are;
+            // it counts when that share is beyond chance, not a few slow
+            // requests in a small window.
+            let slow = w.latency.count_above(bar);
+            let bad = graded(observed, bar, s.critical_at)
+                .filter(|_| significance(slow, w.latency.count(), 0.05) >= MIN_Z);
             Some(Reading {
                 kind,
                 observed,
@@ -433,12 +442,17 @@ mod tests {
         }
     }
 
+    /// A window whose slowest 10% of requests take `p95` ms, the rest 50 ms.
     fn window(requests: u64, errors: u64, p95: f64) -> Window {
+        let mut latency = Histogram::new();
+        latency.record_n(50.0, requests - requests / 10);
+        latency.record_n(p95, requests / 10);
         Window {
             seconds: 90.0,
             requests,
             errors,
             p95_ms: p95,
+            latency,
         }
     }
 
@@ -483,6 +497,16 @@ mod tests {
         assert_eq!(bad(400.0), None);
         assert_eq!(bad(900.0), Some(Severity::Warning));
         assert_eq!(bad(2_500.0), Some(Severity::Critical));
+        // Three slow requests in sixty: a p95 above the bar, but by chance.
+        let mut few = window(60, 0, 50.0);
+        few.latency = Histogram::new();
+        few.latency.record_n(50.0, 57);
+        few.latency.record_n(900.0, 3);
+        few.p95_ms = 900.0;
+        assert_eq!(
+            read(Kind::LatencyP95, &s, &few, &baseline()).unwrap().bad,
+            None
+        );
         let s = Settings::defaults(Kind::TrafficDrop);
         let drop = |requests| {
             read(

@@ -125,6 +125,16 @@ impl Histogram {
         }
     }
 
+    /// Values counted in buckets whose representative is above `value`.
+    pub fn count_above(&self, value: f64) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| representative(self.offset + *i as i32) > value)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Number of values counted.
     pub fn count(&self) -> u64 {
         self.zero + self.counts.iter().sum::<u64>()

@@ -1,0 +1,196 @@
+//! Watch benchmark: many concurrent `Incidents.Watch` subscribers on one
+//! server. Measures the server's memory per idle subscriber, then writes
+//! incident updates (through the store, as the detector does) and measures
+//! the time from each update's commit-time stamp to its arrival at every
+//! subscriber. `scripts/bench-watch.sh` runs it and writes docs/perf/watch.md.
+//!
+//!   cargo bench --bench watch -- --url URL --api-key KEY --database-url URL --tenant NAME --pid PID
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use clap::Parser;
+use pulsyon::{
+    detect::{
+        model::Alert,
+        rules::{Kind, Severity},
+    },
+    proto::v1::{self as pb, incidents_client::IncidentsClient},
+    store::{self, Store},
+};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// gRPC URL of the server.
+    #[arg(long)]
+    url: String,
+    /// API key with the `read` scope.
+    #[arg(long)]
+    api_key: String,
+    /// The server's database, to write updates as the detector does.
+    #[arg(long)]
+    database_url: String,
+    /// The tenant of the key.
+    #[arg(long)]
+    tenant: String,
+    /// The server's process id, to read its memory.
+    #[arg(long)]
+    pid: u32,
+    /// Concurrent subscribers.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// HTTP/2 connections they share.
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
+    /// Updates written, one a second.
+    #[arg(long, default_value_t = 20)]
+    updates: usize,
+    /// Ignored (cargo bench passes it).
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let auth: MetadataValue<_> = format!("Bearer {}", args.api_key)
+        .parse()
+        .expect("--api-key");
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(
+            Channel::from_shared(args.url.clone())
+                .expect("--url")
+                .connect()
+                .await
+                .expect("connecting"),
+        );
+    }
+    let rss_before = rss_kib(args.pid);
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let received = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    for i in 0..args.subscribers {
+        let mut client = IncidentsClient::new(channels[i % channels.len()].clone());
+        let (auth, subscribed, latencies, received) = (
+            auth.clone(),
+            subscribed.clone(),
+            latencies.clone(),
+            received.clone(),
+        );
+        tokio::spawn(async move {
+            let mut request = Request::new(pb::WatchRequest::default());
+            request.metadata_mut().insert("authorization", auth);
+            let mut stream = match client.watch(request).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => panic!("watch: {status}"),
+            };
+            subscribed.fetch_add(1, Ordering::Relaxed);
+            while let Ok(Some(message)) = stream.message().await {
+                if let Some(pb::watch_response::Payload::Update(u)) = message.payload {
+                    let at = u.time.expect("time");
+                    let sent =
+                        SystemTime::UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32);
+                    let ms = SystemTime::now()
+                        .duration_since(sent)
+                        .unwrap_or_default()
+                        .as_secs_f64()
+                        * 1_000.0;
+                    latencies.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while subscribed.load(Ordering::Relaxed) < args.subscribers {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "subscribing took too long"
+        );
+    }
+    let subscribe_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(args.pid);
+
+    let store = Store::connect(
+        store::options_from_url(&args.database_url).expect("--database-url"),
+        2,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("database");
+    let tenant = store
+        .tenant_by_name(&args.tenant)
+        .await
+        .expect("--tenant")
+        .id;
+    for k in 0..args.updates {
+        let alert = Alert {
+            alert_id: 0,
+            tenant_id: tenant,
+            incident_id: None,
+            service: format!("bench-{k}"),
+            endpoint: String::new(),
+            kind: Kind::ErrorRate,
+            severity: Severity::Warning,
+            observed: 0.3,
+            baseline: 0.01,
+            threshold: 0.05,
+            window_secs: 90,
+            fired_at: time::OffsetDateTime::now_utc(),
+            cleared_at: None,
+        };
+        store
+            .fire_alert(&alert, Duration::from_secs(60))
+            .await
+            .expect("writing an update");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let expected = args.subscribers * args.updates;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut all = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    all.sort_by(f64::total_cmp);
+    let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / args.subscribers as f64;
+    println!(
+        "{{\"subscribers\":{},\"connections\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1}}}",
+        args.subscribers,
+        args.connections,
+        args.updates,
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.95),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default()
+    );
+}
