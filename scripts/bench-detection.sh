@@ -27,7 +27,8 @@ for _ in $(seq 1 1200); do
 done
 stop_server
 FROM=$(psql "$DB_URL" -Atc "SELECT to_char((min(time) + interval '2 hours 10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM api_logs")
-TO=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The history ends where the seed stopped: past it every service goes silent.
+TO=$(psql "$DB_URL" -Atc "SELECT to_char(date_trunc('minute', max(time)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM api_logs")
 
 say "replaying the detector from $FROM to $TO"
 t0=$(date +%s)

@@ -109,9 +109,10 @@ pub fn run(
         let window_from = minute - time::Duration::minutes(1);
         if baseline_minute != Some(minute) {
             let start = window_from - config.baseline;
-            let lo = rows.partition_point(|r| r.bucket < start);
+            let long_start = window_from - config.long_baseline;
+            let lo = rows.partition_point(|r| r.bucket < long_start);
             let hi = rows.partition_point(|r| r.bucket < window_from);
-            current_baselines = baselines(&rows[lo..hi], start, window_from);
+            current_baselines = baselines(&rows[lo..hi], long_start, start, window_from);
             baseline_minute = Some(minute);
         }
         let windows = windows_at(&by_minute, t);
@@ -212,7 +213,7 @@ pub async fn replay(
     candidates: &Overrides,
 ) -> Result<Outcome, crate::store::StoreError> {
     let config = DetectConfig::default();
-    let since = rollup::floor(from, 60) - config.baseline - time::Duration::minutes(2);
+    let since = rollup::floor(from, 60) - config.long_baseline - time::Duration::minutes(2);
     let mut rows = store.detection_rows(since, to, true).await?;
     let mut overrides = store.rule_overrides().await?;
     if let Some(t) = tenant {

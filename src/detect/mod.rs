@@ -45,6 +45,8 @@ pub struct DetectConfig {
     pub interval: Duration,
     /// History the baseline is made of.
     pub baseline: Duration,
+    /// History the long latency baseline is made of.
+    pub long_baseline: Duration,
     /// An alert this soon after its service's incident resolved reopens it.
     pub reopen_within: Duration,
     /// An incident resolves by itself once its alerts stayed clear this long.
@@ -58,6 +60,7 @@ impl Default for DetectConfig {
         DetectConfig {
             interval: Duration::from_secs(5),
             baseline: Duration::from_secs(2 * 3_600),
+            long_baseline: Duration::from_secs(24 * 3_600),
             reopen_within: Duration::from_secs(30 * 60),
             resolve_after: Duration::from_secs(5 * 60),
             endpoint_min_rpm: 30.0,
@@ -84,20 +87,33 @@ pub fn settings_for(overrides: &Overrides, tenant: i64, service: &str, kind: Kin
     s
 }
 
-/// Baselines of every subject from minute rows of [from, to).
+/// Baselines of every subject from minute rows: the short one of
+/// [from, to), and the long p95 of [long_from, to), which a slow drift cannot
+/// drag along with it.
 pub fn baselines(
     rows: &[MinuteRow],
+    long_from: OffsetDateTime,
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> HashMap<Subject, Baseline> {
-    let mut per: HashMap<Subject, Vec<&MinuteRow>> = HashMap::new();
-    for r in rows.iter().filter(|r| r.bucket >= from && r.bucket < to) {
-        per.entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
-            .or_default()
-            .push(r);
+    let mut per: HashMap<Subject, (Vec<&MinuteRow>, Vec<f64>)> = HashMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.bucket >= long_from && r.bucket < to)
+    {
+        let entry = per
+            .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
+            .or_default();
+        if r.count > 0 {
+            entry.1.push(r.p95_ms);
+        }
+        if r.bucket >= from {
+            entry.0.push(r);
+        }
     }
     per.into_iter()
-        .map(|(subject, rows)| {
+        .filter(|(_, (short, _))| !short.is_empty())
+        .map(|(subject, (rows, mut long_p95))| {
             let first = rows.iter().map(|r| r.bucket).min().unwrap_or(from);
             let span = ((to - first).whole_minutes()).max(1) as usize;
             let mut requests: Vec<f64> = rows.iter().map(|r| r.count as f64).collect();
@@ -115,6 +131,7 @@ pub fn baselines(
             let b = Baseline {
                 error_rate: rules::median(&mut errors),
                 p95_ms: rules::median(&mut p95),
+                p95_long_ms: rules::median(&mut long_p95),
                 requests_per_minute: rules::median(&mut requests),
                 minutes: rows.len() as u32,
             };
@@ -303,8 +320,12 @@ impl Detector {
         let window_from = minute - time::Duration::minutes(1);
         if self.baseline_minute != Some(minute) {
             let from = window_from - self.config.baseline;
-            let rows = self.store.detection_rows(from, window_from, false).await?;
-            self.baselines = baselines(&rows, from, window_from);
+            let long_from = window_from - self.config.long_baseline;
+            let rows = self
+                .store
+                .detection_rows(long_from, window_from, false)
+                .await?;
+            self.baselines = baselines(&rows, long_from, from, window_from);
             self.baseline_minute = Some(minute);
         }
         let rows = self

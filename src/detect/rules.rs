@@ -224,6 +224,8 @@ pub struct Baseline {
     pub error_rate: f64,
     /// Median p95 of the minutes with traffic, milliseconds.
     pub p95_ms: f64,
+    /// The same over the long baseline (a day): what a slow drift is measured against.
+    pub p95_long_ms: f64,
     /// Median requests a minute, over every minute (silent ones count as 0).
     pub requests_per_minute: f64,
     /// Minutes the baseline was made of.
@@ -312,7 +314,14 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 return None;
             }
             let observed = w.p95_ms;
-            let bar = s.threshold.max(b.p95_ms * s.baseline_factor);
+            // The lower of the recent and the day-long baseline: a slow drift
+            // drags the recent one along, not the other.
+            let base = if b.p95_long_ms > 0.0 {
+                b.p95_ms.min(b.p95_long_ms)
+            } else {
+                b.p95_ms
+            };
+            let bar = s.threshold.max(base * s.baseline_factor);
             // The p95 is above the bar when more than 5% of requests are;
             // it counts when that share is beyond chance, not a few slow
             // requests in a small window.
@@ -322,7 +331,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             Some(Reading {
                 kind,
                 observed,
-                baseline: b.p95_ms,
+                baseline: base,
                 threshold: s.threshold,
                 bad,
             })
@@ -437,6 +446,7 @@ mod tests {
         Baseline {
             error_rate: 0.01,
             p95_ms: 120.0,
+            p95_long_ms: 0.0,
             requests_per_minute: 300.0,
             minutes: 60,
         }
