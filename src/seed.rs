@@ -5,8 +5,8 @@
 //! Traffic follows a daily cycle (Poisson arrivals whose rate swings by 40%
 //! around `--rate`), from the generator the load generator uses. Three
 //! incidents are injected at known times, printed as JSON lines on stdout:
-//! an error spike, a latency degradation, a slow drift (latency growing over
-//! two hours) and an outage.
+//! an error spike, a latency degradation, a slow drift (latency growing by
+//! up to 1.5 s over two hours) and an outage.
 
 use std::{
     io::IsTerminal,
@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::config::SeedArgs;
 
 /// The fault of an injected incident at `t`: a slow drift ramps up from
-/// nothing to its full latency factor over its span; the others are steady.
+/// nothing to its full added latency over its span; the others are steady.
 pub fn fault_at(i: &Injected, t: SystemTime) -> Fault {
     if i.kind != "slow_drift" {
         return i.fault;
@@ -40,6 +40,7 @@ pub fn fault_at(i: &Injected, t: SystemTime) -> Fault {
     };
     Fault {
         latency_factor: 1.0 + (i.fault.latency_factor - 1.0) * share,
+        added_latency_ms: i.fault.added_latency_ms * share,
         ..i.fault
     }
 }
@@ -122,7 +123,7 @@ pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> V
             start: at(0.6),
             end: at(0.6) + minutes(120),
             fault: Fault {
-                latency_factor: 12.0,
+                added_latency_ms: 1_500.0,
                 ..Fault::default()
             },
         },
@@ -320,9 +321,9 @@ mod tests {
             .find(|i| i.kind == "slow_drift")
             .unwrap();
         let half = drift.start + drift.end.duration_since(drift.start).unwrap() / 2;
-        assert_eq!(fault_at(&drift, drift.start).latency_factor, 1.0);
-        assert_eq!(fault_at(&drift, half).latency_factor, 6.5);
-        assert_eq!(fault_at(&drift, drift.end).latency_factor, 12.0);
+        assert_eq!(fault_at(&drift, drift.start).added_latency_ms, 0.0);
+        assert_eq!(fault_at(&drift, half).added_latency_ms, 750.0);
+        assert_eq!(fault_at(&drift, drift.end).added_latency_ms, 1_500.0);
     }
 
     #[test]
