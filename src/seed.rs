@@ -151,18 +151,7 @@ pub fn daily_factor(t: SystemTime) -> f64 {
 }
 
 fn total(clients: &[Arc<Client>]) -> Stats {
-    clients
-        .iter()
-        .map(|c| c.stats())
-        .fold(Stats::default(), |a, s| Stats {
-            sent: a.sent + s.sent,
-            acked: a.acked + s.acked,
-            duplicates: a.duplicates + s.duplicates,
-            rejected: a.rejected + s.rejected,
-            retried: a.retried + s.retried,
-            dropped: a.dropped + s.dropped,
-            reconnects: a.reconnects + s.reconnects,
-        })
+    clients.iter().map(|c| c.stats()).sum()
 }
 
 /// A text progress bar: `[#####-----]  50%  1,234 events  5,678/s`.

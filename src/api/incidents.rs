@@ -278,6 +278,31 @@ impl Watching {
     }
 }
 
+impl IncidentsService {
+    /// Acknowledges (`resolve` false) or resolves an incident for a person.
+    async fn by_hand(
+        &self,
+        tenant: TenantId,
+        incident: &str,
+        resolve: bool,
+        by: &str,
+        note: &str,
+    ) -> Result<pb::Incident, Status> {
+        let id = incident_id(incident)?;
+        if by.trim().is_empty() {
+            return Err(invalid("by", "required: who does it"));
+        }
+        person("by", by, 128)?;
+        person("note", note, 4_096)?;
+        let update = self
+            .store
+            .close_by_hand(tenant, id, resolve, by, note, OffsetDateTime::now_utc())
+            .await
+            .map_err(from_store)?;
+        Ok(incident_to_pb(&update.incident))
+    }
+}
+
 #[tonic::async_trait]
 impl Incidents for IncidentsService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
@@ -413,26 +438,17 @@ impl Incidents for IncidentsService {
     ) -> Result<Response<pb::AcknowledgeIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         let req = request.into_inner();
-        let id = incident_id(&req.incident_id)?;
-        if req.by.trim().is_empty() {
-            return Err(invalid("by", "required: who acknowledges"));
-        }
-        person("by", &req.by, 128)?;
-        person("note", &req.note, 4_096)?;
-        let update = self
-            .store
-            .close_by_hand(
+        let incident = self
+            .by_hand(
                 caller.tenant_id,
-                id,
+                &req.incident_id,
                 false,
                 &req.by,
                 &req.note,
-                OffsetDateTime::now_utc(),
             )
-            .await
-            .map_err(from_store)?;
+            .await?;
         Ok(Response::new(pb::AcknowledgeIncidentResponse {
-            incident: Some(incident_to_pb(&update.incident)),
+            incident: Some(incident),
         }))
     }
 
@@ -442,26 +458,11 @@ impl Incidents for IncidentsService {
     ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         let req = request.into_inner();
-        let id = incident_id(&req.incident_id)?;
-        if req.by.trim().is_empty() {
-            return Err(invalid("by", "required: who resolves"));
-        }
-        person("by", &req.by, 128)?;
-        person("note", &req.note, 4_096)?;
-        let update = self
-            .store
-            .close_by_hand(
-                caller.tenant_id,
-                id,
-                true,
-                &req.by,
-                &req.note,
-                OffsetDateTime::now_utc(),
-            )
-            .await
-            .map_err(from_store)?;
+        let incident = self
+            .by_hand(caller.tenant_id, &req.incident_id, true, &req.by, &req.note)
+            .await?;
         Ok(Response::new(pb::ResolveIncidentResponse {
-            incident: Some(incident_to_pb(&update.incident)),
+            incident: Some(incident),
         }))
     }
 

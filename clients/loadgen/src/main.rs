@@ -76,15 +76,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn total(all: &[Stats]) -> Stats {
-    all.iter().fold(Stats::default(), |a, s| Stats {
-        sent: a.sent + s.sent,
-        acked: a.acked + s.acked,
-        duplicates: a.duplicates + s.duplicates,
-        rejected: a.rejected + s.rejected,
-        retried: a.retried + s.retried,
-        dropped: a.dropped + s.dropped,
-        reconnects: a.reconnects + s.reconnects,
-    })
+    all.iter().copied().sum()
 }
 
 #[tokio::main]

@@ -151,6 +151,21 @@ pub struct Stats {
     pub reconnects: u64,
 }
 
+impl std::iter::Sum for Stats {
+    /// The counters of several clients together.
+    fn sum<I: Iterator<Item = Stats>>(all: I) -> Stats {
+        all.fold(Stats::default(), |a, s| Stats {
+            sent: a.sent + s.sent,
+            acked: a.acked + s.acked,
+            duplicates: a.duplicates + s.duplicates,
+            rejected: a.rejected + s.rejected,
+            retried: a.retried + s.retried,
+            dropped: a.dropped + s.dropped,
+            reconnects: a.reconnects + s.reconnects,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     sent: AtomicU64,
