@@ -263,8 +263,10 @@ pub fn significance(errors: u64, requests: u64, rate: f64) -> f64 {
     (errors as f64 - 0.5 - mean) / sd
 }
 
-/// Standard deviations an error count must lie above the bar (about 1 in 1,000 by chance).
-pub const MIN_Z: f64 = 3.0;
+/// Standard deviations a count must lie above what the bar's rate gives:
+/// about 1 in 160 at the bar itself, and far rarer for a subject behaving as
+/// usual, whose true rate is well below the bar.
+pub const MIN_Z: f64 = 2.5;
 
 /// Bad above `bar`: critical from `critical_at`, warning below it.
 fn graded(observed: f64, bar: f64, critical_at: f64) -> Option<Severity> {
