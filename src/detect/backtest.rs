@@ -18,6 +18,7 @@ use super::{
     DetectConfig, Effect, Overrides, State, Subject, baselines,
     model::Alert,
     rules::{Severity, Window},
+    weighted_windows,
 };
 use crate::{rollup, store::detect::MinuteRow};
 
@@ -57,27 +58,17 @@ fn windows_at(
 ) -> HashMap<Subject, Window> {
     let minute = rollup::floor(now, 60);
     let share = (now - minute).as_seconds_f64() / 60.0;
-    let mut acc: HashMap<Subject, (Window, crate::rollup::histogram::Histogram)> = HashMap::new();
     let previous = minute - time::Duration::minutes(1);
-    for (bucket, weight) in [(previous, 1.0), (minute, share)] {
-        for r in by_minute.get(&bucket).into_iter().flatten() {
-            let e = acc
-                .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
-                .or_default();
-            e.0.requests += (r.count.max(0) as f64 * weight).round() as u64;
-            e.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
-            e.1.merge(&r.histogram.scaled(weight));
-        }
-    }
-    let seconds = (now - previous).as_seconds_f64();
-    acc.into_iter()
-        .map(|(s, (mut w, h))| {
-            w.seconds = seconds;
-            w.p95_ms = h.quantile(0.95).unwrap_or(0.0);
-            w.latency = h;
-            (s, w)
-        })
-        .collect()
+    let rows = [(previous, 1.0), (minute, share)]
+        .into_iter()
+        .flat_map(|(bucket, weight)| {
+            by_minute
+                .get(&bucket)
+                .into_iter()
+                .flatten()
+                .map(move |r| (*r, weight))
+        });
+    weighted_windows(rows, (now - previous).as_seconds_f64())
 }
 
 /// Replays detection over [from, to) on `rows` (which must reach back

@@ -140,23 +140,27 @@ pub fn baselines(
         .collect()
 }
 
-/// Windows of every subject from minute rows at or after `from`, as of `now`.
-pub fn windows(
-    rows: &[MinuteRow],
-    from: OffsetDateTime,
-    now: OffsetDateTime,
+/// Windows of every subject from weighted minute rows (a weight below 1
+/// counts that share of a row: counts scaled and rounded, histogram alike),
+/// the window covering `seconds`.
+pub fn weighted_windows<'a>(
+    rows: impl IntoIterator<Item = (&'a MinuteRow, f64)>,
+    seconds: f64,
 ) -> HashMap<Subject, Window> {
-    let mut hist: HashMap<Subject, (Window, Histogram)> = HashMap::new();
-    for r in rows.iter().filter(|r| r.bucket >= from) {
-        let entry = hist
+    let mut acc: HashMap<Subject, (Window, Histogram)> = HashMap::new();
+    for (r, weight) in rows {
+        let entry = acc
             .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
             .or_default();
-        entry.0.requests += r.count.max(0) as u64;
-        entry.0.errors += r.status_5xx.max(0) as u64;
-        entry.1.merge(&r.histogram);
+        entry.0.requests += (r.count.max(0) as f64 * weight).round() as u64;
+        entry.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
+        if weight >= 1.0 {
+            entry.1.merge(&r.histogram);
+        } else {
+            entry.1.merge(&r.histogram.scaled(weight));
+        }
     }
-    let seconds = (now - from).as_seconds_f64().max(1.0);
-    hist.into_iter()
+    acc.into_iter()
         .map(|(s, (mut w, h))| {
             w.seconds = seconds;
             w.p95_ms = h.quantile(0.95).unwrap_or(0.0);
@@ -164,6 +168,18 @@ pub fn windows(
             (s, w)
         })
         .collect()
+}
+
+/// Windows of every subject from minute rows at or after `from`, as of `now`.
+pub fn windows(
+    rows: &[MinuteRow],
+    from: OffsetDateTime,
+    now: OffsetDateTime,
+) -> HashMap<Subject, Window> {
+    weighted_windows(
+        rows.iter().filter(|r| r.bucket >= from).map(|r| (r, 1.0)),
+        (now - from).as_seconds_f64().max(1.0),
+    )
 }
 
 /// A rule's change for one subject, from one evaluation.
