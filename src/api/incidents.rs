@@ -162,6 +162,20 @@ pub fn update_to_pb(u: &model::Update) -> pb::IncidentUpdate {
     }
 }
 
+/// The filter of ListIncidents and Watch; errors name the field.
+fn incident_filter(
+    statuses: &[i32],
+    service: String,
+    min_severity: i32,
+) -> Result<IncidentFilter, Status> {
+    bounded_text("service", &service, 128)?;
+    Ok(IncidentFilter {
+        statuses: statuses_from_pb(statuses)?,
+        service: (!service.is_empty()).then_some(service),
+        min_severity: severity_from_pb("min_severity", min_severity)?,
+    })
+}
+
 fn incident_id(value: &str) -> Result<i64, Status> {
     value
         .parse::<i64>()
@@ -170,7 +184,8 @@ fn incident_id(value: &str) -> Result<i64, Status> {
         .ok_or_else(|| invalid("incident_id", "not an incident id"))
 }
 
-fn person(field: &str, value: &str, max: usize) -> Result<(), Status> {
+/// A free-text field: at most `max` bytes and no NUL (PostgreSQL text cannot hold one).
+fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), Status> {
     if value.len() > max {
         return Err(invalid(field, format!("at most {max} bytes")));
     }
@@ -292,8 +307,8 @@ impl IncidentsService {
         if by.trim().is_empty() {
             return Err(invalid("by", "required: who does it"));
         }
-        person("by", by, 128)?;
-        person("note", note, 4_096)?;
+        bounded_text("by", by, 128)?;
+        bounded_text("note", note, 4_096)?;
         let update = self
             .store
             .close_by_hand(tenant, id, resolve, by, note, OffsetDateTime::now_utc())
@@ -313,11 +328,7 @@ impl Incidents for IncidentsService {
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         let req = request.into_inner();
-        let filter = IncidentFilter {
-            statuses: statuses_from_pb(&req.statuses)?,
-            service: (!req.service.is_empty()).then_some(req.service),
-            min_severity: severity_from_pb("min_severity", req.min_severity)?,
-        };
+        let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         let (from, to) = convert::time_range(
             req.range.as_ref(),
             7 * DAY,
@@ -369,11 +380,7 @@ impl Incidents for IncidentsService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         let req = request.into_inner();
-        let filter = IncidentFilter {
-            statuses: statuses_from_pb(&req.statuses)?,
-            service: (!req.service.is_empty()).then_some(req.service),
-            min_severity: severity_from_pb("min_severity", req.min_severity)?,
-        };
+        let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         // Subscribe first: nothing broadcast from here on can be missed.
         let rx = self.hub.subscribe();
         let newest = self.hub.newest();
