@@ -275,9 +275,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         close_writer.clone(),
     );
     let streams_stop = CancellationToken::new();
+    // With Redis, the ingest rate budget is shared by every process.
+    let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> = match &args.redis_url {
+        Some(url) => Some(Arc::new(
+            crate::redis::RedisRates::new(url, &args.redis_key_prefix).context("--redis-url")?,
+        )),
+        None => None,
+    };
+    let guards = Arc::new(crate::ingest::limits::Guards {
+        rates: crate::ingest::limits::RateLimiter::new(shared),
+        streams: Arc::default(),
+        cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
+    });
     let deps = ApiDeps {
         store: store.clone(),
-        auth: Arc::new(Authenticator::new(store.clone(), args.key_cache_ttl)),
+        auth: Arc::new(Authenticator::new(
+            store.clone(),
+            args.key_cache_ttl,
+            args.tenant_limits(),
+        )),
+        guards,
         ingest,
         limits: Arc::new(args.limits()),
         max_in_flight: args.stream_max_in_flight,

@@ -279,6 +279,55 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
     pub stream_max_in_flight: usize,
 
+    /// Redis (`redis://host:port/db`): ingest rate limits hold across every
+    /// process sharing it. Unreachable, each process falls back to local limits.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of Pulsyon's Redis keys (deployments sharing one Redis use different ones).
+    #[arg(long, env = "PULSYON_REDIS_KEY_PREFIX", default_value = "pulsyon")]
+    pub redis_key_prefix: String,
+
+    /// Default sustained events per second of a tenant (Admin.SetTenantLimits overrides).
+    #[arg(
+        long,
+        env = "PULSYON_LIMIT_EVENTS_PER_SEC",
+        default_value_t = 100_000.0
+    )]
+    pub limit_events_per_sec: f64,
+
+    /// Default burst of events above the sustained rate.
+    #[arg(long, env = "PULSYON_LIMIT_EVENTS_BURST", default_value_t = 200_000)]
+    pub limit_events_burst: u64,
+
+    /// Default sustained MiB per second (encoded events) of a tenant.
+    #[arg(long, env = "PULSYON_LIMIT_MIB_PER_SEC", default_value_t = 64.0)]
+    pub limit_mib_per_sec: f64,
+
+    /// Default burst of MiB above the sustained rate.
+    #[arg(long, env = "PULSYON_LIMIT_MIB_BURST", default_value_t = 128)]
+    pub limit_mib_burst: u64,
+
+    /// Default concurrent ingest streams of a tenant, per process.
+    #[arg(long, env = "PULSYON_LIMIT_STREAMS", default_value_t = 64)]
+    pub limit_streams: u32,
+
+    /// Default distinct services of a tenant; more go to the `_overflow` service.
+    #[arg(long, env = "PULSYON_LIMIT_SERVICES", default_value_t = 1_000)]
+    pub limit_services: u32,
+
+    /// Default distinct endpoints per service; more go to the `_overflow` endpoint.
+    #[arg(long, env = "PULSYON_LIMIT_ENDPOINTS", default_value_t = 500)]
+    pub limit_endpoints: u32,
+
+    /// Default longest range of one QueryEvents call.
+    #[arg(long, env = "PULSYON_LIMIT_QUERY_RANGE", default_value = "7d", value_parser = parse_duration)]
+    pub limit_query_range: Duration,
+
+    /// Default largest page of QueryEvents and ListFailedEvents.
+    #[arg(long, env = "PULSYON_LIMIT_PAGE_SIZE", default_value_t = 1_000)]
+    pub limit_page_size: u32,
+
     /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
     /// this file once both are listening (useful with port 0).
     #[arg(long, env = "PULSYON_ADDR_FILE")]
@@ -376,6 +425,21 @@ impl ServeArgs {
         }
     }
 
+    /// The default tenant limits these flags describe.
+    pub fn tenant_limits(&self) -> crate::domain::TenantLimits {
+        crate::domain::TenantLimits {
+            events_per_sec: self.limit_events_per_sec,
+            events_burst: self.limit_events_burst,
+            bytes_per_sec: self.limit_mib_per_sec * (1 << 20) as f64,
+            bytes_burst: self.limit_mib_burst.saturating_mul(1 << 20),
+            max_streams: self.limit_streams,
+            max_services: self.limit_services,
+            max_endpoints: self.limit_endpoints,
+            max_query_range: self.limit_query_range,
+            max_page_size: self.limit_page_size,
+        }
+    }
+
     /// The event bounds these flags describe.
     pub fn limits(&self) -> crate::ingest::validate::Limits {
         crate::ingest::validate::Limits {
@@ -433,6 +497,40 @@ impl ServeArgs {
             if value == 0 {
                 return Err(format!("invalid {name}: must be at least 1"));
             }
+        }
+        let l = self.tenant_limits();
+        let as_overrides = crate::domain::LimitOverrides {
+            events_per_sec: Some(l.events_per_sec),
+            events_burst: Some(l.events_burst),
+            bytes_per_sec: Some(l.bytes_per_sec),
+            bytes_burst: Some(l.bytes_burst),
+            max_streams: Some(l.max_streams),
+            max_services: Some(l.max_services),
+            max_endpoints: Some(l.max_endpoints),
+            max_query_range: Some(l.max_query_range),
+            max_page_size: Some(l.max_page_size),
+        };
+        if let Err((field, problem)) = as_overrides.validate() {
+            let flag = match field {
+                "events_per_second" => "--limit-events-per-sec",
+                "events_burst" => "--limit-events-burst",
+                "bytes_per_second" => "--limit-mib-per-sec",
+                "bytes_burst" => "--limit-mib-burst",
+                "max_streams" => "--limit-streams",
+                "max_services" => "--limit-services",
+                "max_endpoints_per_service" => "--limit-endpoints",
+                "max_query_range" => "--limit-query-range",
+                _ => "--limit-page-size",
+            };
+            return Err(format!("invalid {flag}: {problem}"));
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err("invalid --redis-url (REDIS_URL): expected redis://host:port".into());
+        }
+        if self.redis_key_prefix.is_empty() || self.redis_key_prefix.len() > 64 {
+            return Err("invalid --redis-key-prefix: 1 to 64 characters".into());
         }
         if self.writer_workers > self.db.db_max_connections as usize {
             return Err("invalid --writer-workers: more than --db-max-connections".into());

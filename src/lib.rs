@@ -18,7 +18,11 @@
 //! - `rollup`: mergeable histograms, rollup deltas, the rollup task and health rules;
 //! - `detect`: detection rules, the leader's detector, incidents' vocabulary, the Watch hub;
 //! - `seed`: `pulsyon seed`, generated history through the ingest API;
+//! - `redis`: the Redis bridge (the rate budget shared by every process);
 //! - `proto`: the generated code and the descriptor set for reflection.
+
+// No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
 pub mod app;
@@ -28,6 +32,7 @@ pub mod domain;
 pub mod ingest;
 pub mod ops;
 pub mod proto;
+pub mod redis;
 pub mod rollup;
 pub mod seed;
 pub mod store;

@@ -1,5 +1,8 @@
 //! `pulsyon`: parse the configuration (exit 64 on a bad one), set up logging, run.
 
+// No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::ExitCode;
 
 /// Ingest allocates and frees many small strings across threads (decoded on

@@ -2,7 +2,13 @@
 //!
 //! Nothing here holds logic; `api/convert.rs` maps these types to the domain.
 
-#![allow(clippy::all, missing_docs)]
+#![allow(
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 /// Messages and services of package `pulsyon.v1`.
 pub mod v1 {

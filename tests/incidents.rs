@@ -80,6 +80,7 @@ impl Scenario {
     async fn write(&mut self, events: Vec<Event>) {
         self.seq += 1;
         let batch = BatchWrite {
+            overflowed: 0,
             tenant_id: self.tenant,
             producer_id: "scenario".into(),
             seq: self.seq,

@@ -81,3 +81,138 @@ async fn a_day_held_by_the_default_partition_is_reported_not_lost() {
         .unwrap();
     assert_eq!(count, 1, "the event is still there");
 }
+
+/// Row-level security: a tenant transaction sees and changes its own rows
+/// only, even through statements without any `WHERE tenant_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_transaction_cannot_reach_another_tenants_rows_even_without_a_where_clause() {
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    let pg = common::pool(&db.url).await;
+    let secret = |_: ()| pulsyon::domain::ApiKeySecret::generate().unwrap();
+    let (a, _) = store
+        .create_tenant_with_key("rls-a", "k", &secret(()), || Ok(()))
+        .await
+        .unwrap();
+    let (b, _) = store
+        .create_tenant_with_key("rls-b", "k", &secret(()), || Ok(()))
+        .await
+        .unwrap();
+    // As the system: one event, one dead letter and one service of each tenant.
+    for t in [a.id.0, b.id.0] {
+        sqlx::query(
+            "INSERT INTO api_logs VALUES ($1, now(), gen_random_uuid(), 's', '/', 'GET', 200, 1, '', '', '', '', '', 0, 0, '{}', now())",
+        )
+        .bind(t)
+        .execute(&pg)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO failed_events (tenant_id, received_at, producer_id, batch_seq, event_index, reason, message, payload) \
+             VALUES ($1, now(), 'p', 1, 0, 'invalid_event_id', 'm', '')",
+        )
+        .bind(t)
+        .execute(&pg)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO services VALUES ($1, 'svc', now(), now())")
+            .bind(t)
+            .execute(&pg)
+            .await
+            .unwrap();
+    }
+
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    for table in [
+        "api_logs",
+        "failed_events",
+        "services",
+        "api_keys",
+        "tenants",
+    ] {
+        let seen: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT tenant_id FROM {table}"
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(seen, vec![a.id.0], "{table}: tenant A sees only its rows");
+    }
+    let changed = sqlx::query("UPDATE services SET last_seen = now()")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1, "an UPDATE without WHERE changes A's row only");
+    let deleted = sqlx::query("DELETE FROM failed_events")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 1, "a DELETE without WHERE removes A's row only");
+    tx.commit().await.unwrap();
+
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    let planted = sqlx::query("INSERT INTO services VALUES ($1, 'planted', now(), now())")
+        .bind(b.id.0)
+        .execute(&mut *tx)
+        .await;
+    assert!(planted.is_err(), "tenant A cannot write a row of tenant B");
+    drop(tx);
+
+    let b_rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM failed_events WHERE tenant_id = $1) + \
+                (SELECT count(*) FROM services WHERE tenant_id = $1 AND name = 'planted')",
+    )
+    .bind(b.id.0)
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        b_rows, 1,
+        "B's dead letter is intact and nothing was planted"
+    );
+
+    // Without a tenant set, the role sees nothing at all (fail closed).
+    let mut tx = pg.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE pulsyon_tenant")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_logs")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+/// Every table holding tenant data has row-level security on, so a future
+/// migration cannot add one without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_with_a_tenant_column_has_row_level_security() {
+    let db = TestDb::new().await;
+    let _store = store(&db).await;
+    let pg = common::pool(&db.url).await;
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           AND (NOT c.relrowsecurity OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) \
+         ORDER BY 1",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert!(
+        unprotected.is_empty(),
+        "without row-level security: {unprotected:?}"
+    );
+    let protected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relrowsecurity AND relnamespace = 'public'::regnamespace",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert!(protected >= 15, "{protected} tables protected");
+}

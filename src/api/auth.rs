@@ -16,7 +16,7 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::{Principal, Scope, hash_secret},
+    domain::{Principal, Scope, TenantLimits, hash_secret},
     store::{Store, keys::KeyLookup},
 };
 
@@ -35,16 +35,26 @@ pub struct Authenticator {
     ttl: Duration,
     /// Lookups by key digest; `None` records an unknown key.
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    /// The server's default limits, under each tenant's overrides.
+    defaults: TenantLimits,
 }
 
 impl Authenticator {
     /// A new authenticator whose cached answers live for `ttl`.
-    pub fn new(store: Store, ttl: Duration) -> Authenticator {
+    /// Limit overrides arrive with the key, so a change of a tenant's limits
+    /// reaches every process within the same TTL.
+    pub fn new(store: Store, ttl: Duration, defaults: TenantLimits) -> Authenticator {
         Authenticator {
             store,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            defaults,
         }
+    }
+
+    /// The server's default limits.
+    pub fn default_limits(&self) -> &TenantLimits {
+        &self.defaults
     }
 
     /// The caller of `request`, if its key is valid and holds `scope`.
@@ -72,7 +82,9 @@ impl Authenticator {
                 "this API key lacks the `{scope}` scope that this call needs"
             )));
         }
-        Ok(lookup.principal)
+        let mut principal = lookup.principal;
+        principal.limits = self.defaults.with(&lookup.overrides);
+        Ok(principal)
     }
 
     /// Forgets every cached lookup of `key_id` (after a revocation here;
@@ -80,6 +92,17 @@ impl Authenticator {
     pub fn forget_key(&self, key_id: Uuid) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, (lookup, _)| lookup.as_ref().is_none_or(|l| l.principal.key_id != key_id));
+    }
+
+    /// Forgets every cached lookup of `tenant`'s keys (after a change of its
+    /// limits here; other processes notice within the TTL).
+    pub fn forget_tenant(&self, tenant: crate::domain::TenantId) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (lookup, _)| {
+            lookup
+                .as_ref()
+                .is_none_or(|l| l.principal.tenant_id != tenant)
+        });
     }
 
     async fn lookup(&self, digest: &[u8; 32]) -> Result<Option<KeyLookup>, Status> {

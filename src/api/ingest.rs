@@ -21,7 +21,11 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::{auth::Authenticator, convert, status::invalid};
 use crate::{
     domain::{BatchWrite, DeadLetter, Principal, Scope},
-    ingest::{AdmitError, IngestHandle, Reply, WriteError, validate},
+    ingest::{
+        AdmitError, IngestHandle, Reply, WriteError,
+        limits::{Guards, ThrottleCause, Throttled},
+        validate,
+    },
     proto::v1::{self as pb, ingest_server::Ingest},
     store::ingest::BatchFate,
 };
@@ -40,6 +44,8 @@ pub struct IngestService {
     pub ingest: IngestHandle,
     /// Bounds on events.
     pub limits: Arc<validate::Limits>,
+    /// Per-tenant rate, stream and cardinality limits.
+    pub guards: Arc<Guards>,
     /// Most unanswered batches per stream.
     pub max_in_flight: usize,
     /// Cancelled when shutdown begins: streams stop reading, answer what is
@@ -109,6 +115,7 @@ fn prepare(
             received_at: now,
             events,
             rejected,
+            overflowed: 0,
         },
         rejections,
         bytes,
@@ -125,6 +132,70 @@ fn overloaded(delay: Duration) -> Status {
         ),
         details,
     )
+}
+
+/// A refusal by one of the tenant's limits, with when to retry.
+fn throttled(caller: &Principal, t: Throttled) -> Status {
+    let what = match t.cause {
+        ThrottleCause::EventRate => format!(
+            "tenant {} is over its rate of {} events/s (burst {})",
+            caller.tenant_name, caller.limits.events_per_sec, caller.limits.events_burst
+        ),
+        ThrottleCause::ByteRate => format!(
+            "tenant {} is over its rate of {} bytes/s (burst {})",
+            caller.tenant_name, caller.limits.bytes_per_sec, caller.limits.bytes_burst
+        ),
+        ThrottleCause::Streams => format!(
+            "tenant {} already has {} ingest streams open on this server",
+            caller.tenant_name, caller.limits.max_streams
+        ),
+        ThrottleCause::Overload => "the server is overloaded".to_owned(),
+    };
+    // Never ask for a retry sooner than 10 ms: a zero delay invites a busy loop.
+    let delay = t.retry_after.max(Duration::from_millis(10));
+    metrics::counter!("pulsyon_limit_refusals_total", "limit" => t.cause.as_str()).increment(1);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "{what}; retry in {} ms (resend unacknowledged batches)",
+            delay.as_millis()
+        ),
+        ErrorDetails::with_retry_info(Some(delay)),
+    )
+}
+
+/// Applies the tenant's limits to a prepared batch: the rate budget (a
+/// refused batch is counted as throttled, whole), then the cardinality of
+/// services and endpoints.
+async fn guard(
+    guards: &Guards,
+    ingest: &IngestHandle,
+    caller: &Principal,
+    prepared: &mut Prepared,
+) -> Result<(), Status> {
+    let events = (prepared.batch.events.len() + prepared.batch.rejected.len()) as u64;
+    if events == 0 {
+        return Ok(());
+    }
+    if let Err(t) = guards
+        .rates
+        .check(
+            caller.tenant_id,
+            &caller.limits,
+            events,
+            prepared.bytes as u64,
+        )
+        .await
+    {
+        ingest.count_throttled(caller.tenant_id, events as i64, t.cause);
+        return Err(throttled(caller, t));
+    }
+    prepared.batch.overflowed = guards
+        .cardinality
+        .admit(caller.tenant_id, &caller.limits, &mut prepared.batch.events)
+        .await
+        .map_err(super::status::from_store)?;
+    Ok(())
 }
 
 fn admit_error(err: AdmitError) -> Status {
@@ -213,10 +284,25 @@ impl Ingest for IngestService {
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::Ingest).await?;
+        let Some(slot) = self
+            .guards
+            .streams
+            .open(caller.tenant_id, caller.limits.max_streams)
+        else {
+            return Err(throttled(
+                &caller,
+                Throttled {
+                    cause: ThrottleCause::Streams,
+                    retry_after: Duration::from_secs(1),
+                },
+            ));
+        };
         let mut inbound = request.into_inner();
         let (out, out_rx) = mpsc::channel(self.max_in_flight + 1);
         let service = self.clone();
         tokio::spawn(async move {
+            // The stream's slot is held until it ends.
+            let _slot = slot;
             let in_flight = Arc::new(Semaphore::new(service.max_in_flight));
             // Cancelled when an ack fails, so the reader stops at once.
             let failed = CancellationToken::new();
@@ -244,7 +330,13 @@ impl Ingest for IngestService {
                 };
                 let seq = request.batch.as_ref().map(|b| b.seq).unwrap_or_default();
                 let pending = match prepare(&caller, request.batch, &service.limits) {
-                    Ok(prepared) => submit(&service.ingest, prepared, seq).await,
+                    Ok(mut prepared) => {
+                        match guard(&service.guards, &service.ingest, &caller, &mut prepared).await
+                        {
+                            Ok(()) => submit(&service.ingest, prepared, seq).await,
+                            Err(status) => Err(status),
+                        }
+                    }
                     Err(status) => Err(status),
                 };
                 let pending = match pending {
@@ -280,7 +372,8 @@ impl Ingest for IngestService {
         let caller = self.auth.authorize(&request, Scope::Ingest).await?;
         let batch = request.into_inner().batch;
         let seq = batch.as_ref().map(|b| b.seq).unwrap_or_default();
-        let prepared = prepare(&caller, batch, &self.limits)?;
+        let mut prepared = prepare(&caller, batch, &self.limits)?;
+        guard(&self.guards, &self.ingest, &caller, &mut prepared).await?;
         let ack = submit(&self.ingest, prepared, seq).await?.await?;
         Ok(Response::new(pb::PublishEventsResponse { ack: Some(ack) }))
     }

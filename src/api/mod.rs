@@ -66,6 +66,8 @@ pub struct ApiDeps {
     pub hub: Arc<crate::detect::hub::Hub>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
+    /// Per-tenant rate, stream and cardinality limits of ingest.
+    pub guards: Arc<crate::ingest::limits::Guards>,
 }
 
 /// PEM material for TLS on the gRPC port, read at start-up.
@@ -149,6 +151,7 @@ pub async fn serve(
                 auth: deps.auth.clone(),
                 ingest: deps.ingest.clone(),
                 limits: deps.limits.clone(),
+                guards: deps.guards.clone(),
                 max_in_flight: deps.max_in_flight.max(1),
                 shutdown: deps.shutdown.clone(),
             })

@@ -339,17 +339,17 @@ impl Detector {
             let long_from = window_from - self.config.long_baseline;
             let rows = self
                 .store
-                .detection_rows(long_from, window_from, false)
+                .detection_rows(None, long_from, window_from, false)
                 .await?;
             self.baselines = baselines(&rows, long_from, from, window_from);
             self.baseline_minute = Some(minute);
         }
         let rows = self
             .store
-            .detection_rows(window_from, minute + time::Duration::minutes(1), true)
+            .detection_rows(None, window_from, minute + time::Duration::minutes(1), true)
             .await?;
         let windows = windows(&rows, window_from, now);
-        let overrides = self.store.rule_overrides().await?;
+        let overrides = self.store.rule_overrides(None).await?;
         let window_secs = (now - window_from).whole_seconds() as i32;
         let effects = self.state.evaluate(
             &self.baselines,

@@ -7,6 +7,7 @@
 //! overloaded, so that the client retries later. Nothing admitted is dropped:
 //! every submission gets exactly one reply.
 
+pub mod limits;
 pub mod partitions;
 pub mod validate;
 pub mod writer;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use self::limits::ThrottleCause;
 use crate::{
     domain::{BatchWrite, TenantId},
     store::{Store, ingest::BatchFate},
@@ -87,6 +89,9 @@ pub enum AdmitError {
     ShuttingDown,
 }
 
+/// Refused events not yet recorded, by tenant and cause.
+type Throttles = HashMap<(TenantId, ThrottleCause), i64>;
+
 /// The reply to one admitted batch.
 pub type Reply = oneshot::Receiver<Result<BatchFate, WriteError>>;
 
@@ -112,8 +117,8 @@ pub struct IngestHandle {
     space_kib: u32,
     /// Longest wait for space.
     admit_wait: Duration,
-    /// Throttled events not yet counted in the database.
-    throttled: Arc<Mutex<HashMap<TenantId, i64>>>,
+    /// Throttled events not yet counted in the database, by tenant and cause.
+    throttled: Arc<Mutex<Throttles>>,
 }
 
 impl IngestHandle {
@@ -128,7 +133,7 @@ impl IngestHandle {
             Ok(Err(_)) => return Err(AdmitError::ShuttingDown),
             Err(_) => {
                 let events = (batch.events.len() + batch.rejected.len()) as i64;
-                self.count_throttled(batch.tenant_id, events);
+                self.count_throttled(batch.tenant_id, events, ThrottleCause::Overload);
                 return Err(AdmitError::Overloaded(
                     self.admit_wait.max(Duration::from_millis(500)),
                 ));
@@ -148,13 +153,16 @@ impl IngestHandle {
     }
 
     /// Counts events refused by a limit, for the outcome counters.
-    pub fn count_throttled(&self, tenant: TenantId, events: i64) {
-        let mut map = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(tenant).or_default() += events;
-        for outcome in ["received", "throttled"] {
-            metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => outcome, "reason" => "")
-                .increment(events as u64);
+    pub fn count_throttled(&self, tenant: TenantId, events: i64, cause: ThrottleCause) {
+        if events <= 0 {
+            return;
         }
+        let mut map = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((tenant, cause)).or_default() += events;
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "received", "reason" => "")
+            .increment(events as u64);
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "throttled", "reason" => cause.as_str())
+            .increment(events as u64);
     }
 
     fn record_depth(&self) {
@@ -198,17 +206,13 @@ pub fn spawn(
 }
 
 /// Writes throttled counts to `ingest_outcomes` every second (and at stop).
-async fn flush_throttled(
-    store: Store,
-    throttled: Arc<Mutex<HashMap<TenantId, i64>>>,
-    stop: CancellationToken,
-) {
+async fn flush_throttled(store: Store, throttled: Arc<Mutex<Throttles>>, stop: CancellationToken) {
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
         };
-        let taken: Vec<(TenantId, i64)> = {
+        let taken: Vec<((TenantId, ThrottleCause), i64)> = {
             let mut map = throttled.lock().unwrap_or_else(|p| p.into_inner());
             map.drain().collect()
         };
@@ -216,10 +220,10 @@ async fn flush_throttled(
             let now = OffsetDateTime::now_utc();
             let rows: Vec<_> = taken
                 .iter()
-                .flat_map(|(t, n)| {
+                .flat_map(|((t, cause), n)| {
                     [
                         (*t, now, "received", "", *n),
-                        (*t, now, "throttled", "", *n),
+                        (*t, now, "throttled", cause.as_str(), *n),
                     ]
                 })
                 .collect();

@@ -71,9 +71,11 @@ impl Store {
         Ok(LeaderLock { conn, key })
     }
 
-    /// Minute rows of every service and endpoint of every tenant in [from, to).
+    /// Minute rows of every service and endpoint in [from, to): of one tenant
+    /// (read under its row-level security) or, for the detector, of all.
     pub async fn detection_rows(
         &self,
+        tenant: Option<crate::domain::TenantId>,
         from: OffsetDateTime,
         to: OffsetDateTime,
         with_histograms: bool,
@@ -91,12 +93,17 @@ impl Store {
                FROM metrics_minute WHERE bucket >= $1 AND bucket < $2"
         );
         type Row = (i64, String, String, OffsetDateTime, i64, i64, f64, Vec<u8>);
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(from)
-            .bind(to)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| classify(e, "detection"))?;
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(from).bind(to);
+        let err = |e| classify(e, "detection");
+        let rows: Vec<Row> = match tenant {
+            Some(t) => {
+                let mut tx = self.tenant_tx(t).await?;
+                let rows = q.fetch_all(&mut *tx).await.map_err(err)?;
+                super::commit(tx, "detection").await?;
+                rows
+            }
+            None => q.fetch_all(self.pool()).await.map_err(err)?,
+        };
         rows.into_iter()
             .map(
                 |(tenant_id, service, endpoint, bucket, count, status_5xx, p95_ms, h)| {
@@ -121,14 +128,25 @@ impl Store {
             .collect()
     }
 
-    /// Every rule override of every tenant. An override that cannot be read
-    /// is left out with a warning (the defaults apply).
-    pub async fn rule_overrides(&self) -> Result<Overrides, StoreError> {
-        let rows: Vec<(i64, String, String, sqlx::types::Json<serde_json::Value>)> =
-            sqlx::query_as("SELECT tenant_id, service, kind, settings FROM detection_rules")
-                .fetch_all(self.pool())
-                .await
-                .map_err(|e| classify(e, "detection rules"))?;
+    /// The rule overrides of one tenant (under its row-level security) or, for
+    /// the detector, of every tenant. An override that cannot be read is left
+    /// out with a warning (the defaults apply).
+    pub async fn rule_overrides(
+        &self,
+        tenant: Option<crate::domain::TenantId>,
+    ) -> Result<Overrides, StoreError> {
+        type Row = (i64, String, String, sqlx::types::Json<serde_json::Value>);
+        let q = sqlx::query_as("SELECT tenant_id, service, kind, settings FROM detection_rules");
+        let err = |e| classify(e, "detection rules");
+        let rows: Vec<Row> = match tenant {
+            Some(t) => {
+                let mut tx = self.tenant_tx(t).await?;
+                let rows = q.fetch_all(&mut *tx).await.map_err(err)?;
+                super::commit(tx, "detection rules").await?;
+                rows
+            }
+            None => q.fetch_all(self.pool()).await.map_err(err)?,
+        };
         let mut out = Overrides::new();
         for (tenant, service, kind, settings) in rows {
             let Some(kind) = Kind::parse(&kind) else {
@@ -156,6 +174,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let value = serde_json::to_value(o)
             .map_err(|e| StoreError::Corrupt(format!("detection rule: {e}")))?;
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO detection_rules (tenant_id, service, kind, settings) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, service, kind) DO UPDATE SET settings = excluded.settings, updated_at = now()",
@@ -164,10 +183,10 @@ impl Store {
         .bind(service)
         .bind(kind.as_str())
         .bind(sqlx::types::Json(value))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| classify(e, "detection rule"))?;
-        Ok(())
+        super::commit(tx, "detection rule").await
     }
 
     /// Removes an override; NotFound when there was none.
@@ -177,19 +196,20 @@ impl Store {
         service: &str,
         kind: Kind,
     ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "DELETE FROM detection_rules WHERE tenant_id = $1 AND service = $2 AND kind = $3",
         )
         .bind(tenant.0)
         .bind(service)
         .bind(kind.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| classify(e, "detection rule"))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("detection rule"));
         }
-        Ok(())
+        super::commit(tx, "detection rule").await
     }
 
     /// The overrides of one tenant: (service, kind, override), by service and kind.
@@ -197,13 +217,15 @@ impl Store {
         &self,
         tenant: crate::domain::TenantId,
     ) -> Result<Vec<(String, Kind, Override)>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<(String, String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
             "SELECT service, kind, settings FROM detection_rules WHERE tenant_id = $1 ORDER BY service, kind",
         )
         .bind(tenant.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "detection rules"))?;
+        super::commit(tx, "detection rules").await?;
         Ok(rows
             .into_iter()
             .filter_map(|(service, kind, settings)| {

@@ -150,11 +150,13 @@ impl Store {
         if let Some((at, id)) = cursor {
             q = q.bind(at).bind(id);
         }
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = q
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "events"))?;
+        super::commit(tx, "events").await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
@@ -163,12 +165,38 @@ impl Store {
         &self,
         tenant: TenantId,
     ) -> Result<Vec<(String, OffsetDateTime, OffsetDateTime)>, StoreError> {
-        sqlx::query_as(
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query_as(
             "SELECT name, first_seen, last_seen FROM services WHERE tenant_id = $1 ORDER BY name",
         )
         .bind(tenant.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| classify(e, "services"))
+        .map_err(|e| classify(e, "services"))?;
+        super::commit(tx, "services").await?;
+        Ok(rows)
+    }
+
+    /// The services of `tenant` (with an empty endpoint) and the (service,
+    /// endpoint) pairs of its last day of rollups: what the cardinality
+    /// guard of ingest starts from.
+    pub async fn catalogue_pairs(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query_as(
+            "SELECT name, ''::text FROM services WHERE tenant_id = $1 \
+             UNION SELECT service, endpoint FROM metrics_hourly \
+               WHERE tenant_id = $1 AND bucket >= now() - interval '1 day' \
+             UNION SELECT service, endpoint FROM metrics_minute \
+               WHERE tenant_id = $1 AND bucket >= now() - interval '2 hours'",
+        )
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "services"))?;
+        super::commit(tx, "services").await?;
+        Ok(rows)
     }
 }

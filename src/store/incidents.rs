@@ -470,7 +470,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Update, StoreError> {
         let err = |e| classify(e, "incident");
-        let mut tx = self.pool().begin().await.map_err(err)?;
+        let mut tx = self.tenant_tx(tenant).await?;
         lock_outbox(&mut tx).await?;
         let status: Option<String> = sqlx::query_scalar(
             "SELECT status FROM incidents WHERE tenant_id = $1 AND incident_id = $2 FOR UPDATE",
@@ -538,6 +538,7 @@ impl Store {
         cursor: Option<(OffsetDateTime, i64)>,
         limit: i64,
     ) -> Result<Vec<Incident>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let (at, id) = cursor.unwrap_or((to, i64::MAX));
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         let severities: Vec<&str> = [Severity::Info, Severity::Warning, Severity::Critical]
@@ -563,23 +564,26 @@ impl Store {
             .bind(filter.service.as_deref())
             .bind(&severities)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "incidents"))?;
+        super::commit(tx, "incidents").await?;
         Ok(rows.into_iter().map(Incident::from).collect())
     }
 
     /// Every unresolved incident of `tenant`, oldest first.
     pub async fn open_incidents(&self, tenant: TenantId) -> Result<Vec<Incident>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let sql = format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.tenant_id = $1 AND i.status <> 'resolved' \
              ORDER BY i.opened_at, i.incident_id"
         );
         let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.0)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "incidents"))?;
+        super::commit(tx, "incidents").await?;
         Ok(rows.into_iter().map(Incident::from).collect())
     }
 
@@ -589,13 +593,14 @@ impl Store {
         tenant: TenantId,
         incident_id: i64,
     ) -> Result<(Incident, Vec<Alert>, Vec<Update>), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let sql = format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.tenant_id = $1 AND i.incident_id = $2"
         );
         let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.0)
             .bind(incident_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| classify(e, "incident"))?;
         let incident: Incident = row.ok_or(StoreError::NotFound("incident"))?.into();
@@ -605,18 +610,19 @@ impl Store {
         let alerts: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.0)
             .bind(incident_id)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "alerts"))?;
         let alerts: Vec<Alert> = alerts.into_iter().map(Alert::from).collect();
-        let timeline = self
-            .updates_where(
-                "u.tenant_id = $1 AND u.incident_id = $2",
-                tenant.0,
-                incident_id,
-                10_000,
-            )
-            .await?;
+        let timeline = updates_where(
+            &mut tx,
+            "u.tenant_id = $1 AND u.incident_id = $2",
+            tenant.0,
+            incident_id,
+            10_000,
+        )
+        .await?;
+        super::commit(tx, "incident").await?;
         Ok((incident, alerts, timeline))
     }
 
@@ -629,67 +635,28 @@ impl Store {
     ) -> Result<Vec<Update>, StoreError> {
         match tenant {
             Some(t) => {
-                self.updates_where("u.tenant_id = $1 AND u.seq > $2", t.0, after_seq, limit)
-                    .await
+                let mut tx = self.tenant_tx(t).await?;
+                let updates = updates_where(
+                    &mut tx,
+                    "u.tenant_id = $1 AND u.seq > $2",
+                    t.0,
+                    after_seq,
+                    limit,
+                )
+                .await?;
+                super::commit(tx, "incident updates").await?;
+                Ok(updates)
             }
             None => {
-                self.updates_where("$1 = $1 AND u.seq > $2", 0, after_seq, limit)
+                // The hub's read: every tenant, as the system.
+                let mut conn = self
+                    .pool()
+                    .acquire()
                     .await
+                    .map_err(|e| classify(e, "incident updates"))?;
+                updates_where(&mut conn, "$1 = $1 AND u.seq > $2", 0, after_seq, limit).await
             }
         }
-    }
-
-    async fn updates_where(
-        &self,
-        condition: &str,
-        a: i64,
-        b: i64,
-        limit: i64,
-    ) -> Result<Vec<Update>, StoreError> {
-        type Row = (
-            i64,
-            String,
-            OffsetDateTime,
-            sqlx::types::Json<Incident>,
-            String,
-            String,
-            Option<i64>,
-        );
-        let sql = format!(
-            "SELECT u.seq, u.kind, u.at, u.incident, u.actor, u.note, u.alert_id FROM incident_updates u \
-             WHERE {condition} ORDER BY u.seq LIMIT $3"
-        );
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(a)
-            .bind(b)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| classify(e, "incident updates"))?;
-        let ids: Vec<i64> = rows.iter().filter_map(|r| r.6).collect();
-        let alerts: Vec<Alert> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ANY($1)");
-            let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(&ids)
-                .fetch_all(self.pool())
-                .await
-                .map_err(|e| classify(e, "alerts"))?;
-            rows.into_iter().map(Alert::from).collect()
-        };
-        Ok(rows
-            .into_iter()
-            .map(|(seq, kind, at, incident, actor, note, alert_id)| Update {
-                seq,
-                kind: UpdateKind::parse(&kind).unwrap_or(UpdateKind::AlertAdded),
-                at,
-                incident: incident.0,
-                alert: alert_id.and_then(|id| alerts.iter().find(|a| a.alert_id == id).cloned()),
-                actor,
-                note,
-            })
-            .collect())
     }
 
     /// The oldest and newest sequence numbers kept (0, 0 when none).
@@ -707,6 +674,7 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Summary, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let (open, critical, opened, resolved, mttr): (i64, i64, i64, i64, Option<f64>) =
             sqlx::query_as(
                 "SELECT count(*) FILTER (WHERE status <> 'resolved'), \
@@ -720,7 +688,7 @@ impl Store {
             .bind(tenant.0)
             .bind(from)
             .bind(to)
-            .fetch_one(self.pool())
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| classify(e, "incident summary"))?;
         let top: Option<(String, i64)> = sqlx::query_as(
@@ -730,9 +698,10 @@ impl Store {
         .bind(tenant.0)
         .bind(from)
         .bind(to)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| classify(e, "incident summary"))?;
+        super::commit(tx, "incident summary").await?;
         Ok(Summary {
             open,
             critical,
@@ -742,4 +711,58 @@ impl Store {
             top_service: top,
         })
     }
+}
+
+/// Updates matching `condition` ($1, $2), oldest first, with their alerts.
+async fn updates_where(
+    conn: &mut sqlx::PgConnection,
+    condition: &str,
+    a: i64,
+    b: i64,
+    limit: i64,
+) -> Result<Vec<Update>, StoreError> {
+    type Row = (
+        i64,
+        String,
+        OffsetDateTime,
+        sqlx::types::Json<Incident>,
+        String,
+        String,
+        Option<i64>,
+    );
+    let sql = format!(
+        "SELECT u.seq, u.kind, u.at, u.incident, u.actor, u.note, u.alert_id FROM incident_updates u \
+         WHERE {condition} ORDER BY u.seq LIMIT $3"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(a)
+        .bind(b)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| classify(e, "incident updates"))?;
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r.6).collect();
+    let alerts: Vec<Alert> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ANY($1)");
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| classify(e, "alerts"))?;
+        rows.into_iter().map(Alert::from).collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(seq, kind, at, incident, actor, note, alert_id)| Update {
+            seq,
+            kind: UpdateKind::parse(&kind).unwrap_or(UpdateKind::AlertAdded),
+            at,
+            incident: incident.0,
+            alert: alert_id.and_then(|id| alerts.iter().find(|a| a.alert_id == id).cloned()),
+            actor,
+            note,
+        })
+        .collect())
 }

@@ -162,7 +162,10 @@ impl Store {
                     *outcomes.entry((t, m, "duplicate", "")).or_default() += total
                 }
                 BatchFate::Stored => {
-                    *outcomes.entry((t, m, "stored", "")).or_default() += batch.events.len() as i64;
+                    let overflowed = batch.overflowed.min(batch.events.len());
+                    *outcomes.entry((t, m, "stored", "")).or_default() +=
+                        (batch.events.len() - overflowed) as i64;
+                    *outcomes.entry((t, m, "stored", "overflow")).or_default() += overflowed as i64;
                     for d in &batch.rejected {
                         *outcomes
                             .entry((t, m, "rejected", d.reason.as_str()))

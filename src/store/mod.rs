@@ -17,6 +17,8 @@ pub mod rollups;
 
 use std::time::Duration;
 
+use crate::domain::TenantId;
+
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -152,6 +154,39 @@ impl Store {
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A transaction that sees and changes `tenant`'s rows only: it runs as
+    /// the role `pulsyon_tenant` with `pulsyon.tenant_id` set, so PostgreSQL's
+    /// row-level security (migrations/0005) filters every statement, including
+    /// one that forgets its `WHERE tenant_id`. Every request path reads and
+    /// writes tenant data through one of these; dropping it rolls back.
+    pub async fn tenant_tx(
+        &self,
+        tenant: TenantId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| classify(e, "transaction"))?;
+        sqlx::query(
+            "SELECT set_config('role', 'pulsyon_tenant', true), set_config('pulsyon.tenant_id', $1, true)",
+        )
+        .bind(tenant.0.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "tenant"))?;
+        Ok(tx)
+    }
+}
+
+/// Commits a tenant transaction (a read-only one too: cheaper than a rollback
+/// left to the pool).
+pub(crate) async fn commit(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.commit().await.map_err(|e| classify(e, what))
 }
 
 /// Connection options from a `postgres://` URL.

@@ -33,6 +33,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<FailedEvent>, StoreError> {
         let (cursor_at, cursor_id) = cursor.unwrap_or((to, i64::MAX));
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<FailedRow> = sqlx::query_as(
             "SELECT failed_id, received_at, producer_id, batch_seq, event_index, reason, message, payload \
              FROM failed_events \
@@ -48,9 +49,10 @@ impl Store {
         .bind(cursor_at)
         .bind(cursor_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "failed events"))?;
+        super::commit(tx, "failed events").await?;
         Ok(rows
             .into_iter()
             .map(
@@ -87,6 +89,7 @@ impl Store {
         before: Option<OffsetDateTime>,
         limit: i64,
     ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<(OffsetDateTime, String, String, i64)> = sqlx::query_as(
             "WITH m AS ( \
                 SELECT DISTINCT minute FROM ingest_outcomes \
@@ -100,9 +103,10 @@ impl Store {
         .bind(to)
         .bind(before.unwrap_or(to))
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "ingest stats"))?;
+        super::commit(tx, "ingest stats").await?;
         Ok(rows
             .into_iter()
             .map(|(minute, outcome, reason, count)| OutcomeCount {
@@ -121,6 +125,7 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT outcome, reason, sum(count)::int8 FROM ingest_outcomes \
              WHERE tenant_id = $1 AND minute >= $2 AND minute < $3 GROUP BY outcome, reason ORDER BY outcome, reason",
@@ -128,9 +133,10 @@ impl Store {
         .bind(tenant.0)
         .bind(from)
         .bind(to)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "ingest stats"))?;
+        super::commit(tx, "ingest stats").await?;
         Ok(rows
             .into_iter()
             .map(|(outcome, reason, count)| OutcomeCount {

@@ -296,15 +296,17 @@ impl Store {
              ORDER BY bucket",
             table.name()
         );
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<SeriesRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.0)
             .bind(service)
             .bind(from)
             .bind(to)
             .bind(endpoint.unwrap_or_default())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "metrics"))?;
+        super::commit(tx, "metrics").await?;
         rows.into_iter()
             .map(|(bucket, c, s2, s4, s5, sum, min, max, h)| {
                 Ok((bucket, agg_from_row((c, s2, s4, s5, sum, min, max, h))?))
@@ -326,6 +328,7 @@ impl Store {
         objective: MinuteObjective,
     ) -> Result<Vec<ServiceWindow>, StoreError> {
         type Row = (String, i64, i64, i32, i32, bool, Vec<u8>);
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT service, count, status_5xx, traffic_minutes, good_minutes, false, histogram \
                FROM service_hourly \
@@ -345,9 +348,10 @@ impl Store {
         .bind(objective.max_error_rate)
         .bind(objective.max_p95_ms)
         .bind(recent)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "service health"))?;
+        super::commit(tx, "service health").await?;
         let mut merged: BTreeMap<String, ServiceWindow> = BTreeMap::new();
         for (service, count, errors, minutes, good, is_recent, bytes) in rows {
             let h = Histogram::decode(&bytes)

@@ -2,6 +2,9 @@
 //! a status mix and log-normal latencies, deterministic for a given seed.
 //! Shared by the load generator and history seeding.
 
+// No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::SystemTime;
 
 use pulsyon_client::Event;

@@ -2,6 +2,9 @@
 //! throughput and acknowledgement latency. With `--json`, the last line of
 //! stdout is one JSON object with the figures.
 
+// No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},

@@ -31,6 +31,9 @@
 //! # Ok(()) }
 //! ```
 
+// No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{
     collections::BTreeMap,
     sync::{
@@ -46,7 +49,13 @@ use tonic::{Code, Request, Status, metadata::MetadataValue, transport::Channel};
 use tonic_types::StatusExt;
 
 /// The generated messages and client of `pulsyon.v1`.
-#[allow(missing_docs, clippy::all)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 pub mod proto {
     tonic::include_proto!("pulsyon.v1");
 }
