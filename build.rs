@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Ordered maps: attributes arrive sorted (as stored) and decode without hashing.
         .btree_map(".")
+        // Decoding errors are the client's (INVALID_ARGUMENT), never a panic or INTERNAL.
+        .codec_path("crate::api::codec::PulsyonCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

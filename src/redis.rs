@@ -7,14 +7,14 @@
 //! Redis is unreachable: it reports the error and the caller falls back to its
 //! local budget.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
 use crate::{
     domain::{TenantId, TenantLimits},
-    ingest::limits::{SharedBudget, ThrottleCause, Throttled},
+    ingest::limits::{Charge, SharedBudget, ThrottleCause, Throttled},
 };
 
 /// Longest wait for Redis before the caller falls back to local limits.
@@ -163,7 +163,7 @@ impl SharedBudget for RedisRates {
         limits: &'a TenantLimits,
         events: u64,
         bytes: u64,
-    ) -> Pin<Box<dyn Future<Output = Result<Result<(), Throttled>, String>> + Send + 'a>> {
+    ) -> Charge<'a> {
         Box::pin(async move {
             RedisRates::charge(self, tenant, limits, events, bytes)
                 .await

@@ -151,6 +151,46 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn get_tenant_limits(
+        &self,
+        request: Request<pb::GetTenantLimitsRequest>,
+    ) -> Result<Response<pb::GetTenantLimitsResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let overrides = self
+            .store
+            .limit_overrides(caller.tenant_id)
+            .await
+            .map_err(from_store)?;
+        let defaults = self.auth.default_limits();
+        Ok(Response::new(pb::GetTenantLimitsResponse {
+            effective: Some(convert::limits_to_pb(&defaults.with(&overrides))),
+            overrides: Some(convert::overrides_to_pb(&overrides)),
+            defaults: Some(convert::limits_to_pb(defaults)),
+        }))
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        request: Request<pb::SetTenantLimitsRequest>,
+    ) -> Result<Response<pb::SetTenantLimitsResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let overrides = match &request.get_ref().overrides {
+            Some(o) => convert::overrides_from_pb(o)?,
+            None => Default::default(),
+        };
+        self.store
+            .set_limit_overrides(caller.tenant_id, &overrides)
+            .await
+            .map_err(from_store)?;
+        self.auth.forget_tenant(caller.tenant_id);
+        tracing::info!(tenant = %caller.tenant_name, key_id = %caller.key_id, overrides = ?overrides, "tenant limits set");
+        let defaults = self.auth.default_limits();
+        Ok(Response::new(pb::SetTenantLimitsResponse {
+            effective: Some(convert::limits_to_pb(&defaults.with(&overrides))),
+            overrides: Some(convert::overrides_to_pb(&overrides)),
+        }))
+    }
+
     async fn list_detection_rules(
         &self,
         request: Request<pb::ListDetectionRulesRequest>,

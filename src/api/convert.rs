@@ -233,6 +233,74 @@ pub fn page_size(value: u32, default: u32, max: u32) -> Result<i64, tonic::Statu
     }
 }
 
+/// Limits as sent to a client: every field set.
+pub fn limits_to_pb(l: &crate::domain::TenantLimits) -> pb::TenantLimits {
+    pb::TenantLimits {
+        events_per_second: Some(l.events_per_sec),
+        events_burst: Some(l.events_burst),
+        bytes_per_second: Some(l.bytes_per_sec),
+        bytes_burst: Some(l.bytes_burst),
+        max_streams: Some(l.max_streams),
+        max_services: Some(l.max_services),
+        max_endpoints_per_service: Some(l.max_endpoints),
+        max_query_range: Some(duration_to_pb(l.max_query_range)),
+        max_page_size: Some(l.max_page_size),
+    }
+}
+
+/// Overrides as sent to a client: only the fields set.
+pub fn overrides_to_pb(o: &crate::domain::LimitOverrides) -> pb::TenantLimits {
+    pb::TenantLimits {
+        events_per_second: o.events_per_sec,
+        events_burst: o.events_burst,
+        bytes_per_second: o.bytes_per_sec,
+        bytes_burst: o.bytes_burst,
+        max_streams: o.max_streams,
+        max_services: o.max_services,
+        max_endpoints_per_service: o.max_endpoints,
+        max_query_range: o.max_query_range.map(duration_to_pb),
+        max_page_size: o.max_page_size,
+    }
+}
+
+/// Overrides from a request; errors name the field.
+pub fn overrides_from_pb(
+    l: &pb::TenantLimits,
+) -> Result<crate::domain::LimitOverrides, tonic::Status> {
+    let range = match &l.max_query_range {
+        None => None,
+        Some(d) if d.seconds < 0 || d.nanos < 0 => {
+            return Err(super::status::invalid(
+                "overrides.max_query_range",
+                "must not be negative",
+            ));
+        }
+        Some(d) => Some(std::time::Duration::new(d.seconds as u64, d.nanos as u32)),
+    };
+    let o = crate::domain::LimitOverrides {
+        events_per_sec: l.events_per_second,
+        events_burst: l.events_burst,
+        bytes_per_sec: l.bytes_per_second,
+        bytes_burst: l.bytes_burst,
+        max_streams: l.max_streams,
+        max_services: l.max_services,
+        max_endpoints: l.max_endpoints_per_service,
+        max_query_range: range,
+        max_page_size: l.max_page_size,
+    };
+    o.validate().map_err(|(field, problem)| {
+        super::status::invalid(&format!("overrides.{field}"), problem)
+    })?;
+    Ok(o)
+}
+
+fn duration_to_pb(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

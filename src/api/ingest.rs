@@ -323,6 +323,8 @@ impl Ingest for IngestService {
                 let request = match message {
                     Ok(Some(request)) => request,
                     Ok(None) => break None,
+                    // A message the codec refused: tell the client why.
+                    Err(status) if status.code() == Code::InvalidArgument => break Some(status),
                     Err(status) => {
                         tracing::debug!(error = %status, "ingest stream ended by the client side");
                         break None;

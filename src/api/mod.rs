@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod codec;
 pub mod convert;
 pub mod health;
 pub mod incidents;
@@ -81,8 +82,7 @@ pub struct TlsMaterial {
     pub client_ca: Option<Vec<u8>>,
 }
 
-/// Largest gRPC message the server decodes (an ingest batch), in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub use codec::{MAX_MESSAGE_BYTES, TRANSPORT_MAX_MESSAGE_BYTES};
 
 pub use auth::Authenticator;
 
@@ -155,23 +155,32 @@ pub async fn serve(
                 max_in_flight: deps.max_in_flight.max(1),
                 shutdown: deps.shutdown.clone(),
             })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
         )
-        .add_service(QueryServer::new(query::QueryService {
-            auth: deps.auth.clone(),
-            store: deps.store.clone(),
-        }))
-        .add_service(IncidentsServer::new(incidents::IncidentsService {
-            auth: deps.auth.clone(),
-            store: deps.store.clone(),
-            hub: deps.hub.clone(),
-            heartbeat: deps.watch_heartbeat,
-            shutdown: deps.shutdown.clone(),
-        }))
-        .add_service(AdminServer::new(admin::AdminService {
-            store: deps.store.clone(),
-            auth: deps.auth,
-        }))
+        .add_service(
+            QueryServer::new(query::QueryService {
+                auth: deps.auth.clone(),
+                store: deps.store.clone(),
+            })
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            IncidentsServer::new(incidents::IncidentsService {
+                auth: deps.auth.clone(),
+                store: deps.store.clone(),
+                hub: deps.hub.clone(),
+                heartbeat: deps.watch_heartbeat,
+                shutdown: deps.shutdown.clone(),
+            })
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            AdminServer::new(admin::AdminService {
+                store: deps.store.clone(),
+                auth: deps.auth,
+            })
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await?;
     Ok(())

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     domain::{OutcomeCount, RejectReason, Scope, TenantId},
+    ingest::limits::ThrottleCause,
     proto::v1::{self as pb, query_server::Query},
     rollup::{
         self,
@@ -60,9 +61,28 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
         let n = row.count.max(0) as u64;
         match row.outcome.as_str() {
             "received" => m.received += n,
-            "stored" => m.stored += n,
+            "stored" => {
+                m.stored += n;
+                if row.reason == "overflow" {
+                    m.overflowed += n;
+                }
+            }
             "duplicate" => m.duplicates += n,
-            "throttled" => m.throttled += n,
+            "throttled" => {
+                m.throttled += n;
+                let cause = match ThrottleCause::parse(&row.reason) {
+                    Some(ThrottleCause::EventRate) => pb::ThrottleCause::EventRate,
+                    Some(ThrottleCause::ByteRate) => pb::ThrottleCause::ByteRate,
+                    Some(ThrottleCause::Overload) => pb::ThrottleCause::Overload,
+                    _ => pb::ThrottleCause::Unspecified,
+                } as i32;
+                match m.throttled_by_cause.iter_mut().find(|c| c.cause == cause) {
+                    Some(c) => c.count += n,
+                    None => m
+                        .throttled_by_cause
+                        .push(pb::ThrottleCount { cause, count: n }),
+                }
+            }
             "rejected" => {
                 m.rejected += n;
                 let reason = RejectReason::parse(&row.reason)
@@ -173,7 +193,13 @@ fn text_filter(field: &str, value: String) -> Result<Option<String>, Status> {
 }
 
 /// The filter of a QueryEvents request, range resolved against `now`.
-fn event_filter(req: &pb::QueryEventsRequest, now: OffsetDateTime) -> Result<EventFilter, Status> {
+/// The filter of a QueryEvents request; its range is at most `max_range`
+/// (the tenant's limit).
+fn event_filter(
+    req: &pb::QueryEventsRequest,
+    now: OffsetDateTime,
+    max_range: Duration,
+) -> Result<EventFilter, Status> {
     let status = match (req.status_code, req.status_class) {
         (0, 0) => None,
         (0, class) => Some(match pb::StatusClass::try_from(class) {
@@ -191,7 +217,7 @@ fn event_filter(req: &pb::QueryEventsRequest, now: OffsetDateTime) -> Result<Eve
         ms if ms.is_finite() && ms > 0.0 => Some(ms),
         ms => return Err(invalid("min_latency_ms", format!("{ms} is not a latency"))),
     };
-    let (from, to) = convert::time_range(req.range.as_ref(), HOUR, 7 * DAY, now)?;
+    let (from, to) = convert::time_range(req.range.as_ref(), HOUR.min(max_range), max_range, now)?;
     Ok(EventFilter {
         service: text_filter("service", req.service.clone())?,
         endpoint: text_filter("endpoint", req.endpoint.clone())?,
@@ -344,8 +370,13 @@ impl Query for QueryService {
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         let req = request.into_inner();
-        let mut filter = event_filter(&req, OffsetDateTime::now_utc())?;
-        let limit = convert::page_size(req.page_size, 100, 1000)?;
+        let limits = &caller.limits;
+        let mut filter = event_filter(&req, OffsetDateTime::now_utc(), limits.max_query_range)?;
+        let limit = convert::page_size(
+            req.page_size,
+            100.min(limits.max_page_size),
+            limits.max_page_size,
+        )?;
         let print = fingerprint(&filter);
         let cursor = if req.page_token.is_empty() {
             None
@@ -549,7 +580,8 @@ impl Query for QueryService {
         };
         let (from, to) =
             convert::time_range(req.range.as_ref(), DAY, 31 * DAY, OffsetDateTime::now_utc())?;
-        let limit = convert::page_size(req.page_size, 100, 1000)?;
+        let max_page = caller.limits.max_page_size;
+        let limit = convert::page_size(req.page_size, 100.min(max_page), max_page)?;
         let cursor = convert::decode_page_token(&req.page_token)?;
         let mut rows = self
             .store

@@ -153,6 +153,10 @@ impl LocalRates {
     }
 }
 
+/// The answer of a shared budget: a verdict, or why there is none.
+pub type Charge<'a> =
+    Pin<Box<dyn Future<Output = Result<Result<(), Throttled>, String>> + Send + 'a>>;
+
 /// A rate budget shared by every process (the Redis bridge). An `Err` means
 /// it could not answer; the caller then uses its local budget.
 pub trait SharedBudget: Send + Sync + std::fmt::Debug {
@@ -163,7 +167,7 @@ pub trait SharedBudget: Send + Sync + std::fmt::Debug {
         limits: &'a TenantLimits,
         events: u64,
         bytes: u64,
-    ) -> Pin<Box<dyn Future<Output = Result<Result<(), Throttled>, String>> + Send + 'a>>;
+    ) -> Charge<'a>;
 }
 
 /// The ingest rate limits: the shared budget when there is one and it
@@ -365,12 +369,12 @@ impl Cardinality {
         events: &mut [Event],
     ) -> Result<usize, StoreError> {
         let mut known = self.known.lock().await;
-        if !known.contains_key(&tenant) {
-            let pairs = self.store.catalogue_pairs(tenant).await?;
-            known.insert(tenant, Known::from_pairs(pairs));
-        }
-        let Some(k) = known.get_mut(&tenant) else {
-            return Ok(0);
+        let k = match known.entry(tenant) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let pairs = self.store.catalogue_pairs(tenant).await?;
+                e.insert(Known::from_pairs(pairs))
+            }
         };
         let mut rewritten = 0;
         for e in events {

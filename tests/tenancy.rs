@@ -1,0 +1,980 @@
+//! Tenancy and abuse resistance, black-box: every RPC called with tenant A's
+//! key neither returns nor changes anything of tenant B; per-tenant rate,
+//! stream, cardinality and query limits (with Redis, one budget for every
+//! process; without it, a local fallback); oversized and malformed messages.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
+use pulsyon::{
+    detect::{
+        model::Alert,
+        rules::{Kind, Severity},
+    },
+    proto::v1::{
+        self as pb, admin_client::AdminClient, incidents_client::IncidentsClient,
+        ingest_client::IngestClient, query_client::QueryClient,
+    },
+    store::{self, Store},
+};
+use time::OffsetDateTime;
+use tokio_stream::StreamExt;
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+fn event(service: &str, endpoint: &str, status: u32) -> pb::Event {
+    pb::Event {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        time: Some(ts(SystemTime::now() - Duration::from_secs(5))),
+        service: service.into(),
+        endpoint: endpoint.into(),
+        method: "GET".into(),
+        status_code: status,
+        latency_ms: 12.0,
+        trace_id: format!("trace-{service}"),
+        ..Default::default()
+    }
+}
+
+fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
+    pb::EventBatch {
+        producer_id: producer.into(),
+        seq,
+        events,
+    }
+}
+
+async fn open_store(db: &TestDb) -> Store {
+    let options = store::options_from_url(&db.url).unwrap();
+    Store::connect(options, 2, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+fn alert(tenant: pulsyon::domain::TenantId, service: &str) -> Alert {
+    Alert {
+        alert_id: 0,
+        tenant_id: tenant,
+        incident_id: None,
+        service: service.into(),
+        endpoint: String::new(),
+        kind: Kind::ErrorRate,
+        severity: Severity::Critical,
+        observed: 0.4,
+        baseline: 0.01,
+        threshold: 0.05,
+        window_secs: 90,
+        fired_at: OffsetDateTime::now_utc(),
+        cleared_at: None,
+    }
+}
+
+async fn set_limits(channel: &Channel, key: &str, overrides: pb::TenantLimits) {
+    AdminClient::new(channel.clone())
+        .set_tenant_limits(authed(
+            pb::SetTenantLimitsRequest {
+                overrides: Some(overrides),
+            },
+            key,
+        ))
+        .await
+        .unwrap();
+}
+
+async fn try_publish(
+    channel: &Channel,
+    key: &str,
+    batch: pb::EventBatch,
+) -> Result<pb::BatchAck, Status> {
+    IngestClient::new(channel.clone())
+        .publish_events(authed(pb::PublishEventsRequest { batch: Some(batch) }, key))
+        .await
+        .map(|r| r.into_inner().ack.unwrap())
+}
+
+/// The retry delay a RESOURCE_EXHAUSTED status carries.
+fn retry_delay(status: &Status) -> Duration {
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    status
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("a RetryInfo with a delay")
+}
+
+async fn ingest_total(channel: &Channel, key: &str) -> pb::IngestMinute {
+    QueryClient::new(channel.clone())
+        .get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), key))
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tenants_data() {
+    let db = TestDb::new().await;
+    let key_a = create_tenant(&db.url, "acme");
+    let key_b = create_tenant(&db.url, "globex");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let channel = server.channel().await;
+    let store = open_store(&db).await;
+    let b = store.tenant_by_name("globex").await.unwrap().id;
+    let a = store.tenant_by_name("acme").await.unwrap().id;
+    let (mut ingest, mut query, mut incidents, mut admin) = (
+        IngestClient::new(channel.clone()),
+        QueryClient::new(channel.clone()),
+        IncidentsClient::new(channel.clone()),
+        AdminClient::new(channel.clone()),
+    );
+
+    // Tenant B's world: events, a dead letter, an incident, a rule, limits, keys.
+    let mut bad = event("b-secret", "/", 200);
+    bad.status_code = 42;
+    let ack = publish(
+        &mut ingest,
+        &key_b,
+        batch("b", 1, vec![event("b-secret", "/pay", 500), bad]),
+    )
+    .await;
+    assert_eq!((ack.accepted, ack.rejections.len()), (1, 1));
+    let (b_incident, _) = store
+        .fire_alert(&alert(b, "b-secret"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let b_incident = b_incident.incident_id.unwrap().to_string();
+    let b_rule = pb::DetectionRule {
+        kind: pb::AlertKind::ErrorRate as i32,
+        service: "b-secret".into(),
+        enabled: true,
+        threshold: 0.2,
+        ..Default::default()
+    };
+    admin
+        .set_detection_rule(authed(
+            pb::SetDetectionRuleRequest {
+                rule: Some(b_rule.clone()),
+            },
+            &key_b,
+        ))
+        .await
+        .unwrap();
+    set_limits(
+        &channel,
+        &key_b,
+        pb::TenantLimits {
+            max_page_size: Some(77),
+            ..Default::default()
+        },
+    )
+    .await;
+    let b_keys = admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &key_b))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys;
+    let b_key_id = b_keys[0].key_id.clone();
+    // Wait until B's events are rolled up, so that a leak would show.
+    for _ in 0..300 {
+        let m = query
+            .get_metrics(authed(
+                pb::GetMetricsRequest {
+                    service: "b-secret".into(),
+                    ..Default::default()
+                },
+                &key_b,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if m.points.iter().map(|p| p.count).sum::<u64>() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A subscriber of A, before anything else happens.
+    let mut watch = incidents
+        .watch(authed(
+            pb::WatchRequest {
+                send_snapshot: true,
+                ..Default::default()
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Query.
+    let services = query
+        .list_services(authed(pb::ListServicesRequest {}, &key_a))
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    assert!(services.is_empty(), "{services:?}");
+    for req in [
+        pb::QueryEventsRequest::default(),
+        pb::QueryEventsRequest {
+            service: "b-secret".into(),
+            ..Default::default()
+        },
+        pb::QueryEventsRequest {
+            trace_id: "trace-b-secret".into(),
+            ..Default::default()
+        },
+    ] {
+        let events = query
+            .query_events(authed(req, &key_a))
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        assert!(events.is_empty());
+    }
+    let status = query
+        .get_service_health(authed(
+            pb::GetServiceHealthRequest {
+                service: "b-secret".into(),
+                ..Default::default()
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let health = query
+        .get_service_health(authed(pb::GetServiceHealthRequest::default(), &key_a))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(health.services.is_empty());
+    let points = query
+        .get_metrics(authed(
+            pb::GetMetricsRequest {
+                service: "b-secret".into(),
+                ..Default::default()
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .points;
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 0);
+    let failed = query
+        .list_failed_events(authed(pb::ListFailedEventsRequest::default(), &key_a))
+        .await
+        .unwrap()
+        .into_inner()
+        .failed_events;
+    assert!(failed.is_empty());
+    assert_eq!(ingest_total(&channel, &key_a).await.received, 0);
+
+    // Incidents.
+    let listed = incidents
+        .list_incidents(authed(pb::ListIncidentsRequest::default(), &key_a))
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert!(listed.is_empty());
+    let status = incidents
+        .get_incident(authed(
+            pb::GetIncidentRequest {
+                incident_id: b_incident.clone(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = incidents
+        .acknowledge_incident(authed(
+            pb::AcknowledgeIncidentRequest {
+                incident_id: b_incident.clone(),
+                by: "mallory".into(),
+                note: String::new(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = incidents
+        .resolve_incident(authed(
+            pb::ResolveIncidentRequest {
+                incident_id: b_incident.clone(),
+                by: "mallory".into(),
+                note: String::new(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let summary = incidents
+        .get_incident_summary(authed(pb::GetIncidentSummaryRequest::default(), &key_a))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.open, summary.opened_in_window), (0, 0));
+    assert!(summary.most_incident_prone_service.is_empty());
+    let b_view = incidents
+        .get_incident(authed(
+            pb::GetIncidentRequest {
+                incident_id: b_incident.clone(),
+            },
+            &key_b,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(
+        b_view.status,
+        pb::IncidentStatus::Open as i32,
+        "B's incident is untouched"
+    );
+    assert!(b_view.acknowledged_by.is_empty());
+
+    // Watch: the snapshot holds nothing of B; B's next change never arrives,
+    // A's does.
+    let first = tokio::time::timeout(Duration::from_secs(30), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            first.payload,
+            Some(pb::watch_response::Payload::SnapshotDone(_))
+        ),
+        "{first:?}"
+    );
+    store
+        .fire_alert(&alert(b, "b-other"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    store
+        .fire_alert(&alert(a, "a-own"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match message.payload {
+            Some(pb::watch_response::Payload::Heartbeat(_)) => continue,
+            Some(pb::watch_response::Payload::Update(u)) => {
+                assert_eq!(u.incident.unwrap().service, "a-own");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    // Admin.
+    let keys = admin
+        .list_api_keys(authed(
+            pb::ListApiKeysRequest {
+                include_revoked: true,
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys;
+    assert!(!keys.is_empty());
+    assert!(keys.iter().all(|k| k.tenant == "acme"), "{keys:?}");
+    let status = admin
+        .revoke_api_key(authed(
+            pb::RevokeApiKeyRequest {
+                key_id: b_key_id.clone(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &key_b))
+        .await
+        .expect("B's key still works");
+    let status = admin
+        .create_tenant(authed(
+            pb::CreateTenantRequest {
+                name: "globex".into(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    let rules = admin
+        .list_detection_rules(authed(
+            pb::ListDetectionRulesRequest {
+                service: "b-secret".into(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rules.overrides.is_empty(), "{:?}", rules.overrides);
+    let deleted = admin
+        .delete_detection_rule(authed(
+            pb::DeleteDetectionRuleRequest {
+                kind: pb::AlertKind::ErrorRate as i32,
+                service: "b-secret".into(),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .deleted;
+    assert!(!deleted);
+    admin
+        .set_detection_rule(authed(
+            pb::SetDetectionRuleRequest {
+                rule: Some(pb::DetectionRule {
+                    threshold: 0.9,
+                    ..b_rule.clone()
+                }),
+            },
+            &key_a,
+        ))
+        .await
+        .unwrap();
+    let b_rules = admin
+        .list_detection_rules(authed(
+            pb::ListDetectionRulesRequest {
+                service: "b-secret".into(),
+            },
+            &key_b,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides;
+    assert_eq!(b_rules.len(), 1);
+    assert_eq!(b_rules[0].threshold, 0.2, "B's rule unchanged");
+    let backtest = admin
+        .backtest_detection(authed(pb::BacktestDetectionRequest::default(), &key_a))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(backtest.incidents.is_empty());
+
+    let limits = admin
+        .get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, &key_a))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(limits.overrides.unwrap(), pb::TenantLimits::default());
+    set_limits(
+        &channel,
+        &key_a,
+        pb::TenantLimits {
+            max_page_size: Some(5),
+            ..Default::default()
+        },
+    )
+    .await;
+    let b_limits = admin
+        .get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, &key_b))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(b_limits.effective.unwrap().max_page_size, Some(77));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_rate_is_refused_with_a_retry_delay_while_another_is_unaffected() {
+    let db = TestDb::new().await;
+    let key_a = create_tenant(&db.url, "acme");
+    let key_b = create_tenant(&db.url, "globex");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let channel = server.channel().await;
+    // One event a second with a burst of 10: the second batch cannot pass.
+    set_limits(
+        &channel,
+        &key_a,
+        pb::TenantLimits {
+            events_per_second: Some(1.0),
+            events_burst: Some(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = |n: usize| (0..n).map(|_| event("api", "/", 200)).collect::<Vec<_>>();
+    let ack = try_publish(&channel, &key_a, batch("a", 1, events(10)))
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, 10);
+    let status = try_publish(&channel, &key_a, batch("a", 2, events(5)))
+        .await
+        .unwrap_err();
+    let delay = retry_delay(&status);
+    assert!(
+        delay >= Duration::from_secs(1),
+        "five events at one a second need seconds: {delay:?}"
+    );
+    assert!(status.message().contains("rate"), "{}", status.message());
+
+    // The other tenant is unaffected.
+    let ack = try_publish(&channel, &key_b, batch("b", 1, events(200)))
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, 200);
+
+    // A stream is ended the same way.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::StreamEventsRequest {
+        batch: Some(batch("a-stream", 1, events(5))),
+    })
+    .await
+    .unwrap();
+    let mut responses = IngestClient::new(channel.clone())
+        .stream_events(authed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            &key_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = tokio::time::timeout(Duration::from_secs(30), responses.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    retry_delay(&status);
+    drop(tx);
+
+    // Counted: received = stored + throttled, by cause.
+    let mut total = ingest_total(&channel, &key_a).await;
+    for _ in 0..100 {
+        if total.throttled == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        total = ingest_total(&channel, &key_a).await;
+    }
+    assert_eq!(
+        (total.received, total.stored, total.throttled),
+        (20, 10, 10)
+    );
+    assert_eq!(
+        total.throttled_by_cause,
+        [pb::ThrottleCount {
+            cause: pb::ThrottleCause::EventRate as i32,
+            count: 10
+        }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_two_processes_share_one_tenants_rate_budget() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    // A prefix of its own: tests share one Redis.
+    let prefix = format!("pulsyon-test-{}", uuid::Uuid::now_v7().simple());
+    let args = [
+        "--detector",
+        "false",
+        "--redis-url",
+        "redis://127.0.0.1:6379",
+        "--redis-key-prefix",
+        &prefix,
+    ];
+    let one = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    });
+    let two = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    });
+    let (c1, c2) = (one.channel().await, two.channel().await);
+    set_limits(
+        &c1,
+        &key,
+        pb::TenantLimits {
+            events_per_second: Some(1.0),
+            events_burst: Some(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = |n: usize| (0..n).map(|_| event("api", "/", 200)).collect::<Vec<_>>();
+    // Process one spends the budget...
+    let ack = try_publish(&c1, &key, batch("p", 1, events(10)))
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, 10);
+    // ...and process two, which never charged this tenant itself, refuses.
+    let status = try_publish(&c2, &key, batch("p", 2, events(5)))
+        .await
+        .unwrap_err();
+    assert!(retry_delay(&status) >= Duration::from_secs(1));
+    assert!(
+        !two.logs().contains("limiting per process"),
+        "no fallback was needed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_redis_falls_back_to_local_limits_with_a_warning_and_a_metric() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    // Nothing listens on this port.
+    let url = format!("redis://127.0.0.1:{}", common::free_port());
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--redis-url", &url],
+        ..Default::default()
+    });
+    let channel = server.channel().await;
+    set_limits(
+        &channel,
+        &key,
+        pb::TenantLimits {
+            events_per_second: Some(1.0),
+            events_burst: Some(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = |n: usize| (0..n).map(|_| event("api", "/", 200)).collect::<Vec<_>>();
+    let ack = try_publish(&channel, &key, batch("p", 1, events(10)))
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, 10, "ingest goes on without Redis");
+    let status = try_publish(&channel, &key, batch("p", 2, events(5)))
+        .await
+        .unwrap_err();
+    retry_delay(&status);
+    let metrics = common::http_get(&format!("http://{}/metrics", server.http)).await;
+    let fallbacks: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pulsyon_rate_limit_fallbacks_total "))
+        .expect("the fallback counter")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(fallbacks >= 2.0, "{fallbacks}");
+    assert!(server.logs().contains("limiting per process"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_cardinality_and_query_sizes_are_limited_per_tenant() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let channel = server.channel().await;
+    set_limits(
+        &channel,
+        &key,
+        pb::TenantLimits {
+            max_streams: Some(1),
+            max_services: Some(2),
+            max_endpoints_per_service: Some(2),
+            max_page_size: Some(5),
+            max_query_range: Some(prost_types::Duration {
+                seconds: 3_600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Streams: the second concurrent one is refused with a retry delay.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::StreamEventsRequest {
+        batch: Some(batch("s", 1, vec![event("a", "/1", 200)])),
+    })
+    .await
+    .unwrap();
+    let mut first = IngestClient::new(channel.clone())
+        .stream_events(authed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ack = first.next().await.unwrap().unwrap();
+    assert_eq!(ack.ack.unwrap().accepted, 1);
+    let (_tx2, rx2) = tokio::sync::mpsc::channel::<pb::StreamEventsRequest>(1);
+    let status = IngestClient::new(channel.clone())
+        .stream_events(authed(
+            tokio_stream::wrappers::ReceiverStream::new(rx2),
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    retry_delay(&status);
+    assert!(status.message().contains("streams"), "{}", status.message());
+    drop(tx);
+    assert!(first.next().await.is_none(), "the first stream ends");
+
+    // Cardinality: a third service and a third endpoint go to the overflow bucket.
+    let ack = try_publish(
+        &channel,
+        &key,
+        batch(
+            "c",
+            1,
+            vec![
+                event("a", "/2", 200),
+                event("a", "/3", 200),
+                event("b", "/1", 200),
+                event("c", "/9", 200),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.accepted, 4, "overflowed events are stored, not refused");
+    let pg = common::pool(&db.url).await;
+    let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT service, endpoint, attributes FROM api_logs ORDER BY service, endpoint",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    let names: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(s, e, _)| (s.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("_overflow", "_overflow"),
+            ("a", "/1"),
+            ("a", "/2"),
+            ("a", "_overflow"),
+            ("b", "/1")
+        ]
+    );
+    assert_eq!(rows[0].2["pulsyon.overflow.service"], "c");
+    assert_eq!(rows[0].2["pulsyon.overflow.endpoint"], "/9");
+    assert_eq!(rows[3].2["pulsyon.overflow.endpoint"], "/3");
+    let total = ingest_total(&channel, &key).await;
+    assert_eq!((total.stored, total.overflowed), (5, 2));
+
+    // Query sizes.
+    let mut query = QueryClient::new(channel.clone());
+    let status = query
+        .query_events(authed(
+            pb::QueryEventsRequest {
+                page_size: 6,
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("page_size"),
+        "{}",
+        status.message()
+    );
+    let page = query
+        .query_events(authed(pb::QueryEventsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.events.len(),
+        5,
+        "the default page shrinks to the limit"
+    );
+    let status = query
+        .query_events(authed(
+            pb::QueryEventsRequest {
+                range: Some(pb::TimeRange {
+                    start: Some(ts(SystemTime::now() - Duration::from_secs(7_200))),
+                    end: None,
+                }),
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("range"), "{}", status.message());
+
+    // A bad override names its field.
+    let status = AdminClient::new(channel.clone())
+        .set_tenant_limits(authed(
+            pb::SetTenantLimitsRequest {
+                overrides: Some(pb::TenantLimits {
+                    events_per_second: Some(-1.0),
+                    ..Default::default()
+                }),
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("overrides.events_per_second"),
+        "{}",
+        status.message()
+    );
+}
+
+/// Sends `body` as the raw protobuf of a unary call to `path`.
+async fn raw_call(channel: &Channel, key: &str, path: &'static str, body: Vec<u8>) -> Status {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(
+        authed(body, key),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .map(|_| ())
+    .expect_err("the server refuses it")
+}
+
+#[derive(Default)]
+struct RawCodec;
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        use prost::bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_messages_get_invalid_argument_and_the_server_stays_up() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let channel = server.channel().await;
+
+    // Not protobuf at all, a truncated field, a wrong wire type.
+    for (path, body) in [
+        (
+            "/pulsyon.v1.Ingest/PublishEvents",
+            vec![0xff, 0xff, 0xff, 0xff],
+        ),
+        ("/pulsyon.v1.Ingest/PublishEvents", vec![0x0a, 0x10, 0x01]),
+        ("/pulsyon.v1.Query/QueryEvents", vec![0x0d, 0x01]),
+        (
+            "/pulsyon.v1.Admin/CreateTenant",
+            vec![0x0a, 0x02, 0xc3, 0x28],
+        ),
+        ("/pulsyon.v1.Incidents/GetIncident", vec![0x08]),
+    ] {
+        let status = raw_call(&channel, &key, path, body.clone()).await;
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{path} {body:?}: {status:?}"
+        );
+        assert!(
+            status.message().contains("malformed"),
+            "{}",
+            status.message()
+        );
+    }
+
+    // Oversized: a batch above 16 MiB is refused whole, by its size.
+    let mut big = event("api", "/", 200);
+    big.attributes.insert("blob".into(), "x".repeat(17 << 20));
+    let status = try_publish(&channel, &key, batch("big", 1, vec![big]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("at most"), "{}", status.message());
+
+    // An event too large for its own limits is a per-event rejection.
+    let mut large = event("api", "/", 200);
+    large
+        .attributes
+        .insert("blob".into(), "x".repeat(200 << 10));
+    let ack = try_publish(
+        &channel,
+        &key,
+        batch("big", 2, vec![large, event("api", "/", 200)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!((ack.accepted, ack.rejections.len()), (1, 1));
+
+    // Still serving.
+    let ack = try_publish(&channel, &key, batch("ok", 1, vec![event("api", "/", 200)]))
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, 1);
+    assert!(!server.logs().contains("panicked"));
+}
