@@ -263,7 +263,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let partitions =
         crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
     let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
-    let (hub, hub_task) = crate::detect::hub::spawn(store.clone(), background.clone());
+    let (hub, hub_task) = crate::detect::hub::spawn(
+        store.clone(),
+        api::incidents::render_update,
+        background.clone(),
+    );
     let detector = args
         .detector
         .then(|| crate::detect::spawn(store.clone(), args.detect_config(), background.clone()));

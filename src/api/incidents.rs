@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     detect::{
-        hub::Hub,
+        hub::{Hub, Receiver},
         model::{self, Alert, Incident, UpdateKind},
         rules::{Kind, Severity},
     },
@@ -41,7 +41,7 @@ pub struct IncidentsService {
     /// Incidents and the outbox.
     pub store: Store,
     /// This process's fan-out of updates.
-    pub hub: Arc<Hub>,
+    pub hub: Arc<Hub<pb::WatchResponse>>,
     /// Time between heartbeats of an idle Watch stream.
     pub heartbeat: Duration,
     /// Cancelled at shutdown: Watch streams end with UNAVAILABLE.
@@ -162,6 +162,13 @@ pub fn update_to_pb(u: &model::Update) -> pb::IncidentUpdate {
     }
 }
 
+/// An update as every Watch subscriber receives it (the hub renders each once).
+pub fn render_update(u: &model::Update) -> pb::WatchResponse {
+    pb::WatchResponse {
+        payload: Some(pb::watch_response::Payload::Update(update_to_pb(u))),
+    }
+}
+
 /// The filter of ListIncidents and Watch; errors name the field.
 fn incident_filter(
     statuses: &[i32],
@@ -205,10 +212,10 @@ fn heartbeat(newest: i64) -> pb::Heartbeat {
 /// Where a Watch stream is.
 struct Watching {
     store: Store,
-    hub: Arc<Hub>,
+    hub: Arc<Hub<pb::WatchResponse>>,
     tenant: TenantId,
     filter: IncidentFilter,
-    rx: tokio::sync::broadcast::Receiver<Arc<model::Update>>,
+    rx: Receiver<pb::WatchResponse>,
     /// Messages ready to send (snapshot, replayed updates).
     ready: VecDeque<pb::WatchResponse>,
     /// The newest sequence the stream has passed (sent or filtered out).
@@ -237,14 +244,13 @@ impl Watching {
                 return Some(Ok(message));
             }
             if let Some(after) = self.replay_from {
-                let page = match self
-                    .store
-                    .updates_after(Some(self.tenant), after, 500)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(err) => return Some(Err(from_store(err))),
-                };
+                // Boxed: the database future is large, and inline it would
+                // size every idle subscriber's state (docs/perf/watch.md).
+                let page =
+                    match Box::pin(self.store.updates_after(Some(self.tenant), after, 500)).await {
+                        Ok(page) => page,
+                        Err(err) => return Some(Err(from_store(err))),
+                    };
                 match page.last().map(|u| u.seq) {
                     None => self.replay_from = None,
                     Some(last) => {
@@ -264,13 +270,14 @@ impl Watching {
             }
             tokio::select! {
                 received = self.rx.recv() => match received {
-                    Ok(u) => {
-                        if u.seq <= self.last {
+                    Ok(p) => {
+                        if p.update.seq <= self.last {
                             continue;
                         }
-                        self.last = u.seq;
-                        if self.keep(&u) {
-                            return Some(Ok(Self::wrap(pb::watch_response::Payload::Update(update_to_pb(&u)))));
+                        self.last = p.update.seq;
+                        if self.keep(&p.update) {
+                            // Rendered once by the hub for every subscriber.
+                            return Some(Ok(p.rendered.clone()));
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -379,11 +386,16 @@ impl Incidents for IncidentsService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        // Subscribers of one connection share a group, so they wake and
+        // write together (detect/hub.rs).
+        let group = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         // Subscribe first: nothing broadcast from here on can be missed.
-        let rx = self.hub.subscribe();
-        let newest = self.hub.newest();
+        let (rx, newest) = self.hub.subscribe(&group);
         let mut ready = VecDeque::new();
         let resume = i64::try_from(req.resume_after_seq)
             .map_err(|_| invalid("resume_after_seq", "too large"))?;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod coalesce;
 pub mod codec;
 pub mod convert;
 pub mod health;
@@ -64,7 +65,7 @@ pub struct ApiDeps {
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
     /// This process's fan-out of incident updates.
-    pub hub: Arc<crate::detect::hub::Hub>,
+    pub hub: Arc<crate::detect::hub::Hub<crate::proto::v1::WatchResponse>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
     /// Per-tenant rate, stream and cardinality limits of ingest.
@@ -129,11 +130,13 @@ pub async fn serve(
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself;
     // these come from our listener, so Nagle is turned off here. Without it a
     // small answer waits for the client's delayed ACK (about 40 ms).
+    // Writes are coalesced per scheduler round (api/coalesce.rs): one
+    // Watch update to thousands of streams becomes a few writes per connection.
     let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
+        accepted.map(|stream| {
             let _ = stream.set_nodelay(true);
-        }
-        accepted
+            coalesce::Coalesced::new(stream)
+        })
     });
     builder
         // Larger HTTP/2 windows: an ingest batch is hundreds of KiB, and the
