@@ -380,3 +380,243 @@ impl Ingest for IngestService {
         Ok(Response::new(pb::PublishEventsResponse { ack: Some(ack) }))
     }
 }
+
+/// Fuzzing of the network-facing layer: bytes -> decode (the codec's prost
+/// decoding) -> convert -> validate -> prepare. Seeds are the committed
+/// corpus under `fuzz/corpus/publish_events/`, mutated by proptest; a short
+/// run is part of every `cargo test` (PROPTEST_CASES raises it).
+#[cfg(test)]
+mod fuzz {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn corpus_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/publish_events")
+    }
+
+    fn corpus() -> Vec<Vec<u8>> {
+        let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(corpus_dir())
+            .expect("the committed corpus")
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        seeds.sort();
+        assert!(seeds.len() >= 5, "the corpus is committed");
+        seeds
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            tenant_id: crate::domain::TenantId(1),
+            tenant_name: "fuzz".into(),
+            key_id: uuid::Uuid::nil(),
+            scopes: vec![Scope::Ingest],
+            limits: Default::default(),
+        }
+    }
+
+    /// What the server does with a PublishEvents body: never a panic; either
+    /// INVALID_ARGUMENT or a batch whose events are each accepted or rejected.
+    fn exercise(bytes: &[u8]) {
+        let request = match pb::PublishEventsRequest::decode(bytes) {
+            Ok(r) => r,
+            Err(_) => return, // the codec answers INVALID_ARGUMENT
+        };
+        let sent = request.batch.as_ref().map(|b| b.events.len());
+        match prepare(&principal(), request.batch, &validate::Limits::default()) {
+            Ok(p) => {
+                let n = p.batch.events.len() + p.batch.rejected.len();
+                assert_eq!(Some(n), sent, "every event accepted or rejected");
+                assert_eq!(p.rejections.len(), p.batch.rejected.len());
+                for d in &p.batch.rejected {
+                    // A dead letter's payload decodes back to an event.
+                    pb::Event::decode(d.payload.as_slice()).expect("payload is an event");
+                }
+            }
+            Err(status) => assert_eq!(status.code(), Code::InvalidArgument, "{status:?}"),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Flip(usize, u8),
+        Truncate(usize),
+        Insert(usize, Vec<u8>),
+        Splice(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), 1..=255u8).prop_map(|(i, b)| Mutation::Flip(i, b)),
+            any::<usize>().prop_map(Mutation::Truncate),
+            (
+                any::<usize>(),
+                proptest::collection::vec(any::<u8>(), 1..16)
+            )
+                .prop_map(|(i, v)| Mutation::Insert(i, v)),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Splice(a, b)),
+        ]
+    }
+
+    fn mutate(mut bytes: Vec<u8>, ms: &[Mutation]) -> Vec<u8> {
+        for m in ms {
+            let len = bytes.len().max(1);
+            match m {
+                Mutation::Flip(i, b) => {
+                    if !bytes.is_empty() {
+                        bytes[i % len] ^= b;
+                    }
+                }
+                Mutation::Truncate(i) => bytes.truncate(i % len),
+                Mutation::Insert(i, v) => {
+                    let at = i % (bytes.len() + 1);
+                    bytes.splice(at..at, v.iter().copied());
+                }
+                Mutation::Splice(a, b) => {
+                    // Repeat a slice of itself (duplicated fields, nested lengths).
+                    let (a, b) = (a % len, b % len);
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    if hi <= bytes.len() {
+                        let piece = bytes[lo..hi].to_vec();
+                        bytes.extend(piece);
+                    }
+                }
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        // 512 cases per property in every test run; PROPTEST_CASES for a longer one.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn mutated_corpus_never_panics(seed in any::<prop::sample::Index>(),
+                                       ms in proptest::collection::vec(mutation(), 1..8)) {
+            let seeds = corpus();
+            let bytes = mutate(seeds[seed.index(seeds.len())].clone(), &ms);
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_events_are_accepted_or_rejected_with_a_reason(
+            id in prop_oneof![Just(String::new()), "[0-9a-f-]{0,40}", Just(uuid::Uuid::now_v7().to_string())],
+            service in "\\PC{0,140}",
+            endpoint in "\\PC{0,20}",
+            status in any::<u32>(),
+            latency in any::<f64>(),
+            secs in any::<i64>(),
+            nanos in any::<i32>(),
+            attrs in proptest::collection::btree_map("\\PC{0,200}", "\\PC{0,40}", 0..80),
+        ) {
+            let event = pb::Event {
+                event_id: id,
+                time: Some(prost_types::Timestamp { seconds: secs, nanos }),
+                service,
+                endpoint,
+                status_code: status,
+                latency_ms: latency,
+                attributes: attrs,
+                ..Default::default()
+            };
+            let bytes = pb::PublishEventsRequest {
+                batch: Some(pb::EventBatch { producer_id: "p".into(), seq: 1, events: vec![event] }),
+            }
+            .encode_to_vec();
+            exercise(&bytes);
+        }
+    }
+
+    /// Writes the seed corpus (run by hand when the contract grows:
+    /// `cargo test --lib write_seed_corpus -- --ignored`).
+    #[test]
+    #[ignore]
+    fn write_seed_corpus() {
+        let dir = corpus_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+        let good = pb::Event {
+            event_id: "01932c07-a8f4-7b9e-8a1f-3c2b1d0e9f8a".into(),
+            time: Some(now),
+            service: "checkout".into(),
+            endpoint: "/api/v1/orders/{id}".into(),
+            method: "GET".into(),
+            status_code: 200,
+            latency_ms: 12.5,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            attributes: [("tier".to_string(), "gold".to_string())].into(),
+            ..Default::default()
+        };
+        let seeds: Vec<(&str, Vec<pb::Event>)> = vec![
+            ("one-good", vec![good.clone()]),
+            ("empty-batch", vec![]),
+            (
+                "bad-fields",
+                vec![
+                    pb::Event {
+                        event_id: "not-a-uuid".into(),
+                        ..good.clone()
+                    },
+                    pb::Event {
+                        status_code: 42,
+                        ..good.clone()
+                    },
+                    pb::Event {
+                        latency_ms: f64::NAN,
+                        ..good.clone()
+                    },
+                    pb::Event {
+                        service: String::new(),
+                        ..good.clone()
+                    },
+                    pb::Event {
+                        time: None,
+                        ..good.clone()
+                    },
+                ],
+            ),
+            (
+                "long-texts",
+                vec![pb::Event {
+                    service: "s".repeat(300),
+                    endpoint: "/\u{0}".into(),
+                    ..good.clone()
+                }],
+            ),
+            (
+                "many-attributes",
+                vec![pb::Event {
+                    attributes: (0..100).map(|i| (format!("k{i}"), "v".repeat(i))).collect(),
+                    ..good.clone()
+                }],
+            ),
+            ("many-events", vec![good.clone(); 20]),
+        ];
+        for (name, events) in seeds {
+            let bytes = pb::PublishEventsRequest {
+                batch: Some(pb::EventBatch {
+                    producer_id: "fuzz".into(),
+                    seq: 7,
+                    events,
+                }),
+            }
+            .encode_to_vec();
+            std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+        }
+        std::fs::write(
+            dir.join("no-batch.bin"),
+            pb::PublishEventsRequest::default().encode_to_vec(),
+        )
+        .unwrap();
+    }
+}
