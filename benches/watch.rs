@@ -94,7 +94,8 @@ async fn main() {
     }
     let rss_before = rss_kib(args.pid);
     let subscribed = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    // (update index, milliseconds) of every delivery.
+    let latencies = Arc::new(Mutex::new(Vec::<(usize, f64)>::new()));
     let received = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     for i in 0..args.subscribers {
@@ -105,6 +106,7 @@ async fn main() {
             latencies.clone(),
             received.clone(),
         );
+        let updates = args.updates;
         tokio::spawn(async move {
             let mut request = Request::new(pb::WatchRequest::default());
             request.metadata_mut().insert("authorization", auth);
@@ -113,6 +115,9 @@ async fn main() {
                 Err(status) => panic!("watch: {status}"),
             };
             subscribed.fetch_add(1, Ordering::Relaxed);
+            // Kept per subscriber and handed over once, so the measuring
+            // client does not serialise 10,000 tasks on one lock per delivery.
+            let mut mine = Vec::with_capacity(updates);
             while let Ok(Some(message)) = stream.message().await {
                 if let Some(pb::watch_response::Payload::Update(u)) = message.payload {
                     let at = u.time.expect("time");
@@ -123,7 +128,19 @@ async fn main() {
                         .unwrap_or_default()
                         .as_secs_f64()
                         * 1_000.0;
-                    latencies.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
+                    let k = u
+                        .incident
+                        .as_ref()
+                        .and_then(|i| i.service.strip_prefix("bench-"))
+                        .and_then(|k| k.parse().ok())
+                        .unwrap_or(usize::MAX);
+                    mine.push((k, ms));
+                    if mine.len() >= updates {
+                        latencies
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .append(&mut mine);
+                    }
                     received.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -179,11 +196,35 @@ async fn main() {
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut all = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
     all.sort_by(f64::total_cmp);
+    // Each update's own p99, to tell a slow update from a slow tail.
+    let per_update: Vec<f64> = (0..args.updates)
+        .map(|k| {
+            let mut one: Vec<f64> = deliveries
+                .iter()
+                .filter(|d| d.0 == k)
+                .map(|d| d.1)
+                .collect();
+            one.sort_by(f64::total_cmp);
+            percentile(&one, 0.99)
+        })
+        .collect();
+    let mut later: Vec<f64> = deliveries
+        .iter()
+        .filter(|d| d.0 != 0)
+        .map(|d| d.1)
+        .collect();
+    later.sort_by(f64::total_cmp);
+    let per_update_text = per_update
+        .iter()
+        .map(|v| format!("{v:.1}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / args.subscribers as f64;
     println!(
-        "{{\"subscribers\":{},\"connections\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1}}}",
+        "{{\"subscribers\":{},\"connections\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"p99_after_first_ms\":{:.1},\"p99_per_update_ms\":[{per_update_text}]}}",
         args.subscribers,
         args.connections,
         args.updates,
@@ -191,6 +232,7 @@ async fn main() {
         percentile(&all, 0.50),
         percentile(&all, 0.95),
         percentile(&all, 0.99),
-        all.last().copied().unwrap_or_default()
+        all.last().copied().unwrap_or_default(),
+        percentile(&later, 0.99),
     );
 }

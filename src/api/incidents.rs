@@ -424,6 +424,13 @@ impl Incidents for IncidentsService {
             ready.push_back(Watching::wrap(pb::watch_response::Payload::SnapshotDone(
                 heartbeat(newest),
             )));
+        } else if resume == 0 {
+            // A first heartbeat at once: the subscriber learns the sequence it
+            // is live from (to resume after a disconnect), and the stream's
+            // first write is not the first update's.
+            ready.push_back(Watching::wrap(pb::watch_response::Payload::Heartbeat(
+                heartbeat(newest),
+            )));
         }
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + self.heartbeat, self.heartbeat);
