@@ -8,6 +8,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Bytes in a MiB (the byte-rate flags are in MiB).
+const MIB: u64 = 1 << 20;
+
 /// Exit code for bad configuration (`EX_USAGE` of sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -292,32 +295,32 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "PULSYON_LIMIT_EVENTS_PER_SEC",
-        default_value_t = 100_000.0
+        default_value_t = crate::domain::TenantLimits::default().events_per_sec
     )]
     pub limit_events_per_sec: f64,
 
     /// Default burst of events above the sustained rate.
-    #[arg(long, env = "PULSYON_LIMIT_EVENTS_BURST", default_value_t = 200_000)]
+    #[arg(long, env = "PULSYON_LIMIT_EVENTS_BURST", default_value_t = crate::domain::TenantLimits::default().events_burst)]
     pub limit_events_burst: u64,
 
     /// Default sustained MiB per second (encoded events) of a tenant.
-    #[arg(long, env = "PULSYON_LIMIT_MIB_PER_SEC", default_value_t = 64.0)]
+    #[arg(long, env = "PULSYON_LIMIT_MIB_PER_SEC", default_value_t = crate::domain::TenantLimits::default().bytes_per_sec / MIB as f64)]
     pub limit_mib_per_sec: f64,
 
     /// Default burst of MiB above the sustained rate.
-    #[arg(long, env = "PULSYON_LIMIT_MIB_BURST", default_value_t = 128)]
+    #[arg(long, env = "PULSYON_LIMIT_MIB_BURST", default_value_t = crate::domain::TenantLimits::default().bytes_burst / MIB)]
     pub limit_mib_burst: u64,
 
     /// Default concurrent ingest streams of a tenant, per process.
-    #[arg(long, env = "PULSYON_LIMIT_STREAMS", default_value_t = 64)]
+    #[arg(long, env = "PULSYON_LIMIT_STREAMS", default_value_t = crate::domain::TenantLimits::default().max_streams)]
     pub limit_streams: u32,
 
     /// Default distinct services of a tenant; more go to the `_overflow` service.
-    #[arg(long, env = "PULSYON_LIMIT_SERVICES", default_value_t = 1_000)]
+    #[arg(long, env = "PULSYON_LIMIT_SERVICES", default_value_t = crate::domain::TenantLimits::default().max_services)]
     pub limit_services: u32,
 
     /// Default distinct endpoints per service; more go to the `_overflow` endpoint.
-    #[arg(long, env = "PULSYON_LIMIT_ENDPOINTS", default_value_t = 500)]
+    #[arg(long, env = "PULSYON_LIMIT_ENDPOINTS", default_value_t = crate::domain::TenantLimits::default().max_endpoints)]
     pub limit_endpoints: u32,
 
     /// Default longest range of one QueryEvents call.
@@ -325,7 +328,7 @@ pub struct ServeArgs {
     pub limit_query_range: Duration,
 
     /// Default largest page of QueryEvents and ListFailedEvents.
-    #[arg(long, env = "PULSYON_LIMIT_PAGE_SIZE", default_value_t = 1_000)]
+    #[arg(long, env = "PULSYON_LIMIT_PAGE_SIZE", default_value_t = crate::domain::TenantLimits::default().max_page_size)]
     pub limit_page_size: u32,
 
     /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
@@ -430,8 +433,8 @@ impl ServeArgs {
         crate::domain::TenantLimits {
             events_per_sec: self.limit_events_per_sec,
             events_burst: self.limit_events_burst,
-            bytes_per_sec: self.limit_mib_per_sec * (1 << 20) as f64,
-            bytes_burst: self.limit_mib_burst.saturating_mul(1 << 20),
+            bytes_per_sec: self.limit_mib_per_sec * MIB as f64,
+            bytes_burst: self.limit_mib_burst.saturating_mul(MIB),
             max_streams: self.limit_streams,
             max_services: self.limit_services,
             max_endpoints: self.limit_endpoints,

@@ -144,14 +144,14 @@ async fn run<R>(
         // Everything after what was broadcast, in order.
         loop {
             let updates = store.updates_after(None, hub.newest(), 1_000).await?;
-            let Some(last) = updates.last().map(|u| u.seq) else {
+            if updates.is_empty() {
                 break;
-            };
+            }
+            // `publish` advances `newest` with each update.
             for update in updates {
                 let rendered = render(&update);
                 hub.publish(Published { update, rendered });
             }
-            hub.newest.fetch_max(last, Ordering::AcqRel);
         }
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),

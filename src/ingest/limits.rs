@@ -348,7 +348,9 @@ impl Known {
 #[derive(Debug)]
 pub struct Cardinality {
     store: Store,
-    known: tokio::sync::Mutex<HashMap<TenantId, Known>>,
+    /// Per tenant; never held across an await, so one tenant's first batch
+    /// (a catalogue read) does not stall the others.
+    known: Mutex<HashMap<TenantId, Known>>,
 }
 
 impl Cardinality {
@@ -356,7 +358,7 @@ impl Cardinality {
     pub fn new(store: Store) -> Cardinality {
         Cardinality {
             store,
-            known: tokio::sync::Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
@@ -368,14 +370,21 @@ impl Cardinality {
         limits: &TenantLimits,
         events: &mut [Event],
     ) -> Result<usize, StoreError> {
-        let mut known = self.known.lock().await;
-        let k = match known.entry(tenant) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let pairs = self.store.catalogue_pairs(tenant).await?;
-                e.insert(Known::from_pairs(pairs))
-            }
+        let seeded = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&tenant);
+        let seed = if seeded {
+            None
+        } else {
+            Some(Known::from_pairs(self.store.catalogue_pairs(tenant).await?))
         };
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        // Two first batches may both read the catalogue; the first to get here keeps its seed.
+        let k = known
+            .entry(tenant)
+            .or_insert_with(|| seed.unwrap_or_default());
         let mut rewritten = 0;
         for e in events {
             if k.admit(e, limits) {
