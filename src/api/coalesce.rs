@@ -79,8 +79,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
+    /// Reported as not vectored, on purpose: h2 then copies every DATA frame
+    /// under 1 KiB into its 16 KiB write buffer, so a round of small frames
+    /// (Watch updates, acks) leaves in one write. With vectored writes h2
+    /// keeps each frame of 256 bytes or more aside and writes it on its own:
+    /// one system call per Watch delivery (docs/adr/0008).
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        false
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
