@@ -20,6 +20,19 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// tonic's limit: messages above it are refused (OUT_OF_RANGE) unread.
 pub const TRANSPORT_MAX_MESSAGE_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 
+/// Initial encode buffer of a call. tonic allocates it when the call starts
+/// and keeps it for the call's life: with its 8 KiB default, an idle Watch
+/// subscriber held a page of it. Replies and stream messages are small (a
+/// Watch update is under 1 KiB); a larger message grows the buffer as needed.
+const ENCODE_BUFFER_BYTES: usize = 1024;
+/// Ready stream messages are gathered up to this size before they go out.
+const ENCODE_YIELD_BYTES: usize = 32 * 1024;
+
+/// The encode buffer settings of every call (see [`ENCODE_BUFFER_BYTES`]).
+pub fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(ENCODE_BUFFER_BYTES, ENCODE_YIELD_BYTES)
+}
+
 /// prost messages in, prost messages out.
 #[derive(Debug, Clone)]
 pub struct PulsyonCodec<T, U>(PhantomData<(T, U)>);
@@ -41,7 +54,7 @@ where
     type Decoder = StrictDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::new(BufferSettings::default())
+        tonic_prost::ProstEncoder::new(buffer_settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -52,6 +65,12 @@ where
 /// Decodes one message or says precisely why not.
 #[derive(Debug, Clone)]
 pub struct StrictDecoder<U>(PhantomData<U>);
+
+impl<U> Default for StrictDecoder<U> {
+    fn default() -> Self {
+        StrictDecoder(PhantomData)
+    }
+}
 
 impl<U: Message + Default> Decoder for StrictDecoder<U> {
     type Item = U;

@@ -9,15 +9,18 @@
 
 use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
 
+use prost::{Message, bytes::Bytes};
+
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
     auth::Authenticator,
     convert,
     status::{from_store, invalid},
+    watch::{FrameStream, WatchFrame},
 };
 use crate::{
     detect::{
@@ -40,8 +43,8 @@ pub struct IncidentsService {
     pub auth: Arc<Authenticator>,
     /// Incidents and the outbox.
     pub store: Store,
-    /// This process's fan-out of updates.
-    pub hub: Arc<Hub<pb::WatchResponse>>,
+    /// This process's fan-out of updates, each encoded once (api/watch.rs).
+    pub hub: Arc<Hub<Bytes>>,
     /// Time between heartbeats of an idle Watch stream.
     pub heartbeat: Duration,
     /// Cancelled at shutdown: Watch streams end with UNAVAILABLE.
@@ -162,11 +165,14 @@ pub fn update_to_pb(u: &model::Update) -> pb::IncidentUpdate {
     }
 }
 
-/// An update as every Watch subscriber receives it (the hub renders each once).
-pub fn render_update(u: &model::Update) -> pb::WatchResponse {
+/// An update as every Watch subscriber receives it: the encoded
+/// `WatchResponse`, made once by the hub (api/watch.rs).
+pub fn render_update(u: &model::Update) -> Bytes {
     pb::WatchResponse {
         payload: Some(pb::watch_response::Payload::Update(update_to_pb(u))),
     }
+    .encode_to_vec()
+    .into()
 }
 
 /// The filter of ListIncidents and Watch; errors name the field.
@@ -212,10 +218,10 @@ fn heartbeat(newest: i64) -> pb::Heartbeat {
 /// Where a Watch stream is.
 struct Watching {
     store: Store,
-    hub: Arc<Hub<pb::WatchResponse>>,
+    hub: Arc<Hub<Bytes>>,
     tenant: TenantId,
     filter: IncidentFilter,
-    rx: Receiver<pb::WatchResponse>,
+    rx: Receiver<Bytes>,
     /// Messages ready to send (snapshot, replayed updates).
     ready: VecDeque<pb::WatchResponse>,
     /// The newest sequence the stream has passed (sent or filtered out).
@@ -237,11 +243,15 @@ impl Watching {
         u.incident.tenant_id == self.tenant.0 && self.filter.matches(&u.incident)
     }
 
-    /// The next message: ready ones first, then a page of replay, then live.
-    async fn next(&mut self) -> Option<Result<pb::WatchResponse, Status>> {
+    /// The next frame: ready ones first, then a page of replay, then live.
+    async fn next(&mut self) -> Option<Result<WatchFrame, Status>> {
         loop {
             if let Some(message) = self.ready.pop_front() {
-                return Some(Ok(message));
+                if self.ready.is_empty() {
+                    // Its slots are messages' size: an idle stream holds none.
+                    self.ready = VecDeque::new();
+                }
+                return Some(Ok(WatchFrame::Message(Box::new(message))));
             }
             if let Some(after) = self.replay_from {
                 // Boxed: the database future is large, and inline it would
@@ -276,8 +286,8 @@ impl Watching {
                         }
                         self.last = p.update.seq;
                         if self.keep(&p.update) {
-                            // Rendered once by the hub for every subscriber.
-                            return Some(Ok(p.rendered.clone()));
+                            // Encoded once by the hub for every subscriber.
+                            return Some(Ok(WatchFrame::Encoded(p.rendered.clone())));
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -293,7 +303,7 @@ impl Watching {
                     return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
                 }
                 _ = self.heartbeat.tick() => {
-                    return Some(Ok(Self::wrap(pb::watch_response::Payload::Heartbeat(heartbeat(self.hub.newest())))));
+                    return Some(Ok(WatchFrame::Message(Box::new(Self::wrap(pb::watch_response::Payload::Heartbeat(heartbeat(self.hub.newest())))))));
                 }
             }
         }
@@ -323,68 +333,13 @@ impl IncidentsService {
             .map_err(from_store)?;
         Ok(incident_to_pb(&update.incident))
     }
-}
 
-#[tonic::async_trait]
-impl Incidents for IncidentsService {
-    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
-
-    async fn list_incidents(
-        &self,
-        request: Request<pb::ListIncidentsRequest>,
-    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let req = request.into_inner();
-        let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
-        let (from, to) = convert::time_range(
-            req.range.as_ref(),
-            7 * DAY,
-            400 * DAY,
-            OffsetDateTime::now_utc(),
-        )?;
-        let limit = convert::page_size(req.page_size, 50, 500)?;
-        let cursor = convert::decode_page_token(&req.page_token)?;
-        let mut rows = self
-            .store
-            .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
-            .await
-            .map_err(from_store)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|i| convert::encode_page_token(i.opened_at, i.incident_id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(pb::ListIncidentsResponse {
-            incidents: rows.iter().map(incident_to_pb).collect(),
-            next_page_token,
-        }))
-    }
-
-    async fn get_incident(
-        &self,
-        request: Request<pb::GetIncidentRequest>,
-    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let id = incident_id(&request.get_ref().incident_id)?;
-        let (incident, alerts, timeline) = self
-            .store
-            .incident(caller.tenant_id, id)
-            .await
-            .map_err(from_store)?;
-        Ok(Response::new(pb::GetIncidentResponse {
-            incident: Some(incident_to_pb(&incident)),
-            alerts: alerts.iter().map(alert_to_pb).collect(),
-            timeline: timeline.iter().map(update_to_pb).collect(),
-        }))
-    }
-
-    async fn watch(
+    /// Opens a Watch stream: authorizes, checks the resume point, queues the
+    /// snapshot, then streams frames (api/watch.rs serves them).
+    pub async fn open_watch(
         &self,
         request: Request<pb::WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    ) -> Result<Response<FrameStream>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
         // Subscribers of one connection share a group, so they wake and
         // write together (detect/hub.rs).
@@ -456,6 +411,76 @@ impl Incidents for IncidentsService {
             Some((item, next))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[tonic::async_trait]
+impl Incidents for IncidentsService {
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let req = request.into_inner();
+        let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
+        let (from, to) = convert::time_range(
+            req.range.as_ref(),
+            7 * DAY,
+            400 * DAY,
+            OffsetDateTime::now_utc(),
+        )?;
+        let limit = convert::page_size(req.page_size, 50, 500)?;
+        let cursor = convert::decode_page_token(&req.page_token)?;
+        let mut rows = self
+            .store
+            .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
+            .await
+            .map_err(from_store)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|i| convert::encode_page_token(i.opened_at, i.incident_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents: rows.iter().map(incident_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let id = incident_id(&request.get_ref().incident_id)?;
+        let (incident, alerts, timeline) = self
+            .store
+            .incident(caller.tenant_id, id)
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::GetIncidentResponse {
+            incident: Some(incident_to_pb(&incident)),
+            alerts: alerts.iter().map(alert_to_pb).collect(),
+            timeline: timeline.iter().map(update_to_pb).collect(),
+        }))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        // Served by api/watch.rs, which sends the hub's encoded updates as
+        // they are; this is the same stream for any other caller.
+        let frames = self.open_watch(request).await?;
+        Ok(frames.map(|frames| {
+            Box::pin(frames.map(|frame| frame.and_then(WatchFrame::into_message)))
+                as Self::WatchStream
+        }))
     }
 
     async fn acknowledge_incident(

@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod query;
 pub mod status;
+pub mod watch;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,10 +29,7 @@ use crate::{
     ingest::{IngestHandle, validate::Limits},
     proto::{
         FILE_DESCRIPTOR_SET,
-        v1::{
-            admin_server::AdminServer, incidents_server::IncidentsServer,
-            ingest_server::IngestServer, query_server::QueryServer,
-        },
+        v1::{admin_server::AdminServer, ingest_server::IngestServer, query_server::QueryServer},
     },
     store::Store,
 };
@@ -65,7 +63,7 @@ pub struct ApiDeps {
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
     /// This process's fan-out of incident updates.
-    pub hub: Arc<crate::detect::hub::Hub<crate::proto::v1::WatchResponse>>,
+    pub hub: Arc<crate::detect::hub::Hub<prost::bytes::Bytes>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
     /// Per-tenant rate, stream and cardinality limits of ingest.
@@ -167,16 +165,14 @@ pub async fn serve(
             })
             .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
         )
-        .add_service(
-            IncidentsServer::new(incidents::IncidentsService {
-                auth: deps.auth.clone(),
-                store: deps.store.clone(),
-                hub: deps.hub.clone(),
-                heartbeat: deps.watch_heartbeat,
-                shutdown: deps.shutdown.clone(),
-            })
-            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
-        )
+        // Watch sends the hub's encoded updates as they are (api/watch.rs).
+        .add_service(watch::IncidentsRoutes::new(incidents::IncidentsService {
+            auth: deps.auth.clone(),
+            store: deps.store.clone(),
+            hub: deps.hub.clone(),
+            heartbeat: deps.watch_heartbeat,
+            shutdown: deps.shutdown.clone(),
+        }))
         .add_service(
             AdminServer::new(admin::AdminService {
                 store: deps.store.clone(),
