@@ -12,7 +12,7 @@
 //! Subscribers are grouped (by connection, as the caller chooses) and each
 //! group gets its own channel, sent to one after another: the subscribers of
 //! one connection then wake and write together, and the connection carries
-//! their frames in a few writes instead of one each (docs/adr/0007).
+//! their frames in a few writes instead of one each (docs/adr/0008).
 
 use std::{
     collections::HashMap,
