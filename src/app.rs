@@ -260,8 +260,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = ops::spawn(http_listener, metrics, readiness.clone(), http_stop.clone());
 
     let background = CancellationToken::new();
-    let partitions =
-        crate::ingest::partitions::spawn(store.clone(), args.retention, background.clone());
+    let partitions = crate::ingest::partitions::spawn(
+        store.clone(),
+        crate::ingest::partitions::Retention {
+            events: args.retention,
+            incidents: args.incident_retention,
+        },
+        background.clone(),
+    );
     let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
     let (hub, hub_task) = crate::detect::hub::spawn(
         store.clone(),

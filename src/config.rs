@@ -233,6 +233,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_duration)]
     pub rollup_retention: Duration,
 
+    /// How long a resolved incident is kept, with its alerts and updates
+    /// (at least 1d; ListIncidents reaches 400 days back).
+    #[arg(long, env = "PULSYON_INCIDENT_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub incident_retention: Duration,
+
     /// Run the detector in this process (one process leads at a time).
     #[arg(long, env = "PULSYON_DETECTOR", default_value_t = true, action = clap::ArgAction::Set)]
     pub detector: bool,
@@ -471,6 +476,9 @@ impl ServeArgs {
         }
         if self.retention < Duration::from_secs(86_400) {
             return Err("invalid --retention: at least 1d".into());
+        }
+        if self.incident_retention < Duration::from_secs(86_400) {
+            return Err("invalid --incident-retention: at least 1d".into());
         }
         if self.rollup_minute_retention < Duration::from_secs(7 * 86_400) {
             return Err("invalid --rollup-minute-retention: at least 7d".into());

@@ -144,6 +144,38 @@ async fn next_change(stream: &mut Streaming<pb::WatchResponse>) -> pb::IncidentU
     }
 }
 
+/// A Watch resumed after `seq` is refused: resync required.
+async fn assert_resync_required(channel: Channel, key: &str, seq: u64) {
+    let request = pb::WatchRequest {
+        resume_after_seq: seq,
+        ..Default::default()
+    };
+    let err = IncidentsClient::new(channel)
+        .watch(authed(request, key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().starts_with("resync required"),
+        "{}",
+        err.message()
+    );
+}
+
+async fn get_incident(
+    client: &mut IncidentsClient<Channel>,
+    incident_id: &str,
+    key: &str,
+) -> Result<pb::GetIncidentResponse, tonic::Status> {
+    let request = pb::GetIncidentRequest {
+        incident_id: incident_id.into(),
+    };
+    Ok(client
+        .get_incident(authed(request, key))
+        .await?
+        .into_inner())
+}
+
 async fn watch(channel: Channel, key: &str, req: pb::WatchRequest) -> Streaming<pb::WatchResponse> {
     IncidentsClient::new(channel)
         .watch(authed(req, key))
@@ -486,13 +518,7 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
         .incident_id
         .to_string();
     let mut client = IncidentsClient::new(server.channel().await);
-    let err = client
-        .get_incident(authed(
-            pb::GetIncidentRequest {
-                incident_id: b_incident.clone(),
-            },
-            &key_a,
-        ))
+    let err = get_incident(&mut client, &b_incident, &key_a)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -515,22 +541,125 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
         .execute(&common::pool(&db.url).await)
         .await
         .unwrap();
-    let err = IncidentsClient::new(server.channel().await)
-        .watch(authed(
-            pb::WatchRequest {
-                resume_after_seq: 1,
-                ..Default::default()
-            },
-            &key_a,
-        ))
+    assert_resync_required(server.channel().await, &key_a, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resume_before_them_must_resync()
+ {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let store = open_store(&db).await;
+    let a = tenant_id(&store, "acme").await;
+    let reopen = Duration::from_secs(600);
+    let now = OffsetDateTime::now_utc();
+
+    // Still open (its updates come first); then one resolved long ago; then
+    // one resolved recently.
+    let (_, open) = store
+        .fire_alert(&alert(a, "api", Severity::Warning), reopen)
+        .await
+        .unwrap();
+    let (_, old) = store
+        .fire_alert(&alert(a, "db", Severity::Warning), reopen)
+        .await
+        .unwrap();
+    let old_id = old[0].incident.incident_id;
+    let resolved_old = store
+        .close_by_hand(a, old_id, true, "alice", "", now)
+        .await
+        .unwrap();
+    let (_, recent) = store
+        .fire_alert(&alert(a, "web", Severity::Warning), reopen)
+        .await
+        .unwrap();
+    let recent_id = recent[0].incident.incident_id;
+    store
+        .close_by_hand(a, recent_id, true, "alice", "", now)
+        .await
+        .unwrap();
+    let pool = common::pool(&db.url).await;
+    sqlx::query(
+        "UPDATE incidents SET resolved_at = now() - interval '500 days' WHERE incident_id = $1",
+    )
+    .bind(old_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    pulsyon::ingest::partitions::maintain(
+        &store,
+        pulsyon::ingest::partitions::Retention {
+            events: Duration::from_secs(30 * 86_400),
+            incidents: Duration::from_secs(400 * 86_400),
+        },
+    )
+    .await
+    .unwrap();
+
+    // The old incident is gone with its alert and its updates; the others stay whole.
+    let count = |sql: &'static str, id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    for sql in [
+        "SELECT count(*) FROM incidents WHERE incident_id = $1",
+        "SELECT count(*) FROM alerts WHERE incident_id = $1",
+        "SELECT count(*) FROM incident_updates WHERE incident_id = $1",
+    ] {
+        assert_eq!(count(sql, old_id).await, 0, "{sql}");
+    }
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM incident_updates WHERE incident_id = $1",
+            recent_id
+        )
+        .await,
+        2,
+        "opened and resolved"
+    );
+    let mut client = IncidentsClient::new(server.channel().await);
+    let err = get_incident(&mut client, &old_id.to_string(), &key)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.code(), Code::NotFound);
+    let timeline = get_incident(&mut client, &open[0].incident.incident_id.to_string(), &key)
+        .await
+        .unwrap()
+        .timeline;
+    assert_eq!(timeline.len(), 1, "the open incident keeps its update");
+
+    // Resuming below the pruned updates would skip them: resync required;
+    // resuming after the last of them loses nothing.
+    let pruned = store.outbox_pruned_through().await.unwrap();
+    assert_eq!(pruned, resolved_old.seq);
     assert!(
-        err.message().starts_with("resync required"),
-        "{}",
-        err.message()
+        open[0].seq < pruned,
+        "the oldest kept update is older still"
     );
+    assert_resync_required(server.channel().await, &key, (pruned - 1) as u64).await;
+    let mut stream = watch(
+        server.channel().await,
+        &key,
+        pb::WatchRequest {
+            resume_after_seq: pruned as u64,
+            ..Default::default()
+        },
+    )
+    .await;
+    let first = next_update(&mut stream).await;
+    assert_eq!(first.incident.unwrap().incident_id, recent_id.to_string());
 }
 
 async fn is_leader(server: &Server) -> bool {

@@ -208,6 +208,24 @@ fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// Whether a Watch resumed after `resume` may have lost updates, given the
+/// oldest outbox sequence kept (0 when none) and the highest one pruned (0
+/// when none). Below the pruned sequence updates are gone; below the oldest
+/// kept they were removed some other way; with nothing kept and nothing ever
+/// pruned the sequence is not this outbox's.
+fn resync_needed(resume: i64, oldest: i64, pruned_through: i64) -> bool {
+    resume < pruned_through
+        || (oldest == 0 && pruned_through == 0)
+        || (oldest > 0 && resume < oldest - 1)
+}
+
+fn resync(resume: i64) -> Status {
+    Status::failed_precondition(format!(
+        "resync required: the updates after {resume} are no longer kept; \
+         list the open incidents and watch from now"
+    ))
+}
+
 fn heartbeat(newest: i64) -> pb::Heartbeat {
     pb::Heartbeat {
         current_seq: newest.max(0) as u64,
@@ -254,13 +272,22 @@ impl Watching {
                 return Some(Ok(WatchFrame::Message(Box::new(message))));
             }
             if let Some(after) = self.replay_from {
-                // Boxed: the database future is large, and inline it would
+                // Boxed: the database futures are large, and inline they would
                 // size every idle subscriber's state (docs/perf/watch.md).
-                let page =
-                    match Box::pin(self.store.updates_after(Some(self.tenant), after, 500)).await {
-                        Ok(page) => page,
-                        Err(err) => return Some(Err(from_store(err))),
-                    };
+                let (store, tenant) = (self.store.clone(), self.tenant);
+                let read = Box::pin(async move {
+                    // Updates after `after` may have been pruned meanwhile.
+                    let pruned = store.outbox_pruned_through().await?;
+                    if after < pruned {
+                        return Ok(Err(resync(after)));
+                    }
+                    store.updates_after(Some(tenant), after, 500).await.map(Ok)
+                });
+                let page = match read.await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(status)) => return Some(Err(status)),
+                    Err(err) => return Some(Err(from_store(err))),
+                };
                 match page.last().map(|u| u.seq) {
                     None => self.replay_from = None,
                     Some(last) => {
@@ -356,11 +383,13 @@ impl IncidentsService {
             .map_err(|_| invalid("resume_after_seq", "too large"))?;
         if resume > 0 {
             let (oldest, _) = self.store.update_seq_bounds().await.map_err(from_store)?;
-            if oldest == 0 || resume < oldest - 1 {
-                return Err(Status::failed_precondition(format!(
-                    "resync required: the updates after {resume} are no longer kept (oldest kept: {oldest}); \
-                     list the open incidents and watch from now"
-                )));
+            let pruned = self
+                .store
+                .outbox_pruned_through()
+                .await
+                .map_err(from_store)?;
+            if resync_needed(resume, oldest, pruned) {
+                return Err(resync(resume));
             }
         }
         if req.send_snapshot {
@@ -548,5 +577,26 @@ impl Incidents for IncidentsService {
             most_incident_prone_service: top,
             most_incident_prone_count: top_count.max(0) as u32,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resync_needed;
+
+    #[test]
+    fn a_resume_below_what_was_pruned_or_kept_needs_a_resync() {
+        // Nothing pruned; 10.. kept: resuming after 9 or later loses nothing.
+        assert!(!resync_needed(9, 10, 0));
+        assert!(!resync_needed(42, 10, 0));
+        assert!(resync_needed(8, 10, 0));
+        // 1..=20 pruned, 15 still kept (an open incident's): after 20 is whole.
+        assert!(!resync_needed(20, 15, 20));
+        assert!(resync_needed(19, 15, 20));
+        // Everything pruned: only a resume at or past the horizon is whole.
+        assert!(!resync_needed(20, 0, 20));
+        assert!(resync_needed(5, 0, 20));
+        // Nothing kept, nothing ever pruned: not this outbox's sequence.
+        assert!(resync_needed(3, 0, 0));
     }
 }

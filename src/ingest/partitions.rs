@@ -1,9 +1,11 @@
 //! The partition keeper: at start-up and every hour, makes the daily
 //! partitions of `api_logs` from yesterday to two days ahead, drops those
-//! older than the retention, prunes the batch ledger alike, and reports rows
-//! in the default partition.
+//! older than the retention, prunes the batch ledger alike, reports rows
+//! in the default partition, and deletes incidents resolved longer ago than
+//! the incident retention (with their alerts and outbox rows).
 //!
-//! It never drops a partition that may still hold events within the retention.
+//! It never drops a partition that may still hold events within the retention,
+//! and never deletes an incident that is not resolved.
 
 use std::time::Duration;
 
@@ -18,8 +20,18 @@ const EVERY: Duration = Duration::from_secs(3600);
 /// Days made ahead of today.
 pub const DAYS_AHEAD: i64 = 2;
 
-/// One pass: make, drop, report. Returns the rows counted in the default partition.
-pub async fn maintain(store: &Store, retention: Duration) -> Result<i64, StoreError> {
+/// How long things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Raw events and the batch ledger.
+    pub events: Duration,
+    /// Incidents after their resolution, with their alerts and updates.
+    pub incidents: Duration,
+}
+
+/// One pass: make, drop, prune, report. Returns the rows counted in the default partition.
+pub async fn maintain(store: &Store, keep: Retention) -> Result<i64, StoreError> {
+    let retention = keep.events;
     let today = OffsetDateTime::now_utc().date();
     for offset in -1..=DAYS_AHEAD {
         let day = today + time::Duration::days(offset);
@@ -47,6 +59,15 @@ pub async fn maintain(store: &Store, retention: Duration) -> Result<i64, StoreEr
             "pruned the batch ledger past the retention"
         );
     }
+    let incidents = store
+        .prune_incidents(OffsetDateTime::now_utc() - keep.incidents)
+        .await?;
+    if incidents > 0 {
+        tracing::info!(
+            incidents,
+            "deleted incidents resolved before the incident retention"
+        );
+    }
     let strays = store.default_partition_rows(1_000_000).await?;
     metrics::gauge!("pulsyon_default_partition_rows").set(strays as f64);
     if strays > 0 {
@@ -59,10 +80,10 @@ pub async fn maintain(store: &Store, retention: Duration) -> Result<i64, StoreEr
 }
 
 /// Runs `maintain` now and then every hour until `stop`.
-pub fn spawn(store: Store, retention: Duration, stop: CancellationToken) -> JoinHandle<()> {
+pub fn spawn(store: Store, keep: Retention, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(err) = maintain(&store, retention).await {
+            if let Err(err) = maintain(&store, keep).await {
                 tracing::warn!(error = %err, "partition maintenance failed; trying again later");
             }
             tokio::select! {

@@ -659,6 +659,41 @@ impl Store {
         }
     }
 
+    /// Deletes the incidents resolved before `cutoff`, with their alerts and
+    /// outbox rows, and raises the outbox horizon past the deleted sequences,
+    /// in one transaction under the outbox lock. Returns the incidents deleted.
+    pub async fn prune_incidents(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        let err = |e| classify(e, "incident retention");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        lock_outbox(&mut tx).await?;
+        sqlx::query(
+            "UPDATE outbox_horizon SET pruned_through = greatest(pruned_through,                (SELECT coalesce(max(u.seq), 0) FROM incident_updates u JOIN incidents i USING (incident_id)                 WHERE i.status = 'resolved' AND i.resolved_at < $1))",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        // Alerts and outbox rows go with their incident (ON DELETE CASCADE).
+        let deleted =
+            sqlx::query("DELETE FROM incidents WHERE status = 'resolved' AND resolved_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
+    }
+
+    /// The highest outbox sequence ever deleted (0 when none): updates after
+    /// a sequence below it may be gone.
+    pub async fn outbox_pruned_through(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT pruned_through FROM outbox_horizon")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| classify(e, "incident updates"))
+    }
+
     /// The oldest and newest sequence numbers kept (0, 0 when none).
     pub async fn update_seq_bounds(&self) -> Result<(i64, i64), StoreError> {
         sqlx::query_as("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM incident_updates")
