@@ -544,9 +544,9 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
     assert_resync_required(server.channel().await, &key_a, 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resume_before_them_must_resync()
- {
+/// A server that detects nothing (updates are written through the store),
+/// and tenant acme with its key.
+async fn one_tenant_without_detector() -> (TestDb, Server, Store, TenantId, String) {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let server = Server::start(ServerOpts {
@@ -555,7 +555,14 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
         ..Default::default()
     });
     let store = open_store(&db).await;
-    let a = tenant_id(&store, "acme").await;
+    let acme = tenant_id(&store, "acme").await;
+    (db, server, store, acme, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resume_before_them_must_resync()
+ {
+    let (db, server, store, a, key) = one_tenant_without_detector().await;
     let reopen = Duration::from_secs(600);
     let now = OffsetDateTime::now_utc();
 
@@ -660,6 +667,75 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
     .await;
     let first = next_update(&mut stream).await;
     assert_eq!(first.incident.unwrap().incident_id, recent_id.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_reads_a_live_update_as_the_hub_encoded_it() {
+    use std::io::{BufRead, BufReader};
+    let (_db, server, store, a, key) = one_tenant_without_detector().await;
+    let mut grpcurl = std::process::Command::new(common::grpcurl())
+        .args([
+            "-plaintext",
+            "-max-time",
+            "60",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+            &server.grpc,
+            "pulsyon.v1.Incidents/Watch",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = grpcurl.stdout.take().unwrap();
+    // grpcurl decodes through reflection, independently of the generated code.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut printed = String::new();
+    let mut until = async |needle: &str| loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} within 30 s:\n{printed}"))
+            .unwrap_or_else(|| panic!("grpcurl ended before {needle}:\n{printed}"));
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains(needle) {
+            return;
+        }
+    };
+    // The stream starts with a heartbeat: subscribed, so the update is live.
+    until("\"heartbeat\"").await;
+    let (_, updates) = store
+        .fire_alert(
+            &alert(a, "checkout", Severity::Critical),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    until("\"update\"").await;
+    until("\"explanation\"").await;
+    until("}").await;
+    let _ = grpcurl.kill();
+    let _ = grpcurl.wait();
+    assert!(
+        printed.contains(&format!("\"seq\": \"{}\"", updates[0].seq)),
+        "{printed}"
+    );
+    assert!(printed.contains("\"service\": \"checkout\""), "{printed}");
+    assert!(
+        printed.contains("\"kind\": \"UPDATE_KIND_OPENED\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"severity\": \"SEVERITY_CRITICAL\""),
+        "{printed}"
+    );
 }
 
 async fn is_leader(server: &Server) -> bool {
