@@ -23,7 +23,11 @@ use pulsyon::{
     proto::v1::{self as pb, incidents_client::IncidentsClient},
     store::{self, Store},
 };
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request,
+    metadata::MetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig},
+};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -56,6 +60,9 @@ struct Args {
     /// Updates written, one a second.
     #[arg(long, default_value_t = 20)]
     updates: usize,
+    /// PEM CA that signed the server's certificate (for localhost): connect with TLS.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -107,14 +114,19 @@ async fn main() {
         .parse()
         .expect("--api-key");
     let mut channels = Vec::new();
+    let mut endpoint = Channel::from_shared(args.url.clone()).expect("--url");
+    if let Some(ca) = &args.tls_ca {
+        let ca = std::fs::read(ca).expect("--tls-ca");
+        endpoint = endpoint
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )
+            .expect("tls");
+    }
     for _ in 0..args.connections.max(1) {
-        channels.push(
-            Channel::from_shared(args.url.clone())
-                .expect("--url")
-                .connect()
-                .await
-                .expect("connecting"),
-        );
+        channels.push(endpoint.connect().await.expect("connecting"));
     }
     let rss_before = rss_kib(args.pid);
     let subscribed = Arc::new(AtomicUsize::new(0));

@@ -5,6 +5,7 @@ mod common;
 use std::{fs, path::Path};
 
 use common::{Server, ServerOpts, TestDb};
+use pulsyon::proto::v1::{self as pb, incidents_client::IncidentsClient};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{
@@ -88,6 +89,29 @@ async fn tls_and_mutual_tls_admit_only_the_right_clients() {
     }
     assert_eq!(served, Ok(ServingStatus::Serving as i32));
     assert!(check(&tls.grpc, None).await.is_err(), "plaintext refused");
+
+    // A stream over TLS: Watch starts with a heartbeat.
+    let api_key = common::create_tenant(&db.url, "acme");
+    let channel = Channel::from_shared(format!("https://{}", tls.grpc))
+        .unwrap()
+        .tls_config(trust())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = IncidentsClient::new(channel)
+        .watch(common::authed(pb::WatchRequest::default(), &api_key))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert!(
+        matches!(
+            first.payload,
+            Some(pb::watch_response::Payload::Heartbeat(_))
+        ),
+        "{first:?}"
+    );
 
     // Mutual TLS: only a client with a certificate from the CA.
     let mtls_args = [

@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod query;
 pub mod status;
+pub mod tls;
 pub mod watch;
 
 use std::{sync::Arc, time::Duration};
@@ -22,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// The transport failed.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS material cannot be used.
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What the services need.
@@ -116,27 +120,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    // Checked before anything is served: bad material fails the start.
+    let tls = deps.tls.as_ref().map(tls::acceptor).transpose()?;
     // No global request timeout: it would cut long-lived ingest and Watch streams.
-    let mut builder = Server::builder();
-    if let Some(tls) = &deps.tls {
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
-        if let Some(ca) = &tls.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(ca));
-        }
-        builder = builder.tls_config(config)?;
-    }
-    // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself;
-    // these come from our listener, so Nagle is turned off here. Without it a
-    // small answer waits for the client's delayed ACK (about 40 ms).
-    // Writes are coalesced per scheduler round (api/coalesce.rs): one
-    // Watch update to thousands of streams becomes a few writes per connection.
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        accepted.map(|stream| {
-            let _ = stream.set_nodelay(true);
-            coalesce::Coalesced::new(stream)
-        })
-    });
-    builder
+    let router = Server::builder()
         // Larger HTTP/2 windows: an ingest batch is hundreds of KiB, and the
         // 64 KiB defaults would cost many round trips and window updates.
         // Memory stays bounded by the window sizes per connection.
@@ -179,8 +166,34 @@ pub async fn serve(
                 auth: deps.auth,
             })
             .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-        .await?;
+        );
+    // Writes are coalesced per scheduler round (api/coalesce.rs): one Watch
+    // update to thousands of streams becomes a few writes per connection.
+    // With TLS the wrapper sits above the TLS stream (api/tls.rs).
+    match tls {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(
+                    tls::incoming(listener, acceptor),
+                    stop.cancelled_owned(),
+                )
+                .await?
+        }
+        None => {
+            // The builder's `tcp_nodelay` only reaches sockets tonic accepts
+            // itself; these come from our listener, so Nagle is turned off
+            // here. Without it a small answer waits for the client's delayed
+            // ACK (about 40 ms).
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                accepted.map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    coalesce::Coalesced::new(stream)
+                })
+            });
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await?
+        }
+    }
     Ok(())
 }
