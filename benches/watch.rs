@@ -80,6 +80,23 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time the process has used (user and system), in milliseconds.
+/// /proc counts it in USER_HZ, which Linux fixes at 100 a second.
+fn cpu_ms(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces): utime is
+            // the 14th field of the line, stime the 15th.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -218,6 +235,7 @@ async fn main() {
         .await
         .expect("writing the warm-up update");
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = cpu_ms(args.pid);
     // How long each update's transaction took (stamp to commit), in ms.
     let mut commit_ms = Vec::with_capacity(args.updates);
     for k in 0..args.updates {
@@ -236,6 +254,8 @@ async fn main() {
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The server's CPU over the updates, their fan-out and the waits between.
+    let server_cpu_per_update = (cpu_ms(args.pid) - cpu_before) / args.updates.max(1) as f64;
     let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
     all.sort_by(f64::total_cmp);
@@ -263,7 +283,7 @@ async fn main() {
         .join(",");
     let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / args.subscribers as f64;
     println!(
-        "{{\"subscribers\":{},\"connections\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"p99_per_update_ms\":[{per_update_text}],\"commit_ms\":[{commit_text}]}}",
+        "{{\"subscribers\":{},\"connections\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"p99_per_update_ms\":[{per_update_text}],\"commit_ms\":[{commit_text}],\"server_cpu_ms_per_update\":{server_cpu_per_update:.1}}}",
         args.subscribers,
         args.connections,
         args.updates,

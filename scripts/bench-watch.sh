@@ -73,6 +73,7 @@ for i, r in enumerate(rs, 1):
     print(f"  p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms.")
     print(f"- Each update's own p99, in order (ms): {', '.join(str(v) for v in r['p99_per_update_ms'])}.")
     print(f"- Each update's transaction, stamp to commit (ms): {', '.join(str(v) for v in r['commit_ms'])}.")
+    print(f"- Server CPU (user and system) per update, its fan-out included: {r['server_cpu_ms_per_update']} ms.")
 print()
 print("The stamp is taken before the update's transaction commits, so the time includes the commit,")
 print("the NOTIFY, the hub's read of the outbox, the broadcast and the 10,000 HTTP/2 writes, and the")

@@ -161,6 +161,17 @@ pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
 }
 
 /// An opaque page token over a (time, id) keyset.
+/// Cuts `rows`, read with one row more than `limit`, to the page and returns
+/// the next page's token, made by `token` from the page's last row; empty
+/// when there is no next page.
+pub fn next_page<T>(rows: &mut Vec<T>, limit: i64, token: impl FnOnce(&T) -> String) -> String {
+    if rows.len() as i64 <= limit {
+        return String::new();
+    }
+    rows.truncate(limit.max(0) as usize);
+    rows.last().map(token).unwrap_or_default()
+}
+
 pub fn encode_page_token(at: OffsetDateTime, id: i64) -> String {
     format!("{:x}.{:x}", at.unix_timestamp_nanos() / 1_000, id)
 }
@@ -303,6 +314,16 @@ fn duration_to_pb(d: std::time::Duration) -> prost_types::Duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_page_is_cut_to_its_limit_and_its_last_row_makes_the_token() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(super::next_page(&mut rows, 2, |r| r.to_string()), "2");
+        assert_eq!(rows, [1, 2]);
+        let mut rows = vec![1, 2];
+        assert_eq!(super::next_page(&mut rows, 2, |r| r.to_string()), "");
+        assert_eq!(rows, [1, 2]);
+    }
+
     use super::*;
 
     #[test]

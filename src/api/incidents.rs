@@ -467,14 +467,9 @@ impl Incidents for IncidentsService {
             .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|i| convert::encode_page_token(i.opened_at, i.incident_id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = convert::next_page(&mut rows, limit, |i| {
+            convert::encode_page_token(i.opened_at, i.incident_id)
+        });
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: rows.iter().map(incident_to_pb).collect(),
             next_page_token,

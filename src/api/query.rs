@@ -396,23 +396,16 @@ impl Query for QueryService {
             .query_events(caller.tenant_id, &filter, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| {
-                    EventsToken {
-                        from: filter.from,
-                        to: filter.to,
-                        at: r.event.time,
-                        id: r.event.event_id,
-                        fingerprint: print,
-                    }
-                    .encode()
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = convert::next_page(&mut rows, limit, |r| {
+            EventsToken {
+                from: filter.from,
+                to: filter.to,
+                at: r.event.time,
+                id: r.event.event_id,
+                fingerprint: print,
+            }
+            .encode()
+        });
         let events = rows
             .iter()
             .map(|r| pb::StoredEvent {
@@ -588,14 +581,9 @@ impl Query for QueryService {
             .failed_events(caller.tenant_id, from, to, reason, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| convert::encode_page_token(r.received_at, r.failed_id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = convert::next_page(&mut rows, limit, |r| {
+            convert::encode_page_token(r.received_at, r.failed_id)
+        });
         let failed_events = rows
             .into_iter()
             .map(|r| pb::FailedEvent {
