@@ -2,6 +2,11 @@
 # Ingest benchmark: regenerates docs/perf/ingest.md.
 #
 #   scripts/bench-ingest.sh [events]      (default 1000000)
+#   BASELINE=<git rev> scripts/bench-ingest.sh [events]
+#
+# With BASELINE, that revision's server is built too (a git worktree, the same
+# target directory) and runs on its own scratch database, alternating with this
+# one, so that a change's cost is a ratio from one run.
 #
 # On one scratch database of the local PostgreSQL:
 #  (b) pulsyon-loadgen -> pulsyon serve (release) -> PostgreSQL, end to end and acknowledged,
@@ -23,6 +28,32 @@ reset_events() { psql "$DB_URL" -qc "TRUNCATE api_logs, ingest_batches, ingest_o
 
 STREAMS=4
 BATCH=1000
+
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+  say "building the baseline $BASELINE (release)"
+  mkdir -p "$work/current"
+  cp "$BIN/pulsyon" "$BIN/pulsyon-loadgen" "$work/current/"
+  git -C "$root" worktree add --quiet --detach "$work/baseline-src" "$BASELINE"
+  (cd "$work/baseline-src" && CARGO_TARGET_DIR="$root/target" cargo build --release --quiet -p pulsyon --bin pulsyon)
+  cp "$root/target/release/pulsyon" "$work/pulsyon-baseline"
+  git -C "$root" worktree remove --force "$work/baseline-src"
+  BIN=$work/current
+  BASE_DB_URL="${URL%/*}/${DB}_base"
+  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
+  "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null
+  BASE_KEY=$("$work/pulsyon-baseline" tenant create bench --database-url "$BASE_DB_URL" 2>/dev/null)
+fi
+# One load generator run against the baseline server (its own database and key).
+baseline_run() {
+  local saved_key=$KEY
+  SERVER_BIN="$work/pulsyon-baseline" SERVER_DB_URL="$BASE_DB_URL?sslmode=disable" start_server
+  KEY=$BASE_KEY
+  loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH
+  KEY=$saved_key
+  stop_server
+  psql "$BASE_DB_URL" -qc "TRUNCATE api_logs, ingest_batches, ingest_outcomes, services" >/dev/null
+}
 
 say "(b) end to end, deduplication on: $EVENTS events, $STREAMS streams, batches of $BATCH"
 start_server
@@ -80,6 +111,21 @@ B_OFF2=$(loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH)
 stop_server
 reset_events
 ON_MEAN=$(python3 -c "print(round(($(json "$B_ON" events_per_sec) + $(json "$B_ON2" events_per_sec)) / 2, 1))")
+
+BASELINE_ROWS=""
+if [ -n "$BASELINE" ]; then
+  say "this build against the baseline $BASELINE, alternating: baseline, this, baseline, this"
+  B_BASE1=$(baseline_run)
+  start_server; B_CUR1=$(loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH); stop_server; reset_events
+  B_BASE2=$(baseline_run)
+  start_server; B_CUR2=$(loadgen --events "$EVENTS" --streams $STREAMS --batch-size $BATCH); stop_server; reset_events
+  BASE_MEAN=$(python3 -c "print(round(($(json "$B_BASE1" events_per_sec) + $(json "$B_BASE2" events_per_sec)) / 2, 1))")
+  CUR_MEAN=$(python3 -c "print(round(($(json "$B_CUR1" events_per_sec) + $(json "$B_CUR2" events_per_sec)) / 2, 1))")
+  CHANGE_COST=$(python3 -c "print(round(100 * (1 - $CUR_MEAN / $BASE_MEAN), 1))")
+  BASELINE_ROWS="| baseline \\`$(git -C "$root" rev-parse --short "$BASELINE")\\` ($BASELINE), two runs alternating with this build | $(json "$B_BASE1" events_per_sec) and $(json "$B_BASE2" events_per_sec) events/s (mean $BASE_MEAN) |
+| this build, the two runs between them | $(json "$B_CUR1" events_per_sec) and $(json "$B_CUR2" events_per_sec) events/s (mean $CUR_MEAN) |
+| cost of the change since the baseline: 1 - mean this / mean baseline | **$CHANGE_COST %** of throughput |"
+fi
 OFF_MEAN=$(python3 -c "print(round(($(json "$B_OFF" events_per_sec) + $(json "$B_OFF2" events_per_sec)) / 2, 1))")
 
 MAX=$(json "$B_ON" events_per_sec)
@@ -116,7 +162,7 @@ DEDUP_COST=$(python3 -c "print(round(100 * (1 - $ON_MEAN / $OFF_MEAN), 1))")
 cat > "$root/docs/perf/ingest.md" <<MD
 # Ingest throughput and latency
 
-Regenerate with \`scripts/bench-ingest.sh $EVENTS\` (release build, local PostgreSQL
+Regenerate with \`${BASELINE:+BASELINE=$BASELINE }scripts/bench-ingest.sh $EVENTS\` (release build, local PostgreSQL
 $(psql "$URL" -Atc "SHOW server_version"), $(nproc) cores; the load generator, the server and PostgreSQL share
 the machine). Generated $(date -u +%Y-%m-%d).
 
@@ -130,6 +176,7 @@ the machine). Generated $(date -u +%Y-%m-%d).
 | (b) deduplication on, two runs | $(json "$B_ON" events_per_sec) and $(json "$B_ON2" events_per_sec) events/s (mean $ON_MEAN) |
 | (b) deduplication off, two runs | $(json "$B_OFF" events_per_sec) and $(json "$B_OFF2" events_per_sec) events/s (mean $OFF_MEAN; (b)/(a) = $RATIO_OFF) |
 | cost of the batch ledger (deduplication): 1 - mean on / mean off | $DEDUP_COST % of throughput (compare with the spread between runs of one setting) |
+$BASELINE_ROWS
 | ack latency at half the maximum ($HALF events/s offered, 20 s, batches of 200, SDK linger 5 ms) | p50 $(json "$HALF_RUN" ack_p50_ms) ms, p95 $(json "$HALF_RUN" ack_p95_ms) ms, **p99 $(json "$HALF_RUN" ack_p99_ms) ms** (target <= 50 ms); $(json "$HALF_RUN" events_per_sec) events/s acknowledged |
 | server CPU time per event during (b) (user + system, from /proc) | **$CPU_US_PER_EVENT us** (target <= 1.5 us) |
 | server peak RSS with 3 generators offering 3x the maximum for 20 s | **$PEAK_RSS_MIB MiB** (VmHWM); $OVER_ACKED events acknowledged, $OVER_STORED stored, $OVER_RECONNECTS reconnects after RESOURCE_EXHAUSTED |

@@ -14,6 +14,8 @@ server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -d "$work/baseline-src" ] && git -C "$root" worktree remove --force "$work/baseline-src" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -27,8 +29,9 @@ psql "$URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $
 "$BIN/pulsyon" migrate --database-url "$DB_URL" 2>/dev/null
 KEY=$("$BIN/pulsyon" tenant create bench --database-url "$DB_URL" 2>/dev/null)
 
+# SERVER_BIN and SERVER_DB_URL may be set to run another build against its own database.
 start_server() {
-  "$BIN/pulsyon" serve --database-url "$SERVER_DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  "${SERVER_BIN:-$BIN/pulsyon}" serve --database-url "$SERVER_DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
     --addr-file "$work/addr" "$@" 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 1 200); do [ -s "$work/addr" ] && grep -q http= "$work/addr" && break; sleep 0.05; done

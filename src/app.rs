@@ -308,6 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ingest,
         limits: Arc::new(args.limits()),
         max_in_flight: args.stream_max_in_flight,
+        ingest_idle_timeout: args.ingest_idle_timeout,
         shutdown: streams_stop.clone(),
         tls,
         hub,

@@ -287,6 +287,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
     pub stream_max_in_flight: usize,
 
+    /// An ingest stream that sends no batch for this long is ended with
+    /// UNAVAILABLE, freeing its tenant's stream slot (SDKs reconnect on need).
+    #[arg(long, env = "PULSYON_INGEST_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub ingest_idle_timeout: Duration,
+
     /// Redis (`redis://host:port/db`): ingest rate limits hold across every
     /// process sharing it. Unreachable, each process falls back to local limits.
     #[arg(long, env = "REDIS_URL")]
@@ -491,6 +496,8 @@ impl ServeArgs {
         for (name, value) in [
             ("--detect-interval", self.detect_interval),
             ("--watch-heartbeat", self.watch_heartbeat),
+            ("--ingest-idle-timeout", self.ingest_idle_timeout),
+            ("--key-cache-ttl", self.key_cache_ttl),
         ] {
             if value.is_zero() {
                 return Err(format!("invalid {name}: must be more than 0"));

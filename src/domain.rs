@@ -274,8 +274,10 @@ pub enum RejectReason {
     InvalidStatusCode,
     /// `latency_ms` is negative, NaN or infinite.
     InvalidLatency,
-    /// `time` is missing or malformed.
+    /// `time` is missing.
     MissingTime,
+    /// `time` is outside the protobuf range or has nanos outside 0..1e9.
+    InvalidTime,
     /// `time` is older than the retention.
     TimeTooOld,
     /// `time` is too far in the future.
@@ -290,13 +292,15 @@ pub enum RejectReason {
     NoPartition,
     /// The tenant's cardinality limit was reached.
     CardinalityLimit,
-    /// A string holds a character PostgreSQL cannot store (NUL).
+    /// A string holds a character PostgreSQL cannot store (NUL) or is not UTF-8.
     InvalidText,
+    /// The event's bytes are not a decodable `pulsyon.v1.Event`.
+    MalformedEvent,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::InvalidEventId,
         RejectReason::MissingService,
         RejectReason::InvalidStatusCode,
@@ -310,6 +314,8 @@ impl RejectReason {
         RejectReason::NoPartition,
         RejectReason::CardinalityLimit,
         RejectReason::InvalidText,
+        RejectReason::InvalidTime,
+        RejectReason::MalformedEvent,
     ];
 
     /// The stored name.
@@ -328,6 +334,8 @@ impl RejectReason {
             RejectReason::NoPartition => "no_partition",
             RejectReason::CardinalityLimit => "cardinality_limit",
             RejectReason::InvalidText => "invalid_text",
+            RejectReason::InvalidTime => "invalid_time",
+            RejectReason::MalformedEvent => "malformed_event",
         }
     }
 
@@ -357,7 +365,8 @@ pub struct DeadLetter {
     pub reason: RejectReason,
     /// The message sent back to the client.
     pub message: String,
-    /// The event as received, encoded as a `pulsyon.v1.Event`.
+    /// The event's bytes as received (an encoded `pulsyon.v1.Event`, or what
+    /// could not be decoded as one).
     pub payload: Vec<u8>,
 }
 
@@ -378,12 +387,51 @@ pub struct BatchWrite {
     pub rejected: Vec<DeadLetter>,
     /// How many of `events` went to the cardinality overflow bucket.
     pub overflowed: usize,
+    /// SHA-256 of the ids and times of every event of the batch as sent, in
+    /// order ([`batch_digest`]): a resent (producer, seq) is the same batch
+    /// only when its digest is the same.
+    pub digest: [u8; 32],
 }
 
 impl BatchWrite {
     /// The deduplication key of the batch.
     pub fn key(&self) -> (TenantId, &str, i64) {
         (self.tenant_id, &self.producer_id, self.seq)
+    }
+}
+
+/// The digest of a batch as sent: the id and time of each event in order
+/// (the bytes of one that could not be decoded), SHA-256. Two sends of one
+/// (producer, seq) are the same batch exactly when their digests are equal.
+#[derive(Debug, Clone, Default)]
+pub struct BatchDigest(Sha256);
+
+impl BatchDigest {
+    /// Adds a decodable event.
+    pub fn event(&mut self, event_id: &str, time: Option<(i64, i32)>) {
+        self.0.update([1u8]);
+        self.0.update((event_id.len() as u64).to_le_bytes());
+        self.0.update(event_id.as_bytes());
+        match time {
+            Some((seconds, nanos)) => {
+                self.0.update([1u8]);
+                self.0.update(seconds.to_le_bytes());
+                self.0.update(nanos.to_le_bytes());
+            }
+            None => self.0.update([0u8]),
+        }
+    }
+
+    /// Adds an event whose bytes could not be decoded.
+    pub fn undecodable(&mut self, bytes: &[u8]) {
+        self.0.update([2u8]);
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// The digest.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
     }
 }
 

@@ -81,6 +81,7 @@ impl Scenario {
         self.seq += 1;
         let batch = BatchWrite {
             overflowed: 0,
+            digest: [0; 32],
             tenant_id: self.tenant,
             producer_id: "scenario".into(),
             seq: self.seq,
@@ -667,6 +668,53 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
     .await;
     let first = next_update(&mut stream).await;
     assert_eq!(first.incident.unwrap().incident_id, recent_id.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_past_the_newest_sequence_must_resync_instead_of_waiting_silently() {
+    let (_db, server, store, a, key) = one_tenant_without_detector().await;
+    let (_, opened) = store
+        .fire_alert(
+            &alert(a, "api", Severity::Warning),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let newest = opened.last().unwrap().seq;
+    // Resuming after the newest update is whole: the next update arrives.
+    let mut stream = watch(
+        server.channel().await,
+        &key,
+        pb::WatchRequest {
+            resume_after_seq: newest as u64,
+            ..Default::default()
+        },
+    )
+    .await;
+    // A sequence this server never sent: the subscriber would miss every
+    // update until the global sequence passed it.
+    for beyond in [newest + 1, newest + 1_000_000] {
+        let request = pb::WatchRequest {
+            resume_after_seq: beyond as u64,
+            ..Default::default()
+        };
+        let err = IncidentsClient::new(server.channel().await)
+            .watch(authed(request, &key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert!(
+            err.message().starts_with("resync required") && err.message().contains("newest"),
+            "{}",
+            err.message()
+        );
+    }
+    let (_, more) = store
+        .fire_alert(&alert(a, "db", Severity::Warning), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let next = next_update(&mut stream).await;
+    assert_eq!(next.seq, more[0].seq as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,8 +63,54 @@ impl Authenticator {
         request: &Request<T>,
         scope: Scope,
     ) -> Result<Principal, Status> {
-        let secret = bearer(request)?;
-        let lookup = self.lookup(&hash_secret(secret)).await?;
+        Ok(self.authorize_stream(request, scope).await?.0)
+    }
+
+    /// As [`Authenticator::authorize`], with the key's check for a long
+    /// stream: [`Authenticator::revoked`] ends when the key stops working.
+    pub async fn authorize_stream<T>(
+        &self,
+        request: &Request<T>,
+        scope: Scope,
+    ) -> Result<(Principal, KeyCheck), Status> {
+        let digest = hash_secret(bearer(request)?);
+        let principal = self.check(&digest, scope, self.ttl).await?;
+        Ok((principal, KeyCheck { digest, scope }))
+    }
+
+    /// Resolves, with the status to end the stream with, once the key of
+    /// `check` is revoked, deleted or loses its scope. It looks again every
+    /// half TTL and trusts a cached answer for at most half a TTL, so an open
+    /// stream ends within `--key-cache-ttl` of a revocation on any process.
+    /// A database that cannot answer ends nothing.
+    pub async fn revoked(&self, check: KeyCheck) -> Status {
+        let half = (self.ttl / 2).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(half).await;
+            match self.check(&check.digest, check.scope, half).await {
+                Ok(_) => {}
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                    ) =>
+                {
+                    metrics::counter!("pulsyon_streams_ended_total", "reason" => "revoked_key")
+                        .increment(1);
+                    return status;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        digest: &[u8; 32],
+        scope: Scope,
+        max_age: Duration,
+    ) -> Result<Principal, Status> {
+        let lookup = self.lookup(digest, max_age).await?;
         let Some(lookup) = lookup else {
             metrics::counter!("pulsyon_auth_failures_total", "reason" => "unknown_key")
                 .increment(1);
@@ -105,11 +151,15 @@ impl Authenticator {
         });
     }
 
-    async fn lookup(&self, digest: &[u8; 32]) -> Result<Option<KeyLookup>, Status> {
+    async fn lookup(
+        &self,
+        digest: &[u8; 32],
+        max_age: Duration,
+    ) -> Result<Option<KeyLookup>, Status> {
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((lookup, at)) = cache.get(digest)
-                && at.elapsed() < self.ttl
+                && at.elapsed() < max_age
             {
                 return Ok(lookup.clone());
             }
@@ -136,6 +186,16 @@ impl Authenticator {
         cache.insert(*digest, (lookup.clone(), Instant::now()));
         Ok(lookup)
     }
+}
+
+/// What a long stream needs to check its key again: the secret's digest
+/// (never the secret) and the scope the stream needs.
+#[derive(Debug, Clone)]
+pub struct KeyCheck {
+    /// SHA-256 of the key's secret.
+    digest: [u8; 32],
+    /// The scope of the stream's calls.
+    scope: Scope,
 }
 
 /// The secret of an `authorization: Bearer <key>` header.

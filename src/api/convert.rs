@@ -141,6 +141,8 @@ pub fn reject_reason_to_pb(reason: RejectReason) -> i32 {
         RejectReason::NoPartition => P::NoPartition,
         RejectReason::CardinalityLimit => P::CardinalityLimit,
         RejectReason::InvalidText => P::InvalidText,
+        RejectReason::InvalidTime => P::InvalidTime,
+        RejectReason::MalformedEvent => P::MalformedEvent,
     }) as i32
 }
 

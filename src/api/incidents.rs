@@ -209,12 +209,15 @@ fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), Status> {
 }
 
 /// Whether a Watch resumed after `resume` may have lost updates, given the
-/// oldest outbox sequence kept (0 when none) and the highest one pruned (0
-/// when none). Below the pruned sequence updates are gone; below the oldest
-/// kept they were removed some other way; with nothing kept and nothing ever
-/// pruned the sequence is not this outbox's.
-fn resync_needed(resume: i64, oldest: i64, pruned_through: i64) -> bool {
+/// oldest and newest outbox sequences kept (0 when none) and the highest one
+/// pruned (0 when none). Below the pruned sequence updates are gone; below
+/// the oldest kept they were removed some other way; past the newest ever
+/// written the sequence is not this outbox's (a subscriber waiting for it
+/// would silently miss every update until the sequence caught up); with
+/// nothing kept and nothing ever pruned no sequence is this outbox's.
+fn resync_needed(resume: i64, oldest: i64, newest: i64, pruned_through: i64) -> bool {
     resume < pruned_through
+        || resume > newest.max(pruned_through)
         || (oldest == 0 && pruned_through == 0)
         || (oldest > 0 && resume < oldest - 1)
 }
@@ -223,6 +226,13 @@ fn resync(resume: i64) -> Status {
     Status::failed_precondition(format!(
         "resync required: the updates after {resume} are no longer kept; \
          list the open incidents and watch from now"
+    ))
+}
+
+fn resync_future(resume: i64, newest: i64) -> Status {
+    Status::failed_precondition(format!(
+        "resync required: sequence {resume} is past the newest update ({newest}), \
+         so it is not one this server sent; list the open incidents and watch from now"
     ))
 }
 
@@ -248,6 +258,9 @@ struct Watching {
     replay_from: Option<i64>,
     heartbeat: tokio::time::Interval,
     shutdown: tokio_util::sync::CancellationToken,
+    /// Resolves once the caller's key stops working (boxed: an idle
+    /// subscriber's state stays small).
+    revoked: Pin<Box<dyn Future<Output = Status> + Send>>,
 }
 
 impl Watching {
@@ -329,6 +342,7 @@ impl Watching {
                 _ = self.shutdown.cancelled() => {
                     return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
                 }
+                status = &mut self.revoked => return Some(Err(status)),
                 _ = self.heartbeat.tick() => {
                     return Some(Ok(WatchFrame::Message(Box::new(Self::wrap(pb::watch_response::Payload::Heartbeat(heartbeat(self.hub.newest())))))));
                 }
@@ -367,7 +381,7 @@ impl IncidentsService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<FrameStream>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let (caller, key) = self.auth.authorize_stream(&request, Scope::Read).await?;
         // Subscribers of one connection share a group, so they wake and
         // write together (detect/hub.rs).
         let group = request
@@ -382,14 +396,19 @@ impl IncidentsService {
         let resume = i64::try_from(req.resume_after_seq)
             .map_err(|_| invalid("resume_after_seq", "too large"))?;
         if resume > 0 {
-            let (oldest, _) = self.store.update_seq_bounds().await.map_err(from_store)?;
+            let (oldest, newest_kept) = self.store.update_seq_bounds().await.map_err(from_store)?;
             let pruned = self
                 .store
                 .outbox_pruned_through()
                 .await
                 .map_err(from_store)?;
-            if resync_needed(resume, oldest, pruned) {
-                return Err(resync(resume));
+            if resync_needed(resume, oldest, newest_kept, pruned) {
+                let newest = newest_kept.max(pruned);
+                return Err(if resume > newest {
+                    resync_future(resume, newest)
+                } else {
+                    resync(resume)
+                });
             }
         }
         if req.send_snapshot {
@@ -430,6 +449,10 @@ impl IncidentsService {
             replay_from: (resume > 0).then_some(resume),
             heartbeat,
             shutdown: self.shutdown.clone(),
+            revoked: {
+                let auth = self.auth.clone();
+                Box::pin(async move { auth.revoked(key).await })
+            },
         };
         metrics::gauge!("pulsyon_watch_subscribers").set(self.hub.subscribers() as f64);
         let stream = futures_util::stream::unfold(Some(watching), |state| async move {
@@ -582,16 +605,20 @@ mod tests {
     #[test]
     fn a_resume_below_what_was_pruned_or_kept_needs_a_resync() {
         // Nothing pruned; 10.. kept: resuming after 9 or later loses nothing.
-        assert!(!resync_needed(9, 10, 0));
-        assert!(!resync_needed(42, 10, 0));
-        assert!(resync_needed(8, 10, 0));
+        assert!(!resync_needed(9, 10, 50, 0));
+        assert!(!resync_needed(42, 10, 50, 0));
+        assert!(resync_needed(8, 10, 50, 0));
+        // Past the newest sequence: not one this outbox sent.
+        assert!(!resync_needed(50, 10, 50, 0));
+        assert!(resync_needed(51, 10, 50, 0));
+        assert!(resync_needed(21, 0, 0, 20));
         // 1..=20 pruned, 15 still kept (an open incident's): after 20 is whole.
-        assert!(!resync_needed(20, 15, 20));
-        assert!(resync_needed(19, 15, 20));
+        assert!(!resync_needed(20, 15, 30, 20));
+        assert!(resync_needed(19, 15, 30, 20));
         // Everything pruned: only a resume at or past the horizon is whole.
-        assert!(!resync_needed(20, 0, 20));
-        assert!(resync_needed(5, 0, 20));
+        assert!(!resync_needed(20, 0, 0, 20));
+        assert!(resync_needed(5, 0, 0, 20));
         // Nothing kept, nothing ever pruned: not this outbox's sequence.
-        assert!(resync_needed(3, 0, 0));
+        assert!(resync_needed(3, 0, 0, 0));
     }
 }

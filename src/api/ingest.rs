@@ -6,27 +6,47 @@
 //! `max_in_flight` unanswered batches: past that the server stops reading it,
 //! and HTTP/2 flow control slows the client. A batch that cannot get queue
 //! space in time ends the stream with RESOURCE_EXHAUSTED and a retry delay.
+//! A stream ends with UNAUTHENTICATED within the key-cache TTL of its key's
+//! revocation, and with UNAVAILABLE after `idle_timeout` without a batch.
+//!
+//! The route is this module's own ([`IngestRoutes`]): requests are decoded
+//! with each event kept as its bytes ([`WireBatch`]) and each event decoded
+//! on its own, so that an event the generated decoder would refuse (a string
+//! that is not UTF-8) is one rejected event, not a failed stream.
 //! This module never acknowledges a batch that is not committed.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use prost::Message;
+use prost::{Message, bytes::Bytes};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{
+    Code, Request, Response, Status, Streaming,
+    body::Body,
+    codegen::{BoxFuture, Service, http},
+    server::{Grpc, NamedService, StreamingService, UnaryService},
+};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{auth::Authenticator, convert, status::invalid};
+use super::{
+    TRANSPORT_MAX_MESSAGE_BYTES, auth::Authenticator, codec::PulsyonCodec, convert, status::invalid,
+};
 use crate::{
-    domain::{BatchWrite, DeadLetter, Principal, Scope},
+    domain::{BatchDigest, BatchWrite, DeadLetter, Principal, RejectReason, Scope},
     ingest::{
         AdmitError, IngestHandle, Reply, WriteError,
         limits::{Guards, ThrottleCause, Throttled},
         validate,
     },
-    proto::v1::{self as pb, ingest_server::Ingest},
+    proto::v1 as pb,
     store::ingest::BatchFate,
 };
 
@@ -34,6 +54,30 @@ use crate::{
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Longest producer id.
 const MAX_PRODUCER_ID: usize = 128;
+
+/// `StreamEventsRequest` and `PublishEventsRequest` as they arrive (both
+/// hold the batch at field 1): the same wire format as the contract's.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WireRequest {
+    /// The batch.
+    #[prost(message, optional, tag = "1")]
+    pub batch: Option<WireBatch>,
+}
+
+/// `EventBatch` with each event as its encoded bytes (an embedded message
+/// and a bytes field are the same on the wire).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WireBatch {
+    /// `EventBatch.producer_id`.
+    #[prost(string, tag = "1")]
+    pub producer_id: String,
+    /// `EventBatch.seq`.
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
+    /// `EventBatch.events`, each still encoded.
+    #[prost(bytes = "bytes", repeated, tag = "3")]
+    pub events: Vec<Bytes>,
+}
 
 /// The Ingest service.
 #[derive(Debug, Clone)]
@@ -48,6 +92,8 @@ pub struct IngestService {
     pub guards: Arc<Guards>,
     /// Most unanswered batches per stream.
     pub max_in_flight: usize,
+    /// A stream that sends no batch for this long is ended (UNAVAILABLE).
+    pub idle_timeout: Duration,
     /// Cancelled when shutdown begins: streams stop reading, answer what is
     /// in flight, then end with UNAVAILABLE.
     pub shutdown: CancellationToken,
@@ -60,9 +106,26 @@ struct Prepared {
     bytes: usize,
 }
 
+/// Why an event's bytes do not decode: a string that is not UTF-8 is
+/// INVALID_TEXT, anything else MALFORMED_EVENT.
+fn undecodable(err: &prost::DecodeError) -> (RejectReason, String) {
+    let text = err.to_string();
+    if text.contains("UTF-8") {
+        (
+            RejectReason::InvalidText,
+            "event: a string field is not valid UTF-8".to_owned(),
+        )
+    } else {
+        (
+            RejectReason::MalformedEvent,
+            format!("event: not a valid pulsyon.v1.Event ({text})"),
+        )
+    }
+}
+
 fn prepare(
     caller: &Principal,
-    batch: Option<pb::EventBatch>,
+    batch: Option<WireBatch>,
     limits: &validate::Limits,
 ) -> Result<Prepared, Status> {
     let batch = batch.ok_or_else(|| invalid("batch", "missing"))?;
@@ -87,25 +150,38 @@ fn prepare(
     let mut rejected = Vec::new();
     let mut rejections = Vec::new();
     let mut bytes = 0;
-    for (index, event) in batch.events.into_iter().enumerate() {
-        let len = event.encoded_len();
+    let mut digest = BatchDigest::default();
+    for (index, encoded) in batch.events.into_iter().enumerate() {
+        let len = encoded.len();
         bytes += len;
-        match validate::validate(convert::raw_event(event, len), now, limits) {
-            Ok(valid) => events.push(valid),
-            Err(bad) => {
-                rejections.push(pb::EventRejection {
-                    index: index as u32,
-                    reason: convert::reject_reason_to_pb(bad.reason),
-                    message: bad.message.clone(),
-                });
-                rejected.push(DeadLetter {
-                    index: index as u32,
-                    reason: bad.reason,
-                    message: bad.message,
-                    payload: convert::raw_event_to_pb(*bad.raw).encode_to_vec(),
-                });
+        let refusal = match pb::Event::decode(encoded.clone()) {
+            Err(err) => {
+                digest.undecodable(&encoded);
+                undecodable(&err)
             }
-        }
+            Ok(event) => {
+                digest.event(&event.event_id, event.time.map(|t| (t.seconds, t.nanos)));
+                match validate::validate(convert::raw_event(event, len), now, limits) {
+                    Ok(valid) => {
+                        events.push(valid);
+                        continue;
+                    }
+                    Err(bad) => (bad.reason, bad.message),
+                }
+            }
+        };
+        let (reason, message) = refusal;
+        rejections.push(pb::EventRejection {
+            index: index as u32,
+            reason: convert::reject_reason_to_pb(reason),
+            message: message.clone(),
+        });
+        rejected.push(DeadLetter {
+            index: index as u32,
+            reason,
+            message,
+            payload: encoded.to_vec(),
+        });
     }
     Ok(Prepared {
         batch: BatchWrite {
@@ -116,6 +192,7 @@ fn prepare(
             events,
             rejected,
             overflowed: 0,
+            digest: digest.finish(),
         },
         rejections,
         bytes,
@@ -133,7 +210,6 @@ fn overloaded(delay: Duration) -> Status {
         details,
     )
 }
-
 /// A refusal by one of the tenant's limits, with when to retry.
 fn throttled(caller: &Principal, t: Throttled) -> Status {
     let what = match t.cause {
@@ -224,14 +300,14 @@ fn ack(
     fate: BatchFate,
 ) -> pb::BatchAck {
     match fate {
-        BatchFate::Stored => pb::BatchAck {
+        BatchFate::Stored { duplicates } => pb::BatchAck {
             seq,
-            accepted: events as u32,
-            duplicates: 0,
+            accepted: events as u32 - duplicates,
+            duplicates,
             rejections,
             durability: pb::Durability::Committed as i32,
         },
-        // The whole batch was processed before: its events were stored (or
+        // The same batch was processed before: its events were stored (or
         // dead-lettered) then, so all of them count as duplicates now.
         BatchFate::Duplicate => pb::BatchAck {
             seq,
@@ -264,7 +340,7 @@ async fn submit(
     let rejections = prepared.rejections;
     Ok(async move {
         let fate = match reply {
-            None => BatchFate::Stored,
+            None => BatchFate::NEW,
             Some(reply) => reply
                 .await
                 .map_err(|_| Status::unavailable("the writer stopped; resend"))?
@@ -274,16 +350,20 @@ async fn submit(
     })
 }
 
-#[tonic::async_trait]
-impl Ingest for IngestService {
-    type StreamEventsStream =
-        Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
+/// The stream of a StreamEvents call.
+type AckStream = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
 
-    async fn stream_events(
+fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")
+}
+
+impl IngestService {
+    /// `Ingest.StreamEvents`.
+    pub async fn stream_events(
         &self,
-        request: Request<Streaming<pb::StreamEventsRequest>>,
-    ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Ingest).await?;
+        request: Request<Streaming<WireRequest>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let (caller, key) = self.auth.authorize_stream(&request, Scope::Ingest).await?;
         let Some(slot) = self
             .guards
             .streams
@@ -306,19 +386,34 @@ impl Ingest for IngestService {
             let in_flight = Arc::new(Semaphore::new(service.max_in_flight));
             // Cancelled when an ack fails, so the reader stops at once.
             let failed = CancellationToken::new();
+            // Ends with UNAUTHENTICATED once the key stops working.
+            let revoked = service.auth.revoked(key);
+            tokio::pin!(revoked);
             let end: Option<Status> = loop {
                 let permit = tokio::select! {
                     p = in_flight.clone().acquire_owned() => match p {
                         Ok(permit) => permit,
                         Err(_) => break None, // never closed; ends the stream cleanly if it were
                     },
-                    _ = service.shutdown.cancelled() => break Some(Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")),
+                    _ = service.shutdown.cancelled() => break Some(shutting_down()),
                     _ = failed.cancelled() => break None,
+                    status = &mut revoked => break Some(status),
                 };
                 let message = tokio::select! {
-                    m = inbound.message() => m,
-                    _ = service.shutdown.cancelled() => break Some(Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")),
+                    m = tokio::time::timeout(service.idle_timeout, inbound.message()) => match m {
+                        Ok(m) => m,
+                        Err(_) => {
+                            metrics::counter!("pulsyon_streams_ended_total", "reason" => "idle")
+                                .increment(1);
+                            break Some(Status::unavailable(format!(
+                                "no batch for {} s: the stream is closed to free its slot; open a new one when there is more to send",
+                                service.idle_timeout.as_secs()
+                            )));
+                        }
+                    },
+                    _ = service.shutdown.cancelled() => break Some(shutting_down()),
                     _ = failed.cancelled() => break None,
+                    status = &mut revoked => break Some(status),
                 };
                 let request = match message {
                     Ok(Some(request)) => request,
@@ -367,9 +462,10 @@ impl Ingest for IngestService {
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
-    async fn publish_events(
+    /// `Ingest.PublishEvents`.
+    pub async fn publish_events(
         &self,
-        request: Request<pb::PublishEventsRequest>,
+        request: Request<WireRequest>,
     ) -> Result<Response<pb::PublishEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Ingest).await?;
         let batch = request.into_inner().batch;
@@ -378,6 +474,82 @@ impl Ingest for IngestService {
         guard(&self.guards, &self.ingest, &caller, &mut prepared).await?;
         let ack = submit(&self.ingest, prepared, seq).await?.await?;
         Ok(Response::new(pb::PublishEventsResponse { ack: Some(ack) }))
+    }
+}
+
+const STREAM_EVENTS_PATH: &str = "/pulsyon.v1.Ingest/StreamEvents";
+const PUBLISH_EVENTS_PATH: &str = "/pulsyon.v1.Ingest/PublishEvents";
+
+/// The `Ingest` service's routes.
+#[derive(Debug, Clone)]
+pub struct IngestRoutes(Arc<IngestService>);
+
+impl IngestRoutes {
+    /// Routes for `service`.
+    pub fn new(service: IngestService) -> IngestRoutes {
+        IngestRoutes(Arc::new(service))
+    }
+}
+
+impl NamedService for IngestRoutes {
+    const NAME: &'static str = "pulsyon.v1.Ingest";
+}
+
+struct StreamMethod(Arc<IngestService>);
+
+impl StreamingService<WireRequest> for StreamMethod {
+    type Response = pb::StreamEventsResponse;
+    type ResponseStream = AckStream;
+    type Future = BoxFuture<Response<AckStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<WireRequest>>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { service.stream_events(request).await })
+    }
+}
+
+struct PublishMethod(Arc<IngestService>);
+
+impl UnaryService<WireRequest> for PublishMethod {
+    type Response = pb::PublishEventsResponse;
+    type Future = BoxFuture<Response<pb::PublishEventsResponse>, Status>;
+
+    fn call(&mut self, request: Request<WireRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { service.publish_events(request).await })
+    }
+}
+
+impl Service<http::Request<Body>> for IngestRoutes {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let service = self.0.clone();
+        match request.uri().path() {
+            STREAM_EVENTS_PATH => Box::pin(async move {
+                let mut grpc =
+                    Grpc::new(PulsyonCodec::<pb::StreamEventsResponse, WireRequest>::default())
+                        .apply_max_message_size_config(Some(TRANSPORT_MAX_MESSAGE_BYTES), None);
+                Ok(grpc.streaming(StreamMethod(service), request).await)
+            }),
+            PUBLISH_EVENTS_PATH => Box::pin(async move {
+                let mut grpc =
+                    Grpc::new(PulsyonCodec::<pb::PublishEventsResponse, WireRequest>::default())
+                        .apply_max_message_size_config(Some(TRANSPORT_MAX_MESSAGE_BYTES), None);
+                Ok(grpc.unary(PublishMethod(service), request).await)
+            }),
+            other => {
+                let status =
+                    Status::unimplemented(format!("{other} is not a method of pulsyon.v1.Ingest"));
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
     }
 }
 
@@ -420,19 +592,20 @@ mod fuzz {
     /// What the server does with a PublishEvents body: never a panic; either
     /// INVALID_ARGUMENT or a batch whose events are each accepted or rejected.
     fn exercise(bytes: &[u8]) {
-        let request = match pb::PublishEventsRequest::decode(bytes) {
+        let request = match WireRequest::decode(bytes) {
             Ok(r) => r,
             Err(_) => return, // the codec answers INVALID_ARGUMENT
         };
-        let sent = request.batch.as_ref().map(|b| b.events.len());
+        let sent: Option<Vec<Bytes>> = request.batch.as_ref().map(|b| b.events.clone());
         match prepare(&principal(), request.batch, &validate::Limits::default()) {
             Ok(p) => {
+                let sent = sent.expect("a prepared batch was sent");
                 let n = p.batch.events.len() + p.batch.rejected.len();
-                assert_eq!(Some(n), sent, "every event accepted or rejected");
+                assert_eq!(n, sent.len(), "every event accepted or rejected");
                 assert_eq!(p.rejections.len(), p.batch.rejected.len());
                 for d in &p.batch.rejected {
-                    // A dead letter's payload decodes back to an event.
-                    pb::Event::decode(d.payload.as_slice()).expect("payload is an event");
+                    // A dead letter keeps the event's bytes as sent.
+                    assert_eq!(d.payload, sent[d.index as usize].as_ref());
                 }
             }
             Err(status) => assert_eq!(status.code(), Code::InvalidArgument, "{status:?}"),

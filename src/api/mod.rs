@@ -30,7 +30,7 @@ use crate::{
     ingest::{IngestHandle, validate::Limits},
     proto::{
         FILE_DESCRIPTOR_SET,
-        v1::{admin_server::AdminServer, ingest_server::IngestServer, query_server::QueryServer},
+        v1::{admin_server::AdminServer, query_server::QueryServer},
     },
     store::Store,
 };
@@ -62,6 +62,8 @@ pub struct ApiDeps {
     pub limits: Arc<Limits>,
     /// Most unanswered batches per ingest stream.
     pub max_in_flight: usize,
+    /// An ingest stream silent this long is ended (UNAVAILABLE).
+    pub ingest_idle_timeout: Duration,
     /// Cancelled when shutdown begins, so that long streams end by themselves.
     pub shutdown: CancellationToken,
     /// TLS for the gRPC port; plaintext when `None`.
@@ -134,17 +136,17 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            IngestServer::new(ingest::IngestService {
-                auth: deps.auth.clone(),
-                ingest: deps.ingest.clone(),
-                limits: deps.limits.clone(),
-                guards: deps.guards.clone(),
-                max_in_flight: deps.max_in_flight.max(1),
-                shutdown: deps.shutdown.clone(),
-            })
-            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
-        )
+        // Ingest decodes each event on its own (api/ingest.rs), so one bad
+        // event is rejected alone instead of failing its batch.
+        .add_service(ingest::IngestRoutes::new(ingest::IngestService {
+            auth: deps.auth.clone(),
+            ingest: deps.ingest.clone(),
+            limits: deps.limits.clone(),
+            guards: deps.guards.clone(),
+            max_in_flight: deps.max_in_flight.max(1),
+            idle_timeout: deps.ingest_idle_timeout,
+            shutdown: deps.shutdown.clone(),
+        }))
         .add_service(
             QueryServer::new(query::QueryService {
                 auth: deps.auth.clone(),

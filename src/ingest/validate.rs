@@ -37,6 +37,10 @@ impl Default for Limits {
     }
 }
 
+/// Largest latency an event may carry: 7 days in milliseconds. Bounded so
+/// that rollup sums stay finite (a cell's sum is at most its count times this).
+pub const MAX_LATENCY_MS: f64 = 604_800_000.0;
+
 /// Longest value of each string field, in bytes.
 const FIELD_LIMITS: [(&str, usize); 8] = [
     ("service", 128),
@@ -132,9 +136,13 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Checked
                 .ok()
                 .and_then(|t| t.replace_nanosecond(n).ok())
         })
+        // Timestamp's own range, years 1 to 9999 (time's is wider).
+        .filter(|t| (1..=9999).contains(&t.year()))
         .ok_or((
-            RejectReason::MissingTime,
-            "time: not a valid timestamp".to_owned(),
+            RejectReason::InvalidTime,
+            format!(
+                "time: {seconds} s and {nanos} ns is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)"
+            ),
         ))?;
     if time < now - limits.retention {
         return Err((
@@ -176,10 +184,13 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Checked
             format!("status_code: {} is not in 100..=599", raw.status_code),
         ));
     }
-    if !raw.latency_ms.is_finite() || raw.latency_ms < 0.0 {
+    if !raw.latency_ms.is_finite() || !(0.0..=MAX_LATENCY_MS).contains(&raw.latency_ms) {
         return Err((
             RejectReason::InvalidLatency,
-            format!("latency_ms: {} is not a finite value >= 0", raw.latency_ms),
+            format!(
+                "latency_ms: {} is not a value from 0 to {MAX_LATENCY_MS} (7 days)",
+                raw.latency_ms
+            ),
         ));
     }
     if raw.attributes.len() > limits.max_attributes {
@@ -337,14 +348,36 @@ mod tests {
                     time: Some((1, -1)),
                     ..good()
                 },
-                RejectReason::MissingTime,
+                RejectReason::InvalidTime,
             ),
             (
                 RawEvent {
                     time: Some((i64::MAX, 0)),
                     ..good()
                 },
-                RejectReason::MissingTime,
+                RejectReason::InvalidTime,
+            ),
+            (
+                RawEvent {
+                    // Year 10000: past Timestamp's range, within time's.
+                    time: Some((253_402_300_800, 0)),
+                    ..good()
+                },
+                RejectReason::InvalidTime,
+            ),
+            (
+                RawEvent {
+                    latency_ms: MAX_LATENCY_MS * 1.000_001,
+                    ..good()
+                },
+                RejectReason::InvalidLatency,
+            ),
+            (
+                RawEvent {
+                    latency_ms: f64::MAX,
+                    ..good()
+                },
+                RejectReason::InvalidLatency,
             ),
             (
                 RawEvent {

@@ -222,9 +222,12 @@ fn record_outcome(batch: &BatchWrite, result: &Result<BatchFate, WriteError>) {
             .increment(n);
     };
     match result {
-        Ok(BatchFate::Stored) => {
+        Ok(BatchFate::Stored { duplicates }) => {
             count("received", "", total);
-            count("stored", "", batch.events.len() as u64);
+            count("stored", "", batch.events.len() as u64 - *duplicates as u64);
+            if *duplicates > 0 {
+                count("duplicate", "", *duplicates as u64);
+            }
             for d in &batch.rejected {
                 count("rejected", d.reason.as_str(), 1);
             }

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::BatchWrite,
+    domain::{Event, TenantId},
     store::{
         Store,
         rollups::{Consumed, Cutoffs},
@@ -47,21 +47,16 @@ pub fn ceil(t: OffsetDateTime, secs: i64) -> OffsetDateTime {
 }
 
 /// The rollup cells of the events of `batches`, per tenant.
-pub fn cells_by_tenant<'a>(batches: impl Iterator<Item = &'a BatchWrite>) -> BTreeMap<i64, Cells> {
+pub fn cells_by_tenant<'a>(
+    events: impl Iterator<Item = (TenantId, &'a Event)>,
+) -> BTreeMap<i64, Cells> {
     // Keys borrow from the events; owned strings are made once per cell.
     let mut borrowed: BTreeMap<(i64, &str, &str, OffsetDateTime), agg::Agg> = BTreeMap::new();
-    for batch in batches {
-        for e in &batch.events {
-            borrowed
-                .entry((
-                    batch.tenant_id.0,
-                    &e.service,
-                    &e.endpoint,
-                    floor(e.time, 60),
-                ))
-                .or_default()
-                .record(e.status_code, e.latency_ms);
-        }
+    for (tenant, e) in events {
+        borrowed
+            .entry((tenant.0, &e.service, &e.endpoint, floor(e.time, 60)))
+            .or_default()
+            .record(e.status_code, e.latency_ms);
     }
     let mut out: BTreeMap<i64, Cells> = BTreeMap::new();
     for ((tenant, service, endpoint, minute), cell) in borrowed {

@@ -6,7 +6,7 @@
 //! Never commit events without their ledger row: the ledger is what makes a
 //! resent batch a duplicate instead of a second copy.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, hash_map::Entry};
 
 use time::{OffsetDateTime, Time};
 
@@ -16,61 +16,127 @@ use crate::domain::{BatchWrite, TenantId};
 /// What happened to each batch of a write, in the order given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchFate {
-    /// The batch is now stored.
-    Stored,
-    /// The same (tenant, producer, seq) was stored before; nothing was written.
+    /// The batch's events were processed: every valid one is stored now but
+    /// `duplicates`, whose (tenant, event_id, time) was stored before (or
+    /// earlier in the same write); its rejected events are dead letters.
+    Stored {
+        /// Valid events not stored again.
+        duplicates: u32,
+    },
+    /// The same batch (tenant, producer, seq and digest) was processed
+    /// before; nothing was written.
     Duplicate,
+}
+
+impl BatchFate {
+    /// A batch stored whole.
+    pub const NEW: BatchFate = BatchFate::Stored { duplicates: 0 };
 }
 
 /// Outcome counters of one write, keyed by (tenant, minute, outcome, reason).
 type OutcomeKey = (i64, OffsetDateTime, &'static str, &'static str);
 
+/// What makes two events the same: tenant, id and the stored time (microseconds).
+type EventKey = (i64, uuid::Uuid, i64);
+
 fn minute(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_time(Time::from_hms(t.hour(), t.minute(), 0).unwrap_or(Time::MIDNIGHT))
 }
 
+/// How the events of a write go into `api_logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Insert {
+    /// One binary COPY: the fast path, when none of the events was stored before.
+    Copy,
+    /// COPY into a staging table, then an insert that skips the events
+    /// stored before: taken by a write whose COPY met one of them.
+    Staged,
+}
+
 impl Store {
-    /// Writes `batches` in one transaction and says which were new. Keys
-    /// repeated within `batches` count as duplicates after their first.
-    /// With `dedup` off (only to measure its cost) the ledger is skipped and
-    /// every batch is stored.
+    /// Writes `batches` in one transaction and says what became of each.
+    /// A (producer, seq) already in the ledger with the same digest, or
+    /// repeated within `batches` with the same digest, is a duplicate batch;
+    /// any other batch is processed, and its events already stored (by
+    /// (tenant, event_id, time)) are counted as duplicates, not stored twice.
+    /// With `dedup` off (only to measure its cost) the ledger is skipped.
     pub async fn write_batches(
         &self,
         batches: &[BatchWrite],
         dedup: bool,
     ) -> Result<Vec<BatchFate>, StoreError> {
-        let err = |e| classify(e, "ingest batch");
-        let mut tx = self.pool().begin().await.map_err(err)?;
-
-        // 1. The ledger decides which batches are new.
-        let fates = if dedup {
-            ledger(&mut tx, batches).await?
-        } else {
-            vec![BatchFate::Stored; batches.len()]
-        };
-        let stored = || {
-            batches
-                .iter()
-                .zip(&fates)
-                .filter(|(_, f)| **f == BatchFate::Stored)
-                .map(|(b, _)| b)
-        };
-
-        // 2. The events, by binary COPY.
-        let rows: usize = stored().map(|b| b.events.len()).sum();
-        if rows > 0 {
-            let size: usize = stored()
-                .flat_map(|b| b.events.iter())
-                .map(pgcopy::encoded_size)
-                .sum();
-            let mut copy = pgcopy::CopyBuffer::new(size + 32);
-            for batch in stored() {
-                for event in &batch.events {
-                    copy.encode_event(batch.tenant_id, event, batch.received_at);
+        match self.write_once(batches, dedup, Insert::Copy).await {
+            Err(WriteFailure::EventStoredBefore) => {
+                metrics::counter!("pulsyon_writer_staged_writes_total").increment(1);
+                match self.write_once(batches, dedup, Insert::Staged).await {
+                    Ok(fates) => Ok(fates),
+                    Err(WriteFailure::Store(e)) => Err(e),
+                    Err(WriteFailure::EventStoredBefore) => {
+                        Err(StoreError::Conflict("ingest batch"))
+                    }
                 }
             }
+            Err(WriteFailure::Store(e)) => Err(e),
+            Ok(fates) => Ok(fates),
+        }
+    }
+
+    async fn write_once(
+        &self,
+        batches: &[BatchWrite],
+        dedup: bool,
+        insert: Insert,
+    ) -> Result<Vec<BatchFate>, WriteFailure> {
+        let err = |e| WriteFailure::Store(classify(e, "ingest batch"));
+        let mut tx = self.pool().begin().await.map_err(err)?;
+
+        // 1. The ledger decides which batches are processed.
+        let processed: Vec<bool> = if dedup {
+            ledger(&mut tx, batches).await?
+        } else {
+            vec![true; batches.len()]
+        };
+
+        // 2. The events, each (tenant, event_id, time) once: repeats within
+        //    the write are left out before COPY; with `Staged`, so are the
+        //    events stored before.
+        let mut seen: HashSet<EventKey> = HashSet::new();
+        let mut keep: Vec<Option<Vec<bool>>> = Vec::with_capacity(batches.len());
+        for (batch, &todo) in batches.iter().zip(&processed) {
+            if !todo {
+                keep.push(None);
+                continue;
+            }
+            let mask: Vec<bool> = batch
+                .events
+                .iter()
+                .map(|e| seen.insert(event_key(batch.tenant_id, e)))
+                .collect();
+            keep.push(Some(mask));
+        }
+        let rows = kept(batches, &keep).count();
+        if rows > 0 {
+            let size: usize = kept(batches, &keep)
+                .map(|(_, e)| pgcopy::encoded_size(e))
+                .sum();
+            let mut copy = pgcopy::CopyBuffer::new(size + 32);
+            for (batch, event) in kept(batches, &keep) {
+                copy.encode_event(batch.tenant_id, event, batch.received_at);
+            }
+            let target = match insert {
+                Insert::Copy => "api_logs",
+                Insert::Staged => {
+                    sqlx::query(
+                        "CREATE TEMP TABLE IF NOT EXISTS staged_api_logs (LIKE api_logs) ON COMMIT DELETE ROWS",
+                    )
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    "staged_api_logs"
+                }
+            };
             let statement = format!(
-                "COPY api_logs ({}) FROM STDIN (FORMAT binary)",
+                "COPY {target} ({}) FROM STDIN (FORMAT binary)",
                 pgcopy::API_LOGS_COLUMNS
             );
             let mut sink = tx.copy_in_raw(&statement).await.map_err(err)?;
@@ -78,11 +144,55 @@ impl Store {
                 let _ = sink.abort("send failed").await;
                 return Err(err(e));
             }
-            sink.finish().await.map_err(err)?;
+            if let Err(e) = sink.finish().await {
+                if is_unique_violation(&e) {
+                    return Err(WriteFailure::EventStoredBefore);
+                }
+                return Err(err(e));
+            }
+            if insert == Insert::Staged {
+                let inserted: Vec<(i64, uuid::Uuid, OffsetDateTime)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO api_logs ({cols}) SELECT {cols} FROM staged_api_logs \
+                         ON CONFLICT DO NOTHING RETURNING tenant_id, event_id, time",
+                        cols = pgcopy::API_LOGS_COLUMNS
+                    )))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let stored: HashSet<EventKey> = inserted
+                    .into_iter()
+                    .map(|(t, id, time)| (t, id, pgcopy::pg_timestamp(time)))
+                    .collect();
+                for (batch, mask) in batches.iter().zip(keep.iter_mut()) {
+                    if let Some(mask) = mask {
+                        for (e, k) in batch.events.iter().zip(mask.iter_mut()) {
+                            *k = *k && stored.contains(&event_key(batch.tenant_id, e));
+                        }
+                    }
+                }
+            }
         }
+        let fates: Vec<BatchFate> = batches
+            .iter()
+            .zip(&keep)
+            .map(|(batch, mask)| match mask {
+                None => BatchFate::Duplicate,
+                Some(mask) => BatchFate::Stored {
+                    duplicates: (batch.events.len() - mask.iter().filter(|k| **k).count()) as u32,
+                },
+            })
+            .collect();
+        let processed_batches = || {
+            batches
+                .iter()
+                .zip(&fates)
+                .filter(|(_, f)| **f != BatchFate::Duplicate)
+                .map(|(b, _)| b)
+        };
 
         // 3. Dead letters.
-        let letters: Vec<(&BatchWrite, &crate::domain::DeadLetter)> = stored()
+        let letters: Vec<(&BatchWrite, &crate::domain::DeadLetter)> = processed_batches()
             .flat_map(|b| b.rejected.iter().map(move |d| (b, d)))
             .collect();
         if !letters.is_empty() {
@@ -105,14 +215,12 @@ impl Store {
 
         // 4. The service catalogue, in key order so concurrent writers lock rows alike.
         let mut services: BTreeMap<(i64, &str), (OffsetDateTime, OffsetDateTime)> = BTreeMap::new();
-        for batch in stored() {
-            for e in &batch.events {
-                let span = services
-                    .entry((batch.tenant_id.0, e.service.as_str()))
-                    .or_insert((e.time, e.time));
-                span.0 = span.0.min(e.time);
-                span.1 = span.1.max(e.time);
-            }
+        for (batch, e) in kept(batches, &keep) {
+            let span = services
+                .entry((batch.tenant_id.0, e.service.as_str()))
+                .or_insert((e.time, e.time));
+            span.0 = span.0.min(e.time);
+            span.1 = span.1.max(e.time);
         }
         if !services.is_empty() {
             sqlx::query(
@@ -132,8 +240,9 @@ impl Store {
             .map_err(err)?;
         }
 
-        // 5. What the stored events add to the rollups, for the rollup task.
-        let deltas = crate::rollup::cells_by_tenant(stored());
+        // 5. What the stored events (and only they) add to the rollups, for the rollup task.
+        let deltas =
+            crate::rollup::cells_by_tenant(kept(batches, &keep).map(|(b, e)| (b.tenant_id, e)));
         if !deltas.is_empty() {
             sqlx::query(
                 "INSERT INTO rollup_deltas (tenant_id, payload) SELECT * FROM unnest($1::int8[], $2::bytea[])",
@@ -157,15 +266,17 @@ impl Store {
             let t = batch.tenant_id.0;
             let total = (batch.events.len() + batch.rejected.len()) as i64;
             *outcomes.entry((t, m, "received", "")).or_default() += total;
-            match fate {
+            match *fate {
                 BatchFate::Duplicate => {
                     *outcomes.entry((t, m, "duplicate", "")).or_default() += total
                 }
-                BatchFate::Stored => {
-                    let overflowed = batch.overflowed.min(batch.events.len());
+                BatchFate::Stored { duplicates } => {
+                    let stored = batch.events.len() - duplicates as usize;
+                    let overflowed = batch.overflowed.min(stored);
                     *outcomes.entry((t, m, "stored", "")).or_default() +=
-                        (batch.events.len() - overflowed) as i64;
+                        (stored - overflowed) as i64;
                     *outcomes.entry((t, m, "stored", "overflow")).or_default() += overflowed as i64;
+                    *outcomes.entry((t, m, "duplicate", "")).or_default() += duplicates as i64;
                     for d in &batch.rejected {
                         *outcomes
                             .entry((t, m, "rejected", d.reason.as_str()))
@@ -175,7 +286,9 @@ impl Store {
             }
         }
         outcomes.retain(|_, n| *n > 0);
-        upsert_outcomes(&mut tx, &outcomes).await?;
+        upsert_outcomes(&mut tx, &outcomes)
+            .await
+            .map_err(WriteFailure::Store)?;
 
         tx.commit().await.map_err(err)?;
         Ok(fates)
@@ -199,49 +312,102 @@ impl Store {
     }
 }
 
-/// Inserts the batches' keys into the ledger; a key already there (or
-/// repeated within `batches`) makes its batch a duplicate.
+/// Why one attempt at a write did not commit.
+enum WriteFailure {
+    /// The COPY met an event stored before: write again with `Insert::Staged`.
+    EventStoredBefore,
+    /// Anything else.
+    Store(StoreError),
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
+}
+
+/// The events of `batches` that `keep` marks, with their batch.
+fn kept<'a>(
+    batches: &'a [BatchWrite],
+    keep: &'a [Option<Vec<bool>>],
+) -> impl Iterator<Item = (&'a BatchWrite, &'a crate::domain::Event)> {
+    batches.iter().zip(keep).flat_map(|(batch, mask)| {
+        batch
+            .events
+            .iter()
+            .zip(mask.as_deref().unwrap_or(&[]))
+            .filter(|(_, k)| **k)
+            .map(move |(e, _)| (batch, e))
+    })
+}
+
+fn event_key(tenant: TenantId, e: &crate::domain::Event) -> EventKey {
+    (tenant.0, e.event_id, pgcopy::pg_timestamp(e.time))
+}
+
+/// Records the batches in the ledger and says which are to be processed: a
+/// key new to the ledger, or one whose digest differs from the recorded one
+/// (a producer that reused a sequence number for other events; the ledger
+/// then keeps the newer digest). A key already there with the same digest,
+/// or repeated within `batches` with the digest of its first occurrence, is
+/// a duplicate batch.
 async fn ledger(
     tx: &mut sqlx::PgConnection,
     batches: &[BatchWrite],
-) -> Result<Vec<BatchFate>, StoreError> {
-    let err = |e| classify(e, "ingest batch");
-    let mut seen = HashSet::new();
-    let unique: Vec<&BatchWrite> = batches.iter().filter(|b| seen.insert(b.key())).collect();
+) -> Result<Vec<bool>, WriteFailure> {
+    let err = |e| WriteFailure::Store(classify(e, "ingest batch"));
+    let mut first: HashMap<(TenantId, &str, i64), &[u8; 32]> = HashMap::new();
+    let unique: Vec<&BatchWrite> = batches
+        .iter()
+        .filter(|b| match first.entry(b.key()) {
+            Entry::Vacant(slot) => {
+                slot.insert(&b.digest);
+                true
+            }
+            Entry::Occupied(_) => false,
+        })
+        .collect();
     let tenants: Vec<i64> = unique.iter().map(|b| b.tenant_id.0).collect();
     let producers: Vec<&str> = unique.iter().map(|b| b.producer_id.as_str()).collect();
     let seqs: Vec<i64> = unique.iter().map(|b| b.seq).collect();
     let accepted: Vec<i32> = unique.iter().map(|b| b.events.len() as i32).collect();
     let rejected: Vec<i32> = unique.iter().map(|b| b.rejected.len() as i32).collect();
-    let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
-        "INSERT INTO ingest_batches (tenant_id, producer_id, seq, accepted, rejected) \
-         SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int4[], $5::int4[]) \
-         ON CONFLICT DO NOTHING RETURNING tenant_id, producer_id, seq",
+    let digests: Vec<&[u8]> = unique.iter().map(|b| b.digest.as_slice()).collect();
+    let written: Vec<(i64, String, i64)> = sqlx::query_as(
+        "INSERT INTO ingest_batches (tenant_id, producer_id, seq, accepted, rejected, digest) \
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int4[], $5::int4[], $6::bytea[]) \
+         ON CONFLICT (tenant_id, producer_id, seq) DO UPDATE SET \
+           digest = excluded.digest, accepted = excluded.accepted, rejected = excluded.rejected, \
+           committed_at = now() \
+         WHERE ingest_batches.digest IS DISTINCT FROM excluded.digest \
+         RETURNING tenant_id, producer_id, seq",
     )
     .bind(&tenants)
     .bind(&producers)
     .bind(&seqs)
     .bind(&accepted)
     .bind(&rejected)
+    .bind(&digests)
     .fetch_all(tx)
     .await
     .map_err(err)?;
-    let new: HashSet<(TenantId, &str, i64)> = inserted
+    let todo: HashSet<(TenantId, &str, i64)> = written
         .iter()
         .map(|(t, p, s)| (TenantId(*t), p.as_str(), *s))
         .collect();
     let mut claimed = HashSet::new();
-    let fates: Vec<BatchFate> = batches
+    Ok(batches
         .iter()
         .map(|b| {
-            if new.contains(&b.key()) && claimed.insert(b.key()) {
-                BatchFate::Stored
+            if claimed.insert(b.key()) {
+                todo.contains(&b.key())
             } else {
-                BatchFate::Duplicate
+                // Repeated within this write: the same batch again, unless
+                // its events differ from the first occurrence's.
+                first.get(&b.key()).is_none_or(|d| **d != b.digest)
             }
         })
-        .collect();
-    Ok(fates)
+        .collect())
 }
 
 async fn upsert_outcomes(

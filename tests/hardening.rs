@@ -1,0 +1,477 @@
+//! Black-box tests of the promises an outside client relies on: nothing
+//! acked as a duplicate is missing, an event id is stored once, one bad
+//! event never costs its batch or its stream, and open streams obey key
+//! revocation and the idle timeout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, ServerOpts, TestDb, authed, create_key, create_tenant, pool, publish, ts};
+use prost::Message;
+use pulsyon::{
+    api::ingest::{WireBatch, WireRequest},
+    proto::v1::{self as pb, ingest_client::IngestClient},
+};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Code, transport::Channel};
+
+fn event(service: &str) -> pb::Event {
+    pb::Event {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        time: Some(ts(std::time::SystemTime::now())),
+        service: service.into(),
+        endpoint: "/orders/{id}".into(),
+        method: "GET".into(),
+        status_code: 200,
+        latency_ms: 12.5,
+        ..Default::default()
+    }
+}
+
+fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
+    pb::EventBatch {
+        producer_id: producer.into(),
+        seq,
+        events,
+    }
+}
+
+async fn start(db: &TestDb, extra: &'static [&'static str]) -> (Server, String) {
+    let key = create_tenant(&db.url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: extra,
+        ..Default::default()
+    });
+    (server, key)
+}
+
+async fn count(pg: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pg)
+        .await
+        .unwrap()
+}
+
+/// Outcome totals of the tenant: (received, stored, duplicate, rejected).
+async fn outcomes(pg: &sqlx::PgPool) -> (i64, i64, i64, i64) {
+    let of = |o: &'static str| {
+        format!("SELECT coalesce(sum(count), 0)::int8 FROM ingest_outcomes WHERE outcome = '{o}'")
+    };
+    (
+        count(pg, &of("received")).await,
+        count(pg, &of("stored")).await,
+        count(pg, &of("duplicate")).await,
+        count(pg, &of("rejected")).await,
+    )
+}
+
+/// Every stored event is in the rollups once: their minute rows come to
+/// the count of `api_logs` (waits for the rollup task).
+async fn rollups_match_the_events(pg: &sqlx::PgPool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = count(pg, "SELECT count(*) FROM api_logs").await;
+        let rolled = count(
+            pg,
+            "SELECT coalesce(sum(count), 0)::int8 FROM metrics_minute",
+        )
+        .await;
+        let pending = count(pg, "SELECT count(*) FROM rollup_deltas").await;
+        if pending == 0 {
+            assert_eq!(rolled, events, "each stored event is rolled up once");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollups never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_producer_seq_with_other_events_stores_them_and_only_the_same_batch_is_a_duplicate()
+ {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let mut client = IngestClient::new(server.channel().await);
+    let (a, b, c) = (event("checkout"), event("checkout"), event("checkout"));
+
+    // A client restarted with a fixed producer id counts from 1 again.
+    let ack = publish(&mut client, &key, batch("fixed", 1, vec![a.clone()])).await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 0));
+    let ack = publish(&mut client, &key, batch("fixed", 1, vec![b.clone()])).await;
+    assert_eq!(
+        (ack.accepted, ack.duplicates),
+        (1, 0),
+        "another batch, not a duplicate"
+    );
+    // The same sequence resent with an extra event: the extra one is stored.
+    let ack = publish(
+        &mut client,
+        &key,
+        batch("fixed", 1, vec![b.clone(), c.clone()]),
+    )
+    .await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 1));
+    // Exactly that batch again: a duplicate batch.
+    let ack = publish(
+        &mut client,
+        &key,
+        batch("fixed", 1, vec![b.clone(), c.clone()]),
+    )
+    .await;
+    assert_eq!((ack.accepted, ack.duplicates), (0, 2));
+
+    let pg = pool(&db.url).await;
+    for e in [&a, &b, &c] {
+        let n = count(
+            &pg,
+            &format!(
+                "SELECT count(*) FROM api_logs WHERE event_id = '{}'",
+                e.event_id
+            ),
+        )
+        .await;
+        assert_eq!(
+            n, 1,
+            "every event acked (as new or duplicate) is stored once"
+        );
+    }
+    // received = stored + duplicate + rejected
+    assert_eq!(outcomes(&pg).await, (6, 3, 3, 0));
+    rollups_match_the_events(&pg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_is_stored_once_across_batches_producers_streams_and_restarts() {
+    let db = TestDb::new().await;
+    let (mut server, key) = start(&db, &[]).await;
+    let mut client = IngestClient::new(server.channel().await);
+    let a = event("checkout");
+    let mut a_later = a.clone();
+    a_later.time = Some(ts(std::time::SystemTime::now() + Duration::from_secs(1)));
+
+    // Twice in one batch: stored once.
+    let ack = publish(
+        &mut client,
+        &key,
+        batch("p1", 1, vec![a.clone(), a.clone()]),
+    )
+    .await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 1));
+    // In another batch of another producer, beside a new event.
+    let fresh = event("checkout");
+    let ack = publish(
+        &mut client,
+        &key,
+        batch("p2", 9, vec![a.clone(), fresh.clone()]),
+    )
+    .await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 1));
+    // On a stream.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(pb::StreamEventsRequest {
+        batch: Some(batch("p3", 1, vec![a.clone()])),
+    })
+    .await
+    .unwrap();
+    let mut acks = client
+        .stream_events(authed(ReceiverStream::new(rx), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
+    assert_eq!((ack.accepted, ack.duplicates), (0, 1));
+    drop(tx);
+    drop(acks);
+
+    // After a restart of the server.
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server
+        .wait_exit(Duration::from_secs(30))
+        .expect("clean exit");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        ..Default::default()
+    });
+    let mut client = IngestClient::new(server.channel().await);
+    let ack = publish(&mut client, &key, batch("p4", 1, vec![a.clone()])).await;
+    assert_eq!((ack.accepted, ack.duplicates), (0, 1));
+    // The same id at another time is another event (the key is tenant, id and time).
+    let ack = publish(&mut client, &key, batch("p4", 2, vec![a_later.clone()])).await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 0));
+    // Another tenant's event with the same id is its own.
+    let other = create_tenant(&db.url, "globex");
+    let ack = publish(&mut client, &other, batch("p1", 1, vec![a.clone()])).await;
+    assert_eq!((ack.accepted, ack.duplicates), (1, 0));
+
+    let pg = pool(&db.url).await;
+    let n = count(
+        &pg,
+        &format!(
+            "SELECT count(*) FROM api_logs WHERE event_id = '{}'",
+            a.event_id
+        ),
+    )
+    .await;
+    assert_eq!(n, 3, "acme at two times, globex once");
+    // received 2+2+1+1+1+1 = 8; stored a, fresh, a_later, globex's a = 4.
+    assert_eq!(outcomes(&pg).await, (8, 4, 4, 0));
+    rollups_match_the_events(&pg).await;
+}
+
+/// A PublishEvents body sent as bytes, events given as their encodings.
+async fn publish_raw(channel: Channel, key: &str, events: Vec<Vec<u8>>) -> pb::BatchAck {
+    let request = WireRequest {
+        batch: Some(WireBatch {
+            producer_id: "raw".into(),
+            seq: 1,
+            events: events.into_iter().map(Into::into).collect(),
+        }),
+    };
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<WireRequest, pb::PublishEventsResponse>::default();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/pulsyon.v1.Ingest/PublishEvents");
+    grpc.unary(authed(request, key), path, codec)
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap()
+}
+
+/// `event` encoded with its service's bytes replaced by invalid UTF-8.
+fn with_invalid_utf8(event: &pb::Event) -> Vec<u8> {
+    let mut marked = event.clone();
+    marked.service = "SVCX".into();
+    let mut bytes = marked.encode_to_vec();
+    let at = bytes.windows(4).position(|w| w == b"SVCX").unwrap();
+    bytes[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_is_not_utf8_or_out_of_range_is_rejected_alone_and_its_batch_and_stream_go_on()
+ {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let (good, bad, after) = (event("checkout"), event("checkout"), event("checkout"));
+    let bad_bytes = with_invalid_utf8(&bad);
+    let mut bad_time = event("checkout");
+    bad_time.time = Some(prost_types::Timestamp {
+        seconds: 1,
+        nanos: -5,
+    });
+    let mut huge = event("checkout");
+    huge.latency_ms = 1e308;
+    let ack = publish_raw(
+        server.channel().await,
+        &key,
+        vec![
+            good.encode_to_vec(),
+            bad_bytes.clone(),
+            after.encode_to_vec(),
+            bad_time.encode_to_vec(),
+            huge.encode_to_vec(),
+            huge.encode_to_vec(),
+        ],
+    )
+    .await;
+    assert_eq!(ack.accepted, 2);
+    use pb::RejectReason as R;
+    let reasons: Vec<(u32, i32)> = ack.rejections.iter().map(|r| (r.index, r.reason)).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (1, R::InvalidText as i32),
+            (3, R::InvalidTime as i32),
+            (4, R::InvalidLatency as i32),
+            (5, R::InvalidLatency as i32),
+        ]
+    );
+    assert!(
+        ack.rejections[0].message.contains("UTF-8"),
+        "{}",
+        ack.rejections[0].message
+    );
+    let pg = pool(&db.url).await;
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM failed_events WHERE event_index = 1")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(
+        payload, bad_bytes,
+        "the dead letter keeps the bytes as sent"
+    );
+
+    // On a stream: the batch with the bad event is answered, and the next one too.
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    let wire = |seq: u64, events: Vec<Vec<u8>>| WireRequest {
+        batch: Some(WireBatch {
+            producer_id: "stream".into(),
+            seq,
+            events: events.into_iter().map(Into::into).collect(),
+        }),
+    };
+    tx.send(wire(
+        1,
+        vec![
+            event("checkout").encode_to_vec(),
+            with_invalid_utf8(&event("x")),
+        ],
+    ))
+    .await
+    .unwrap();
+    tx.send(wire(2, vec![event("checkout").encode_to_vec()]))
+        .await
+        .unwrap();
+    let codec = tonic_prost::ProstCodec::<WireRequest, pb::StreamEventsResponse>::default();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/pulsyon.v1.Ingest/StreamEvents");
+    let mut acks = grpc
+        .streaming(authed(ReceiverStream::new(rx), &key), path, codec)
+        .await
+        .unwrap()
+        .into_inner();
+    // Acks may come in any order.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
+        got.push((ack.seq, ack.accepted, ack.rejections.len()));
+    }
+    got.sort();
+    assert_eq!(got, vec![(1, 1, 1), (2, 1, 0)]);
+    drop(tx);
+    assert!(acks.next().await.is_none(), "the stream ends cleanly");
+    let (received, stored, duplicate, rejected) = outcomes(&pg).await;
+    assert_eq!((received, stored + duplicate + rejected), (9, 9));
+    assert_eq!(rejected, 5);
+}
+
+/// Marks the key revoked in the database, as another process would.
+async fn revoke_elsewhere(pg: &sqlx::PgPool, key: &str) {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE secret_sha256 = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(key)
+    .execute(pg)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 1, "the key is found by its digest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_ingest_and_watch_streams_end_within_the_cache_ttl_of_a_revocation() {
+    let db = TestDb::new().await;
+    let (server, admin) = start(&db, &["--key-cache-ttl", "1s"]).await;
+    let key = create_key(&db.url, "acme", "ingest,read");
+    let pg = pool(&db.url).await;
+    let channel = server.channel().await;
+
+    let (tx, rx) = mpsc::channel(4);
+    let mut acks = IngestClient::new(channel.clone())
+        .stream_events(authed(ReceiverStream::new(rx), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(pb::StreamEventsRequest {
+        batch: Some(batch("revoked", 1, vec![event("checkout")])),
+    })
+    .await
+    .unwrap();
+    let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
+    assert_eq!(ack.accepted, 1);
+    let mut watch = pb::incidents_client::IncidentsClient::new(channel.clone())
+        .watch(authed(pb::WatchRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+
+    revoke_elsewhere(&pg, &key).await;
+
+    // The ingest stream ends with UNAUTHENTICATED without being sent anything.
+    let end = tokio::time::timeout(Duration::from_secs(30), acks.next())
+        .await
+        .expect("the stream ends")
+        .expect("with a status");
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("revoked"), "{}", status.message());
+    let stored = count(&pg, "SELECT count(*) FROM api_logs").await;
+    assert_eq!(stored, 1, "the acked batch stays stored");
+
+    // The Watch stream too, after whatever heartbeats it had.
+    let status = loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("the watch ends")
+            .expect("with a status");
+        match next {
+            Ok(_) => continue,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    // The tenant's other key still works.
+    let mut client = IngestClient::new(channel);
+    let ack = publish(
+        &mut client,
+        &admin,
+        batch("other", 1, vec![event("checkout")]),
+    )
+    .await;
+    assert_eq!(ack.accepted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_ingest_stream_is_ended_with_a_retryable_status_and_frees_its_slot() {
+    let db = TestDb::new().await;
+    let (server, key) = start(
+        &db,
+        &["--ingest-idle-timeout", "1s", "--limit-streams", "1"],
+    )
+    .await;
+    let channel = server.channel().await;
+    let (tx, rx) = mpsc::channel::<pb::StreamEventsRequest>(4);
+    let mut acks = IngestClient::new(channel.clone())
+        .stream_events(authed(ReceiverStream::new(rx), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let end = tokio::time::timeout(Duration::from_secs(30), acks.next())
+        .await
+        .expect("the idle stream ends")
+        .expect("with a status");
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().starts_with("no batch for"),
+        "{}",
+        status.message()
+    );
+    drop(tx);
+
+    // Its slot is free again: a new stream (the tenant may hold one) works.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(pb::StreamEventsRequest {
+        batch: Some(batch("again", 1, vec![event("checkout")])),
+    })
+    .await
+    .unwrap();
+    let mut acks = IngestClient::new(channel)
+        .stream_events(authed(ReceiverStream::new(rx), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
+    assert_eq!(ack.accepted, 1);
+}
