@@ -475,3 +475,197 @@ async fn an_idle_ingest_stream_is_ended_with_a_retryable_status_and_frees_its_sl
     let ack = acks.next().await.unwrap().unwrap().ack.unwrap();
     assert_eq!(ack.accepted, 1);
 }
+
+/// Bytes in, bytes out: requests built from the descriptor, not the generated types.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Every string field reachable from `message` (through message fields, at
+/// most three deep), each as the encoded message holding "a\0b" there alone,
+/// with the field's dotted path.
+fn nul_requests(
+    types: &std::collections::HashMap<String, prost_types::DescriptorProto>,
+    message: &str,
+    depth: usize,
+) -> Vec<(String, Vec<u8>)> {
+    use prost_types::field_descriptor_proto::Type;
+    let mut out = Vec::new();
+    let Some(descriptor) = types.get(message) else {
+        return out;
+    };
+    for field in &descriptor.field {
+        let tag = |wire: u64| ((field.number() as u64) << 3) | wire;
+        let mut put = |path: String, payload: &[u8]| {
+            let mut bytes = Vec::new();
+            prost::encoding::encode_varint(tag(2), &mut bytes);
+            prost::encoding::encode_varint(payload.len() as u64, &mut bytes);
+            bytes.extend_from_slice(payload);
+            out.push((path, bytes));
+        };
+        match field.r#type() {
+            Type::String => put(field.name().to_owned(), b"a\0b"),
+            Type::Message if depth < 3 => {
+                for (path, inner) in nul_requests(types, field.type_name(), depth + 1) {
+                    put(format!("{}.{path}", field.name()), &inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_any_string_field_of_any_request_is_invalid_argument_naming_the_field() {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let set = prost_types::FileDescriptorSet::decode(pulsyon::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut types = std::collections::HashMap::new();
+    fn collect(
+        prefix: &str,
+        messages: &[prost_types::DescriptorProto],
+        types: &mut std::collections::HashMap<String, prost_types::DescriptorProto>,
+    ) {
+        for m in messages {
+            let name = format!("{prefix}.{}", m.name());
+            collect(&name, &m.nested_type, types);
+            types.insert(name, m.clone());
+        }
+    }
+    for file in &set.file {
+        collect(
+            &format!(".{}", file.package()),
+            &file.message_type,
+            &mut types,
+        );
+    }
+    let channel = server.channel().await;
+    let mut checked = 0;
+    for file in set.file.iter().filter(|f| f.package() == "pulsyon.v1") {
+        for service in &file.service {
+            for method in &service.method {
+                // StreamEvents runs the very checks of PublishEvents (tests above).
+                if method.client_streaming() {
+                    continue;
+                }
+                let path: tonic::codegen::http::uri::PathAndQuery =
+                    format!("/pulsyon.v1.{}/{}", service.name(), method.name())
+                        .parse()
+                        .unwrap();
+                // Fields a method needs before it looks at the others; the
+                // field under test, encoded after them, wins where it is the same.
+                let base: Vec<u8> = match method.name() {
+                    "GetMetrics" => pb::GetMetricsRequest {
+                        service: "checkout".into(),
+                        ..Default::default()
+                    }
+                    .encode_to_vec(),
+                    "AcknowledgeIncident" | "ResolveIncident" => pb::AcknowledgeIncidentRequest {
+                        incident_id: "1".into(),
+                        by: "alice".into(),
+                        note: String::new(),
+                    }
+                    .encode_to_vec(),
+                    "DeleteDetectionRule" => pb::DeleteDetectionRuleRequest {
+                        kind: pb::AlertKind::ErrorRate as i32,
+                        service: String::new(),
+                    }
+                    .encode_to_vec(),
+                    "SetDetectionRule" => pb::SetDetectionRuleRequest {
+                        rule: Some(pb::DetectionRule {
+                            kind: pb::AlertKind::ErrorRate as i32,
+                            ..Default::default()
+                        }),
+                    }
+                    .encode_to_vec(),
+                    _ => Vec::new(),
+                };
+                for (field, nul) in nul_requests(&types, method.input_type(), 0) {
+                    let body = [base.clone(), nul].concat();
+                    let mut grpc = tonic::client::Grpc::new(channel.clone());
+                    grpc.ready().await.unwrap();
+                    let request = authed(body, &key);
+                    let answer = if method.server_streaming() {
+                        grpc.server_streaming(request, path.clone(), RawCodec)
+                            .await
+                            .map(|_| Vec::new())
+                    } else {
+                        grpc.unary(request, path.clone(), RawCodec)
+                            .await
+                            .map(|r| r.into_inner())
+                    };
+                    let what = format!("{}.{} {field}", service.name(), method.name());
+                    match answer {
+                        Err(status) => {
+                            assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+                            // A map entry's key or value: the map is named.
+                            let named =
+                                field.split('.').any(|part| status.message().contains(part));
+                            assert!(named, "{what}: {}", status.message());
+                        }
+                        Ok(bytes) => {
+                            // Only an event's fields may pass the call: the
+                            // event alone is rejected, as INVALID_TEXT.
+                            assert!(field.starts_with("batch.events."), "{what} was accepted");
+                            let ack = pb::PublishEventsResponse::decode(bytes.as_slice())
+                                .unwrap()
+                                .ack
+                                .unwrap();
+                            assert_eq!(ack.rejections.len(), 1, "{what}");
+                            let reason = ack.rejections[0].reason;
+                            assert!(
+                                reason == pb::RejectReason::InvalidText as i32
+                                    || reason == pb::RejectReason::InvalidEventId as i32,
+                                "{what}: {:?}",
+                                ack.rejections[0]
+                            );
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "{checked} fields walked");
+}

@@ -84,6 +84,9 @@ impl Admin for AdminService {
                 format!("longer than {MAX_KEY_NAME} characters"),
             ));
         }
+        if req.name.contains('\0') {
+            return Err(invalid("name", "contains a NUL character"));
+        }
         let mut scopes = Vec::with_capacity(req.scopes.len());
         for (i, value) in req.scopes.iter().enumerate() {
             let scope = convert::scope_from_pb(*value).ok_or_else(|| {

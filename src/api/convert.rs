@@ -80,29 +80,6 @@ pub fn raw_event(e: pb::Event, encoded_len: usize) -> RawEvent {
     }
 }
 
-/// A raw domain event back as the protobuf event it came from (for the dead letter).
-pub fn raw_event_to_pb(e: RawEvent) -> pb::Event {
-    pb::Event {
-        event_id: e.event_id,
-        time: e
-            .time
-            .map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
-        service: e.service,
-        endpoint: e.endpoint,
-        method: e.method,
-        status_code: e.status_code,
-        latency_ms: e.latency_ms,
-        trace_id: e.trace_id,
-        request_id: e.request_id,
-        attributes: e.attributes.into_iter().collect(),
-        environment: e.environment,
-        release: e.release,
-        host: e.host,
-        request_bytes: e.request_bytes,
-        response_bytes: e.response_bytes,
-    }
-}
-
 /// A stored event as the protobuf event.
 pub fn event_to_pb(e: &Event) -> pb::Event {
     pb::Event {
@@ -346,22 +323,6 @@ mod tests {
             );
         }
         assert_eq!(reject_reason_from_pb(0), None);
-    }
-
-    #[test]
-    fn raw_events_round_trip_to_protobuf() {
-        let mut e = pb::Event {
-            event_id: "x".into(),
-            service: "s".into(),
-            status_code: 700,
-            ..Default::default()
-        };
-        e.attributes.insert("k".into(), "v".into());
-        e.time = Some(prost_types::Timestamp {
-            seconds: 5,
-            nanos: -3,
-        });
-        assert_eq!(raw_event_to_pb(raw_event(e.clone(), 0)), e);
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn incident_filter(
     service: String,
     min_severity: i32,
 ) -> Result<IncidentFilter, Status> {
-    bounded_text("service", &service, 128)?;
+    super::status::checked_text("service", &service, 128)?;
     Ok(IncidentFilter {
         statuses: statuses_from_pb(statuses)?,
         service: (!service.is_empty()).then_some(service),
@@ -195,17 +195,6 @@ fn incident_id(value: &str) -> Result<i64, Status> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| invalid("incident_id", "not an incident id"))
-}
-
-/// A free-text field: at most `max` bytes and no NUL (PostgreSQL text cannot hold one).
-fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), Status> {
-    if value.len() > max {
-        return Err(invalid(field, format!("at most {max} bytes")));
-    }
-    if value.contains('\0') {
-        return Err(invalid(field, "contains a NUL character"));
-    }
-    Ok(())
 }
 
 /// Whether a Watch resumed after `resume` may have lost updates, given the
@@ -365,8 +354,8 @@ impl IncidentsService {
         if by.trim().is_empty() {
             return Err(invalid("by", "required: who does it"));
         }
-        bounded_text("by", by, 128)?;
-        bounded_text("note", note, 4_096)?;
+        super::status::checked_text("by", by, 128)?;
+        super::status::checked_text("note", note, 4_096)?;
         let update = self
             .store
             .close_by_hand(tenant, id, resolve, by, note, OffsetDateTime::now_utc())

@@ -183,12 +183,7 @@ fn fingerprint(f: &EventFilter) -> u64 {
 }
 
 fn text_filter(field: &str, value: String) -> Result<Option<String>, Status> {
-    if value.len() > MAX_FILTER_BYTES {
-        return Err(invalid(
-            field,
-            format!("{} bytes, at most {MAX_FILTER_BYTES}", value.len()),
-        ));
-    }
+    super::status::checked_text(field, &value, MAX_FILTER_BYTES)?;
     Ok((!value.is_empty()).then_some(value))
 }
 

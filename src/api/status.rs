@@ -29,3 +29,18 @@ pub fn from_store(err: StoreError) -> Status {
 pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))
 }
+
+/// Checks a string of a request that reaches SQL: at most `max` bytes and no
+/// NUL (PostgreSQL text cannot hold one, and would answer an internal error).
+pub fn checked_text(field: &str, value: &str, max: usize) -> Result<(), Status> {
+    if value.len() > max {
+        return Err(invalid(
+            field,
+            format!("{} bytes, at most {max}", value.len()),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(invalid(field, "contains a NUL character"));
+    }
+    Ok(())
+}
