@@ -297,7 +297,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         streams: Arc::default(),
         cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
     });
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh)
+        .map_err(|e| anyhow::anyhow!("no randomness for the page-token secret: {e}"))?;
+    let token_secret = store
+        .shared_secret("page_tokens", &fresh)
+        .await
+        .context("reading the page-token secret")?;
     let deps = ApiDeps {
+        tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
         store: store.clone(),
         auth: Arc::new(Authenticator::new(
             store.clone(),

@@ -452,8 +452,11 @@ pub struct FailedEvent {
     pub reason: Option<RejectReason>,
     /// The message sent to the client.
     pub message: String,
-    /// The encoded `pulsyon.v1.Event` as received.
+    /// The event's bytes as received, or their first bytes when listed cut
+    /// short (`size` says how many there are).
     pub payload: Vec<u8>,
+    /// Size of the whole payload, in bytes.
+    pub size: i64,
 }
 
 /// One outcome counter of one minute.

@@ -669,3 +669,158 @@ async fn a_nul_in_any_string_field_of_any_request_is_invalid_argument_naming_the
     }
     assert!(checked > 30, "{checked} fields walked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_tokens_are_signed_and_a_forged_range_past_the_cap_is_refused() {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let channel = server.channel().await;
+    let mut ingest = IngestClient::new(channel.clone());
+    let events: Vec<pb::Event> = (0..3).map(|_| event("checkout")).collect();
+    let ack = publish(&mut ingest, &key, batch("pages", 1, events)).await;
+    assert_eq!(ack.accepted, 3);
+    let mut query = pb::query_client::QueryClient::new(channel);
+    let page = |token: String| pb::QueryEventsRequest {
+        page_size: 1,
+        page_token: token,
+        ..Default::default()
+    };
+    let first = query
+        .query_events(authed(page(String::new()), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = first.next_page_token.clone();
+    let (body, _tag) = token.rsplit_once('~').expect("a signed token");
+    // The real token continues the query.
+    let second = query
+        .query_events(authed(page(token.clone()), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.events.len(), 1);
+    assert_ne!(second.events[0].event, first.events[0].event);
+
+    // Altered or unsigned: refused.
+    let mut bytes: Vec<u8> = (0..body.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap())
+        .collect();
+    let from = i64::from_be_bytes(bytes[1..9].try_into().unwrap());
+    let to = i64::from_be_bytes(bytes[9..17].try_into().unwrap());
+    bytes[1..9].copy_from_slice(&(to - 20 * 86_400 * 1_000_000).to_be_bytes());
+    assert!(from > to - 20 * 86_400 * 1_000_000);
+    let forged_body: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    for bad in [
+        body.to_owned(),
+        format!("{forged_body}~{}", &token[token.len() - 32..]),
+    ] {
+        let err = query
+            .query_events(authed(page(bad), &key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with("page_token"), "{}", err.message());
+    }
+    // Signed with the server's own secret (as if it leaked), the 20-day
+    // range is still past the tenant's 7-day cap.
+    let pg = pool(&db.url).await;
+    let secret: Vec<u8> =
+        sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = 'page_tokens'")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    let signed = pulsyon::api::tokens::PageTokens::new(&secret).sign(forged_body);
+    let err = query
+        .query_events(authed(page(signed), &key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("cap"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_pages_are_bounded_in_bytes_and_one_is_fetched_whole() {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let channel = server.channel().await;
+    let mut ingest = IngestClient::new(channel.clone());
+    // 40 events of about 100 KiB: each too large, each kept as a dead letter.
+    let big: Vec<pb::Event> = (0..40)
+        .map(|i| {
+            let mut e = event("checkout");
+            e.attributes
+                .insert("blob".into(), format!("{i:03}").repeat(34_000));
+            e
+        })
+        .collect();
+    let ack = publish(&mut ingest, &key, batch("big", 1, big.clone())).await;
+    assert_eq!(ack.rejections.len(), 40);
+    assert!(
+        ack.rejections
+            .iter()
+            .all(|r| r.reason == pb::RejectReason::EventTooLarge as i32)
+    );
+
+    let mut query = pb::query_client::QueryClient::new(channel);
+    let mut token = String::new();
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let request = pb::ListFailedEventsRequest {
+            page_size: 1000,
+            page_token: token,
+            ..Default::default()
+        };
+        let page = query
+            .list_failed_events(authed(request.clone(), &key))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.encoded_len() < 4 << 20, "{} bytes", page.encoded_len());
+        pages += 1;
+        token = page.next_page_token.clone();
+        listed.extend(page.failed_events);
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(pages >= 2, "the 4 MB of dead letters took {pages} page");
+    assert_eq!(listed.len(), 40, "every dead letter once");
+    let one = &listed[0];
+    assert!(one.truncated && one.event.is_none());
+    assert_eq!(one.payload.len(), 64 * 1024);
+    let sent = big
+        .iter()
+        .find(|e| e.encoded_len() as u64 == one.size_bytes);
+    assert!(sent.is_some(), "size_bytes is the event's whole size");
+
+    let whole = query
+        .get_failed_event(authed(
+            pb::GetFailedEventRequest {
+                failed_id: one.failed_id.clone(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .failed_event
+        .unwrap();
+    assert!(!whole.truncated);
+    let event = whole.event.expect("the whole payload decodes");
+    assert!(big.contains(&event));
+    assert_eq!(event.encoded_len() as u64, one.size_bytes);
+    // Another tenant cannot fetch it.
+    let other = create_tenant(&db.url, "globex");
+    let err = query
+        .get_failed_event(authed(
+            pb::GetFailedEventRequest {
+                failed_id: one.failed_id.clone(),
+            },
+            &other,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}

@@ -49,6 +49,8 @@ pub struct IncidentsService {
     pub heartbeat: Duration,
     /// Cancelled at shutdown: Watch streams end with UNAVAILABLE.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Signs and verifies page tokens.
+    pub tokens: Arc<super::tokens::PageTokens>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -473,15 +475,15 @@ impl Incidents for IncidentsService {
             OffsetDateTime::now_utc(),
         )?;
         let limit = convert::page_size(req.page_size, 50, 500)?;
-        let cursor = convert::decode_page_token(&req.page_token)?;
+        let cursor = convert::decode_page_token(self.tokens.open(&req.page_token)?)?;
         let mut rows = self
             .store
             .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = convert::next_page(&mut rows, limit, |i| {
+        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, limit, |i| {
             convert::encode_page_token(i.opened_at, i.incident_id)
-        });
+        }));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: rows.iter().map(incident_to_pb).collect(),
             next_page_token,

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod query;
 pub mod status;
 pub mod tls;
+pub mod tokens;
 pub mod watch;
 
 use std::{sync::Arc, time::Duration};
@@ -74,6 +75,8 @@ pub struct ApiDeps {
     pub watch_heartbeat: Duration,
     /// Per-tenant rate, stream and cardinality limits of ingest.
     pub guards: Arc<crate::ingest::limits::Guards>,
+    /// Signs and verifies page tokens (the key shared through the database).
+    pub tokens: Arc<tokens::PageTokens>,
 }
 
 /// PEM material for TLS on the gRPC port, read at start-up.
@@ -151,6 +154,7 @@ pub async fn serve(
             QueryServer::new(query::QueryService {
                 auth: deps.auth.clone(),
                 store: deps.store.clone(),
+                tokens: deps.tokens.clone(),
             })
             .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
         )
@@ -161,6 +165,7 @@ pub async fn serve(
             hub: deps.hub.clone(),
             heartbeat: deps.watch_heartbeat,
             shutdown: deps.shutdown.clone(),
+            tokens: deps.tokens.clone(),
         }))
         .add_service(
             AdminServer::new(admin::AdminService {

@@ -43,6 +43,8 @@ pub struct QueryService {
     pub auth: Arc<Authenticator>,
     /// Where the answers come from.
     pub store: Store,
+    /// Signs and verifies page tokens.
+    pub tokens: Arc<super::tokens::PageTokens>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -95,6 +97,44 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
         }
     }
     m
+}
+
+/// Most bytes of one payload in a ListFailedEvents page (the largest event
+/// the server accepts, by default, fits whole).
+const LISTED_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most bytes of payloads in one ListFailedEvents page, under the 4 MiB that
+/// default gRPC clients read.
+const FAILED_PAGE_BYTES: usize = 2 << 20;
+
+/// A dead letter as listed: the event decoded when it can be, its bytes otherwise.
+fn failed_event_to_pb(r: crate::domain::FailedEvent) -> pb::FailedEvent {
+    let truncated = (r.payload.len() as i64) < r.size;
+    // A payload this version cannot decode (or cut short) still lists, with its reason and bytes.
+    let event = if truncated {
+        None
+    } else {
+        pb::Event::decode(r.payload.as_slice()).ok()
+    };
+    pb::FailedEvent {
+        payload: if event.is_none() {
+            r.payload
+        } else {
+            Vec::new()
+        },
+        event,
+        reason: r
+            .reason
+            .map(convert::reject_reason_to_pb)
+            .unwrap_or_default(),
+        message: r.message,
+        received_at: Some(convert::timestamp(r.received_at)),
+        producer_id: r.producer_id,
+        batch_seq: r.batch_seq as u64,
+        index: r.index,
+        failed_id: r.failed_id.to_string(),
+        size_bytes: r.size.max(0) as u64,
+        truncated,
+    }
 }
 
 /// The page token of QueryEvents: the resolved range (so that "the last hour"
@@ -376,11 +416,22 @@ impl Query for QueryService {
         let cursor = if req.page_token.is_empty() {
             None
         } else {
-            let token = EventsToken::decode(&req.page_token)?;
+            let token = EventsToken::decode(self.tokens.open(&req.page_token)?)?;
             if token.fingerprint != print {
                 return Err(invalid(
                     "page_token",
                     "it continues a query with other filters",
+                ));
+            }
+            // Signed, so not forged; checked again all the same, since the
+            // tenant's limit may have shrunk since the token was issued.
+            if token.to - token.from > limits.max_query_range {
+                return Err(invalid(
+                    "page_token",
+                    format!(
+                        "its range spans more than the cap of {}",
+                        convert::human(limits.max_query_range)
+                    ),
                 ));
             }
             (filter.from, filter.to) = (token.from, token.to);
@@ -391,7 +442,7 @@ impl Query for QueryService {
             .query_events(caller.tenant_id, &filter, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = convert::next_page(&mut rows, limit, |r| {
+        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, limit, |r| {
             EventsToken {
                 from: filter.from,
                 to: filter.to,
@@ -400,7 +451,7 @@ impl Query for QueryService {
                 fingerprint: print,
             }
             .encode()
-        });
+        }));
         let events = rows
             .iter()
             .map(|r| pb::StoredEvent {
@@ -570,34 +621,59 @@ impl Query for QueryService {
             convert::time_range(req.range.as_ref(), DAY, 31 * DAY, OffsetDateTime::now_utc())?;
         let max_page = caller.limits.max_page_size;
         let limit = convert::page_size(req.page_size, 100.min(max_page), max_page)?;
-        let cursor = convert::decode_page_token(&req.page_token)?;
+        let cursor = convert::decode_page_token(self.tokens.open(&req.page_token)?)?;
         let mut rows = self
             .store
-            .failed_events(caller.tenant_id, from, to, reason, cursor, limit + 1)
+            .failed_events(
+                caller.tenant_id,
+                from,
+                to,
+                reason,
+                cursor,
+                limit + 1,
+                LISTED_PAYLOAD_BYTES as i32,
+            )
             .await
             .map_err(from_store)?;
-        let next_page_token = convert::next_page(&mut rows, limit, |r| {
-            convert::encode_page_token(r.received_at, r.failed_id)
-        });
-        let failed_events = rows
-            .into_iter()
-            .map(|r| pb::FailedEvent {
-                // A payload this version cannot decode still lists, with its reason.
-                event: pb::Event::decode(r.payload.as_slice()).ok(),
-                reason: r
-                    .reason
-                    .map(convert::reject_reason_to_pb)
-                    .unwrap_or_default(),
-                message: r.message,
-                received_at: Some(convert::timestamp(r.received_at)),
-                producer_id: r.producer_id,
-                batch_seq: r.batch_seq as u64,
-                index: r.index,
+        // Bounded in bytes too: the page ends before the payloads pass the
+        // budget (a first row always fits: its payload is capped).
+        let mut bytes = 0;
+        let fit = rows
+            .iter()
+            .position(|r| {
+                bytes += r.payload.len() + r.message.len() + r.producer_id.len();
+                bytes > FAILED_PAGE_BYTES
             })
-            .collect();
+            .unwrap_or(rows.len())
+            .max(1);
+        let cut = (fit as i64).min(limit);
+        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, cut, |r| {
+            convert::encode_page_token(r.received_at, r.failed_id)
+        }));
+        let failed_events = rows.into_iter().map(failed_event_to_pb).collect();
         Ok(Response::new(pb::ListFailedEventsResponse {
             failed_events,
             next_page_token,
+        }))
+    }
+
+    async fn get_failed_event(
+        &self,
+        request: Request<pb::GetFailedEventRequest>,
+    ) -> Result<Response<pb::GetFailedEventResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let id: i64 = request
+            .into_inner()
+            .failed_id
+            .parse()
+            .map_err(|_| invalid("failed_id", "not a failed event id"))?;
+        let row = self
+            .store
+            .failed_event(caller.tenant_id, id)
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::GetFailedEventResponse {
+            failed_event: Some(failed_event_to_pb(row)),
         }))
     }
 
@@ -614,7 +690,8 @@ impl Query for QueryService {
             OffsetDateTime::now_utc(),
         )?;
         let limit = convert::page_size(req.page_size, 60, 1440)?;
-        let before = convert::decode_page_token(&req.page_token)?.map(|(at, _)| at);
+        let before =
+            convert::decode_page_token(self.tokens.open(&req.page_token)?)?.map(|(at, _)| at);
         let rows = self
             .store
             .outcome_minutes(caller.tenant_id, from, to, before, limit + 1)
@@ -635,7 +712,9 @@ impl Query for QueryService {
             .map(|(std::cmp::Reverse(minute), rows)| ingest_minute(*minute, rows))
             .collect();
         let next_page_token = match (more, by_minute.keys().nth(limit as usize - 1)) {
-            (true, Some(std::cmp::Reverse(last))) => convert::encode_page_token(*last, 0),
+            (true, Some(std::cmp::Reverse(last))) => {
+                self.tokens.sign(convert::encode_page_token(*last, 0))
+            }
             _ => String::new(),
         };
         let totals = self

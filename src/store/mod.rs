@@ -14,6 +14,7 @@ pub mod partitions;
 pub mod pgcopy;
 pub mod reads;
 pub mod rollups;
+pub mod secrets;
 
 use std::time::Duration;
 

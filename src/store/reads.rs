@@ -18,11 +18,30 @@ type FailedRow = (
     String,
     String,
     Vec<u8>,
+    i32,
 );
+
+fn failed_event(row: FailedRow) -> FailedEvent {
+    let (failed_id, received_at, producer_id, batch_seq, index, reason, message, payload, size) =
+        row;
+    FailedEvent {
+        failed_id,
+        received_at,
+        producer_id,
+        batch_seq,
+        index: index as u32,
+        reason: RejectReason::parse(&reason),
+        message,
+        payload,
+        size: i64::from(size),
+    }
+}
 
 impl Store {
     /// Up to `limit` dead letters of `tenant` received in [from, to), newest
-    /// first, optionally of one reason, after `cursor`.
+    /// first, optionally of one reason, after `cursor`; of each payload at
+    /// most its first `payload_cap` bytes (cut in the database, so a page of
+    /// large dead letters never holds them whole in memory).
     pub async fn failed_events(
         &self,
         tenant: TenantId,
@@ -31,11 +50,13 @@ impl Store {
         reason: Option<RejectReason>,
         cursor: Option<FailedCursor>,
         limit: i64,
+        payload_cap: i32,
     ) -> Result<Vec<FailedEvent>, StoreError> {
         let (cursor_at, cursor_id) = cursor.unwrap_or((to, i64::MAX));
         let mut tx = self.tenant_tx(tenant).await?;
         let rows: Vec<FailedRow> = sqlx::query_as(
-            "SELECT failed_id, received_at, producer_id, batch_seq, event_index, reason, message, payload \
+            "SELECT failed_id, received_at, producer_id, batch_seq, event_index, reason, message, \
+                    substring(payload FROM 1 FOR $8), length(payload) \
              FROM failed_events \
              WHERE tenant_id = $1 AND received_at >= $2 AND received_at < $3 \
                AND ($4::text IS NULL OR reason = $4) \
@@ -49,34 +70,33 @@ impl Store {
         .bind(cursor_at)
         .bind(cursor_id)
         .bind(limit)
+        .bind(payload_cap)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| classify(e, "failed events"))?;
         super::commit(tx, "failed events").await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    failed_id,
-                    received_at,
-                    producer_id,
-                    batch_seq,
-                    index,
-                    reason,
-                    message,
-                    payload,
-                )| FailedEvent {
-                    failed_id,
-                    received_at,
-                    producer_id,
-                    batch_seq,
-                    index: index as u32,
-                    reason: RejectReason::parse(&reason),
-                    message,
-                    payload,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(failed_event).collect())
+    }
+
+    /// One dead letter of `tenant`, its payload whole.
+    pub async fn failed_event(
+        &self,
+        tenant: TenantId,
+        failed_id: i64,
+    ) -> Result<FailedEvent, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row: FailedRow = sqlx::query_as(
+            "SELECT failed_id, received_at, producer_id, batch_seq, event_index, reason, message, \
+                    payload, length(payload) \
+             FROM failed_events WHERE tenant_id = $1 AND failed_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(failed_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "failed event"))?;
+        super::commit(tx, "failed event").await?;
+        Ok(failed_event(row))
     }
 
     /// The outcome counters of the `limit` newest minutes of `tenant` in
