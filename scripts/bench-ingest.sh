@@ -122,9 +122,13 @@ if [ -n "$BASELINE" ]; then
   BASE_MEAN=$(python3 -c "print(round(($(json "$B_BASE1" events_per_sec) + $(json "$B_BASE2" events_per_sec)) / 2, 1))")
   CUR_MEAN=$(python3 -c "print(round(($(json "$B_CUR1" events_per_sec) + $(json "$B_CUR2" events_per_sec)) / 2, 1))")
   CHANGE_COST=$(python3 -c "print(round(100 * (1 - $CUR_MEAN / $BASE_MEAN), 1))")
-  BASELINE_ROWS="| baseline \\`$(git -C "$root" rev-parse --short "$BASELINE")\\` ($BASELINE), two runs alternating with this build | $(json "$B_BASE1" events_per_sec) and $(json "$B_BASE2" events_per_sec) events/s (mean $BASE_MEAN) |
+  BASELINE_ROWS="| baseline \`$(git -C "$root" rev-parse --short "$BASELINE")\` ($BASELINE), two runs alternating with this build | $(json "$B_BASE1" events_per_sec) and $(json "$B_BASE2" events_per_sec) events/s (mean $BASE_MEAN) |
 | this build, the two runs between them | $(json "$B_CUR1" events_per_sec) and $(json "$B_CUR2" events_per_sec) events/s (mean $CUR_MEAN) |
 | cost of the change since the baseline: 1 - mean this / mean baseline | **$CHANGE_COST %** of throughput |"
+  BASELINE_RAW="- baseline, first run: \`$B_BASE1\`
+- this build, after it: \`$B_CUR1\`
+- baseline, second run: \`$B_BASE2\`
+- this build, after it: \`$B_CUR2\`"
 fi
 OFF_MEAN=$(python3 -c "print(round(($(json "$B_OFF" events_per_sec) + $(json "$B_OFF2" events_per_sec)) / 2, 1))")
 
@@ -225,6 +229,7 @@ Raw loadgen figures (last line of \`pulsyon-loadgen --json\`):
 - (b) dedup off: \`$B_OFF\`
 - (b) dedup off, second run: \`$B_OFF2\`
 - half rate: \`$HALF_RUN\`
+${BASELINE_RAW:-}
 MD
 say "wrote docs/perf/ingest.md"
 cat "$root/docs/perf/ingest.md"

@@ -4,6 +4,8 @@
 //! the filter comes from `RUST_LOG` (default `info`). Metrics are recorded
 //! in-process and rendered by `ops` at `/metrics`.
 
+use std::io::IsTerminal;
+
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -24,8 +26,13 @@ pub fn init_tracing(format: LogFormat) {
                     .with_writer(std::io::stderr),
             )
             .init(),
+        // Colour only on a terminal: a log file or pipe gets plain text.
         LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .init(),
     }
 }

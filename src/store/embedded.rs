@@ -23,6 +23,7 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::{Pid, User},
 };
+use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, postgres::PgConnectOptions};
 use tokio::process::{Child, Command};
 
@@ -60,6 +61,12 @@ pub enum EmbeddedError {
     /// Another Pulsyon process runs this cluster.
     #[error("another pulsyon process is using the data dir {0}")]
     Busy(PathBuf),
+    /// A private postgres left by an earlier process would not stop.
+    #[error(
+        "the private postgresql left running by an earlier process (pid {0}) did not stop \
+         after SIGINT, SIGQUIT and SIGKILL; stop it by hand"
+    )]
+    Stuck(i32),
     /// A file-system operation failed.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -128,6 +135,47 @@ impl RunAs {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err(path))
     }
 
+    /// Where the cluster's files (pg/, run/, pg.log) live for `data_dir`: in
+    /// it, when the cluster's user can enter it (made searchable if needed);
+    /// otherwise, as for a clone under a private home (/root is 0700), under
+    /// [`FALLBACK_ROOT`] in a directory named after the data dir, recorded in
+    /// `<data_dir>/cluster-dir` and logged. The data dir keeps everything else.
+    fn cluster_dir(&self, data_dir: &Path) -> Result<PathBuf, EmbeddedError> {
+        if self.user.is_none() {
+            return Ok(data_dir.to_owned());
+        }
+        // The unprivileged user must be able to enter the data dir to reach pg/ and run/.
+        let mode = fs::metadata(data_dir).map_err(io_err(data_dir))?.mode();
+        if mode & 0o001 == 0 {
+            fs::set_permissions(data_dir, fs::Permissions::from_mode((mode & 0o7777) | 0o711))
+                .map_err(io_err(data_dir))?;
+        }
+        let blocked = match self.check_reachable(data_dir) {
+            Ok(()) => return Ok(data_dir.to_owned()),
+            Err(EmbeddedError::Unreachable { path, .. }) => path,
+            Err(other) => return Err(other),
+        };
+        let name: String = Sha256::digest(data_dir.as_os_str().as_encoded_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dir = Path::new(FALLBACK_ROOT).join(name);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for level in [Path::new(FALLBACK_ROOT), dir.as_path()] {
+            fs::set_permissions(level, fs::Permissions::from_mode(0o711)).map_err(io_err(level))?;
+        }
+        self.check_reachable(&dir)?;
+        let note = data_dir.join("cluster-dir");
+        fs::write(&note, format!("{}\n", dir.display())).map_err(io_err(&note))?;
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            cluster_dir = %dir.display(),
+            blocked_by = %blocked.display(),
+            "the cluster's user cannot enter the data dir; the private cluster's files live in the cluster dir"
+        );
+        Ok(dir)
+    }
+
     /// Checks that the cluster's user can enter every directory down to `dir`.
     fn check_reachable(&self, dir: &Path) -> Result<(), EmbeddedError> {
         let Some(user) = &self.user else {
@@ -153,6 +201,9 @@ impl RunAs {
         Ok(())
     }
 }
+
+/// Where a private cluster lives when its user cannot enter the data dir.
+const FALLBACK_ROOT: &str = "/var/lib/pulsyon/clusters";
 
 /// Where PostgreSQL's Debian/Ubuntu packages install their binaries, one directory per major version.
 const PACKAGED_ROOT: &str = "/usr/lib/postgresql";
@@ -224,9 +275,10 @@ impl Cluster {
         let run_as = RunAs::resolve(pg_user)?;
         fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
         let data_dir = fs::canonicalize(data_dir).map_err(io_err(data_dir))?;
-        let pg_dir = data_dir.join("pg");
-        let socket_dir = data_dir.join("run");
-        let log_path = data_dir.join("pg.log");
+        let cluster_dir = run_as.cluster_dir(&data_dir)?;
+        let pg_dir = cluster_dir.join("pg");
+        let socket_dir = cluster_dir.join("run");
+        let log_path = cluster_dir.join("pg.log");
 
         let lock_path = data_dir.join("pulsyon.lock");
         let lock = OpenOptions::new()
@@ -260,18 +312,6 @@ impl Cluster {
             std::env::var_os("PATH").as_deref(),
             Path::new(PACKAGED_ROOT),
         )?;
-        if run_as.user.is_some() {
-            // The unprivileged user must be able to enter the data dir to reach pg/ and run/.
-            let mode = fs::metadata(&data_dir).map_err(io_err(&data_dir))?.mode();
-            if mode & 0o001 == 0 {
-                fs::set_permissions(
-                    &data_dir,
-                    fs::Permissions::from_mode((mode & 0o7777) | 0o711),
-                )
-                .map_err(io_err(&data_dir))?;
-            }
-        }
-        run_as.check_reachable(&data_dir)?;
         run_as.own_dir(&socket_dir, 0o700)?;
 
         if !pg_dir.join("PG_VERSION").exists() {
@@ -476,15 +516,48 @@ async fn stop_orphan(pg_dir: &Path) -> Result<(), EmbeddedError> {
         "stopping a private postgresql left running by an earlier process"
     );
     let pid = Pid::from_raw(pid);
-    let _ = kill(pid, Signal::SIGINT);
-    let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
-    while kill(pid, None).is_ok() {
-        if tokio::time::Instant::now() > deadline {
-            let _ = kill(pid, Signal::SIGQUIT);
+    // Every wait is bounded: SIGINT (smart shutdown), then SIGQUIT
+    // (immediate), then SIGKILL, then give up with an error. A zombie counts
+    // as gone: where nothing reaps it (a container whose PID 1 does not), it
+    // would answer signals forever.
+    let start = tokio::time::Instant::now();
+    let mut sent = Signal::SIGINT;
+    let _ = kill(pid, sent);
+    while !process_gone(pid.as_raw()) {
+        let waited = start.elapsed();
+        let next = if waited > 3 * STOP_TIMEOUT {
+            return Err(EmbeddedError::Stuck(pid.as_raw()));
+        } else if waited > 2 * STOP_TIMEOUT {
+            Signal::SIGKILL
+        } else if waited > STOP_TIMEOUT {
+            Signal::SIGQUIT
+        } else {
+            Signal::SIGINT
+        };
+        if next != sent {
+            tracing::warn!(pid = pid.as_raw(), signal = ?next, "the old private postgresql is slow to stop");
+            let _ = kill(pid, next);
+            sent = next;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Whether process `pid` has ended: no such process, or a zombie (ended,
+/// not yet reaped) or dead one by `/proc/<pid>/stat`.
+fn process_gone(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => matches!(stat_state(&stat), Some('Z' | 'X' | 'x') | None),
+        Err(_) => kill(Pid::from_raw(pid), None).is_err(),
+    }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line: the field after the
+/// command name, which is in parentheses and may itself hold spaces and ')'.
+fn stat_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
 }
 
 /// The last `max` bytes of a log file, for error messages.
@@ -501,6 +574,34 @@ fn tail(path: &Path, max: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_state_of_a_process_is_read_past_its_command_name() {
+        assert_eq!(super::stat_state("42 (postgres) S 1 42 42"), Some('S'));
+        assert_eq!(super::stat_state("42 (odd) name) Z 1 42"), Some('Z'));
+        assert_eq!(super::stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn a_zombie_counts_as_gone_and_a_live_process_does_not() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(!super::process_gone(pid));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
+        // Not reaped yet: a zombie, which still answers kill(pid, 0).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !super::process_gone(pid) {
+            assert!(std::time::Instant::now() < deadline, "never seen as gone");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+        child.wait().unwrap();
+        assert!(super::process_gone(pid));
+    }
+
     use super::*;
 
     fn fake_bin(dir: &Path, names: &[&str]) {
