@@ -144,9 +144,14 @@ async fn open_database(db: &DbArgs, attach: bool) -> anyhow::Result<(Store, Opti
         }
     };
     let opened = async {
-        let store = Store::connect(options, db.db_max_connections, db.db_connect_timeout)
-            .await
-            .context("connecting to PostgreSQL")?;
+        let store = Store::connect_split(
+            options,
+            db.db_max_connections,
+            db.db_read_connections,
+            db.db_connect_timeout,
+        )
+        .await
+        .context("connecting to PostgreSQL")?;
         store.migrate().await.context("applying migrations")?;
         anyhow::Ok(store)
     }
@@ -306,6 +311,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the page-token secret")?;
     let deps = ApiDeps {
         tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
+        gate: api::gate::QueryGate::new(args.limit_concurrent_queries),
+        connections: {
+            api::conn::raise_fd_limit();
+            let max = match args.max_connections {
+                0 => (api::conn::fd_limit().saturating_sub(1024) as usize).max(64),
+                n => n,
+            };
+            tracing::info!(max_connections = max, "connection limit");
+            api::conn::ConnLimits::new(max, args.first_request_timeout)
+        },
         store: store.clone(),
         auth: Arc::new(Authenticator::new(
             store.clone(),

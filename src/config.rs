@@ -180,9 +180,14 @@ pub struct DbArgs {
     #[arg(long, env = "PULSYON_DB_CONNECT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub db_connect_timeout: Duration,
 
-    /// Most connections in the pool.
+    /// Most connections of the system pool (writer, rollups, detector, keys).
     #[arg(long, env = "PULSYON_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+
+    /// Most connections of the request pool (Query, Incidents, Admin), apart
+    /// from the system pool so that queries cannot starve ingest.
+    #[arg(long, env = "PULSYON_DB_READ_CONNECTIONS", default_value_t = 16)]
+    pub db_read_connections: u32,
 }
 
 /// `pulsyon serve`
@@ -282,6 +287,22 @@ pub struct ServeArgs {
     /// "retries are free" and exists only to measure the ledger's cost.
     #[arg(long, env = "PULSYON_BATCH_DEDUP", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
     pub batch_dedup: bool,
+
+    /// Most queries (Query and Incidents calls) one tenant may have running
+    /// at once on this process; past it, RESOURCE_EXHAUSTED with a retry delay.
+    #[arg(long, env = "PULSYON_LIMIT_CONCURRENT_QUERIES", default_value_t = 4)]
+    pub limit_concurrent_queries: u32,
+
+    /// Most connections to the gRPC port at once (0: the open-file limit less
+    /// 1,024 kept for the database, files and the HTTP port). Past it new
+    /// connections are closed at once, counted and logged.
+    #[arg(long, env = "PULSYON_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// How long a new connection has to send its first request (the HTTP/2
+    /// preface, then a request's headers; TLS handshakes have 10 s of their own).
+    #[arg(long, env = "PULSYON_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub first_request_timeout: Duration,
 
     /// Most unanswered batches per ingest stream.
     #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
@@ -498,6 +519,7 @@ impl ServeArgs {
             ("--watch-heartbeat", self.watch_heartbeat),
             ("--ingest-idle-timeout", self.ingest_idle_timeout),
             ("--key-cache-ttl", self.key_cache_ttl),
+            ("--first-request-timeout", self.first_request_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!("invalid {name}: must be more than 0"));
@@ -511,6 +533,10 @@ impl ServeArgs {
             ("--writer-workers", self.writer_workers),
             ("--writer-queue-mib", self.writer_queue_mib),
             ("--stream-max-in-flight", self.stream_max_in_flight),
+            (
+                "--limit-concurrent-queries",
+                self.limit_concurrent_queries as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("invalid {name}: must be at least 1"));
@@ -566,6 +592,9 @@ impl DbArgs {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err("invalid --data-dir (PULSYON_DATA_DIR): empty path".into());
+        }
+        if self.db_read_connections == 0 {
+            return Err("invalid --db-read-connections: must be at least 1".into());
         }
         if self.db_max_connections == 0 {
             return Err("invalid --db-max-connections: must be at least 1".into());

@@ -168,3 +168,50 @@ async fn a_killed_server_leaves_nothing_in_the_way_of_the_next_start() {
         .into_inner();
     assert_eq!(keys.api_keys.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_the_clusters_user_cannot_enter_still_works() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // only root hands the cluster to another user
+    }
+    // As a clone under /root: a parent directory of mode 0700.
+    let private = tempfile::tempdir().unwrap();
+    fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = private.path().join("checkout/.pulsyon");
+    let server = Server::start(ServerOpts {
+        data_dir: Some(&data_dir),
+        ..Default::default()
+    });
+    let cluster_dir =
+        fs::read_to_string(data_dir.join("cluster-dir")).expect("the cluster's place is recorded");
+    let cluster_dir = std::path::PathBuf::from(cluster_dir.trim());
+    assert!(
+        cluster_dir.starts_with("/var/lib/pulsyon/clusters"),
+        "{}",
+        cluster_dir.display()
+    );
+    assert!(cluster_dir.join("pg/PG_VERSION").is_file());
+    assert!(server.logs().contains("cluster dir"), "the log says where");
+    let key = fs::read_to_string(data_dir.join("api-key")).unwrap();
+    let mut admin = AdminClient::new(server.channel().await);
+    admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), key.trim()))
+        .await
+        .expect("the server answers");
+    // A one-shot command finds the same cluster.
+    let (status, stdout, stderr) = cli(&[
+        "key",
+        "create",
+        "--tenant",
+        "default",
+        "--scopes",
+        "read",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("pls_"));
+    drop(server);
+    // Stopped with its server; nothing of it stays behind.
+    let _ = fs::remove_dir_all(&cluster_dir);
+}

@@ -357,6 +357,21 @@ async fn an_event_that_is_not_utf8_or_out_of_range_is_rejected_alone_and_its_bat
     assert_eq!(rejected, 5);
 }
 
+/// The server's health says SERVING.
+async fn assert_serving(channel: Channel) {
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
 /// Marks the key revoked in the database, as another process would.
 async fn revoke_elsewhere(pg: &sqlx::PgPool, key: &str) {
     let done = sqlx::query(
@@ -476,51 +491,6 @@ async fn an_idle_ingest_stream_is_ended_with_a_retryable_status_and_frees_its_sl
     assert_eq!(ack.accepted, 1);
 }
 
-/// Bytes in, bytes out: requests built from the descriptor, not the generated types.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use prost::bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Vec<u8>>, tonic::Status> {
-        use prost::bytes::Buf;
-        let mut out = vec![0; src.remaining()];
-        src.copy_to_slice(&mut out);
-        Ok(Some(out))
-    }
-}
-
 /// Every string field reachable from `message` (through message fields, at
 /// most three deep), each as the encoded message holding "a\0b" there alone,
 /// with the field's dotted path.
@@ -627,11 +597,11 @@ async fn a_nul_in_any_string_field_of_any_request_is_invalid_argument_naming_the
                     grpc.ready().await.unwrap();
                     let request = authed(body, &key);
                     let answer = if method.server_streaming() {
-                        grpc.server_streaming(request, path.clone(), RawCodec)
+                        grpc.server_streaming(request, path.clone(), common::RawCodec)
                             .await
                             .map(|_| Vec::new())
                     } else {
-                        grpc.unary(request, path.clone(), RawCodec)
+                        grpc.unary(request, path.clone(), common::RawCodec)
                             .await
                             .map(|r| r.into_inner())
                     };
@@ -823,4 +793,204 @@ async fn dead_letter_pages_are_bounded_in_bytes_and_one_is_fetched_whole() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_queries_cannot_take_the_database_from_another_tenant_or_from_health() {
+    let db = TestDb::new().await;
+    let (server, key_a) = start(
+        &db,
+        &[
+            "--limit-concurrent-queries",
+            "2",
+            "--db-read-connections",
+            "4",
+        ],
+    )
+    .await;
+    let key_b = create_tenant(&db.url, "globex");
+    let channel = server.channel().await;
+    // Tenant A's incident queries hang: their table is locked by another session.
+    let pg = pool(&db.url).await;
+    let mut locker = pg.begin().await.unwrap();
+    sqlx::query("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let hanging: Vec<_> = (0..2)
+        .map(|_| {
+            let mut incidents = pb::incidents_client::IncidentsClient::new(channel.clone());
+            let key = key_a.clone();
+            tokio::spawn(async move {
+                incidents
+                    .list_incidents(authed(pb::ListIncidentsRequest::default(), &key))
+                    .await
+            })
+        })
+        .collect();
+    // Wait until both hold a connection (they wait on the lock in PostgreSQL).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(
+        &pg,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'client backend'",
+    )
+    .await
+        < 2
+    {
+        if let Some(done) = hanging.iter().find(|h| h.is_finished()) {
+            panic!("a query did not wait for the lock: {done:?}");
+        }
+        assert!(std::time::Instant::now() < deadline, "the queries never reached the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A's next query is refused at once, with a retry delay and the reason.
+    let mut query = pb::query_client::QueryClient::new(channel.clone());
+    let err = query
+        .list_services(authed(pb::ListServicesRequest {}, &key_a))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().starts_with("too many concurrent queries"),
+        "{}",
+        err.message()
+    );
+    let details = tonic_types::StatusExt::get_error_details(&err);
+    assert!(details.retry_info().is_some(), "a retry delay");
+
+    // B queries and ingests as usual; health says SERVING.
+    query
+        .list_failed_events(authed(pb::ListFailedEventsRequest::default(), &key_b))
+        .await
+        .expect("another tenant's query runs");
+    let mut ingest = IngestClient::new(channel.clone());
+    let ack = publish(&mut ingest, &key_b, batch("b", 1, vec![event("billing")])).await;
+    assert_eq!(ack.accepted, 1);
+    assert_serving(channel).await;
+
+    // Once the lock goes, A's hanging queries finish and its slots are free.
+    locker.rollback().await.unwrap();
+    for call in hanging {
+        call.await.unwrap().expect("the held queries complete");
+    }
+    query
+        .list_services(authed(pb::ListServicesRequest {}, &key_a))
+        .await
+        .expect("A's slots are free again");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_valid_key_is_refused_before_its_body_is_read() {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let channel = server.channel().await;
+    let huge = pb::PublishEventsRequest {
+        batch: Some(batch(
+            "p",
+            1,
+            vec![pb::Event {
+                attributes: [("blob".to_string(), "x".repeat(30 << 20))].into(),
+                ..event("checkout")
+            }],
+        )),
+    };
+    let before = rss_kib(server.child.id());
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let mut client = IngestClient::new(channel.clone());
+            let request = huge.clone();
+            tokio::spawn(async move {
+                let request = if i % 2 == 0 {
+                    tonic::Request::new(request)
+                } else {
+                    authed(request, "pls_not_a_key_0000000000000000000000")
+                };
+                client.publish_events(request).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let status = call.await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    let grown_mib = rss_kib(server.child.id()).saturating_sub(before) / 1024;
+    // 20 bodies of 30 MiB would be 600 MiB; unread, they cost the windows only.
+    assert!(grown_mib < 150, "the server grew by {grown_mib} MiB");
+    let metrics = common::http_get(&format!("http://{}/metrics", server.http)).await;
+    assert!(
+        metrics.contains("pulsyon_requests_refused_unread_total"),
+        "{metrics}"
+    );
+    // A valid key still gets in; a key without the scope is refused unread too.
+    let mut client = IngestClient::new(channel.clone());
+    let ack = publish(&mut client, &key, batch("ok", 1, vec![event("checkout")])).await;
+    assert_eq!(ack.accepted, 1);
+    let reader = create_key(&db.url, "acme", "read");
+    let err = client
+        .publish_events(authed(huge, &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_bounded_in_number_and_time_and_health_stays_reachable() {
+    use tokio::io::AsyncReadExt;
+    let db = TestDb::new().await;
+    let (server, _key) = start(
+        &db,
+        &["--max-connections", "8", "--first-request-timeout", "1s"],
+    )
+    .await;
+    // Eight silent connections take every slot.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(&server.grpc).await.unwrap());
+    }
+    // The ninth is closed at once by the server.
+    let mut ninth = tokio::net::TcpStream::connect(&server.grpc).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(30), ninth.read(&mut buf))
+        .await
+        .expect("the refused connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    // The silent ones are closed after the first-request deadline (after
+    // the server's own SETTINGS frame).
+    for conn in &mut silent {
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the silent connection is closed");
+    }
+    drop(silent);
+    // A real client gets in again, and the refusals are counted and logged.
+    assert_serving(server.channel().await).await;
+    let metrics = common::http_get(&format!("http://{}/metrics", server.http)).await;
+    assert!(
+        metrics.contains("pulsyon_connections_refused_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("reason=\"no_request\""), "{metrics}");
+    assert!(
+        server.logs().contains("connection refused"),
+        "{}",
+        server.logs()
+    );
 }

@@ -857,57 +857,14 @@ async fn streams_cardinality_and_query_sizes_are_limited_per_tenant() {
 async fn raw_call(channel: &Channel, key: &str, path: &'static str, body: Vec<u8>) -> Status {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.unwrap();
-    grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(
+    grpc.unary::<Vec<u8>, Vec<u8>, common::RawCodec>(
         authed(body, key),
         tonic::codegen::http::uri::PathAndQuery::from_static(path),
-        RawCodec,
+        common::RawCodec,
     )
     .await
     .map(|_| ())
     .expect_err("the server refuses it")
-}
-
-#[derive(Default)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Status> {
-        use prost::bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        use prost::bytes::Buf;
-        let mut out = vec![0; src.remaining()];
-        src.copy_to_slice(&mut out);
-        Ok(Some(out))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,6 +66,18 @@ impl Authenticator {
         Ok(self.authorize_stream(request, scope).await?.0)
     }
 
+    /// Whether the `authorization` header among `headers` holds a valid key
+    /// with `scope` (for [`super::preauth`], before a body is read).
+    pub async fn check_headers(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        scope: Scope,
+    ) -> Result<(), Status> {
+        let value = headers.get("authorization").map(|v| v.to_str());
+        let digest = hash_secret(bearer_text(value)?);
+        self.check(&digest, scope, self.ttl).await.map(|_| ())
+    }
+
     /// As [`Authenticator::authorize`], with the key's check for a long
     /// stream: [`Authenticator::revoked`] ends when the key stops working.
     pub async fn authorize_stream<T>(
@@ -200,13 +212,22 @@ pub struct KeyCheck {
 
 /// The secret of an `authorization: Bearer <key>` header.
 fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
-    let value = request.metadata().get("authorization").ok_or_else(|| {
+    bearer_text(
+        request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().map_err(|_| ())),
+    )
+}
+
+/// The secret of an `authorization` header's value (`None`: no header;
+/// `Some(Err)`: not text).
+fn bearer_text<E>(value: Option<Result<&str, E>>) -> Result<&str, Status> {
+    let value = value.ok_or_else(|| {
         metrics::counter!("pulsyon_auth_failures_total", "reason" => "missing_key").increment(1);
         Status::unauthenticated("missing API key: send the header `authorization: Bearer <key>`")
     })?;
-    let text = value
-        .to_str()
-        .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
+    let text = value.map_err(|_| Status::unauthenticated("malformed authorization header"))?;
     let (scheme, secret) = text.split_once(' ').ok_or_else(|| {
         Status::unauthenticated("malformed authorization header: expected `Bearer <key>`")
     })?;

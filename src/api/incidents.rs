@@ -51,6 +51,8 @@ pub struct IncidentsService {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Signs and verifies page tokens.
     pub tokens: Arc<super::tokens::PageTokens>,
+    /// Bounds each tenant's concurrent queries.
+    pub gate: Arc<super::gate::QueryGate>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -466,6 +468,7 @@ impl Incidents for IncidentsService {
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         let (from, to) = convert::time_range(
@@ -495,6 +498,7 @@ impl Incidents for IncidentsService {
         request: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::GetIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let id = incident_id(&request.get_ref().incident_id)?;
         let (incident, alerts, timeline) = self
             .store
@@ -526,6 +530,7 @@ impl Incidents for IncidentsService {
         request: Request<pb::AcknowledgeIncidentRequest>,
     ) -> Result<Response<pb::AcknowledgeIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let incident = self
             .by_hand(
@@ -546,6 +551,7 @@ impl Incidents for IncidentsService {
         request: Request<pb::ResolveIncidentRequest>,
     ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let incident = self
             .by_hand(caller.tenant_id, &req.incident_id, true, &req.by, &req.note)
@@ -560,6 +566,7 @@ impl Incidents for IncidentsService {
         request: Request<pb::GetIncidentSummaryRequest>,
     ) -> Result<Response<pb::GetIncidentSummaryResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let window = match request.into_inner().window {
             None => 7 * DAY,
             Some(d) if d.seconds == 0 && d.nanos == 0 => 7 * DAY,

@@ -9,10 +9,13 @@ pub mod admin;
 pub mod auth;
 pub mod coalesce;
 pub mod codec;
+pub mod conn;
 pub mod convert;
+pub mod gate;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
+pub mod preauth;
 pub mod query;
 pub mod status;
 pub mod tls;
@@ -22,7 +25,6 @@ pub mod watch;
 use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
@@ -77,6 +79,10 @@ pub struct ApiDeps {
     pub guards: Arc<crate::ingest::limits::Guards>,
     /// Signs and verifies page tokens (the key shared through the database).
     pub tokens: Arc<tokens::PageTokens>,
+    /// Bounds each tenant's concurrent queries.
+    pub gate: Arc<gate::QueryGate>,
+    /// Bounds on connections (how many, how soon the first request).
+    pub connections: conn::ConnLimits,
 }
 
 /// PEM material for TLS on the gRPC port, read at start-up.
@@ -129,6 +135,10 @@ pub async fn serve(
     let tls = deps.tls.as_ref().map(tls::acceptor).transpose()?;
     // No global request timeout: it would cut long-lived ingest and Watch streams.
     let router = Server::builder()
+        // Keys are checked before a request's body is read (api/preauth.rs).
+        .layer(preauth::PreAuthLayer {
+            auth: deps.auth.clone(),
+        })
         // Larger HTTP/2 windows: an ingest batch is hundreds of KiB, and the
         // 64 KiB defaults would cost many round trips and window updates.
         // Memory stays bounded by the window sizes per connection.
@@ -155,6 +165,7 @@ pub async fn serve(
                 auth: deps.auth.clone(),
                 store: deps.store.clone(),
                 tokens: deps.tokens.clone(),
+                gate: deps.gate.clone(),
             })
             .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
         )
@@ -166,6 +177,7 @@ pub async fn serve(
             heartbeat: deps.watch_heartbeat,
             shutdown: deps.shutdown.clone(),
             tokens: deps.tokens.clone(),
+            gate: deps.gate.clone(),
         }))
         .add_service(
             AdminServer::new(admin::AdminService {
@@ -181,7 +193,7 @@ pub async fn serve(
         Some(acceptor) => {
             router
                 .serve_with_incoming_shutdown(
-                    tls::incoming(listener, acceptor),
+                    tls::incoming(listener, acceptor, deps.connections),
                     stop.cancelled_owned(),
                 )
                 .await?
@@ -191,12 +203,30 @@ pub async fn serve(
             // itself; these come from our listener, so Nagle is turned off
             // here. Without it a small answer waits for the client's delayed
             // ACK (about 40 ms).
-            let incoming = TcpListenerStream::new(listener).map(|accepted| {
-                accepted.map(|stream| {
-                    let _ = stream.set_nodelay(true);
-                    coalesce::Coalesced::new(stream)
-                })
-            });
+            let limits = deps.connections;
+            let incoming = Box::pin(futures_util::stream::unfold(
+                (listener, limits),
+                |(listener, limits)| async move {
+                    loop {
+                        match listener.accept().await {
+                            Ok((tcp, peer)) => {
+                                // Refused: dropping the socket closes it.
+                                let Some(slot) = limits.admit(peer) else {
+                                    continue;
+                                };
+                                let _ = tcp.set_nodelay(true);
+                                let conn = conn::Guarded::new(coalesce::Coalesced::new(tcp), slot);
+                                return Some((Ok::<_, std::io::Error>(conn), (listener, limits)));
+                            }
+                            Err(err) => {
+                                // Out of descriptors, say: wait instead of spinning.
+                                tracing::warn!(error = %err, "accepting a connection failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                },
+            ));
             router
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await?

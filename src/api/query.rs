@@ -45,6 +45,8 @@ pub struct QueryService {
     pub store: Store,
     /// Signs and verifies page tokens.
     pub tokens: Arc<super::tokens::PageTokens>,
+    /// Bounds each tenant's concurrent queries.
+    pub gate: Arc<super::gate::QueryGate>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -365,6 +367,7 @@ impl Query for QueryService {
         request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let now = OffsetDateTime::now_utc();
         let services = self
             .store
@@ -404,6 +407,7 @@ impl Query for QueryService {
         request: Request<pb::QueryEventsRequest>,
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let limits = &caller.limits;
         let mut filter = event_filter(&req, OffsetDateTime::now_utc(), limits.max_query_range)?;
@@ -470,6 +474,7 @@ impl Query for QueryService {
         request: Request<pb::GetServiceHealthRequest>,
     ) -> Result<Response<pb::GetServiceHealthResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let window = match req.window {
             None => HOUR,
@@ -552,6 +557,7 @@ impl Query for QueryService {
         request: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let service =
             text_filter("service", req.service)?.ok_or_else(|| invalid("service", "required"))?;
@@ -609,6 +615,7 @@ impl Query for QueryService {
         request: Request<pb::ListFailedEventsRequest>,
     ) -> Result<Response<pb::ListFailedEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let reason = match req.reason {
             0 => None,
@@ -626,8 +633,7 @@ impl Query for QueryService {
             .store
             .failed_events(
                 caller.tenant_id,
-                from,
-                to,
+                (from, to),
                 reason,
                 cursor,
                 limit + 1,
@@ -662,6 +668,7 @@ impl Query for QueryService {
         request: Request<pb::GetFailedEventRequest>,
     ) -> Result<Response<pb::GetFailedEventResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let id: i64 = request
             .into_inner()
             .failed_id
@@ -682,6 +689,7 @@ impl Query for QueryService {
         request: Request<pb::GetIngestStatsRequest>,
     ) -> Result<Response<pb::GetIngestStatsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
+        let _running = self.gate.enter(&caller)?;
         let req = request.into_inner();
         let (from, to) = convert::time_range(
             req.range.as_ref(),

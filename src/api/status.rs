@@ -14,6 +14,19 @@ pub fn from_store(err: StoreError) -> Status {
             tracing::warn!(error = %source, "database unavailable");
             Status::unavailable("the database is unavailable; retry later")
         }
+        StoreError::Busy(what) => {
+            tracing::warn!(what, "every request connection busy");
+            let delay = std::time::Duration::from_millis(200);
+            use tonic_types::{ErrorDetails, StatusExt};
+            Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "the server is busy with too many concurrent queries; retry in {} ms",
+                    delay.as_millis()
+                ),
+                ErrorDetails::with_retry_info(Some(delay)),
+            )
+        }
         StoreError::Conflict(what) => Status::already_exists(format!("{what} already exists")),
         StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
         StoreError::State(why) => Status::failed_precondition(why),

@@ -22,7 +22,7 @@ use tokio_rustls::{
 };
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 
-use super::{TlsMaterial, coalesce::Coalesced};
+use super::{TlsMaterial, coalesce::Coalesced, conn::Guarded};
 
 /// Longest a client may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,7 +85,8 @@ fn certificates(flag: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, 
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-) -> impl Stream<Item = io::Result<Coalesced<TlsStream<TcpStream>>>> {
+    limits: super::conn::ConnLimits,
+) -> impl Stream<Item = io::Result<Guarded<Coalesced<TlsStream<TcpStream>>>>> {
     let (ready, rx) = tokio::sync::mpsc::channel(READY);
     tokio::spawn(async move {
         loop {
@@ -103,6 +104,10 @@ pub fn incoming(
                     continue;
                 }
             };
+            // Refused: dropping the socket closes it.
+            let Some(slot) = limits.admit(peer) else {
+                continue;
+            };
             // Without it a small answer waits for the client's delayed ACK.
             let _ = tcp.set_nodelay(true);
             let (acceptor, ready) = (acceptor.clone(), ready.clone());
@@ -110,7 +115,9 @@ pub fn incoming(
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         // Fails only when the server has stopped: the connection closes.
-                        let _ = ready.send(Ok(Coalesced::new(tls))).await;
+                        let _ = ready
+                            .send(Ok(Guarded::new(Coalesced::new(tls), slot)))
+                            .await;
                     }
                     Ok(Err(err)) => {
                         tracing::debug!(%peer, error = %err, "tls handshake failed");

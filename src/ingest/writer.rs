@@ -126,14 +126,18 @@ impl Worker {
             .unzip();
         let results = match self.write_retrying(&batches).await {
             Ok(fates) => fates.into_iter().map(Ok).collect(),
-            Err(StoreError::Unavailable(_)) => vec![Err(WriteError::Unavailable); batches.len()],
+            Err(StoreError::Unavailable(_) | StoreError::Busy(_)) => {
+                vec![Err(WriteError::Unavailable); batches.len()]
+            }
             Err(err) if batches.len() > 1 => {
                 tracing::warn!(error = %err, batches = batches.len(), "writer batch failed; writing its batches one by one");
                 let mut results = Vec::with_capacity(batches.len());
                 for batch in &batches {
                     results.push(match self.write_retrying(std::slice::from_ref(batch)).await {
                         Ok(fates) => Ok(fates[0]),
-                        Err(StoreError::Unavailable(_)) => Err(WriteError::Unavailable),
+                        Err(StoreError::Unavailable(_) | StoreError::Busy(_)) => {
+                            Err(WriteError::Unavailable)
+                        }
                         Err(err) => {
                             tracing::error!(error = %err, producer = %batch.producer_id, seq = batch.seq, "batch could not be stored");
                             Err(WriteError::Internal)

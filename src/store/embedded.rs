@@ -147,8 +147,11 @@ impl RunAs {
         // The unprivileged user must be able to enter the data dir to reach pg/ and run/.
         let mode = fs::metadata(data_dir).map_err(io_err(data_dir))?.mode();
         if mode & 0o001 == 0 {
-            fs::set_permissions(data_dir, fs::Permissions::from_mode((mode & 0o7777) | 0o711))
-                .map_err(io_err(data_dir))?;
+            fs::set_permissions(
+                data_dir,
+                fs::Permissions::from_mode((mode & 0o7777) | 0o711),
+            )
+            .map_err(io_err(data_dir))?;
         }
         let blocked = match self.check_reachable(data_dir) {
             Ok(()) => return Ok(data_dir.to_owned()),
@@ -589,8 +592,11 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         assert!(!super::process_gone(pid));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         // Not reaped yet: a zombie, which still answers kill(pid, 0).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !super::process_gone(pid) {

@@ -55,12 +55,16 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Every connection of the pool stayed busy with other requests: the
+    /// database is up, the server is saturated.
+    #[error("no database connection free for {0}")]
+    Busy(&'static str),
 }
 
 impl StoreError {
     /// Whether the caller may retry the same operation later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 }
 
@@ -69,9 +73,9 @@ impl StoreError {
 pub fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound(what),
+        sqlx::Error::PoolTimedOut => StoreError::Busy(what),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
         sqlx::Error::Database(db) => match db.code().as_deref() {
@@ -95,29 +99,64 @@ pub fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
 }
 
 /// A handle on the database, cheap to clone.
+///
+/// Three budgets, so that one kind of load cannot starve another: `pool`
+/// for the system paths (the writer, rollups, detector, keeper, key lookups),
+/// `reads` for request paths (every [`Store::tenant_tx`]), and one connection
+/// of its own for the health ping, which then says whether the database
+/// answers, not whether a pool is momentarily exhausted.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    reads: PgPool,
+    health: PgPool,
 }
 
 impl Store {
     /// Connects, retrying until `timeout` while the database is unreachable
-    /// (it may still be starting).
+    /// (it may still be starting); request paths get a pool of the same size.
     pub async fn connect(
         options: PgConnectOptions,
         max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        Store::connect_split(options, max_connections, max_connections, timeout).await
+    }
+
+    /// Connects with `system` connections for the system paths and `reads`
+    /// for request paths (and one for health).
+    pub async fn connect_split(
+        options: PgConnectOptions,
+        system: u32,
+        reads: u32,
         timeout: Duration,
     ) -> Result<Store, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut delay = Duration::from_millis(100);
         loop {
             let attempt = PgPoolOptions::new()
-                .max_connections(max_connections)
+                .max_connections(system)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.clone())
                 .await;
             match attempt {
-                Ok(pool) => return Ok(Store { pool }),
+                Ok(pool) => {
+                    // A request waits at most 2 s for a connection, then is
+                    // told the server is busy (RESOURCE_EXHAUSTED), not down.
+                    let reads = PgPoolOptions::new()
+                        .max_connections(reads.max(1))
+                        .acquire_timeout(Duration::from_secs(2))
+                        .connect_lazy_with(options.clone());
+                    let health = PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(2))
+                        .connect_lazy_with(options.clone());
+                    return Ok(Store {
+                        pool,
+                        reads,
+                        health,
+                    });
+                }
                 Err(err) => {
                     let err = classify(err, "connection");
                     if !err.is_retryable() || tokio::time::Instant::now() + delay > deadline {
@@ -138,10 +177,11 @@ impl Store {
         Ok(())
     }
 
-    /// A cheap round trip, to tell whether the database answers.
+    /// A cheap round trip on health's own connection, to tell whether the
+    /// database answers (however busy the pools are).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.health)
             .await
             .map(|_| ())
             .map_err(|e| classify(e, "ping"))
@@ -149,6 +189,8 @@ impl Store {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
+        self.reads.close().await;
+        self.health.close().await;
         self.pool.close().await;
     }
 
@@ -166,7 +208,7 @@ impl Store {
         tenant: TenantId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         let mut tx = self
-            .pool
+            .reads
             .begin()
             .await
             .map_err(|e| classify(e, "transaction"))?;

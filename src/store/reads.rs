@@ -45,8 +45,7 @@ impl Store {
     pub async fn failed_events(
         &self,
         tenant: TenantId,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
+        (from, to): (OffsetDateTime, OffsetDateTime),
         reason: Option<RejectReason>,
         cursor: Option<FailedCursor>,
         limit: i64,
