@@ -117,6 +117,7 @@ fn bench_alert(tenant_id: pulsyon::domain::TenantId, service: String) -> Alert {
         severity: Severity::Warning,
         observed: 0.3,
         baseline: 0.01,
+        no_baseline: false,
         threshold: 0.05,
         window_secs: 90,
         fired_at: time::OffsetDateTime::now_utc(),

@@ -3,10 +3,12 @@
 //! take: validation, the writer, the rollups.
 //!
 //! Traffic follows a daily cycle (Poisson arrivals whose rate swings by 40%
-//! around `--rate`), from the generator the load generator uses. Three
+//! around `--rate`), from the generator the load generator uses. Five
 //! incidents are injected at known times, printed as JSON lines on stdout:
 //! an error spike, a latency degradation, a slow drift (latency growing by
-//! up to 1.5 s over two hours) and an outage.
+//! up to 1.5 s over two hours), an outage, and a broken deploy: a new service
+//! (`ratings`, no history before it) failing half its requests from its
+//! first minute for 20 minutes, then healthy to the end.
 
 use std::{
     io::IsTerminal,
@@ -48,7 +50,7 @@ pub fn fault_at(i: &Injected, t: SystemTime) -> Fault {
 /// An incident injected into the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Injected {
-    /// `error_spike`, `latency_degradation` or `outage`.
+    /// `error_spike`, `latency_degradation`, `slow_drift`, `outage` or `broken_deploy`.
     pub kind: &'static str,
     /// The service it hits.
     pub service: &'static str,
@@ -88,8 +90,12 @@ fn at_minute(t: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs / 60 * 60)
 }
 
+/// The service a broken deploy brings: new, so it has no baseline.
+pub const NEW_SERVICE: &str = "ratings";
+
 /// The incidents of a history of `span` ending at `end`, over `services`:
-/// at 1/4, 1/2, 3/5 and 3/4 of the span, each on its own service when there are enough.
+/// at 1/4, 1/2, 3/5 and 3/4 of the span, each on its own service when there
+/// are enough; at 9/10 the new service's broken deploy.
 pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> Vec<Injected> {
     let start = end - span;
     let pick = |i: usize| services[i % services.len()];
@@ -134,6 +140,16 @@ pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> V
             end: at(0.75) + minutes(15),
             fault: Fault {
                 error_rate: 1.0,
+                ..Fault::default()
+            },
+        },
+        Injected {
+            kind: "broken_deploy",
+            service: NEW_SERVICE,
+            start: at(0.9),
+            end: at(0.9) + minutes(20),
+            fault: Fault {
+                error_rate: 0.5,
                 ..Fault::default()
             },
         },
@@ -212,6 +228,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     );
 
     let mut arrivals = Rng::new(args.seed ^ 0x5eed);
+    let deploy = incidents.iter().find(|i| i.kind == "broken_deploy");
     let mut t = start;
     let mut generated: u64 = 0;
     let started = Instant::now();
@@ -223,16 +240,30 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
                 .find(|i| i.service == service && i.start <= t && t < i.end)
                 .map(|i| fault_at(i, t))
         };
-        let event = generator.event_with(t, fault);
-        let client = &clients[generated as usize % clients.len()];
-        if client.send(event).await.is_err() {
-            let why = client
-                .last_error()
-                .map(|s| s.message().to_owned())
-                .unwrap_or_else(|| "the stream closed".into());
-            anyhow::bail!("sending failed: {why}");
+        let mut events = vec![generator.event_with(t, fault)];
+        // After its deploy the new service gets a share like any other's.
+        if let Some(d) = deploy.filter(|d| d.start <= t)
+            && arrivals.below(args.services.max(1)) == 0
+        {
+            let fault = if t < d.end { d.fault } else { Fault::default() };
+            let mut event = generator.event_with(t, |_| Some(fault));
+            event.service = d.service.into();
+            event.endpoint = "/api/v1/ratings".into();
+            event.method = "GET".into();
+            event.host = format!("{}-0", d.service);
+            events.push(event);
         }
-        generated += 1;
+        for event in events {
+            let client = &clients[generated as usize % clients.len()];
+            if client.send(event).await.is_err() {
+                let why = client
+                    .last_error()
+                    .map(|s| s.message().to_owned())
+                    .unwrap_or_else(|| "the stream closed".into());
+                anyhow::bail!("sending failed: {why}");
+            }
+            generated += 1;
+        }
         // Exponential gaps at the rate of the moment: Poisson arrivals.
         let rate = args.rate * daily_factor(t);
         let gap = -(1.0 - arrivals.unit()).ln() / rate;
@@ -290,7 +321,7 @@ mod tests {
         let span = Duration::from_secs(7 * 86_400);
         let plan = schedule(end, span, &["a", "b", "c", "d"]);
         let services: Vec<&str> = plan.iter().map(|i| i.service).collect();
-        assert_eq!(services, ["b", "c", "d", "a"]);
+        assert_eq!(services, ["b", "c", "d", "a", NEW_SERVICE]);
         for i in &plan {
             assert!(end - span < i.start && i.end < end && i.start < i.end);
             assert_eq!(at_minute(i.start), i.start);

@@ -402,6 +402,7 @@ fn alert(tenant: TenantId, service: &str, severity: Severity) -> Alert {
         severity,
         observed: 0.3,
         baseline: 0.01,
+        no_baseline: false,
         threshold: 0.05,
         window_secs: 90,
         fired_at: OffsetDateTime::now_utc(),
@@ -668,6 +669,167 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
     .await;
     let first = next_update(&mut stream).await;
     assert_eq!(first.incident.unwrap().incident_id, recent_id.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_had_no_baseline() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    let store = open_store(&db).await;
+    let tenant = tenant_id(&store, "acme").await;
+    let detector = Detector::new(store.clone(), DetectConfig::default())
+        .await
+        .unwrap();
+    let mut s = Scenario {
+        store: store.clone(),
+        tenant,
+        detector,
+        seq: 0,
+    };
+    // A new deploy, broken from its first request: half of them fail.
+    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
+    let made = s.run(first, 60, 0.5).await;
+    let (opened_at, kind) = made
+        .first()
+        .copied()
+        .expect("the broken service opens an incident");
+    assert_eq!(kind, UpdateKind::Opened);
+    assert!(
+        opened_at - first <= time::Duration::seconds(60),
+        "found {} after its first events",
+        opened_at - first
+    );
+    let open = store.open_incidents(tenant).await.unwrap();
+    assert_eq!(open.len(), 1);
+    let alert = store
+        .firing_alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == pulsyon::detect::rules::Kind::ErrorRate)
+        .expect("the firing alert");
+    assert!(alert.no_baseline, "{alert:?}");
+    let text = pulsyon::store::incidents::alert_explanation(&alert);
+    assert!(text.contains("no healthy baseline yet"), "{text}");
+
+    // Fifteen more minutes of the same failure: the baseline does not learn
+    // it as normal, so the incident stays open.
+    let made = s
+        .run(first + time::Duration::minutes(1), 15 * 60, 0.5)
+        .await;
+    assert!(
+        made.iter().all(|(_, k)| *k != UpdateKind::Resolved),
+        "{made:?}"
+    );
+    assert_eq!(store.open_incidents(tenant).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_new_service_opens_nothing() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    let store = open_store(&db).await;
+    let tenant = tenant_id(&store, "acme").await;
+    let detector = Detector::new(store.clone(), DetectConfig::default())
+        .await
+        .unwrap();
+    let mut s = Scenario {
+        store: store.clone(),
+        tenant,
+        detector,
+        seq: 0,
+    };
+    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
+    let made = s.run(first, 15 * 60, 0.02).await;
+    assert!(made.is_empty(), "{made:?}");
+}
+
+/// Thirty minutes of steady healthy traffic of `services`, then the clock
+/// run for four minutes in 5 s steps with traffic from `going_on` only.
+/// Returns the incidents left unresolved with their alerts' services.
+async fn silence_after_history(
+    services: &[&str],
+    going_on: &[&str],
+) -> Vec<(pulsyon::detect::model::Incident, Vec<String>)> {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    let store = open_store(&db).await;
+    let tenant = tenant_id(&store, "acme").await;
+    let detector = Detector::new(store.clone(), DetectConfig::default())
+        .await
+        .unwrap();
+    let mut s = Scenario {
+        store: store.clone(),
+        tenant,
+        detector,
+        seq: 0,
+    };
+    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(40);
+    for m in 0..30 {
+        let t = first + time::Duration::minutes(m);
+        let batch = services
+            .iter()
+            .flat_map(|svc| events(svc, t, 60, 1, 0.0))
+            .collect();
+        s.write(batch).await;
+    }
+    let stop = first + time::Duration::minutes(30);
+    for step in 0..(4 * 60 / 5) {
+        let t = stop + time::Duration::seconds(step * 5);
+        let batch: Vec<Event> = going_on
+            .iter()
+            .flat_map(|svc| events(svc, t, 5, 1, 0.0))
+            .collect();
+        if !batch.is_empty() {
+            s.write(batch).await;
+        }
+        s.detector
+            .tick(t + time::Duration::seconds(5))
+            .await
+            .unwrap();
+    }
+    let firing = store.firing_alerts().await.unwrap();
+    let mut open = Vec::new();
+    for incident in store.open_incidents(tenant).await.unwrap() {
+        let mut alerted: Vec<String> = firing
+            .iter()
+            .filter(|a| a.incident_id == Some(incident.incident_id))
+            .map(|a| {
+                assert_eq!(a.kind, Kind::TrafficDrop, "{a:?}");
+                a.service.clone()
+            })
+            .collect();
+        alerted.sort();
+        alerted.dedup();
+        open.push((incident, alerted));
+    }
+    open
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_of_a_tenant_going_silent_at_once_is_one_incident_not_one_per_service() {
+    let open = silence_after_history(&["api", "billing", "search"], &[]).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let (incident, alerted) = &open[0];
+    assert_eq!(incident.service, "", "{incident:?}");
+    assert_eq!(incident.severity, "critical");
+    assert!(
+        incident
+            .title
+            .starts_with("all 3 services stopped sending at once"),
+        "{}",
+        incident.title
+    );
+    assert_eq!(alerted, &["api", "billing", "search"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_service_going_silent_while_the_others_go_on_is_its_own_incident() {
+    let open = silence_after_history(&["api", "billing", "search"], &["api", "search"]).await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let (incident, alerted) = &open[0];
+    assert_eq!(incident.service, "billing", "{incident:?}");
+    assert_eq!(alerted, &["billing"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,7 @@ fn alert(tenant: pulsyon::domain::TenantId, service: &str) -> Alert {
         severity: Severity::Critical,
         observed: 0.4,
         baseline: 0.01,
+        no_baseline: false,
         threshold: 0.05,
         window_secs: 90,
         fired_at: OffsetDateTime::now_utc(),

@@ -153,6 +153,7 @@ pub fn alert_to_pb(a: &Alert) -> pb::Alert {
         fired_at: Some(convert::timestamp(a.fired_at)),
         cleared_at: a.cleared_at.map(convert::timestamp),
         explanation: alert_explanation(a),
+        no_baseline: a.no_baseline,
     }
 }
 

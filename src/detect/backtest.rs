@@ -119,10 +119,13 @@ pub fn run(
         out.evaluations += 1;
         for effect in effects {
             match effect {
-                Effect::Fire(mut alert) => {
+                Effect::Fire(mut alert, grouping) => {
                     alert.alert_id = next_id;
                     next_id += 1;
-                    let key = (alert.tenant_id.0, alert.service.clone());
+                    let key = (
+                        alert.tenant_id.0,
+                        grouping.incident_service(&alert).to_owned(),
+                    );
                     let index = match open.get(&key) {
                         Some(i) => *i,
                         None => {

@@ -30,7 +30,7 @@ use crate::{
     rollup::{self, histogram::Histogram},
     store::{Store, StoreError, detect::MinuteRow},
 };
-use model::{Alert, Update};
+use model::{Alert, Grouping, Update};
 use rules::{Baseline, Hysteresis, Kind, Override, Settings, Transition, Window};
 
 /// Advisory lock key of the detector's leader ("pulsyon detect").
@@ -118,11 +118,14 @@ pub fn baselines(
             let span = ((to - first).whole_minutes()).max(1) as usize;
             let mut requests: Vec<f64> = rows.iter().map(|r| r.count as f64).collect();
             requests.resize(span.max(requests.len()), 0.0);
+            // Failing minutes are not what the service usually does.
             let mut errors: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.count > 0)
                 .map(|r| r.status_5xx as f64 / r.count as f64)
+                .filter(|share| *share <= rules::HEALTHY_ERROR_SHARE)
                 .collect();
+            let error_minutes = errors.len() as u32;
             let mut p95: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.count > 0)
@@ -130,6 +133,7 @@ pub fn baselines(
                 .collect();
             let b = Baseline {
                 error_rate: rules::median(&mut errors),
+                error_minutes,
                 p95_ms: rules::median(&mut p95),
                 p95_long_ms: rules::median(&mut long_p95),
                 requests_per_minute: rules::median(&mut requests),
@@ -185,8 +189,8 @@ pub fn windows(
 /// A rule's change for one subject, from one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// A new alert fires.
-    Fire(Alert),
+    /// A new alert fires, into the incident its grouping names.
+    Fire(Alert, Grouping),
     /// The alert of this subject and rule clears.
     Clear(Subject, Kind),
 }
@@ -226,10 +230,22 @@ impl State {
         now: OffsetDateTime,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let mut subjects: Vec<&Subject> = baselines.keys().collect();
+        // Services with traffic now but no baseline yet are read too (error
+        // rate against its absolute bar): a new deploy broken from its first
+        // minute must not wait for a baseline that would learn the failure.
+        let unseen = Baseline::default();
+        let mut subjects: Vec<&Subject> = baselines
+            .keys()
+            .chain(
+                windows
+                    .keys()
+                    .filter(|s| s.2.is_empty() && !baselines.contains_key(*s)),
+            )
+            .collect();
         subjects.sort();
+        let silent = silent_tenants(baselines, windows, window_secs, overrides);
         for subject in subjects {
-            let baseline = &baselines[subject];
+            let baseline = baselines.get(subject).unwrap_or(&unseen);
             if !subject.2.is_empty() && baseline.requests_per_minute < config.endpoint_min_rpm {
                 continue;
             }
@@ -259,21 +275,31 @@ impl State {
                 match if worse { Transition::Fire } else { transition } {
                     Transition::Fire => {
                         if let (Some(r), Some(severity)) = (reading, bad) {
-                            effects.push(Effect::Fire(Alert {
-                                alert_id: 0,
-                                tenant_id: TenantId(subject.0),
-                                incident_id: None,
-                                service: subject.1.clone(),
-                                endpoint: subject.2.clone(),
-                                kind,
-                                severity,
-                                observed: r.observed,
-                                baseline: r.baseline,
-                                threshold: r.threshold,
-                                window_secs,
-                                fired_at: now,
-                                cleared_at: None,
-                            }));
+                            let grouping = match silent.get(&subject.0) {
+                                Some(&services) if kind == Kind::TrafficDrop => {
+                                    Grouping::AllServices { services }
+                                }
+                                _ => Grouping::Service,
+                            };
+                            effects.push(Effect::Fire(
+                                Alert {
+                                    alert_id: 0,
+                                    tenant_id: TenantId(subject.0),
+                                    incident_id: None,
+                                    service: subject.1.clone(),
+                                    endpoint: subject.2.clone(),
+                                    kind,
+                                    severity,
+                                    observed: r.observed,
+                                    baseline: r.baseline,
+                                    no_baseline: r.no_baseline,
+                                    threshold: r.threshold,
+                                    window_secs,
+                                    fired_at: now,
+                                    cleared_at: None,
+                                },
+                                grouping,
+                            ));
                         }
                     }
                     Transition::Clear => effects.push(Effect::Clear(subject.clone(), kind)),
@@ -282,11 +308,12 @@ impl State {
             }
         }
         // A firing alert whose subject lost its baseline (no traffic for the
-        // whole baseline period) clears: nothing is left to compare with.
+        // whole baseline period) and has no traffic now clears: nothing is
+        // left to compare with.
         let orphans: Vec<(Subject, Kind)> = self
             .firing
             .keys()
-            .filter(|(s, _)| !baselines.contains_key(s))
+            .filter(|(s, _)| !baselines.contains_key(s) && !windows.contains_key(s))
             .cloned()
             .collect();
         for (s, k) in orphans {
@@ -295,6 +322,36 @@ impl State {
         }
         effects
     }
+}
+
+/// Tenants whose steady services (at least two) all read as a traffic drop
+/// in this evaluation, with how many there are: they went silent together,
+/// which is one event, not one outage per service.
+fn silent_tenants(
+    baselines: &HashMap<Subject, Baseline>,
+    windows: &HashMap<Subject, Window>,
+    window_secs: i32,
+    overrides: &Overrides,
+) -> HashMap<i64, usize> {
+    // tenant -> (steady services, of which dropped)
+    let mut per: HashMap<i64, (usize, usize)> = HashMap::new();
+    for (subject, baseline) in baselines.iter().filter(|(s, _)| s.2.is_empty()) {
+        let settings = settings_for(overrides, subject.0, &subject.1, Kind::TrafficDrop);
+        let empty = Window {
+            seconds: f64::from(window_secs),
+            ..Window::default()
+        };
+        let window = windows.get(subject).unwrap_or(&empty);
+        if let Some(reading) = rules::read(Kind::TrafficDrop, &settings, window, baseline) {
+            let entry = per.entry(subject.0).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(reading.bad.is_some());
+        }
+    }
+    per.into_iter()
+        .filter(|(_, (steady, dropped))| *steady >= 2 && dropped == steady)
+        .map(|(tenant, (steady, _))| (tenant, steady))
+        .collect()
 }
 
 /// The detector of the leader process.
@@ -362,7 +419,7 @@ impl Detector {
         let mut tick = Tick::default();
         for effect in effects {
             match effect {
-                Effect::Fire(alert) => {
+                Effect::Fire(alert, grouping) => {
                     let key = (
                         (
                             alert.tenant_id.0,
@@ -373,7 +430,7 @@ impl Detector {
                     );
                     let (stored, updates) = self
                         .store
-                        .fire_alert(&alert, self.config.reopen_within)
+                        .fire_grouped(&alert, grouping, self.config.reopen_within)
                         .await?;
                     metrics::counter!("pulsyon_alerts_fired_total", "kind" => alert.kind.as_str())
                         .increment(1);

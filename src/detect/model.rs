@@ -103,6 +103,9 @@ pub struct Alert {
     pub observed: f64,
     /// Baseline it was compared with.
     pub baseline: f64,
+    /// There was no healthy baseline yet (a new service, or one failing from
+    /// its first minutes): the absolute bar decided, and `baseline` is 0.
+    pub no_baseline: bool,
     /// Threshold it crossed.
     pub threshold: f64,
     /// Width of the evaluated window, seconds.
@@ -113,6 +116,41 @@ pub struct Alert {
     pub cleared_at: Option<OffsetDateTime>,
 }
 
+/// Which incident an alert belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// Its service's (the usual case).
+    Service,
+    /// One incident for the whole tenant: every one of its `services` steady
+    /// services went silent at the same evaluation. That is one event (the
+    /// sender, or its path to Pulsyon, stopped), not that many outages.
+    AllServices {
+        /// Steady services that went silent together.
+        services: usize,
+    },
+}
+
+impl Grouping {
+    /// The `service` of the incident `alert` belongs to: its own, or ''
+    /// for a tenant-wide incident (no event has an empty service).
+    pub fn incident_service(self, alert: &Alert) -> &str {
+        match self {
+            Grouping::Service => &alert.service,
+            Grouping::AllServices { .. } => "",
+        }
+    }
+
+    /// The incident's title when the grouping gives it one.
+    pub fn title(self) -> Option<String> {
+        match self {
+            Grouping::Service => None,
+            Grouping::AllServices { services } => Some(format!(
+                "all {services} services stopped sending at once: one sender (or its path to Pulsyon) stopped, not {services} outages"
+            )),
+        }
+    }
+}
+
 /// An incident as it is after a change (also the snapshot kept with each update).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -120,7 +158,8 @@ pub struct Incident {
     pub incident_id: i64,
     /// Whose.
     pub tenant_id: i64,
-    /// The service.
+    /// The service; '' when it is about every service of the tenant at once
+    /// (see [`Grouping::AllServices`]).
     pub service: String,
     /// One line, from its strongest alert.
     pub title: String,

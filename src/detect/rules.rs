@@ -220,8 +220,11 @@ pub struct Window {
 /// The subject's usual behaviour: medians over the previous hours' minutes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Baseline {
-    /// Median 5xx share of the minutes with traffic.
+    /// Median 5xx share of the healthy minutes with traffic (at most
+    /// [`HEALTHY_ERROR_SHARE`]): a baseline never learns a failure as normal.
     pub error_rate: f64,
+    /// Minutes `error_rate` was made of.
+    pub error_minutes: u32,
     /// Median p95 of the minutes with traffic, milliseconds.
     pub p95_ms: f64,
     /// The same over the long baseline (a day): what a slow drift is measured against.
@@ -244,12 +247,22 @@ pub struct Reading {
     pub baseline: f64,
     /// The threshold it had to cross (for traffic drop: the floor).
     pub threshold: f64,
+    /// There was no healthy baseline: the absolute bar alone decided.
+    pub no_baseline: bool,
     /// `Some` when the window is bad.
     pub bad: Option<Severity>,
 }
 
 /// Fewest minutes of history before the baseline counts.
 pub const MIN_BASELINE_MINUTES: u32 = 10;
+
+/// Minutes whose 5xx share is above this are left out of the error baseline.
+pub const HEALTHY_ERROR_SHARE: f64 = 0.05;
+
+/// The error-rate bar of a subject without a healthy baseline (a new
+/// service, or one failing from its first minutes): the rule's threshold,
+/// but at least this, beyond chance like every reading.
+pub const NO_BASELINE_ERROR_BAR: f64 = 0.10;
 
 /// How unlikely the error count is if the true rate were `rate`: standard
 /// deviations above the binomial mean (normal approximation, continuity corrected).
@@ -289,7 +302,12 @@ pub fn read(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Readin
 }
 
 fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> {
-    if !s.enabled || b.minutes < MIN_BASELINE_MINUTES {
+    if !s.enabled {
+        return None;
+    }
+    // Error rate alone reads a subject without a healthy baseline (against
+    // an absolute bar); the other rules have nothing to compare with.
+    if kind != Kind::ErrorRate && b.minutes < MIN_BASELINE_MINUTES {
         return None;
     }
     match kind {
@@ -298,7 +316,17 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 return None;
             }
             let observed = w.errors as f64 / w.requests as f64;
-            let bar = s.threshold.max(b.error_rate * s.baseline_factor);
+            let healthy =
+                b.minutes >= MIN_BASELINE_MINUTES && b.error_minutes >= MIN_BASELINE_MINUTES;
+            let (bar, threshold) = if healthy {
+                (
+                    s.threshold.max(b.error_rate * s.baseline_factor),
+                    s.threshold,
+                )
+            } else {
+                let bar = s.threshold.max(NO_BASELINE_ERROR_BAR);
+                (bar, bar)
+            };
             // Above the bar by more than chance: a handful of errors in a
             // small window is noise, not an incident.
             let bad = graded(observed, bar, s.critical_at)
@@ -306,8 +334,9 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             Some(Reading {
                 kind,
                 observed,
-                baseline: b.error_rate,
-                threshold: s.threshold,
+                baseline: if healthy { b.error_rate } else { 0.0 },
+                threshold,
+                no_baseline: !healthy,
                 bad,
             })
         }
@@ -335,6 +364,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 observed,
                 baseline: base,
                 threshold: s.threshold,
+                no_baseline: false,
                 bad,
             })
         }
@@ -349,6 +379,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 observed,
                 baseline: b.requests_per_minute,
                 threshold: floor,
+                no_baseline: false,
                 bad: (observed < floor).then_some(Severity::Critical),
             })
         }
@@ -359,6 +390,11 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
 pub fn explain(r: &Reading, window_secs: u64) -> String {
     let pct = |v: f64| format!("{:.1}%", v * 100.0);
     match r.kind {
+        Kind::ErrorRate if r.no_baseline => format!(
+            "error rate {} over {window_secs}s, no healthy baseline yet (a new service, or failing since it started), threshold {}",
+            pct(r.observed),
+            pct(r.threshold)
+        ),
         Kind::ErrorRate => format!(
             "error rate {} over {window_secs}s, baseline {}, threshold {}",
             pct(r.observed),
@@ -451,6 +487,7 @@ mod tests {
             p95_long_ms: 0.0,
             requests_per_minute: 300.0,
             minutes: 60,
+            error_minutes: 60,
         }
     }
 
@@ -491,11 +528,54 @@ mod tests {
         assert_eq!(r(window(450, 45, 100.0), noisy), None);
         // Too few requests, or too little history, says nothing.
         assert!(read(Kind::ErrorRate, &s, &window(10, 10, 1.0), &baseline()).is_none());
+        // Too little history: the absolute bar reads it (below).
         let young = Baseline {
             minutes: 3,
             ..baseline()
         };
-        assert!(read(Kind::ErrorRate, &s, &window(450, 200, 1.0), &young).is_none());
+        let reading = read(Kind::ErrorRate, &s, &window(450, 200, 1.0), &young).unwrap();
+        assert!(reading.no_baseline);
+    }
+
+    #[test]
+    fn without_a_healthy_baseline_the_absolute_bar_decides_and_says_so() {
+        let s = Settings::defaults(Kind::ErrorRate);
+        // A new service: no history at all; or history that was all failing
+        // (no healthy minute to learn from).
+        for b in [
+            Baseline::default(),
+            Baseline {
+                error_rate: 0.0,
+                error_minutes: 0,
+                ..baseline()
+            },
+        ] {
+            let half = read(Kind::ErrorRate, &s, &window(90, 45, 1.0), &b).unwrap();
+            assert_eq!(half.bad, Some(Severity::Critical), "{b:?}");
+            assert!(half.no_baseline);
+            assert_eq!(half.threshold, NO_BASELINE_ERROR_BAR);
+            assert!(
+                explain(&half, 60).contains("no healthy baseline yet"),
+                "{}",
+                explain(&half, 60)
+            );
+            // Healthy noise of a new service does not fire: below the bar, or
+            // not beyond chance just above it.
+            for (requests, errors) in [(90, 3), (30, 4), (200, 12)] {
+                let r = read(Kind::ErrorRate, &s, &window(requests, errors, 1.0), &b).unwrap();
+                assert_eq!(r.bad, None, "{errors}/{requests}");
+            }
+            // The other rules have nothing to compare with.
+            assert!(
+                read(
+                    Kind::LatencyP95,
+                    &Settings::defaults(Kind::LatencyP95),
+                    &window(90, 0, 900.0),
+                    &Baseline::default()
+                )
+                .is_none()
+            );
+        }
     }
 
     #[test]

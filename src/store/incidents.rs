@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{Store, StoreError, classify};
 use crate::{
     detect::{
-        model::{Alert, Incident, Status, Update, UpdateKind},
+        model::{Alert, Grouping, Incident, Status, Update, UpdateKind},
         rules::{Kind, Reading, Severity, explain},
     },
     domain::TenantId,
@@ -29,7 +29,7 @@ const INCIDENT_COLUMNS: &str = "i.incident_id, i.tenant_id, i.service, i.title, 
      (SELECT count(*) FROM alerts a WHERE a.incident_id = i.incident_id) AS alert_count, \
      coalesce((SELECT max(seq) FROM incident_updates u WHERE u.incident_id = i.incident_id), 0) AS last_seq";
 
-const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
+const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, no_baseline, \
      threshold, window_secs, fired_at, cleared_at";
 
 #[derive(sqlx::FromRow)]
@@ -82,6 +82,7 @@ struct AlertRow {
     severity: String,
     observed: f64,
     baseline: f64,
+    no_baseline: bool,
     threshold: f64,
     window_secs: i32,
     fired_at: OffsetDateTime,
@@ -100,6 +101,7 @@ impl From<AlertRow> for Alert {
             severity: Severity::parse(&r.severity).unwrap_or(Severity::Warning),
             observed: r.observed,
             baseline: r.baseline,
+            no_baseline: r.no_baseline,
             threshold: r.threshold,
             window_secs: r.window_secs,
             fired_at: r.fired_at,
@@ -114,6 +116,7 @@ pub fn alert_explanation(a: &Alert) -> String {
         kind: a.kind,
         observed: a.observed,
         baseline: a.baseline,
+        no_baseline: a.no_baseline,
         threshold: a.threshold,
         bad: Some(a.severity),
     };
@@ -259,7 +262,21 @@ impl Store {
         alert: &Alert,
         reopen_within: Duration,
     ) -> Result<(Alert, Vec<Update>), StoreError> {
+        self.fire_grouped(alert, Grouping::Service, reopen_within)
+            .await
+    }
+
+    /// [`Store::fire_alert`] into the incident `grouping` names: its
+    /// service's, or the tenant-wide one (service '').
+    pub async fn fire_grouped(
+        &self,
+        alert: &Alert,
+        grouping: Grouping,
+        reopen_within: Duration,
+    ) -> Result<(Alert, Vec<Update>), StoreError> {
         let err = |e| classify(e, "incident");
+        let service = grouping.incident_service(alert);
+        let title = grouping.title().unwrap_or_else(|| title(alert));
         let mut tx = self.pool().begin().await.map_err(err)?;
         lock_outbox(&mut tx).await?;
         let at = alert.fired_at;
@@ -268,7 +285,7 @@ impl Store {
              WHERE tenant_id = $1 AND service = $2 AND status <> 'resolved' FOR UPDATE",
         )
         .bind(alert.tenant_id.0)
-        .bind(&alert.service)
+        .bind(service)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
@@ -283,7 +300,7 @@ impl Store {
                     )
                     .bind(id)
                     .bind(alert.severity.as_str())
-                    .bind(title(alert))
+                    .bind(&title)
                     .bind(at)
                     .execute(&mut *tx)
                     .await
@@ -311,7 +328,7 @@ impl Store {
                      ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
                 )
                 .bind(alert.tenant_id.0)
-                .bind(&alert.service)
+                .bind(service)
                 .bind(at - reopen_within)
                 .fetch_optional(&mut *tx)
                 .await
@@ -326,7 +343,7 @@ impl Store {
                         )
                         .bind(id)
                         .bind(alert.severity.as_str())
-                        .bind(title(alert))
+                        .bind(&title)
                         .bind(at)
                         .execute(&mut *tx)
                         .await
@@ -339,8 +356,8 @@ impl Store {
                              VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
                         )
                         .bind(alert.tenant_id.0)
-                        .bind(&alert.service)
-                        .bind(title(alert))
+                        .bind(service)
+                        .bind(&title)
                         .bind(alert.severity.as_str())
                         .bind(at)
                         .fetch_one(&mut *tx)
@@ -353,8 +370,8 @@ impl Store {
         };
         let alert_id: i64 = sqlx::query_scalar(
             "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
-                                 threshold, window_secs, fired_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING alert_id",
+                                 threshold, window_secs, fired_at, no_baseline) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING alert_id",
         )
         .bind(alert.tenant_id.0)
         .bind(incident_id)
@@ -367,6 +384,7 @@ impl Store {
         .bind(alert.threshold)
         .bind(alert.window_secs)
         .bind(at)
+        .bind(alert.no_baseline)
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
