@@ -35,5 +35,6 @@ pub mod proto;
 pub mod redis;
 pub mod rollup;
 pub mod seed;
+pub mod stats;
 pub mod store;
 pub mod telemetry;

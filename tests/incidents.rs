@@ -17,6 +17,7 @@ use pulsyon::{
     domain::{BatchWrite, Event, TenantId},
     proto::v1::{self as pb, incidents_client::IncidentsClient},
     rollup::{self, RollupConfig},
+    stats,
     store::{self, Store},
 };
 use time::OffsetDateTime;
@@ -211,7 +212,7 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
     let mut stream = watch(server.channel().await, &key, pb::WatchRequest::default()).await;
 
     // Two and a half hours of steady traffic with 1% errors: the baseline.
-    let start = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(4);
+    let start = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(4);
     for m in 0..150 {
         s.write(events(
             "payments",
@@ -687,7 +688,7 @@ async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_
         seq: 0,
     };
     // A new deploy, broken from its first request: half of them fail.
-    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
+    let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
     let made = s.run(first, 60, 0.5).await;
     let (opened_at, kind) = made
         .first()
@@ -739,7 +740,7 @@ async fn a_healthy_new_service_opens_nothing() {
         detector,
         seq: 0,
     };
-    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
+    let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
     let made = s.run(first, 15 * 60, 0.02).await;
     assert!(made.is_empty(), "{made:?}");
 }
@@ -764,7 +765,7 @@ async fn silence_after_history(
         detector,
         seq: 0,
     };
-    let first = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(40);
+    let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(40);
     for m in 0..30 {
         let t = first + time::Duration::minutes(m);
         let batch = services
@@ -1186,7 +1187,7 @@ async fn a_backtest_finds_the_spike_writes_nothing_and_tries_candidate_rules() {
         seq: 0,
     };
     // Three hours ago: 150 steady minutes, a 10-minute spike of 40% errors, 20 calm minutes.
-    let start = rollup::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(3);
+    let start = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(3);
     for m in 0..180 {
         let share = if (150..160).contains(&m) { 0.4 } else { 0.01 };
         s.write(events(

@@ -24,11 +24,8 @@ use crate::{
     domain::{OutcomeCount, RejectReason, Scope, TenantId},
     ingest::limits::ThrottleCause,
     proto::v1::{self as pb, query_server::Query},
-    rollup::{
-        self,
-        agg::Agg,
-        health::{self, Objectives, WindowStats},
-    },
+    rollup::health::{self, Objectives, WindowStats},
+    stats::{self, cell::Agg, histogram::Histogram},
     store::{
         Store,
         events::EventFilter,
@@ -277,7 +274,7 @@ fn health_to_pb(status: health::Status) -> i32 {
     }) as i32
 }
 
-fn percentiles(h: &rollup::histogram::Histogram) -> pb::LatencyPercentiles {
+fn percentiles(h: &Histogram) -> pb::LatencyPercentiles {
     let q = |q| h.quantile(q).unwrap_or(0.0);
     pb::LatencyPercentiles {
         p50_ms: q(0.50),
@@ -319,12 +316,12 @@ impl QueryService {
         now: OffsetDateTime,
     ) -> Result<BTreeMap<String, Judged>, Status> {
         let objectives = Objectives::default();
-        let from = rollup::floor(now - window, 60);
+        let from = stats::floor(now - window, 60);
         let recent =
-            rollup::floor(now, 60) - time::Duration::minutes(objectives.silence_minutes as i64 - 1);
+            stats::floor(now, 60) - time::Duration::minutes(objectives.silence_minutes as i64 - 1);
         // Whole hours from the hour rows; the edges, and always the recent
         // minutes, from the minute rows.
-        let (mut h0, mut h1) = (rollup::ceil(from, 3_600), rollup::floor(recent, 3_600));
+        let (mut h0, mut h1) = (stats::ceil(from, 3_600), stats::floor(recent, 3_600));
         if h0 >= h1 {
             (h0, h1) = (from, from);
         }
@@ -591,7 +588,7 @@ impl Query for QueryService {
                 table,
                 &service,
                 endpoint.as_deref(),
-                rollup::floor(from, step_secs),
+                stats::floor(from, step_secs),
                 to,
             )
             .await
@@ -599,7 +596,7 @@ impl Query for QueryService {
         let points = if step == DAY {
             let mut days: BTreeMap<OffsetDateTime, Agg> = BTreeMap::new();
             for (bucket, agg) in &rows {
-                days.entry(rollup::floor(*bucket, 86_400))
+                days.entry(stats::floor(*bucket, 86_400))
                     .or_default()
                     .merge(agg);
             }

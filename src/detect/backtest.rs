@@ -20,7 +20,7 @@ use super::{
     rules::{Severity, Window},
     weighted_windows,
 };
-use crate::{rollup, store::detect::MinuteRow};
+use crate::{stats, store::detect::MinuteRow};
 
 /// An incident the replay opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +56,7 @@ fn windows_at(
     by_minute: &HashMap<OffsetDateTime, Vec<&MinuteRow>>,
     now: OffsetDateTime,
 ) -> HashMap<Subject, Window> {
-    let minute = rollup::floor(now, 60);
+    let minute = stats::floor(now, 60);
     let share = (now - minute).as_seconds_f64() / 60.0;
     let previous = minute - time::Duration::minutes(1);
     let rows = [(previous, 1.0), (minute, share)]
@@ -96,7 +96,7 @@ pub fn run(
     let mut next_id = 1;
     let mut t = from;
     while t < to {
-        let minute = rollup::floor(t, 60);
+        let minute = stats::floor(t, 60);
         let window_from = minute - time::Duration::minutes(1);
         if baseline_minute != Some(minute) {
             let start = window_from - config.baseline;
@@ -207,7 +207,7 @@ pub async fn replay(
     candidates: &Overrides,
 ) -> Result<Outcome, crate::store::StoreError> {
     let config = DetectConfig::default();
-    let since = rollup::floor(from, 60) - config.long_baseline - time::Duration::minutes(2);
+    let since = stats::floor(from, 60) - config.long_baseline - time::Duration::minutes(2);
     // One tenant's replay reads under its row-level security: nothing of
     // another tenant is even loaded.
     let rows = store.detection_rows(tenant, since, to, true).await?;

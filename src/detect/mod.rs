@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::TenantId,
-    rollup::{self, histogram::Histogram},
+    stats::{self, histogram::Histogram},
     store::{Store, StoreError, detect::MinuteRow},
 };
 use model::{Alert, Grouping, Update};
@@ -389,7 +389,7 @@ impl Detector {
 
     /// One evaluation as of `now`.
     pub async fn tick(&mut self, now: OffsetDateTime) -> Result<Tick, StoreError> {
-        let minute = rollup::floor(now, 60);
+        let minute = stats::floor(now, 60);
         let window_from = minute - time::Duration::minutes(1);
         if self.baseline_minute != Some(minute) {
             let from = window_from - self.config.baseline;

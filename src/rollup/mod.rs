@@ -5,67 +5,27 @@
 //!
 //! How they stay exact: the writer adds, in the transaction that stores a
 //! batch, one `rollup_deltas` row per tenant with the batch's cells
-//! ([`cells_by_tenant`]). The rollup task ([`spawn`]) consumes deltas in order
+//! ([`crate::stats::cell::cells_by_tenant`]). The rollup task ([`spawn`]) consumes deltas in order
 //! and merges them into the four tables in the transaction that deletes them.
 //! A late event (any event the validator accepts, up to the raw retention)
 //! updates the bucket it falls in, as long as that bucket is within the
 //! rollups' retention. The watermark says up to when every stored event is in.
 
-pub mod agg;
 pub mod health;
-pub mod histogram;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::{Event, TenantId},
+    stats::floor,
     store::{
         Store,
         rollups::{Consumed, Cutoffs},
     },
 };
-use agg::Cells;
-
-/// `t` rounded down to a multiple of `secs` seconds since the epoch.
-pub fn floor(t: OffsetDateTime, secs: i64) -> OffsetDateTime {
-    let s = t.unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(s - s.rem_euclid(secs)).unwrap_or(t)
-}
-
-/// `t` rounded up to a multiple of `secs` seconds since the epoch.
-pub fn ceil(t: OffsetDateTime, secs: i64) -> OffsetDateTime {
-    let f = floor(t, secs);
-    if f == t {
-        t
-    } else {
-        f + time::Duration::seconds(secs)
-    }
-}
-
-/// The rollup cells of the events of `batches`, per tenant.
-pub fn cells_by_tenant<'a>(
-    events: impl Iterator<Item = (TenantId, &'a Event)>,
-) -> BTreeMap<i64, Cells> {
-    // Keys borrow from the events; owned strings are made once per cell.
-    let mut borrowed: BTreeMap<(i64, &str, &str, OffsetDateTime), agg::Agg> = BTreeMap::new();
-    for (tenant, e) in events {
-        borrowed
-            .entry((tenant.0, &e.service, &e.endpoint, floor(e.time, 60)))
-            .or_default()
-            .record(e.status_code, e.latency_ms);
-    }
-    let mut out: BTreeMap<i64, Cells> = BTreeMap::new();
-    for ((tenant, service, endpoint, minute), cell) in borrowed {
-        out.entry(tenant)
-            .or_default()
-            .insert((service.to_owned(), endpoint.to_owned(), minute), cell);
-    }
-    out
-}
 
 /// Settings of the rollup task.
 #[derive(Debug, Clone)]
@@ -151,21 +111,4 @@ pub fn spawn(store: Store, config: RollupConfig, stop: CancellationToken) -> Joi
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use time::macros::datetime;
-
-    use super::*;
-
-    #[test]
-    fn floor_and_ceil_round_to_the_bucket() {
-        let t = datetime!(2026-11-22 10:15:42.5 UTC);
-        assert_eq!(floor(t, 60), datetime!(2026-11-22 10:15 UTC));
-        assert_eq!(floor(t, 3_600), datetime!(2026-11-22 10:00 UTC));
-        assert_eq!(ceil(t, 3_600), datetime!(2026-11-22 11:00 UTC));
-        let h = datetime!(2026-11-22 10:00 UTC);
-        assert_eq!(ceil(h, 3_600), h);
-    }
 }

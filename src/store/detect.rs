@@ -9,7 +9,7 @@ use crate::{
         Overrides,
         rules::{Kind, Override},
     },
-    rollup::histogram::Histogram,
+    stats::histogram::Histogram,
 };
 
 /// One minute of one subject: a service (endpoint '') or an endpoint.

@@ -241,8 +241,9 @@ impl Store {
         }
 
         // 5. What the stored events (and only they) add to the rollups, for the rollup task.
-        let deltas =
-            crate::rollup::cells_by_tenant(kept(batches, &keep).map(|(b, e)| (b.tenant_id, e)));
+        let deltas = crate::stats::cell::cells_by_tenant(
+            kept(batches, &keep).map(|(b, e)| (b.tenant_id, e)),
+        );
         if !deltas.is_empty() {
             sqlx::query(
                 "INSERT INTO rollup_deltas (tenant_id, payload) SELECT * FROM unnest($1::int8[], $2::bytea[])",
@@ -251,7 +252,7 @@ impl Store {
             .bind(
                 deltas
                     .values()
-                    .map(crate::rollup::agg::encode_delta)
+                    .map(crate::stats::cell::encode_delta)
                     .collect::<Vec<_>>(),
             )
             .execute(&mut *tx)

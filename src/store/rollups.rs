@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use super::{Store, StoreError, classify};
 use crate::{
     domain::TenantId,
-    rollup::{
-        agg::{Agg, decode_delta},
+    stats::{
+        cell::{Agg, decode_delta},
         floor,
         histogram::Histogram,
     },

@@ -12,7 +12,11 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::histogram::{DecodeError, Histogram, get_varint, put_varint, take_byte};
+use super::{
+    floor,
+    histogram::{DecodeError, Histogram, get_varint, put_varint, take_byte},
+};
+use crate::domain::{Event, TenantId};
 
 const VERSION: u8 = 1;
 /// Longest string a payload may carry (validation caps fields far below this).
@@ -189,6 +193,27 @@ pub fn decode_delta(
         return Err(DecodeError::new("trailing bytes"));
     }
     Ok(cells)
+}
+
+/// The rollup cells of the events of `batches`, per tenant.
+pub fn cells_by_tenant<'a>(
+    events: impl Iterator<Item = (TenantId, &'a Event)>,
+) -> BTreeMap<i64, Cells> {
+    // Keys borrow from the events; owned strings are made once per cell.
+    let mut borrowed: BTreeMap<(i64, &str, &str, OffsetDateTime), Agg> = BTreeMap::new();
+    for (tenant, e) in events {
+        borrowed
+            .entry((tenant.0, &e.service, &e.endpoint, floor(e.time, 60)))
+            .or_default()
+            .record(e.status_code, e.latency_ms);
+    }
+    let mut out: BTreeMap<i64, Cells> = BTreeMap::new();
+    for ((tenant, service, endpoint, minute), cell) in borrowed {
+        out.entry(tenant)
+            .or_default()
+            .insert((service.to_owned(), endpoint.to_owned(), minute), cell);
+    }
+    out
 }
 
 #[cfg(test)]
