@@ -16,8 +16,8 @@ use std::{
 
 use clap::Parser;
 use pulsyon::{
-    detect::{
-        model::Alert,
+    domain::{
+        incident::Alert,
         rules::{Kind, Severity},
     },
     proto::v1::{self as pb, incidents_client::IncidentsClient},
@@ -103,6 +103,26 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// Fires `alert` into its service's incident under the default lifecycle,
+/// reopening within `reopen_within`.
+async fn fire(
+    store: &Store,
+    alert: &Alert,
+    reopen_within: Duration,
+) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
+    let policy = pulsyon::incidents::lifecycle::Policy {
+        reopen_within,
+        ..Default::default()
+    };
+    pulsyon::incidents::fire(
+        store,
+        alert,
+        pulsyon::domain::incident::Grouping::Service,
+        &policy,
+    )
+    .await
 }
 
 /// A firing error-rate alert of `service`, stamped now.
@@ -228,13 +248,13 @@ async fn main() {
         .await
         .expect("--warmup-tenant")
         .id;
-    store
-        .fire_alert(
-            &bench_alert(warmup, "warmup".into()),
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("writing the warm-up update");
+    fire(
+        &store,
+        &bench_alert(warmup, "warmup".into()),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("writing the warm-up update");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = cpu_ms(args.pid);
     // How long each update's transaction took (stamp to commit), in ms.
@@ -243,8 +263,7 @@ async fn main() {
         // Stamped now, before the transaction.
         let alert = bench_alert(tenant, format!("bench-{k}"));
         let writing = Instant::now();
-        store
-            .fire_alert(&alert, Duration::from_secs(60))
+        fire(&store, &alert, Duration::from_secs(60))
             .await
             .expect("writing an update");
         commit_ms.push(writing.elapsed().as_secs_f64() * 1_000.0);

@@ -274,7 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         background.clone(),
     );
     let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
-    let (hub, hub_task) = crate::detect::hub::spawn(
+    let (hub, hub_task) = crate::incidents::hub::spawn(
         store.clone(),
         api::incidents::render_update,
         background.clone(),

@@ -453,8 +453,10 @@ impl ServeArgs {
     pub fn detect_config(&self) -> crate::detect::DetectConfig {
         crate::detect::DetectConfig {
             interval: self.detect_interval,
-            resolve_after: self.incident_resolve_after,
-            reopen_within: self.incident_reopen_within,
+            lifecycle: crate::incidents::lifecycle::Policy {
+                resolve_after: self.incident_resolve_after,
+                reopen_within: self.incident_reopen_within,
+            },
             ..Default::default()
         }
     }

@@ -29,6 +29,7 @@ pub mod app;
 pub mod config;
 pub mod detect;
 pub mod domain;
+pub mod incidents;
 pub mod ingest;
 pub mod ops;
 pub mod proto;

@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
 use pulsyon::{
-    detect::{
-        DetectConfig, Detector,
-        model::{Alert, UpdateKind},
+    detect::{DetectConfig, Detector},
+    domain::{
+        BatchWrite, Event, TenantId,
+        incident::{Alert, UpdateKind},
         rules::{Kind, Severity},
     },
-    domain::{BatchWrite, Event, TenantId},
+    incidents::lifecycle::Policy,
     proto::v1::{self as pb, incidents_client::IncidentsClient},
     rollup::{self, RollupConfig},
     stats,
@@ -23,6 +24,26 @@ use pulsyon::{
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming, transport::Channel};
+
+/// Fires `alert` into its service's incident under the default lifecycle,
+/// reopening within `reopen_within`.
+async fn fire(
+    store: &Store,
+    alert: &Alert,
+    reopen_within: Duration,
+) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
+    let policy = pulsyon::incidents::lifecycle::Policy {
+        reopen_within,
+        ..Default::default()
+    };
+    pulsyon::incidents::fire(
+        store,
+        alert,
+        pulsyon::domain::incident::Grouping::Service,
+        &policy,
+    )
+    .await
+}
 
 async fn open_store(db: &TestDb) -> Store {
     let options = store::options_from_url(&db.url).unwrap();
@@ -199,7 +220,10 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
     let store = open_store(&db).await;
     let tenant = tenant_id(&store, "acme").await;
     let config = DetectConfig {
-        resolve_after: Duration::from_secs(120),
+        lifecycle: Policy {
+            resolve_after: Duration::from_secs(120),
+            ..Policy::default()
+        },
         ..DetectConfig::default()
     };
     let detector = Detector::new(store.clone(), config).await.unwrap();
@@ -429,26 +453,21 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
     let reopen = Duration::from_secs(600);
 
     // A's first incident, and B's, before anyone watches.
-    let (_, first) = store
-        .fire_alert(&alert(a, "api", Severity::Warning), reopen)
+    let (_, first) = fire(&store, &alert(a, "api", Severity::Warning), reopen)
         .await
         .unwrap();
-    store
-        .fire_alert(&alert(b, "api", Severity::Critical), reopen)
+    fire(&store, &alert(b, "api", Severity::Critical), reopen)
         .await
         .unwrap();
     let since = first[0].seq;
     // Missed by the subscriber: an escalation of A's, and B's noise.
-    store
-        .fire_alert(&alert(a, "api", Severity::Critical), reopen)
+    fire(&store, &alert(a, "api", Severity::Critical), reopen)
         .await
         .unwrap();
-    store
-        .fire_alert(&alert(b, "db", Severity::Warning), reopen)
+    fire(&store, &alert(b, "db", Severity::Warning), reopen)
         .await
         .unwrap();
-    store
-        .fire_alert(&alert(a, "web", Severity::Warning), reopen)
+    fire(&store, &alert(a, "web", Severity::Warning), reopen)
         .await
         .unwrap();
 
@@ -482,12 +501,10 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
     assert!(replayed[0].seq > since as u64);
 
     // Live: B's update is not A's business; A's arrives.
-    store
-        .fire_alert(&alert(b, "api", Severity::Critical), reopen)
+    fire(&store, &alert(b, "api", Severity::Critical), reopen)
         .await
         .unwrap();
-    let (_, live) = store
-        .fire_alert(&alert(a, "db", Severity::Info), reopen)
+    let (_, live) = fire(&store, &alert(a, "db", Severity::Info), reopen)
         .await
         .unwrap();
     let next = next_update(&mut stream).await;
@@ -571,12 +588,10 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
 
     // Still open (its updates come first); then one resolved long ago; then
     // one resolved recently.
-    let (_, open) = store
-        .fire_alert(&alert(a, "api", Severity::Warning), reopen)
+    let (_, open) = fire(&store, &alert(a, "api", Severity::Warning), reopen)
         .await
         .unwrap();
-    let (_, old) = store
-        .fire_alert(&alert(a, "db", Severity::Warning), reopen)
+    let (_, old) = fire(&store, &alert(a, "db", Severity::Warning), reopen)
         .await
         .unwrap();
     let old_id = old[0].incident.incident_id;
@@ -584,8 +599,7 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
         .close_by_hand(a, old_id, true, "alice", "", now)
         .await
         .unwrap();
-    let (_, recent) = store
-        .fire_alert(&alert(a, "web", Severity::Warning), reopen)
+    let (_, recent) = fire(&store, &alert(a, "web", Severity::Warning), reopen)
         .await
         .unwrap();
     let recent_id = recent[0].incident.incident_id;
@@ -707,10 +721,10 @@ async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_
         .await
         .unwrap()
         .into_iter()
-        .find(|a| a.kind == pulsyon::detect::rules::Kind::ErrorRate)
+        .find(|a| a.kind == Kind::ErrorRate)
         .expect("the firing alert");
     assert!(alert.no_baseline, "{alert:?}");
-    let text = pulsyon::store::incidents::alert_explanation(&alert);
+    let text = pulsyon::incidents::explain::alert(&alert);
     assert!(text.contains("no healthy baseline yet"), "{text}");
 
     // Fifteen more minutes of the same failure: the baseline does not learn
@@ -751,7 +765,7 @@ async fn a_healthy_new_service_opens_nothing() {
 async fn silence_after_history(
     services: &[&str],
     going_on: &[&str],
-) -> Vec<(pulsyon::detect::model::Incident, Vec<String>)> {
+) -> Vec<(pulsyon::domain::incident::Incident, Vec<String>)> {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
     let store = open_store(&db).await;
@@ -836,13 +850,13 @@ async fn one_service_going_silent_while_the_others_go_on_is_its_own_incident() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_past_the_newest_sequence_must_resync_instead_of_waiting_silently() {
     let (_db, server, store, a, key) = one_tenant_without_detector().await;
-    let (_, opened) = store
-        .fire_alert(
-            &alert(a, "api", Severity::Warning),
-            Duration::from_secs(600),
-        )
-        .await
-        .unwrap();
+    let (_, opened) = fire(
+        &store,
+        &alert(a, "api", Severity::Warning),
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     let newest = opened.last().unwrap().seq;
     // Resuming after the newest update is whole: the next update arrives.
     let mut stream = watch(
@@ -872,10 +886,13 @@ async fn a_resume_past_the_newest_sequence_must_resync_instead_of_waiting_silent
             err.message()
         );
     }
-    let (_, more) = store
-        .fire_alert(&alert(a, "db", Severity::Warning), Duration::from_secs(600))
-        .await
-        .unwrap();
+    let (_, more) = fire(
+        &store,
+        &alert(a, "db", Severity::Warning),
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     let next = next_update(&mut stream).await;
     assert_eq!(next.seq, more[0].seq as u64);
 }
@@ -922,13 +939,13 @@ async fn grpcurl_reads_a_live_update_as_the_hub_encoded_it() {
     };
     // The stream starts with a heartbeat: subscribed, so the update is live.
     until("\"heartbeat\"").await;
-    let (_, updates) = store
-        .fire_alert(
-            &alert(a, "checkout", Severity::Critical),
-            Duration::from_secs(600),
-        )
-        .await
-        .unwrap();
+    let (_, updates) = fire(
+        &store,
+        &alert(a, "checkout", Severity::Critical),
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     until("\"update\"").await;
     until("\"explanation\"").await;
     until("}").await;

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
 use pulsyon::{
-    detect::{
-        model::Alert,
+    domain::{
+        incident::Alert,
         rules::{Kind, Severity},
     },
     proto::v1::{
@@ -44,6 +44,26 @@ fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
         seq,
         events,
     }
+}
+
+/// Fires `alert` into its service's incident under the default lifecycle,
+/// reopening within `reopen_within`.
+async fn fire(
+    store: &Store,
+    alert: &Alert,
+    reopen_within: Duration,
+) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
+    let policy = pulsyon::incidents::lifecycle::Policy {
+        reopen_within,
+        ..Default::default()
+    };
+    pulsyon::incidents::fire(
+        store,
+        alert,
+        pulsyon::domain::incident::Grouping::Service,
+        &policy,
+    )
+    .await
 }
 
 async fn open_store(db: &TestDb) -> Store {
@@ -145,8 +165,7 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
     )
     .await;
     assert_eq!((ack.accepted, ack.rejections.len()), (1, 1));
-    let (b_incident, _) = store
-        .fire_alert(&alert(b, "b-secret"), Duration::from_secs(600))
+    let (b_incident, _) = fire(&store, &alert(b, "b-secret"), Duration::from_secs(600))
         .await
         .unwrap();
     let b_incident = b_incident.incident_id.unwrap().to_string();
@@ -362,12 +381,10 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
         ),
         "{first:?}"
     );
-    store
-        .fire_alert(&alert(b, "b-other"), Duration::from_secs(600))
+    fire(&store, &alert(b, "b-other"), Duration::from_secs(600))
         .await
         .unwrap();
-    store
-        .fire_alert(&alert(a, "a-own"), Duration::from_secs(600))
+    fire(&store, &alert(a, "a-own"), Duration::from_secs(600))
         .await
         .unwrap();
     loop {

@@ -15,12 +15,12 @@ use super::{
     status::{from_store, invalid},
 };
 use crate::{
-    detect::{
-        Overrides, backtest,
-        rules::{Kind, Override, Settings},
-        settings_for,
+    detect::{backtest, settings_for},
+    domain::{
+        ApiKeySecret, Scope, Tenant, TenantId,
+        rules::{Kind, Override, Overrides, Settings},
+        valid_tenant_name,
     },
-    domain::{ApiKeySecret, Scope, Tenant, TenantId, valid_tenant_name},
     proto::v1::{self as pb, admin_server::Admin},
     store::{Store, StoreError},
 };
@@ -209,7 +209,7 @@ impl Admin for AdminService {
         let effective = Kind::ALL
             .into_iter()
             .map(|kind| {
-                let s = settings_for(&overrides, caller.tenant_id.0, &service, kind);
+                let s = settings_for(&overrides, caller.tenant_id, &service, kind);
                 rule_to_pb(kind, &service, &s)
             })
             .collect();
@@ -241,7 +241,7 @@ impl Admin for AdminService {
         stored.retain(|(s, k, _)| !(s == &service && *k == kind));
         stored.push((service.clone(), kind, o.clone()));
         let overrides = overrides_map(caller.tenant_id, &stored);
-        let effective = settings_for(&overrides, caller.tenant_id.0, &service, kind);
+        let effective = settings_for(&overrides, caller.tenant_id, &service, kind);
         effective
             .check(kind)
             .map_err(|problem| invalid("rule", problem))?;
@@ -292,7 +292,7 @@ impl Admin for AdminService {
         let mut candidates = Overrides::new();
         for (i, rule) in req.candidate_rules.iter().enumerate() {
             let (kind, service, o) = rule_from_pb(rule, &format!("candidate_rules[{i}]"))?;
-            candidates.insert((caller.tenant_id.0, service, kind), o);
+            candidates.insert((caller.tenant_id, service, kind), o);
         }
         let outcome = backtest::replay(&self.store, Some(caller.tenant_id), from, to, &candidates)
             .await
@@ -357,7 +357,7 @@ fn rule_service(service: &str) -> Result<String, Status> {
 fn overrides_map(tenant: TenantId, stored: &[(String, Kind, Override)]) -> Overrides {
     stored
         .iter()
-        .map(|(s, k, o)| ((tenant.0, s.clone(), *k), o.clone()))
+        .map(|(s, k, o)| ((tenant, s.clone(), *k), o.clone()))
         .collect()
 }
 

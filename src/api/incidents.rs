@@ -23,17 +23,17 @@ use super::{
     watch::{FrameStream, WatchFrame},
 };
 use crate::{
-    detect::{
-        hub::{Hub, Receiver},
-        model::{self, Alert, Incident, UpdateKind},
+    domain::{
+        Scope, TenantId,
+        incident::{self as model, Alert, Incident, UpdateKind},
         rules::{Kind, Severity},
     },
-    domain::{Scope, TenantId},
-    proto::v1::{self as pb, incidents_server::Incidents},
-    store::{
-        Store,
-        incidents::{IncidentFilter, alert_explanation},
+    incidents::{
+        explain,
+        hub::{Hub, Receiver},
     },
+    proto::v1::{self as pb, incidents_server::Incidents},
+    store::{Store, incidents::IncidentFilter},
 };
 
 /// The Incidents service.
@@ -152,7 +152,7 @@ pub fn alert_to_pb(a: &Alert) -> pb::Alert {
         }),
         fired_at: Some(convert::timestamp(a.fired_at)),
         cleared_at: a.cleared_at.map(convert::timestamp),
-        explanation: alert_explanation(a),
+        explanation: explain::alert(a),
         no_baseline: a.no_baseline,
     }
 }

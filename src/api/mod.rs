@@ -72,7 +72,7 @@ pub struct ApiDeps {
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
     /// This process's fan-out of incident updates.
-    pub hub: Arc<crate::detect::hub::Hub<prost::bytes::Bytes>>,
+    pub hub: Arc<crate::incidents::hub::Hub<prost::bytes::Bytes>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
     /// Per-tenant rate, stream and cardinality limits of ingest.

@@ -14,13 +14,16 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use super::{
-    DetectConfig, Effect, Overrides, State, Subject, baselines,
-    model::Alert,
-    rules::{Severity, Window},
-    weighted_windows,
+use super::{DetectConfig, Effect, State, Subject, baselines, rules::Window, weighted_windows};
+use crate::{
+    domain::{
+        incident::{Alert, Decision, Existing},
+        rules::{Kind, Overrides, Severity},
+    },
+    incidents::{explain, lifecycle},
+    stats,
+    store::detect::MinuteRow,
 };
-use crate::{stats, store::detect::MinuteRow};
 
 /// An incident the replay opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +93,7 @@ pub fn run(
     let mut state = State::default();
     let mut out = Outcome::default();
     let mut open: HashMap<(i64, String), usize> = HashMap::new();
-    let mut firing: HashMap<(Subject, super::rules::Kind), (usize, usize)> = HashMap::new();
+    let mut firing: HashMap<(Subject, Kind), (usize, usize)> = HashMap::new();
     let mut current_baselines = HashMap::new();
     let mut baseline_minute = None;
     let mut next_id = 1;
@@ -126,34 +129,41 @@ pub fn run(
                         alert.tenant_id.0,
                         grouping.incident_service(&alert).to_owned(),
                     );
-                    let index = match open.get(&key) {
-                        Some(i) => *i,
-                        None => {
-                            let recent = out.incidents.iter().rposition(|i| {
-                                (i.tenant_id, &i.service) == (key.0, &key.1)
-                                    && i.resolved_at.is_some_and(|r| t - r <= config.reopen_within)
-                            });
-                            match recent {
-                                Some(i) => {
-                                    let incident = &mut out.incidents[i];
-                                    incident.resolved_at = None;
-                                    incident.reopen_count += 1;
-                                    incident.severity = alert.severity;
-                                    i
-                                }
-                                None => {
-                                    out.incidents.push(Simulated {
-                                        tenant_id: key.0,
-                                        service: key.1.clone(),
-                                        severity: alert.severity,
-                                        opened_at: t,
-                                        resolved_at: None,
-                                        reopen_count: 0,
-                                        alerts: Vec::new(),
-                                    });
-                                    out.incidents.len() - 1
-                                }
+                    let same = |i: &Simulated| (i.tenant_id, &i.service) == (key.0, &key.1);
+                    let existing = Existing {
+                        open: open
+                            .get(&key)
+                            .map(|&i| (i as i64, out.incidents[i].severity)),
+                        last_resolved: out.incidents.iter().enumerate().rev().find_map(|(n, i)| {
+                            if same(i) {
+                                i.resolved_at.map(|r| (n as i64, r))
+                            } else {
+                                None
                             }
+                        }),
+                    };
+                    let decision =
+                        lifecycle::on_alert(&existing, alert.severity, t, &config.lifecycle);
+                    let index = match decision {
+                        Decision::Join { incident_id, .. } => incident_id as usize,
+                        Decision::Reopen { incident_id } => {
+                            let incident = &mut out.incidents[incident_id as usize];
+                            incident.resolved_at = None;
+                            incident.reopen_count += 1;
+                            incident.severity = alert.severity;
+                            incident_id as usize
+                        }
+                        Decision::Open => {
+                            out.incidents.push(Simulated {
+                                tenant_id: key.0,
+                                service: key.1.clone(),
+                                severity: alert.severity,
+                                opened_at: t,
+                                resolved_at: None,
+                                reopen_count: 0,
+                                alerts: Vec::new(),
+                            });
+                            out.incidents.len() - 1
                         }
                     };
                     open.insert(key, index);
@@ -184,12 +194,11 @@ pub fn run(
             let incident = &mut out.incidents[*i];
             let all_clear = incident.alerts.iter().all(|a| a.cleared_at.is_some());
             let last_clear = incident.alerts.iter().filter_map(|a| a.cleared_at).max();
-            match (all_clear, last_clear) {
-                (true, Some(c)) if t - c >= config.resolve_after => {
-                    incident.resolved_at = Some(t);
-                    false
-                }
-                _ => true,
+            if lifecycle::due_to_resolve(all_clear, last_clear, t, &config.lifecycle) {
+                incident.resolved_at = Some(t);
+                false
+            } else {
+                true
             }
         });
         t += step;
@@ -235,7 +244,7 @@ pub fn print(outcome: &Outcome, json: bool) {
                         "severity": a.severity.as_str(),
                         "fired_at": rfc3339(a.fired_at),
                         "cleared_at": a.cleared_at.map(rfc3339),
-                        "explanation": crate::store::incidents::alert_explanation(a),
+                        "explanation": explain::alert(a),
                     })
                 })
                 .collect();
@@ -250,11 +259,7 @@ pub fn print(outcome: &Outcome, json: bool) {
             });
             println!("{line}");
         } else {
-            let first = i
-                .alerts
-                .first()
-                .map(crate::store::incidents::alert_explanation)
-                .unwrap_or_default();
+            let first = i.alerts.first().map(explain::alert).unwrap_or_default();
             println!(
                 "{}  {:<20}  {:<8}  {} alert(s), resolved {}: {first}",
                 rfc3339(i.opened_at),

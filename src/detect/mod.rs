@@ -15,8 +15,6 @@
 //! there to find.
 
 pub mod backtest;
-pub mod hub;
-pub mod model;
 pub mod rules;
 
 use std::{collections::HashMap, time::Duration};
@@ -26,12 +24,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::TenantId,
+    domain::{
+        TenantId,
+        incident::{Alert, Grouping, Update},
+        rules::{Kind, Overrides, Settings, Severity},
+    },
+    incidents::{self, explain, lifecycle::Policy},
     stats::{self, histogram::Histogram},
     store::{Store, StoreError, detect::MinuteRow},
 };
-use model::{Alert, Grouping, Update};
-use rules::{Baseline, Hysteresis, Kind, Override, Settings, Transition, Window};
+use rules::{Baseline, Hysteresis, Transition, Window};
 
 /// Advisory lock key of the detector's leader ("pulsyon detect").
 pub const LEADER_LOCK: i64 = 0x7075_6c73_6465_7465;
@@ -47,10 +49,8 @@ pub struct DetectConfig {
     pub baseline: Duration,
     /// History the long latency baseline is made of.
     pub long_baseline: Duration,
-    /// An alert this soon after its service's incident resolved reopens it.
-    pub reopen_within: Duration,
-    /// An incident resolves by itself once its alerts stayed clear this long.
-    pub resolve_after: Duration,
+    /// When incidents reopen and resolve by themselves.
+    pub lifecycle: Policy,
     /// Endpoints are evaluated on their own from this many requests a minute (baseline).
     pub endpoint_min_rpm: f64,
 }
@@ -61,8 +61,7 @@ impl Default for DetectConfig {
             interval: Duration::from_secs(5),
             baseline: Duration::from_secs(2 * 3_600),
             long_baseline: Duration::from_secs(24 * 3_600),
-            reopen_within: Duration::from_secs(30 * 60),
-            resolve_after: Duration::from_secs(5 * 60),
+            lifecycle: Policy::default(),
             endpoint_min_rpm: 30.0,
         }
     }
@@ -71,12 +70,14 @@ impl Default for DetectConfig {
 /// What is evaluated: a service ('' endpoint) or one endpoint of it.
 pub type Subject = (i64, String, String);
 
-/// Rule overrides, tenant-wide (service '') and per service.
-pub type Overrides = HashMap<(i64, String, Kind), Override>;
-
 /// The settings of `kind` for a subject: defaults, then the tenant's
 /// override, then the service's.
-pub fn settings_for(overrides: &Overrides, tenant: i64, service: &str, kind: Kind) -> Settings {
+pub fn settings_for(
+    overrides: &Overrides,
+    tenant: TenantId,
+    service: &str,
+    kind: Kind,
+) -> Settings {
     let mut s = Settings::defaults(kind);
     if let Some(o) = overrides.get(&(tenant, String::new(), kind)) {
         s = s.overlay(o);
@@ -200,7 +201,7 @@ pub enum Effect {
 #[derive(Debug, Default)]
 pub struct State {
     hysteresis: HashMap<(Subject, Kind), Hysteresis>,
-    firing: HashMap<(Subject, Kind), (i64, rules::Severity)>,
+    firing: HashMap<(Subject, Kind), (i64, Severity)>,
 }
 
 impl State {
@@ -255,7 +256,7 @@ impl State {
             };
             let window = windows.get(subject).unwrap_or(&empty);
             for kind in Kind::ALL {
-                let settings = settings_for(overrides, subject.0, &subject.1, kind);
+                let settings = settings_for(overrides, TenantId(subject.0), &subject.1, kind);
                 let reading = rules::read(kind, &settings, window, baseline);
                 let key = (subject.clone(), kind);
                 let h = self.hysteresis.entry(key.clone()).or_default();
@@ -336,7 +337,12 @@ fn silent_tenants(
     // tenant -> (steady services, of which dropped)
     let mut per: HashMap<i64, (usize, usize)> = HashMap::new();
     for (subject, baseline) in baselines.iter().filter(|(s, _)| s.2.is_empty()) {
-        let settings = settings_for(overrides, subject.0, &subject.1, Kind::TrafficDrop);
+        let settings = settings_for(
+            overrides,
+            TenantId(subject.0),
+            &subject.1,
+            Kind::TrafficDrop,
+        );
         let empty = Window {
             seconds: f64::from(window_secs),
             ..Window::default()
@@ -428,10 +434,9 @@ impl Detector {
                         ),
                         alert.kind,
                     );
-                    let (stored, updates) = self
-                        .store
-                        .fire_grouped(&alert, grouping, self.config.reopen_within)
-                        .await?;
+                    let (stored, updates) =
+                        incidents::fire(&self.store, &alert, grouping, &self.config.lifecycle)
+                            .await?;
                     metrics::counter!("pulsyon_alerts_fired_total", "kind" => alert.kind.as_str())
                         .increment(1);
                     self.state
@@ -448,11 +453,8 @@ impl Detector {
                 }
             }
         }
-        tick.updates.extend(
-            self.store
-                .auto_resolve(now, self.config.resolve_after)
-                .await?,
-        );
+        tick.updates
+            .extend(incidents::resolve_quiet(&self.store, now, &self.config.lifecycle).await?);
         Ok(tick)
     }
 }
@@ -506,7 +508,7 @@ async fn lead(
                         service = %a.service,
                         endpoint = %a.endpoint,
                         kind = a.kind.as_str(),
-                        explanation = %crate::store::incidents::alert_explanation(a),
+                        explanation = %explain::alert(a),
                         "alert fired"
                     );
                 }

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::rules::{Kind, Severity};
-use crate::domain::TenantId;
+use super::{
+    TenantId,
+    rules::{Kind, Severity},
+};
 
 /// Lifecycle status of an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,16 +141,61 @@ impl Grouping {
             Grouping::AllServices { .. } => "",
         }
     }
+}
 
-    /// The incident's title when the grouping gives it one.
-    pub fn title(self) -> Option<String> {
+/// What exists of the incident an alert belongs to, read (and locked) in
+/// the transaction that stores the alert: the lifecycle decides from it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Existing {
+    /// The unresolved incident, with its severity.
+    pub open: Option<(i64, Severity)>,
+    /// The most recently resolved one, with when it resolved.
+    pub last_resolved: Option<(i64, OffsetDateTime)>,
+}
+
+/// What an alert does to its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Joins the unresolved incident, raising its severity when `escalate`.
+    Join {
+        /// The incident.
+        incident_id: i64,
+        /// The alert is more severe than the incident.
+        escalate: bool,
+    },
+    /// Reopens the incident resolved shortly before (a regression).
+    Reopen {
+        /// The incident.
+        incident_id: i64,
+    },
+    /// Opens a new incident.
+    Open,
+}
+
+impl Decision {
+    /// The updates the decision writes, in order.
+    pub fn updates(self) -> &'static [UpdateKind] {
         match self {
-            Grouping::Service => None,
-            Grouping::AllServices { services } => Some(format!(
-                "all {services} services stopped sending at once: one sender (or its path to Pulsyon) stopped, not {services} outages"
-            )),
+            Decision::Join {
+                escalate: false, ..
+            } => &[UpdateKind::AlertAdded],
+            Decision::Join { escalate: true, .. } => {
+                &[UpdateKind::AlertAdded, UpdateKind::Escalated]
+            }
+            Decision::Reopen { .. } => &[UpdateKind::Reopened],
+            Decision::Open => &[UpdateKind::Opened],
         }
     }
+}
+
+/// An unresolved incident whose alerts have all cleared: a candidate for
+/// resolving by itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quiet {
+    /// The incident.
+    pub incident_id: i64,
+    /// When its last alert cleared (its last alert's firing, if none did).
+    pub last_clear: OffsetDateTime,
 }
 
 /// An incident as it is after a change (also the snapshot kept with each update).

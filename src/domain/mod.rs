@@ -1,8 +1,13 @@
 //! The vocabulary of Pulsyon: tenants, scopes, principals, API-key secrets,
-//! events and the limits a tenant works within.
+//! events and the limits a tenant works within; incidents and alerts
+//! (`incident`); the rules' kinds, severities and settings (`rules`).
 //!
 //! Pure types and logic. This module must never depend on tonic, prost, sqlx or
-//! redis: every other layer maps its own types to these.
+//! redis, nor on any other module of the crate: every other layer maps its
+//! own types to these.
+
+pub mod incident;
+pub mod rules;
 
 use std::{fmt, time::Duration};
 

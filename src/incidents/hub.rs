@@ -26,7 +26,7 @@ use std::{
 use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::model::Update;
+use crate::domain::incident::Update;
 use crate::store::{Store, StoreError};
 
 /// Updates a subscriber may fall behind before it catches up from the

@@ -5,10 +5,7 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, classify};
 use crate::{
-    detect::{
-        Overrides,
-        rules::{Kind, Override},
-    },
+    domain::rules::{Kind, Override, Overrides},
     stats::histogram::Histogram,
 };
 
@@ -154,7 +151,7 @@ impl Store {
             };
             match serde_json::from_value::<Override>(settings.0) {
                 Ok(o) => {
-                    out.insert((tenant, service, kind), o);
+                    out.insert((crate::domain::TenantId(tenant), service, kind), o);
                 }
                 Err(err) => {
                     tracing::warn!(tenant, service, error = %err, "unreadable detection rule; using the defaults")

@@ -6,18 +6,21 @@
 //! update before it. The transaction ends with a NOTIFY carrying the newest
 //! sequence, which PostgreSQL delivers at commit to every listening process.
 
-use std::time::Duration;
-
 use time::OffsetDateTime;
 
 use super::{Store, StoreError, classify};
-use crate::{
-    detect::{
-        model::{Alert, Grouping, Incident, Status, Update, UpdateKind},
-        rules::{Kind, Reading, Severity, explain},
+use crate::domain::{
+    TenantId,
+    incident::{
+        Alert, Decision, Existing, Incident, Quiet, SYSTEM_ACTOR, Status, Update, UpdateKind,
     },
-    domain::TenantId,
+    rules::{Kind, Severity},
 };
+
+/// A stored severity name; an unknown one is corrupt data, not a default.
+fn parse_severity(name: &str) -> Result<Severity, StoreError> {
+    Severity::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown severity {name:?}")))
+}
 
 /// Advisory lock key of the outbox ("pulsyon outbox").
 const OUTBOX_LOCK: i64 = 0x7075_6c73_6f75_7462;
@@ -108,28 +111,6 @@ impl From<AlertRow> for Alert {
             cleared_at: r.cleared_at,
         }
     }
-}
-
-/// The sentence explaining an alert.
-pub fn alert_explanation(a: &Alert) -> String {
-    let reading = Reading {
-        kind: a.kind,
-        observed: a.observed,
-        baseline: a.baseline,
-        no_baseline: a.no_baseline,
-        threshold: a.threshold,
-        bad: Some(a.severity),
-    };
-    explain(&reading, a.window_secs.max(0) as u64)
-}
-
-fn title(a: &Alert) -> String {
-    let subject = if a.endpoint.is_empty() {
-        a.service.clone()
-    } else {
-        format!("{} {}", a.service, a.endpoint)
-    };
-    format!("{subject}: {}", alert_explanation(a))
 }
 
 /// Which incidents to list.
@@ -254,29 +235,19 @@ async fn notify(tx: &mut sqlx::PgConnection, updates: &[Update]) -> Result<(), S
 }
 
 impl Store {
-    /// Stores a firing alert and what it does to its service's incident:
-    /// joins the open one (escalating it if more severe), reopens one resolved
-    /// less than `reopen_within` ago, or opens a new one. Returns the updates.
+    /// Stores a firing alert in the incident of `incident_service` (its
+    /// service, or '' for a tenant-wide one) as `decide` says, given what
+    /// exists of that incident (read and locked in the same transaction):
+    /// join (raising the severity and title when it escalates), reopen, or
+    /// open with `title`. Returns the stored alert and the updates.
     pub async fn fire_alert(
         &self,
         alert: &Alert,
-        reopen_within: Duration,
-    ) -> Result<(Alert, Vec<Update>), StoreError> {
-        self.fire_grouped(alert, Grouping::Service, reopen_within)
-            .await
-    }
-
-    /// [`Store::fire_alert`] into the incident `grouping` names: its
-    /// service's, or the tenant-wide one (service '').
-    pub async fn fire_grouped(
-        &self,
-        alert: &Alert,
-        grouping: Grouping,
-        reopen_within: Duration,
+        incident_service: &str,
+        title: &str,
+        decide: impl FnOnce(&Existing) -> Decision,
     ) -> Result<(Alert, Vec<Update>), StoreError> {
         let err = |e| classify(e, "incident");
-        let service = grouping.incident_service(alert);
-        let title = grouping.title().unwrap_or_else(|| title(alert));
         let mut tx = self.pool().begin().await.map_err(err)?;
         lock_outbox(&mut tx).await?;
         let at = alert.fired_at;
@@ -285,89 +256,89 @@ impl Store {
              WHERE tenant_id = $1 AND service = $2 AND status <> 'resolved' FOR UPDATE",
         )
         .bind(alert.tenant_id.0)
-        .bind(service)
+        .bind(incident_service)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
-        let mut updates = Vec::new();
-        let (incident_id, kinds) = match open {
-            Some((id, severity)) => {
-                let escalates = Severity::parse(&severity).is_none_or(|s| alert.severity > s);
-                if escalates {
-                    sqlx::query(
-                        "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
-                         WHERE incident_id = $1",
-                    )
-                    .bind(id)
-                    .bind(alert.severity.as_str())
-                    .bind(&title)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                } else {
-                    sqlx::query(
-                        "UPDATE incidents SET last_alert_at = $2, updated_at = now() WHERE incident_id = $1",
-                    )
-                    .bind(id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                }
-                let mut kinds = vec![UpdateKind::AlertAdded];
-                if escalates {
-                    kinds.push(UpdateKind::Escalated);
-                }
-                (id, kinds)
-            }
-            None => {
-                let recent: Option<i64> = sqlx::query_scalar(
-                    "SELECT incident_id FROM incidents \
-                     WHERE tenant_id = $1 AND service = $2 AND status = 'resolved' AND resolved_at >= $3 \
-                     ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
+        let last_resolved: Option<(i64, OffsetDateTime)> = sqlx::query_as(
+            "SELECT incident_id, resolved_at FROM incidents \
+             WHERE tenant_id = $1 AND service = $2 AND status = 'resolved' \
+             ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
+        )
+        .bind(alert.tenant_id.0)
+        .bind(incident_service)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let existing = Existing {
+            open: open
+                .map(|(id, severity)| Ok::<_, StoreError>((id, parse_severity(&severity)?)))
+                .transpose()?,
+            last_resolved,
+        };
+        let decision = decide(&existing);
+        let incident_id = match decision {
+            Decision::Join {
+                incident_id,
+                escalate: true,
+            } => {
+                sqlx::query(
+                    "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
+                     WHERE incident_id = $1",
                 )
-                .bind(alert.tenant_id.0)
-                .bind(service)
-                .bind(at - reopen_within)
-                .fetch_optional(&mut *tx)
+                .bind(incident_id)
+                .bind(alert.severity.as_str())
+                .bind(title)
+                .bind(at)
+                .execute(&mut *tx)
                 .await
                 .map_err(err)?;
-                match recent {
-                    Some(id) => {
-                        sqlx::query(
-                            "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
-                               acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
-                               last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
-                             WHERE incident_id = $1",
-                        )
-                        .bind(id)
-                        .bind(alert.severity.as_str())
-                        .bind(&title)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                        (id, vec![UpdateKind::Reopened])
-                    }
-                    None => {
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO incidents (tenant_id, service, title, severity, status, opened_at, last_alert_at) \
-                             VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
-                        )
-                        .bind(alert.tenant_id.0)
-                        .bind(service)
-                        .bind(&title)
-                        .bind(alert.severity.as_str())
-                        .bind(at)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                        (id, vec![UpdateKind::Opened])
-                    }
-                }
+                incident_id
             }
+            Decision::Join {
+                incident_id,
+                escalate: false,
+            } => {
+                sqlx::query(
+                    "UPDATE incidents SET last_alert_at = $2, updated_at = now() WHERE incident_id = $1",
+                )
+                .bind(incident_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                incident_id
+            }
+            Decision::Reopen { incident_id } => {
+                sqlx::query(
+                    "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
+                       acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
+                       last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
+                     WHERE incident_id = $1",
+                )
+                .bind(incident_id)
+                .bind(alert.severity.as_str())
+                .bind(title)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                incident_id
+            }
+            Decision::Open => sqlx::query_scalar(
+                "INSERT INTO incidents (tenant_id, service, title, severity, status, opened_at, last_alert_at) \
+                 VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
+            )
+            .bind(alert.tenant_id.0)
+            .bind(incident_service)
+            .bind(title)
+            .bind(alert.severity.as_str())
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?,
         };
+        let mut updates = Vec::new();
         let alert_id: i64 = sqlx::query_scalar(
             "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
                                  threshold, window_secs, fired_at, no_baseline) \
@@ -393,7 +364,7 @@ impl Store {
             incident_id: Some(incident_id),
             ..alert.clone()
         };
-        for kind in kinds {
+        for &kind in decision.updates() {
             updates.push(
                 record(
                     &mut tx,
@@ -401,7 +372,7 @@ impl Store {
                     kind,
                     at,
                     Some(&stored),
-                    crate::detect::model::SYSTEM_ACTOR,
+                    SYSTEM_ACTOR,
                     "",
                 )
                 .await?,
@@ -434,26 +405,43 @@ impl Store {
     }
 
     /// Resolves, as the system, every unresolved incident whose alerts have
-    /// all been clear since at least `clear_for` before `now`.
-    pub async fn auto_resolve(
+    /// all cleared and that `due` says is due (the lifecycle decides).
+    pub async fn resolve_quiet(
         &self,
         now: OffsetDateTime,
-        clear_for: Duration,
+        due: impl Fn(&Quiet) -> bool,
     ) -> Result<Vec<Update>, StoreError> {
         let err = |e| classify(e, "incident");
         let mut tx = self.pool().begin().await.map_err(err)?;
         lock_outbox(&mut tx).await?;
-        let due: Vec<i64> = sqlx::query_scalar(
-            "UPDATE incidents i SET status = 'resolved', resolved_at = $1, resolved_by = $3, updated_at = now() \
-             WHERE status <> 'resolved' \
+        let quiet: Vec<(i64, OffsetDateTime)> = sqlx::query_as(
+            "SELECT i.incident_id, \
+                    coalesce((SELECT max(a.cleared_at) FROM alerts a WHERE a.incident_id = i.incident_id), i.last_alert_at) \
+             FROM incidents i \
+             WHERE i.status <> 'resolved' \
                AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.incident_id = i.incident_id AND a.cleared_at IS NULL) \
-               AND coalesce((SELECT max(a.cleared_at) FROM alerts a WHERE a.incident_id = i.incident_id), i.last_alert_at) <= $2 \
-             RETURNING incident_id",
+             FOR UPDATE OF i",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let due: Vec<i64> = quiet
+            .into_iter()
+            .map(|(incident_id, last_clear)| Quiet {
+                incident_id,
+                last_clear,
+            })
+            .filter(|q| due(q))
+            .map(|q| q.incident_id)
+            .collect();
+        sqlx::query(
+            "UPDATE incidents SET status = 'resolved', resolved_at = $1, resolved_by = $3, updated_at = now() \
+             WHERE incident_id = ANY($2)",
         )
         .bind(now)
-        .bind(now - clear_for)
-        .bind(crate::detect::model::SYSTEM_ACTOR)
-        .fetch_all(&mut *tx)
+        .bind(&due)
+        .bind(SYSTEM_ACTOR)
+        .execute(&mut *tx)
         .await
         .map_err(err)?;
         let mut updates = Vec::new();
@@ -465,7 +453,7 @@ impl Store {
                     UpdateKind::Resolved,
                     now,
                     None,
-                    crate::detect::model::SYSTEM_ACTOR,
+                    SYSTEM_ACTOR,
                     "every alert stayed clear for the clear period",
                 )
                 .await?,

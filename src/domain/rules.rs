@@ -1,0 +1,230 @@
+//! The vocabulary of detection rules: the kinds, severities and the settings
+//! (defaults and overrides) of each rule. Pure data; the rules themselves are
+//! in `detect::rules`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::TenantId;
+
+/// The three rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// 5xx share above a threshold and well above its baseline.
+    ErrorRate,
+    /// p95 latency above a threshold and well above its baseline.
+    LatencyP95,
+    /// Steady traffic went (nearly) silent.
+    TrafficDrop,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::ErrorRate, Kind::LatencyP95, Kind::TrafficDrop];
+
+    /// Name as stored (`alerts.kind`, `detection_rules.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ErrorRate => "error_rate",
+            Kind::LatencyP95 => "latency_p95",
+            Kind::TrafficDrop => "traffic_drop",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Severity of an alert or incident, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth a look.
+    Info,
+    /// An objective is missed.
+    Warning,
+    /// Users are failing now.
+    Critical,
+}
+
+impl Severity {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity of a stored name.
+    pub fn parse(name: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Settings of one rule. Overrides (tenant-wide, then per service) replace
+/// the fields they set; see [`Settings::overlay`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Whether the rule runs.
+    pub enabled: bool,
+    /// Absolute threshold: a ratio (error rate), milliseconds (p95) or, for
+    /// traffic drop, the share of the baseline below which traffic counts as dropped.
+    pub threshold: f64,
+    /// How far above the baseline the value must be (a factor); unused by traffic drop.
+    pub baseline_factor: f64,
+    /// Fewest requests in the window (error rate, p95), or fewest requests a
+    /// minute in the baseline (traffic drop: what counts as steady).
+    pub min_requests: f64,
+    /// Value from which the alert is critical instead of warning (error
+    /// rate, p95); traffic drop is always critical.
+    pub critical_at: f64,
+    /// Consecutive bad evaluations before the alert fires.
+    pub fire_after: u32,
+    /// Consecutive good evaluations before it clears.
+    pub clear_after: u32,
+    /// When set, every alert of the rule has this severity (no grading).
+    pub severity: Option<Severity>,
+}
+
+/// A partial [`Settings`], as stored in `detection_rules.settings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Override {
+    /// See [`Settings::enabled`].
+    pub enabled: Option<bool>,
+    /// See [`Settings::threshold`].
+    pub threshold: Option<f64>,
+    /// See [`Settings::baseline_factor`].
+    pub baseline_factor: Option<f64>,
+    /// See [`Settings::min_requests`].
+    pub min_requests: Option<f64>,
+    /// See [`Settings::critical_at`].
+    pub critical_at: Option<f64>,
+    /// See [`Settings::fire_after`].
+    pub fire_after: Option<u32>,
+    /// See [`Settings::clear_after`].
+    pub clear_after: Option<u32>,
+    /// See [`Settings::severity`].
+    pub severity: Option<Severity>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::defaults(Kind::ErrorRate)
+    }
+}
+
+impl Settings {
+    /// The defaults of a rule.
+    pub fn defaults(kind: Kind) -> Settings {
+        let base = Settings {
+            enabled: true,
+            threshold: 0.0,
+            baseline_factor: 1.0,
+            min_requests: 0.0,
+            critical_at: f64::INFINITY,
+            fire_after: 2,
+            clear_after: 6,
+            severity: None,
+        };
+        match kind {
+            Kind::ErrorRate => Settings {
+                threshold: 0.05,
+                baseline_factor: 3.0,
+                min_requests: 20.0,
+                critical_at: 0.25,
+                ..base
+            },
+            Kind::LatencyP95 => Settings {
+                threshold: 500.0,
+                baseline_factor: 2.0,
+                min_requests: 20.0,
+                critical_at: 2_000.0,
+                ..base
+            },
+            Kind::TrafficDrop => Settings {
+                threshold: 0.1,
+                min_requests: 10.0,
+                critical_at: 0.0,
+                ..base
+            },
+        }
+    }
+
+    /// These settings with the fields `o` sets replaced.
+    pub fn overlay(mut self, o: &Override) -> Settings {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        take!(
+            enabled,
+            threshold,
+            baseline_factor,
+            min_requests,
+            critical_at,
+            fire_after,
+            clear_after
+        );
+        if o.severity.is_some() {
+            self.severity = o.severity;
+        }
+        self
+    }
+
+    /// Whether the settings make sense; the error names the field.
+    pub fn check(&self, kind: Kind) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name}: must be a number of at least 0"))
+            }
+        };
+        positive("threshold", self.threshold)?;
+        positive("baseline_factor", self.baseline_factor)?;
+        positive("min_requests", self.min_requests)?;
+        if self.critical_at.is_nan() || self.critical_at < 0.0 {
+            return Err("critical_at: must be at least 0".into());
+        }
+        if matches!(kind, Kind::ErrorRate | Kind::TrafficDrop) && self.threshold > 1.0 {
+            return Err("threshold: a share, 0 to 1, for this rule".into());
+        }
+        if self.fire_after == 0 || self.clear_after == 0 {
+            return Err("fire_after and clear_after: at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Rule overrides, tenant-wide (service '') and per service.
+pub type Overrides = HashMap<(TenantId, String, Kind), Override>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let o: Override = serde_json::from_str(r#"{"threshold": 0.1, "fire_after": 4}"#).unwrap();
+        let s = Settings::defaults(Kind::ErrorRate).overlay(&o);
+        assert_eq!((s.threshold, s.fire_after, s.clear_after), (0.1, 4, 6));
+        assert!(serde_json::from_str::<Override>(r#"{"treshold": 1}"#).is_err());
+        assert!(
+            Settings {
+                threshold: 2.0,
+                ..s.clone()
+            }
+            .check(Kind::ErrorRate)
+            .is_err()
+        );
+        assert!(s.check(Kind::ErrorRate).is_ok());
+    }
+}

@@ -1,0 +1,113 @@
+//! The sentences people read: an alert's explanation (observed, baseline,
+//! threshold, window) and an incident's title. One place, so the detector's
+//! log, the store's titles, Watch and the backtest say the same thing.
+
+use crate::domain::{
+    incident::{Alert, Grouping},
+    rules::Kind,
+};
+
+/// The sentence explaining a reading of `kind` over `window_secs`.
+pub fn sentence(
+    kind: Kind,
+    observed: f64,
+    baseline: f64,
+    no_baseline: bool,
+    threshold: f64,
+    window_secs: u64,
+) -> String {
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    match kind {
+        Kind::ErrorRate if no_baseline => format!(
+            "error rate {} over {window_secs}s, no healthy baseline yet (a new service, or failing since it started), threshold {}",
+            pct(observed),
+            pct(threshold)
+        ),
+        Kind::ErrorRate => format!(
+            "error rate {} over {window_secs}s, baseline {}, threshold {}",
+            pct(observed),
+            pct(baseline),
+            pct(threshold)
+        ),
+        Kind::LatencyP95 => format!(
+            "p95 latency {observed:.0} ms over {window_secs}s, baseline {baseline:.0} ms, threshold {threshold:.0} ms"
+        ),
+        Kind::TrafficDrop => format!(
+            "{observed:.1} requests/min over {window_secs}s, baseline {baseline:.1}/min, floor {threshold:.1}/min"
+        ),
+    }
+}
+
+/// The sentence explaining an alert.
+pub fn alert(a: &Alert) -> String {
+    sentence(
+        a.kind,
+        a.observed,
+        a.baseline,
+        a.no_baseline,
+        a.threshold,
+        a.window_secs.max(0) as u64,
+    )
+}
+
+/// The title of the incident `a` opens, escalates or reopens: the grouping's
+/// own, or the subject and the alert's explanation.
+pub fn title(a: &Alert, grouping: Grouping) -> String {
+    if let Grouping::AllServices { services } = grouping {
+        return format!(
+            "all {services} services stopped sending at once: one sender (or its path to Pulsyon) stopped, not {services} outages"
+        );
+    }
+    let subject = if a.endpoint.is_empty() {
+        a.service.clone()
+    } else {
+        format!("{} {}", a.service, a.endpoint)
+    };
+    format!("{subject}: {}", alert(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::domain::{TenantId, rules::Severity};
+
+    fn error_alert(endpoint: &str, no_baseline: bool) -> Alert {
+        Alert {
+            alert_id: 0,
+            tenant_id: TenantId(1),
+            incident_id: None,
+            service: "api".into(),
+            endpoint: endpoint.into(),
+            kind: Kind::ErrorRate,
+            severity: Severity::Critical,
+            observed: 0.3,
+            baseline: 0.004,
+            no_baseline,
+            threshold: 0.05,
+            window_secs: 90,
+            fired_at: OffsetDateTime::UNIX_EPOCH,
+            cleared_at: None,
+        }
+    }
+
+    #[test]
+    fn titles_name_the_subject_and_explain_the_numbers() {
+        assert_eq!(
+            title(&error_alert("", false), Grouping::Service),
+            "api: error rate 30.0% over 90s, baseline 0.4%, threshold 5.0%"
+        );
+        assert_eq!(
+            title(&error_alert("/pay", true), Grouping::Service),
+            "api /pay: error rate 30.0% over 90s, no healthy baseline yet (a new service, or failing since it started), threshold 5.0%"
+        );
+        assert!(
+            title(
+                &error_alert("", false),
+                Grouping::AllServices { services: 8 }
+            )
+            .starts_with("all 8 services stopped sending at once")
+        );
+    }
+}
