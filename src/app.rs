@@ -31,8 +31,6 @@ use crate::{
 
 /// Name of the tenant created on the first start of the embedded default.
 pub const DEFAULT_TENANT: &str = "default";
-/// File (under the data dir) holding that tenant's first key.
-pub const KEY_FILE: &str = "api-key";
 
 /// Runs one subcommand to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -176,7 +174,7 @@ async fn ensure_default_tenant(store: &Store, data_dir: &Path) -> anyhow::Result
         Err(err) => return Err(err.into()),
     }
     let secret = ApiKeySecret::generate()?;
-    let path = data_dir.join(KEY_FILE);
+    let path = data_dir.join(crate::config::KEY_FILE);
     let write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .create(true)

@@ -8,6 +8,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// File (under the data dir) holding the first key of the tenant the
+/// embedded default creates; `seed` reads it when no key is given.
+pub const KEY_FILE: &str = "api-key";
+
 /// Bytes in a MiB (the byte-rate flags are in MiB).
 const MIB: u64 = 1 << 20;
 

@@ -186,7 +186,7 @@ fn api_key(args: &SeedArgs) -> anyhow::Result<String> {
     if let Some(key) = &args.api_key {
         return Ok(key.clone());
     }
-    let path = args.data_dir.join(crate::app::KEY_FILE);
+    let path = args.data_dir.join(crate::config::KEY_FILE);
     let key = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "no --api-key given and cannot read {}; pass --api-key or PULSYON_API_KEY",
