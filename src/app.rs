@@ -281,7 +281,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .detector
         .then(|| crate::detect::spawn(store.clone(), args.detect_config(), background.clone()));
     let close_writer = CancellationToken::new();
-    let (ingest, writer) = crate::ingest::spawn(
+    let ingest = crate::ingest::spawn(
         store.clone(),
         &args.ingest_config(),
         background.clone(),
@@ -325,9 +325,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.key_cache_ttl,
             args.tenant_limits(),
         )),
-        guards,
-        ingest,
-        limits: Arc::new(args.limits()),
+        pipeline: crate::ingest::admit::Pipeline {
+            admission: ingest.queue,
+            throttles: ingest.throttles.clone(),
+            limits: Arc::new(args.limits()),
+            guards,
+        },
         max_in_flight: args.stream_max_in_flight,
         ingest_idle_timeout: args.ingest_idle_timeout,
         shutdown: streams_stop.clone(),
@@ -388,7 +391,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     //    grace period may still hold admission handles), writes and answers
     //    what it holds, and ends.
     close_writer.cancel();
-    if tokio::time::timeout(args.shutdown_grace, writer)
+    if tokio::time::timeout(args.shutdown_grace, ingest.writer)
         .await
         .is_err()
     {
@@ -396,6 +399,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // 4. Background tasks and the ops endpoint.
     background.cancel();
+    let _ = ingest.flusher.await;
     let _ = partitions.await;
     let _ = rollups.await;
     let _ = hub_task.await;

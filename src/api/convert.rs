@@ -381,3 +381,25 @@ mod tests {
         assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 123_456_789));
     }
 }
+
+/// A batch's ack as the contract's.
+pub fn ack_to_pb(a: &crate::ingest::admit::Ack) -> pb::BatchAck {
+    use crate::ingest::admit::Durability;
+    pb::BatchAck {
+        seq: a.seq,
+        accepted: a.accepted,
+        duplicates: a.duplicates,
+        rejections: a
+            .rejections
+            .iter()
+            .map(|r| pb::EventRejection {
+                index: r.index,
+                reason: reject_reason_to_pb(r.reason),
+                message: r.message.clone(),
+            })
+            .collect(),
+        durability: match a.durability {
+            Durability::Committed => pb::Durability::Committed as i32,
+        },
+    }
+}

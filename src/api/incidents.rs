@@ -7,12 +7,11 @@
 //! from the outbox, so it never skips an update; one that asks to resume from
 //! a sequence the outbox no longer holds gets FAILED_PRECONDITION.
 
-use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use prost::{Message, bytes::Bytes};
 
 use time::OffsetDateTime;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -25,15 +24,16 @@ use super::{
 use crate::{
     domain::{
         Scope, TenantId,
-        incident::{self as model, Alert, Incident, UpdateKind},
+        incident::{self as model, Alert, Incident, IncidentFilter, UpdateKind},
         rules::{Kind, Severity},
     },
     incidents::{
         explain,
-        hub::{Hub, Receiver},
+        feed::{Feed, FeedError, FeedRequest, Item},
+        hub::Hub,
     },
     proto::v1::{self as pb, incidents_server::Incidents},
-    store::{Store, incidents::IncidentFilter},
+    store::Store,
 };
 
 /// The Incidents service.
@@ -202,34 +202,6 @@ fn incident_id(value: &str) -> Result<i64, Status> {
         .ok_or_else(|| invalid("incident_id", "not an incident id"))
 }
 
-/// Whether a Watch resumed after `resume` may have lost updates, given the
-/// oldest and newest outbox sequences kept (0 when none) and the highest one
-/// pruned (0 when none). Below the pruned sequence updates are gone; below
-/// the oldest kept they were removed some other way; past the newest ever
-/// written the sequence is not this outbox's (a subscriber waiting for it
-/// would silently miss every update until the sequence caught up); with
-/// nothing kept and nothing ever pruned no sequence is this outbox's.
-fn resync_needed(resume: i64, oldest: i64, newest: i64, pruned_through: i64) -> bool {
-    resume < pruned_through
-        || resume > newest.max(pruned_through)
-        || (oldest == 0 && pruned_through == 0)
-        || (oldest > 0 && resume < oldest - 1)
-}
-
-fn resync(resume: i64) -> Status {
-    Status::failed_precondition(format!(
-        "resync required: the updates after {resume} are no longer kept; \
-         list the open incidents and watch from now"
-    ))
-}
-
-fn resync_future(resume: i64, newest: i64) -> Status {
-    Status::failed_precondition(format!(
-        "resync required: sequence {resume} is past the newest update ({newest}), \
-         so it is not one this server sent; list the open incidents and watch from now"
-    ))
-}
-
 fn heartbeat(newest: i64) -> pb::Heartbeat {
     pb::Heartbeat {
         current_seq: newest.max(0) as u64,
@@ -237,111 +209,40 @@ fn heartbeat(newest: i64) -> pb::Heartbeat {
     }
 }
 
-/// Where a Watch stream is.
-struct Watching {
-    store: Store,
-    hub: Arc<Hub<Bytes>>,
-    tenant: TenantId,
-    filter: IncidentFilter,
-    rx: Receiver<Bytes>,
-    /// Messages ready to send (snapshot, replayed updates).
-    ready: VecDeque<pb::WatchResponse>,
-    /// The newest sequence the stream has passed (sent or filtered out).
-    last: i64,
-    /// Catching up from the outbox after this sequence, when `Some`.
-    replay_from: Option<i64>,
-    heartbeat: tokio::time::Interval,
-    shutdown: tokio_util::sync::CancellationToken,
-    /// Resolves once the caller's key stops working (boxed: an idle
-    /// subscriber's state stays small).
-    revoked: Pin<Box<dyn Future<Output = Status> + Send>>,
+fn wrap(payload: pb::watch_response::Payload) -> WatchFrame {
+    WatchFrame::Message(Box::new(pb::WatchResponse {
+        payload: Some(payload),
+    }))
 }
 
-impl Watching {
-    fn wrap(payload: pb::watch_response::Payload) -> pb::WatchResponse {
-        pb::WatchResponse {
-            payload: Some(payload),
-        }
+/// A feed item as Watch sends it: live updates as the hub encoded them.
+fn frame(item: Item<Bytes>) -> WatchFrame {
+    use pb::watch_response::Payload;
+    match item {
+        Item::Snapshot(i) => wrap(Payload::Snapshot(incident_to_pb(&i))),
+        Item::SnapshotDone { newest } => wrap(Payload::SnapshotDone(heartbeat(newest))),
+        Item::Update(u) => wrap(Payload::Update(update_to_pb(&u))),
+        Item::Live(p) => WatchFrame::Encoded(p.rendered.clone()),
+        Item::Heartbeat { newest } => wrap(Payload::Heartbeat(heartbeat(newest))),
     }
+}
 
-    fn keep(&self, u: &model::Update) -> bool {
-        u.incident.tenant_id == self.tenant.0 && self.filter.matches(&u.incident)
-    }
-
-    /// The next frame: ready ones first, then a page of replay, then live.
-    async fn next(&mut self) -> Option<Result<WatchFrame, Status>> {
-        loop {
-            if let Some(message) = self.ready.pop_front() {
-                if self.ready.is_empty() {
-                    // Its slots are messages' size: an idle stream holds none.
-                    self.ready = VecDeque::new();
-                }
-                return Some(Ok(WatchFrame::Message(Box::new(message))));
-            }
-            if let Some(after) = self.replay_from {
-                // Boxed: the database futures are large, and inline they would
-                // size every idle subscriber's state (docs/perf/watch.md).
-                let (store, tenant) = (self.store.clone(), self.tenant);
-                let read = Box::pin(async move {
-                    // Updates after `after` may have been pruned meanwhile.
-                    let pruned = store.outbox_pruned_through().await?;
-                    if after < pruned {
-                        return Ok(Err(resync(after)));
-                    }
-                    store.updates_after(Some(tenant), after, 500).await.map(Ok)
-                });
-                let page = match read.await {
-                    Ok(Ok(page)) => page,
-                    Ok(Err(status)) => return Some(Err(status)),
-                    Err(err) => return Some(Err(from_store(err))),
-                };
-                match page.last().map(|u| u.seq) {
-                    None => self.replay_from = None,
-                    Some(last) => {
-                        self.replay_from = Some(last);
-                        self.last = self.last.max(last);
-                        let kept: Vec<pb::WatchResponse> = page
-                            .iter()
-                            .filter(|u| self.keep(u))
-                            .map(|u| {
-                                Self::wrap(pb::watch_response::Payload::Update(update_to_pb(u)))
-                            })
-                            .collect();
-                        self.ready.extend(kept);
-                    }
-                }
-                continue;
-            }
-            tokio::select! {
-                received = self.rx.recv() => match received {
-                    Ok(p) => {
-                        if p.update.seq <= self.last {
-                            continue;
-                        }
-                        self.last = p.update.seq;
-                        if self.keep(&p.update) {
-                            // Encoded once by the hub for every subscriber.
-                            return Some(Ok(WatchFrame::Encoded(p.rendered.clone())));
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        // Fell behind the hub: catch up from the outbox, where nothing is skipped.
-                        metrics::counter!("pulsyon_watch_catch_ups_total").increment(1);
-                        self.replay_from = Some(self.last);
-                    }
-                    Err(RecvError::Closed) => {
-                        return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
-                    }
-                },
-                _ = self.shutdown.cancelled() => {
-                    return Some(Err(Status::unavailable("the server is shutting down; resume after the last sequence received")));
-                }
-                status = &mut self.revoked => return Some(Err(status)),
-                _ = self.heartbeat.tick() => {
-                    return Some(Ok(WatchFrame::Message(Box::new(Self::wrap(pb::watch_response::Payload::Heartbeat(heartbeat(self.hub.newest())))))));
-                }
-            }
-        }
+/// Why a Watch cannot start or goes no further.
+fn feed_error(err: FeedError<Status>) -> Status {
+    match err {
+        FeedError::Resync { after } => Status::failed_precondition(format!(
+            "resync required: the updates after {after} are no longer kept; \
+             list the open incidents and watch from now"
+        )),
+        FeedError::ResyncFuture { resume, newest } => Status::failed_precondition(format!(
+            "resync required: sequence {resume} is past the newest update ({newest}), \
+             so it is not one this server sent; list the open incidents and watch from now"
+        )),
+        FeedError::ShuttingDown => Status::unavailable(
+            "the server is shutting down; resume after the last sequence received",
+        ),
+        FeedError::Ended(status) => status,
+        FeedError::Store(err) => from_store(err),
     }
 }
 
@@ -369,91 +270,47 @@ impl IncidentsService {
         Ok(incident_to_pb(&update.incident))
     }
 
-    /// Opens a Watch stream: authorizes, checks the resume point, queues the
-    /// snapshot, then streams frames (api/watch.rs serves them).
+    /// Opens a Watch stream: authorizes, then serves the caller's incident
+    /// feed as frames (api/watch.rs sends them).
     pub async fn open_watch(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<FrameStream>, Status> {
         let (caller, key) = self.auth.authorize_stream(&request, Scope::Read).await?;
         // Subscribers of one connection share a group, so they wake and
-        // write together (detect/hub.rs).
+        // write together (incidents/hub.rs).
         let group = request
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
-        // Subscribe first: nothing broadcast from here on can be missed.
-        let (rx, newest) = self.hub.subscribe(&group);
-        let mut ready = VecDeque::new();
-        let resume = i64::try_from(req.resume_after_seq)
+        let resume_after = i64::try_from(req.resume_after_seq)
             .map_err(|_| invalid("resume_after_seq", "too large"))?;
-        if resume > 0 {
-            let (oldest, newest_kept) = self.store.update_seq_bounds().await.map_err(from_store)?;
-            let pruned = self
-                .store
-                .outbox_pruned_through()
-                .await
-                .map_err(from_store)?;
-            if resync_needed(resume, oldest, newest_kept, pruned) {
-                let newest = newest_kept.max(pruned);
-                return Err(if resume > newest {
-                    resync_future(resume, newest)
-                } else {
-                    resync(resume)
-                });
-            }
-        }
-        if req.send_snapshot {
-            for i in self
-                .store
-                .open_incidents(caller.tenant_id)
-                .await
-                .map_err(from_store)?
-                .iter()
-                .filter(|i| filter.matches(i))
-            {
-                ready.push_back(Watching::wrap(pb::watch_response::Payload::Snapshot(
-                    incident_to_pb(i),
-                )));
-            }
-            ready.push_back(Watching::wrap(pb::watch_response::Payload::SnapshotDone(
-                heartbeat(newest),
-            )));
-        } else if resume == 0 {
-            // A first heartbeat at once: the subscriber learns the sequence it
-            // is live from (to resume after a disconnect), and the stream's
-            // first write is not the first update's.
-            ready.push_back(Watching::wrap(pb::watch_response::Payload::Heartbeat(
-                heartbeat(newest),
-            )));
-        }
-        let mut heartbeat =
-            tokio::time::interval_at(tokio::time::Instant::now() + self.heartbeat, self.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let watching = Watching {
-            store: self.store.clone(),
-            hub: self.hub.clone(),
+        let feed_request = FeedRequest {
             tenant: caller.tenant_id,
             filter,
-            rx,
-            ready,
-            last: if resume > 0 { resume } else { newest },
-            replay_from: (resume > 0).then_some(resume),
-            heartbeat,
-            shutdown: self.shutdown.clone(),
-            revoked: {
-                let auth = self.auth.clone();
-                Box::pin(async move { auth.revoked(key).await })
-            },
+            send_snapshot: req.send_snapshot,
+            resume_after,
+            heartbeat: self.heartbeat,
         };
+        let auth = self.auth.clone();
+        let feed = Feed::open(
+            self.store.clone(),
+            self.hub.clone(),
+            &group,
+            feed_request,
+            self.shutdown.clone(),
+            Box::pin(async move { auth.revoked_status(key).await }),
+        )
+        .await
+        .map_err(feed_error)?;
         metrics::gauge!("pulsyon_watch_subscribers").set(self.hub.subscribers() as f64);
-        let stream = futures_util::stream::unfold(Some(watching), |state| async move {
-            let mut w = state?;
-            let item = w.next().await?;
+        let stream = futures_util::stream::unfold(Some(feed), |state| async move {
+            let mut feed = state?;
+            let item = feed.next().await?.map(frame).map_err(feed_error);
             // After an error the stream ends.
-            let next = item.is_ok().then_some(w);
+            let next = item.is_ok().then_some(feed);
             Some((item, next))
         });
         Ok(Response::new(Box::pin(stream)))
@@ -594,30 +451,5 @@ impl Incidents for IncidentsService {
             most_incident_prone_service: top,
             most_incident_prone_count: top_count.max(0) as u32,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resync_needed;
-
-    #[test]
-    fn a_resume_below_what_was_pruned_or_kept_needs_a_resync() {
-        // Nothing pruned; 10.. kept: resuming after 9 or later loses nothing.
-        assert!(!resync_needed(9, 10, 50, 0));
-        assert!(!resync_needed(42, 10, 50, 0));
-        assert!(resync_needed(8, 10, 50, 0));
-        // Past the newest sequence: not one this outbox sent.
-        assert!(!resync_needed(50, 10, 50, 0));
-        assert!(resync_needed(51, 10, 50, 0));
-        assert!(resync_needed(21, 0, 0, 20));
-        // 1..=20 pruned, 15 still kept (an open incident's): after 20 is whole.
-        assert!(!resync_needed(20, 15, 30, 20));
-        assert!(resync_needed(19, 15, 30, 20));
-        // Everything pruned: only a resume at or past the horizon is whole.
-        assert!(!resync_needed(20, 0, 0, 20));
-        assert!(resync_needed(5, 0, 0, 20));
-        // Nothing kept, nothing ever pruned: not this outbox's sequence.
-        assert!(resync_needed(3, 0, 0, 0));
     }
 }

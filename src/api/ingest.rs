@@ -24,7 +24,6 @@ use std::{
 };
 
 use prost::{Message, bytes::Bytes};
-use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
@@ -34,26 +33,19 @@ use tonic::{
     codegen::{BoxFuture, Service, http},
     server::{Grpc, NamedService, StreamingService, UnaryService},
 };
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{
-    TRANSPORT_MAX_MESSAGE_BYTES, auth::Authenticator, codec::PulsyonCodec, convert, status::invalid,
+    TRANSPORT_MAX_MESSAGE_BYTES,
+    auth::Authenticator,
+    codec::PulsyonCodec,
+    convert,
+    status::{self, invalid},
 };
 use crate::{
-    domain::{BatchDigest, BatchWrite, DeadLetter, Principal, RejectReason, Scope},
-    ingest::{
-        AdmitError, IngestHandle, Reply, WriteError,
-        limits::{Guards, ThrottleCause, Throttled},
-        validate,
-    },
+    domain::{Principal, RejectReason, Scope},
+    ingest::admit::{Arriving, Incoming, Pipeline},
     proto::v1 as pb,
-    store::ingest::BatchFate,
 };
-
-/// Most events in one batch.
-pub const MAX_BATCH_EVENTS: usize = 10_000;
-/// Longest producer id.
-const MAX_PRODUCER_ID: usize = 128;
 
 /// `StreamEventsRequest` and `PublishEventsRequest` as they arrive (both
 /// hold the batch at field 1): the same wire format as the contract's.
@@ -84,12 +76,8 @@ pub struct WireBatch {
 pub struct IngestService {
     /// Checks the caller's key.
     pub auth: Arc<Authenticator>,
-    /// Admission into the writer's queue.
-    pub ingest: IngestHandle,
-    /// Bounds on events.
-    pub limits: Arc<validate::Limits>,
-    /// Per-tenant rate, stream and cardinality limits.
-    pub guards: Arc<Guards>,
+    /// The ingest pipeline (validation, limits, admission).
+    pub pipeline: Pipeline,
     /// Most unanswered batches per stream.
     pub max_in_flight: usize,
     /// A stream that sends no batch for this long is ended (UNAVAILABLE).
@@ -97,13 +85,6 @@ pub struct IngestService {
     /// Cancelled when shutdown begins: streams stop reading, answer what is
     /// in flight, then end with UNAVAILABLE.
     pub shutdown: CancellationToken,
-}
-
-/// A batch checked and ready to submit, with what its ack needs.
-struct Prepared {
-    batch: BatchWrite,
-    rejections: Vec<pb::EventRejection>,
-    bytes: usize,
 }
 
 /// Why an event's bytes do not decode: a string that is not UTF-8 is
@@ -123,230 +104,50 @@ fn undecodable(err: &prost::DecodeError) -> (RejectReason, String) {
     }
 }
 
-fn prepare(
-    caller: &Principal,
-    batch: Option<WireBatch>,
-    limits: &validate::Limits,
-) -> Result<Prepared, Status> {
+/// The pipeline's batch from the wire's: each event decoded on its own.
+fn incoming(batch: Option<WireBatch>) -> Result<Incoming, Status> {
     let batch = batch.ok_or_else(|| invalid("batch", "missing"))?;
-    if batch.producer_id.is_empty()
-        || batch.producer_id.len() > MAX_PRODUCER_ID
-        || batch.producer_id.contains('\0')
-    {
-        return Err(invalid(
-            "batch.producer_id",
-            format!("must be 1 to {MAX_PRODUCER_ID} bytes without NUL"),
-        ));
-    }
-    let seq = i64::try_from(batch.seq).map_err(|_| invalid("batch.seq", "must be below 2^63"))?;
-    if batch.events.len() > MAX_BATCH_EVENTS {
-        return Err(invalid(
-            "batch.events",
-            format!("{} events, at most {MAX_BATCH_EVENTS}", batch.events.len()),
-        ));
-    }
-    let now = OffsetDateTime::now_utc();
-    let mut events = Vec::with_capacity(batch.events.len());
-    let mut rejected = Vec::new();
-    let mut rejections = Vec::new();
-    let mut bytes = 0;
-    let mut digest = BatchDigest::default();
-    for (index, encoded) in batch.events.into_iter().enumerate() {
-        let len = encoded.len();
-        bytes += len;
-        let refusal = match pb::Event::decode(encoded.clone()) {
+    let events = batch
+        .events
+        .into_iter()
+        .map(|payload| match pb::Event::decode(payload.clone()) {
+            Ok(event) => Arriving::Decoded {
+                raw: convert::raw_event(event, payload.len()),
+                payload,
+            },
             Err(err) => {
-                digest.undecodable(&encoded);
-                undecodable(&err)
-            }
-            Ok(event) => {
-                digest.event(&event.event_id, event.time.map(|t| (t.seconds, t.nanos)));
-                match validate::validate(convert::raw_event(event, len), now, limits) {
-                    Ok(valid) => {
-                        events.push(valid);
-                        continue;
-                    }
-                    Err(bad) => (bad.reason, bad.message),
+                let (reason, message) = undecodable(&err);
+                Arriving::Undecodable {
+                    reason,
+                    message,
+                    payload,
                 }
             }
-        };
-        let (reason, message) = refusal;
-        rejections.push(pb::EventRejection {
-            index: index as u32,
-            reason: convert::reject_reason_to_pb(reason),
-            message: message.clone(),
-        });
-        rejected.push(DeadLetter {
-            index: index as u32,
-            reason,
-            message,
-            payload: encoded.to_vec(),
-        });
-    }
-    Ok(Prepared {
-        batch: BatchWrite {
-            tenant_id: caller.tenant_id,
-            producer_id: batch.producer_id,
-            seq,
-            received_at: now,
-            events,
-            rejected,
-            overflowed: 0,
-            digest: digest.finish(),
-        },
-        rejections,
-        bytes,
+        })
+        .collect();
+    Ok(Incoming {
+        producer_id: batch.producer_id,
+        seq: batch.seq,
+        events,
     })
 }
 
-fn overloaded(delay: Duration) -> Status {
-    let details = ErrorDetails::with_retry_info(Some(delay));
-    Status::with_error_details(
-        Code::ResourceExhausted,
-        format!(
-            "the server is overloaded; retry in {} ms (resend unacknowledged batches)",
-            delay.as_millis()
-        ),
-        details,
-    )
-}
-/// A refusal by one of the tenant's limits, with when to retry.
-fn throttled(caller: &Principal, t: Throttled) -> Status {
-    let what = match t.cause {
-        ThrottleCause::EventRate => format!(
-            "tenant {} is over its rate of {} events/s (burst {})",
-            caller.tenant_name, caller.limits.events_per_sec, caller.limits.events_burst
-        ),
-        ThrottleCause::ByteRate => format!(
-            "tenant {} is over its rate of {} bytes/s (burst {})",
-            caller.tenant_name, caller.limits.bytes_per_sec, caller.limits.bytes_burst
-        ),
-        ThrottleCause::Streams => format!(
-            "tenant {} already has {} ingest streams open on this server",
-            caller.tenant_name, caller.limits.max_streams
-        ),
-        ThrottleCause::Overload => "the server is overloaded".to_owned(),
-    };
-    // Never ask for a retry sooner than 10 ms: a zero delay invites a busy loop.
-    let delay = t.retry_after.max(Duration::from_millis(10));
-    metrics::counter!("pulsyon_limit_refusals_total", "limit" => t.cause.as_str()).increment(1);
-    Status::with_error_details(
-        Code::ResourceExhausted,
-        format!(
-            "{what}; retry in {} ms (resend unacknowledged batches)",
-            delay.as_millis()
-        ),
-        ErrorDetails::with_retry_info(Some(delay)),
-    )
-}
-
-/// Applies the tenant's limits to a prepared batch: the rate budget (a
-/// refused batch is counted as throttled, whole), then the cardinality of
-/// services and endpoints.
-async fn guard(
-    guards: &Guards,
-    ingest: &IngestHandle,
+/// Admits one batch; the returned future yields its ack.
+async fn admit(
+    pipeline: &Pipeline,
     caller: &Principal,
-    prepared: &mut Prepared,
-) -> Result<(), Status> {
-    let events = (prepared.batch.events.len() + prepared.batch.rejected.len()) as u64;
-    if events == 0 {
-        return Ok(());
-    }
-    if let Err(t) = guards
-        .rates
-        .check(
-            caller.tenant_id,
-            &caller.limits,
-            events,
-            prepared.bytes as u64,
-        )
-        .await
-    {
-        ingest.count_throttled(caller.tenant_id, events as i64, t.cause);
-        return Err(throttled(caller, t));
-    }
-    prepared.batch.overflowed = guards
-        .cardinality
-        .admit(caller.tenant_id, &caller.limits, &mut prepared.batch.events)
-        .await
-        .map_err(super::status::from_store)?;
-    Ok(())
-}
-
-fn admit_error(err: AdmitError) -> Status {
-    match err {
-        AdmitError::Overloaded(delay) => overloaded(delay),
-        AdmitError::ShuttingDown => Status::unavailable(
-            "the server is shutting down; reconnect and resend unacknowledged batches",
-        ),
-    }
-}
-
-fn write_error(err: WriteError) -> Status {
-    match err {
-        WriteError::Unavailable => {
-            Status::unavailable("the database is unavailable; resend unacknowledged batches later")
-        }
-        WriteError::Internal => Status::internal("the batch could not be stored"),
-    }
-}
-
-/// The ack of a batch once its fate is known.
-fn ack(
-    seq: u64,
-    events: usize,
-    rejections: Vec<pb::EventRejection>,
-    fate: BatchFate,
-) -> pb::BatchAck {
-    match fate {
-        BatchFate::Stored { duplicates } => pb::BatchAck {
-            seq,
-            accepted: events as u32 - duplicates,
-            duplicates,
-            rejections,
-            durability: pb::Durability::Committed as i32,
-        },
-        // The same batch was processed before: its events were stored (or
-        // dead-lettered) then, so all of them count as duplicates now.
-        BatchFate::Duplicate => pb::BatchAck {
-            seq,
-            accepted: 0,
-            duplicates: (events + rejections.len()) as u32,
-            rejections: Vec::new(),
-            durability: pb::Durability::Committed as i32,
-        },
-    }
-}
-
-/// Submits a prepared batch; the returned future yields its ack.
-async fn submit(
-    ingest: &IngestHandle,
-    prepared: Prepared,
-    seq: u64,
+    batch: Option<WireBatch>,
 ) -> Result<impl Future<Output = Result<pb::BatchAck, Status>> + use<>, Status> {
-    let events = prepared.batch.events.len();
-    let reply: Option<Reply> =
-        if prepared.batch.events.is_empty() && prepared.batch.rejected.is_empty() {
-            None
-        } else {
-            Some(
-                ingest
-                    .submit(prepared.batch, prepared.bytes)
-                    .await
-                    .map_err(admit_error)?,
-            )
-        };
-    let rejections = prepared.rejections;
+    let pending = pipeline
+        .admit(caller, incoming(batch)?)
+        .await
+        .map_err(status::from_refused)?;
     Ok(async move {
-        let fate = match reply {
-            None => BatchFate::NEW,
-            Some(reply) => reply
-                .await
-                .map_err(|_| Status::unavailable("the writer stopped; resend"))?
-                .map_err(write_error)?,
-        };
-        Ok(ack(seq, events, rejections, fate))
+        pending
+            .wait()
+            .await
+            .map(|ack| convert::ack_to_pb(&ack))
+            .map_err(status::from_ack_error)
     })
 }
 
@@ -364,19 +165,10 @@ impl IngestService {
         request: Request<Streaming<WireRequest>>,
     ) -> Result<Response<AckStream>, Status> {
         let (caller, key) = self.auth.authorize_stream(&request, Scope::Ingest).await?;
-        let Some(slot) = self
-            .guards
-            .streams
-            .open(caller.tenant_id, caller.limits.max_streams)
-        else {
-            return Err(throttled(
-                &caller,
-                Throttled {
-                    cause: ThrottleCause::Streams,
-                    retry_after: Duration::from_secs(1),
-                },
-            ));
-        };
+        let slot = self
+            .pipeline
+            .open_stream(&caller)
+            .map_err(status::from_refused)?;
         let mut inbound = request.into_inner();
         let (out, out_rx) = mpsc::channel(self.max_in_flight + 1);
         let service = self.clone();
@@ -387,7 +179,7 @@ impl IngestService {
             // Cancelled when an ack fails, so the reader stops at once.
             let failed = CancellationToken::new();
             // Ends with UNAUTHENTICATED once the key stops working.
-            let revoked = service.auth.revoked(key);
+            let revoked = service.auth.revoked_status(key);
             tokio::pin!(revoked);
             let end: Option<Status> = loop {
                 let permit = tokio::select! {
@@ -425,18 +217,7 @@ impl IngestService {
                         break None;
                     }
                 };
-                let seq = request.batch.as_ref().map(|b| b.seq).unwrap_or_default();
-                let pending = match prepare(&caller, request.batch, &service.limits) {
-                    Ok(mut prepared) => {
-                        match guard(&service.guards, &service.ingest, &caller, &mut prepared).await
-                        {
-                            Ok(()) => submit(&service.ingest, prepared, seq).await,
-                            Err(status) => Err(status),
-                        }
-                    }
-                    Err(status) => Err(status),
-                };
-                let pending = match pending {
+                let pending = match admit(&service.pipeline, &caller, request.batch).await {
                     Ok(pending) => pending,
                     Err(status) => break Some(status),
                 };
@@ -468,11 +249,9 @@ impl IngestService {
         request: Request<WireRequest>,
     ) -> Result<Response<pb::PublishEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Ingest).await?;
-        let batch = request.into_inner().batch;
-        let seq = batch.as_ref().map(|b| b.seq).unwrap_or_default();
-        let mut prepared = prepare(&caller, batch, &self.limits)?;
-        guard(&self.guards, &self.ingest, &caller, &mut prepared).await?;
-        let ack = submit(&self.ingest, prepared, seq).await?.await?;
+        let ack = admit(&self.pipeline, &caller, request.into_inner().batch)
+            .await?
+            .await?;
         Ok(Response::new(pb::PublishEventsResponse { ack: Some(ack) }))
     }
 }
@@ -564,6 +343,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::ingest::{admit, validate};
 
     fn corpus_dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/publish_events")
@@ -597,7 +377,11 @@ mod fuzz {
             Err(_) => return, // the codec answers INVALID_ARGUMENT
         };
         let sent: Option<Vec<Bytes>> = request.batch.as_ref().map(|b| b.events.clone());
-        match prepare(&principal(), request.batch, &validate::Limits::default()) {
+        let checked = incoming(request.batch).and_then(|batch| {
+            admit::check(&principal(), batch, &validate::Limits::default())
+                .map_err(status::from_refused)
+        });
+        match checked {
             Ok(p) => {
                 let sent = sent.expect("a prepared batch was sent");
                 let n = p.batch.events.len() + p.batch.rejected.len();

@@ -30,7 +30,6 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    ingest::{IngestHandle, validate::Limits},
     proto::{
         FILE_DESCRIPTOR_SET,
         v1::{admin_server::AdminServer, query_server::QueryServer},
@@ -59,10 +58,8 @@ pub struct ApiDeps {
     pub store: Store,
     /// Checks API keys.
     pub auth: Arc<Authenticator>,
-    /// Admission into the writer's queue.
-    pub ingest: IngestHandle,
-    /// Bounds on events.
-    pub limits: Arc<Limits>,
+    /// The ingest pipeline every ingest door calls.
+    pub pipeline: crate::ingest::admit::Pipeline,
     /// Most unanswered batches per ingest stream.
     pub max_in_flight: usize,
     /// An ingest stream silent this long is ended (UNAVAILABLE).
@@ -75,8 +72,6 @@ pub struct ApiDeps {
     pub hub: Arc<crate::incidents::hub::Hub<prost::bytes::Bytes>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
-    /// Per-tenant rate, stream and cardinality limits of ingest.
-    pub guards: Arc<crate::ingest::limits::Guards>,
     /// Signs and verifies page tokens (the key shared through the database).
     pub tokens: Arc<tokens::PageTokens>,
     /// Bounds each tenant's concurrent queries.
@@ -153,9 +148,7 @@ pub async fn serve(
         // event is rejected alone instead of failing its batch.
         .add_service(ingest::IngestRoutes::new(ingest::IngestService {
             auth: deps.auth.clone(),
-            ingest: deps.ingest.clone(),
-            limits: deps.limits.clone(),
-            guards: deps.guards.clone(),
+            pipeline: deps.pipeline.clone(),
             max_in_flight: deps.max_in_flight.max(1),
             idle_timeout: deps.ingest_idle_timeout,
             shutdown: deps.shutdown.clone(),

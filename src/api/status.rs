@@ -3,9 +3,81 @@
 //! Database text never reaches a client: internal errors are logged here with
 //! their detail and answered with a generic message.
 
-use tonic::Status;
+use std::time::Duration;
 
-use crate::store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    auth::AuthError,
+    ingest::{
+        WriteError,
+        admit::{AckError, Refused},
+    },
+    store::StoreError,
+};
+
+/// A retryable RESOURCE_EXHAUSTED carrying its delay as `google.rpc.RetryInfo`.
+fn retry_in(message: String, delay: Duration) -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_retry_info(Some(delay)),
+    )
+}
+
+/// Maps a refused caller: UNAUTHENTICATED for the key, PERMISSION_DENIED
+/// for its scope.
+pub fn from_auth(err: AuthError) -> Status {
+    match err {
+        AuthError::MissingScope(_) => Status::permission_denied(err.to_string()),
+        AuthError::Store(err) => from_store(err),
+        AuthError::Missing
+        | AuthError::Malformed(_)
+        | AuthError::UnknownKey
+        | AuthError::Revoked => Status::unauthenticated(err.to_string()),
+    }
+}
+
+/// Maps the ingest pipeline's refusal of a batch.
+pub fn from_refused(refused: Refused) -> Status {
+    match refused {
+        Refused::Invalid { field, message } => invalid(field, message),
+        Refused::Throttled {
+            retry_after,
+            message,
+            ..
+        } => retry_in(
+            format!(
+                "{message}; retry in {} ms (resend unacknowledged batches)",
+                retry_after.as_millis()
+            ),
+            retry_after,
+        ),
+        Refused::Overloaded(delay) => retry_in(
+            format!(
+                "the server is overloaded; retry in {} ms (resend unacknowledged batches)",
+                delay.as_millis()
+            ),
+            delay,
+        ),
+        Refused::ShuttingDown => Status::unavailable(
+            "the server is shutting down; reconnect and resend unacknowledged batches",
+        ),
+        Refused::Store(err) => from_store(err),
+    }
+}
+
+/// Maps the failure of an admitted batch's write.
+pub fn from_ack_error(err: AckError) -> Status {
+    match err {
+        AckError::Write(WriteError::Unavailable) => {
+            Status::unavailable("the database is unavailable; resend unacknowledged batches later")
+        }
+        AckError::Write(WriteError::Internal) => Status::internal("the batch could not be stored"),
+        AckError::WriterStopped => Status::unavailable("the writer stopped; resend"),
+    }
+}
 
 /// Maps a store error to the status a client can act on.
 pub fn from_store(err: StoreError) -> Status {
@@ -16,15 +88,13 @@ pub fn from_store(err: StoreError) -> Status {
         }
         StoreError::Busy(what) => {
             tracing::warn!(what, "every request connection busy");
-            let delay = std::time::Duration::from_millis(200);
-            use tonic_types::{ErrorDetails, StatusExt};
-            Status::with_error_details(
-                tonic::Code::ResourceExhausted,
+            let delay = Duration::from_millis(200);
+            retry_in(
                 format!(
                     "the server is busy with too many concurrent queries; retry in {} ms",
                     delay.as_millis()
                 ),
-                ErrorDetails::with_retry_info(Some(delay)),
+                delay,
             )
         }
         StoreError::Conflict(what) => Status::already_exists(format!("{what} already exists")),

@@ -235,6 +235,28 @@ pub struct Incident {
     pub last_seq: i64,
 }
 
+/// Which incidents to list.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<Status>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only at least this severe.
+    pub min_severity: Option<Severity>,
+}
+
+impl IncidentFilter {
+    /// Whether `i` passes the filter.
+    pub fn matches(&self, i: &Incident) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&i.status))
+            && self.service.as_ref().is_none_or(|s| *s == i.service)
+            && self
+                .min_severity
+                .is_none_or(|m| Severity::parse(&i.severity).is_some_and(|s| s >= m))
+    }
+}
+
 /// One change to an incident, as the outbox keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {

@@ -405,6 +405,26 @@ impl BatchWrite {
     }
 }
 
+/// What happened to each batch of a write, in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFate {
+    /// The batch's events were processed: every valid one is stored now but
+    /// `duplicates`, whose (tenant, event_id, time) was stored before (or
+    /// earlier in the same write); its rejected events are dead letters.
+    Stored {
+        /// Valid events not stored again.
+        duplicates: u32,
+    },
+    /// The same batch (tenant, producer, seq and digest) was processed
+    /// before; nothing was written.
+    Duplicate,
+}
+
+impl BatchFate {
+    /// A batch stored whole.
+    pub const NEW: BatchFate = BatchFate::Stored { duplicates: 0 };
+}
+
 /// The digest of a batch as sent: the id and time of each event in order
 /// (the bytes of one that could not be decoded), SHA-256. Two sends of one
 /// (producer, seq) are the same batch exactly when their digests are equal.

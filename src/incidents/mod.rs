@@ -5,6 +5,7 @@
 //! never decides itself, and the backtest asks the same functions.
 
 pub mod explain;
+pub mod feed;
 pub mod hub;
 pub mod lifecycle;
 

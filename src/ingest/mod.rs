@@ -7,6 +7,7 @@
 //! overloaded, so that the client retries later. Nothing admitted is dropped:
 //! every submission gets exactly one reply.
 
+pub mod admit;
 pub mod limits;
 pub mod partitions;
 pub mod validate;
@@ -14,6 +15,8 @@ pub mod writer;
 
 use std::{
     collections::HashMap,
+    fmt,
+    pin::Pin,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -24,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::limits::ThrottleCause;
 use crate::{
-    domain::{BatchWrite, TenantId},
-    store::{Store, ingest::BatchFate},
+    domain::{BatchFate, BatchWrite, TenantId},
+    store::Store,
 };
 
 /// Settings of admission and the writer.
@@ -90,25 +93,84 @@ pub enum AdmitError {
 }
 
 /// Refused events not yet recorded, by tenant and cause.
-type Throttles = HashMap<(TenantId, ThrottleCause), i64>;
+type ThrottleMap = HashMap<(TenantId, ThrottleCause), i64>;
 
 /// The reply to one admitted batch.
 pub type Reply = oneshot::Receiver<Result<BatchFate, WriteError>>;
+
+/// A future that may borrow its receiver.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where admitted batches go, until they are durable. This process's writer
+/// queue is one implementation ([`LocalQueue`]); a buffer between processes
+/// (a Redis stream) is another. The pipeline (`admit`) and the writer each
+/// see only their side of this seam.
+pub trait Admission: Send + Sync + fmt::Debug {
+    /// Admits `batch` (of `bytes` encoded bytes) or refuses it; the reply
+    /// arrives once the batch is durable. Never accepts what it cannot hold.
+    fn submit(&self, batch: BatchWrite, bytes: usize) -> BoxFuture<'_, Result<Reply, AdmitError>>;
+}
 
 /// One admitted batch on its way to the writer.
 #[derive(Debug)]
 pub struct Submission {
     /// The batch.
     pub batch: BatchWrite,
-    /// Queue space it holds until written.
-    pub permit: OwnedSemaphorePermit,
+    /// Its encoded size (what it weighs in a writer batch).
+    pub bytes: usize,
+    /// What it holds of its source until it is answered (queue space).
+    pub held: Held,
     /// Where its fate goes.
     pub reply: oneshot::Sender<Result<BatchFate, WriteError>>,
 }
 
-/// Admission into the writer's queue. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct IngestHandle {
+/// Queue space an admitted batch holds until it is answered: given back,
+/// and the queue's depth gauge updated, when dropped.
+#[derive(Debug)]
+pub struct Held {
+    permit: OwnedSemaphorePermit,
+    space: Arc<Semaphore>,
+    space_kib: u32,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The permit goes back after this body: count it as given back.
+        let free = self.space.available_permits() + self.permit.num_permits();
+        let used_kib = (self.space_kib as usize).saturating_sub(free);
+        metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
+    }
+}
+
+/// Events refused by a limit, counted for the outcome counters (written to
+/// the database every second by the flusher [`spawn`] starts). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Throttles(Arc<Mutex<ThrottleMap>>);
+
+impl Throttles {
+    /// Counts `events` of `tenant` refused for `cause`.
+    pub fn count(&self, tenant: TenantId, events: i64, cause: ThrottleCause) {
+        if events <= 0 {
+            return;
+        }
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((tenant, cause)).or_default() += events;
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "received", "reason" => "")
+            .increment(events as u64);
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "throttled", "reason" => cause.as_str())
+            .increment(events as u64);
+    }
+
+    fn take(&self) -> Vec<((TenantId, ThrottleCause), i64)> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.drain().collect()
+    }
+}
+
+/// This process's writer queue, bounded in bytes: a batch waits at most the
+/// admit wait for space, then is refused as overloaded.
+#[derive(Debug)]
+pub struct LocalQueue {
     /// The writer's queue.
     tx: mpsc::Sender<Submission>,
     /// Queue space in KiB.
@@ -117,105 +179,104 @@ pub struct IngestHandle {
     space_kib: u32,
     /// Longest wait for space.
     admit_wait: Duration,
-    /// Throttled events not yet counted in the database, by tenant and cause.
-    throttled: Arc<Mutex<Throttles>>,
+    /// Where a refusal for overload is counted.
+    throttles: Throttles,
 }
 
-impl IngestHandle {
-    /// Admits `batch` (of `bytes` encoded bytes), waiting at most the admit
-    /// wait for queue space. The reply arrives once the batch is committed.
-    pub async fn submit(&self, batch: BatchWrite, bytes: usize) -> Result<Reply, AdmitError> {
-        let kib = (bytes.div_ceil(1024).max(1) as u32).min(self.space_kib);
-        let acquired =
-            tokio::time::timeout(self.admit_wait, self.space.clone().acquire_many_owned(kib)).await;
-        let permit = match acquired {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(AdmitError::ShuttingDown),
-            Err(_) => {
-                let events = (batch.events.len() + batch.rejected.len()) as i64;
-                self.count_throttled(batch.tenant_id, events, ThrottleCause::Overload);
-                return Err(AdmitError::Overloaded(
-                    self.admit_wait.max(Duration::from_millis(500)),
-                ));
-            }
-        };
-        self.record_depth();
-        let (reply_tx, reply_rx) = oneshot::channel();
-        self.tx
-            .send(Submission {
-                batch,
+impl Admission for LocalQueue {
+    fn submit(&self, batch: BatchWrite, bytes: usize) -> BoxFuture<'_, Result<Reply, AdmitError>> {
+        Box::pin(async move {
+            let kib = (bytes.div_ceil(1024).max(1) as u32).min(self.space_kib);
+            let acquired =
+                tokio::time::timeout(self.admit_wait, self.space.clone().acquire_many_owned(kib))
+                    .await;
+            let permit = match acquired {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(AdmitError::ShuttingDown),
+                Err(_) => {
+                    let events = (batch.events.len() + batch.rejected.len()) as i64;
+                    self.throttles
+                        .count(batch.tenant_id, events, ThrottleCause::Overload);
+                    return Err(AdmitError::Overloaded(
+                        self.admit_wait.max(Duration::from_millis(500)),
+                    ));
+                }
+            };
+            let used_kib = self.space_kib as usize - self.space.available_permits();
+            metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let held = Held {
                 permit,
-                reply: reply_tx,
-            })
-            .await
-            .map_err(|_| AdmitError::ShuttingDown)?;
-        Ok(reply_rx)
-    }
-
-    /// Counts events refused by a limit, for the outcome counters.
-    pub fn count_throttled(&self, tenant: TenantId, events: i64, cause: ThrottleCause) {
-        if events <= 0 {
-            return;
-        }
-        let mut map = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((tenant, cause)).or_default() += events;
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "received", "reason" => "")
-            .increment(events as u64);
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "throttled", "reason" => cause.as_str())
-            .increment(events as u64);
-    }
-
-    fn record_depth(&self) {
-        let used_kib = self.space_kib as usize - self.space.available_permits();
-        metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
+                space: self.space.clone(),
+                space_kib: self.space_kib,
+            };
+            self.tx
+                .send(Submission {
+                    batch,
+                    bytes,
+                    held,
+                    reply: reply_tx,
+                })
+                .await
+                .map_err(|_| AdmitError::ShuttingDown)?;
+            Ok(reply_rx)
+        })
     }
 }
 
-/// Starts the writer and the throttle-counter flusher; returns the admission handle.
-/// The writer stops once every handle is dropped and the queue is drained.
+/// The ingest stages of this process, as started.
+#[derive(Debug)]
+pub struct Started {
+    /// Admission into this process's writer queue.
+    pub queue: Arc<LocalQueue>,
+    /// Where refusals are counted.
+    pub throttles: Throttles,
+    /// The writer: ends once every admission handle is gone (or it is
+    /// closed) and its queue is drained.
+    pub writer: tokio::task::JoinHandle<()>,
+    /// The throttle-counter flusher: ends at `stop`, after a last flush.
+    pub flusher: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the writer behind a local queue, and the throttle-counter flusher.
 pub fn spawn(
     store: Store,
     config: &IngestConfig,
     stop: CancellationToken,
     close_writer: CancellationToken,
-) -> (IngestHandle, tokio::task::JoinHandle<()>) {
+) -> Started {
     let space_kib = (config.queue_bytes / 1024).max(1) as u32;
     let space = Arc::new(Semaphore::new(space_kib as usize));
     // The semaphore bounds the bytes; the channel only needs room for every
     // batch the space can hold (at least 1 KiB each).
     let (tx, rx) = mpsc::channel(space_kib as usize);
     metrics::gauge!("pulsyon_ingest_queue_capacity_bytes").set(config.queue_bytes as f64);
-    let throttled = Arc::new(Mutex::new(HashMap::new()));
-    let handle = IngestHandle {
+    let throttles = Throttles::default();
+    let queue = Arc::new(LocalQueue {
         tx,
-        space: space.clone(),
-        space_kib,
-        admit_wait: config.admit_wait,
-        throttled: throttled.clone(),
-    };
-    let writer = writer::spawn(
-        store.clone(),
-        config.clone(),
-        rx,
         space,
         space_kib,
-        close_writer,
-    );
-    tokio::spawn(flush_throttled(store, throttled, stop));
-    (handle, writer)
+        admit_wait: config.admit_wait,
+        throttles: throttles.clone(),
+    });
+    let writer = writer::spawn(store.clone(), config.clone(), rx, close_writer);
+    let flusher = tokio::spawn(flush_throttled(store, throttles.clone(), stop));
+    Started {
+        queue,
+        throttles,
+        writer,
+        flusher,
+    }
 }
 
 /// Writes throttled counts to `ingest_outcomes` every second (and at stop).
-async fn flush_throttled(store: Store, throttled: Arc<Mutex<Throttles>>, stop: CancellationToken) {
+async fn flush_throttled(store: Store, throttles: Throttles, stop: CancellationToken) {
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
         };
-        let taken: Vec<((TenantId, ThrottleCause), i64)> = {
-            let mut map = throttled.lock().unwrap_or_else(|p| p.into_inner());
-            map.drain().collect()
-        };
+        let taken = throttles.take();
         if !taken.is_empty() {
             let now = OffsetDateTime::now_utc();
             let rows: Vec<_> = taken
@@ -229,7 +290,7 @@ async fn flush_throttled(store: Store, throttled: Arc<Mutex<Throttles>>, stop: C
                 .collect();
             if let Err(err) = store.add_outcomes(&rows).await {
                 tracing::warn!(error = %err, "could not record throttled counts; keeping them");
-                let mut map = throttled.lock().unwrap_or_else(|p| p.into_inner());
+                let mut map = throttles.0.lock().unwrap_or_else(|p| p.into_inner());
                 for (t, n) in taken {
                     *map.entry(t).or_default() += n;
                 }

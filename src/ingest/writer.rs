@@ -15,14 +15,14 @@ use std::{
 };
 
 use time::Date;
-use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::sync::{Mutex, mpsc};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{IngestConfig, Submission, WriteError};
 use crate::{
-    domain::BatchWrite,
-    store::{Store, StoreError, ingest::BatchFate, partitions::Ensured},
+    domain::{BatchFate, BatchWrite},
+    store::{Store, StoreError, partitions::Ensured},
 };
 
 /// Starts the batcher and its workers. Ends when the queue is drained after
@@ -32,8 +32,6 @@ pub fn spawn(
     store: Store,
     config: IngestConfig,
     mut rx: mpsc::Receiver<Submission>,
-    space: Arc<Semaphore>,
-    space_kib: u32,
     close: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -47,8 +45,6 @@ pub fn spawn(
                 retry_for: config.retry_for,
                 dedup: config.dedup,
                 days: days.clone(),
-                space: space.clone(),
-                space_kib,
             };
             let work_rx = work_rx.clone();
             workers.push(tokio::spawn(async move {
@@ -75,14 +71,14 @@ pub fn spawn(
                 }
             };
             let mut rows = first.batch.events.len() + first.batch.rejected.len();
-            let mut bytes = first.permit.num_permits() * 1024;
+            let mut bytes = first.bytes;
             let mut pending = vec![first];
             let deadline = tokio::time::Instant::now() + config.batch_age;
             while rows < config.batch_rows && bytes < config.batch_bytes {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(next)) => {
                         rows += next.batch.events.len() + next.batch.rejected.len();
-                        bytes += next.permit.num_permits() * 1024;
+                        bytes += next.bytes;
                         pending.push(next);
                     }
                     Ok(None) | Err(_) => break,
@@ -110,10 +106,6 @@ struct Worker {
     dedup: bool,
     /// Days known to have a partition (shared by the workers).
     days: Arc<std::sync::Mutex<HashSet<Date>>>,
-    /// Queue space, for the depth gauge.
-    space: Arc<Semaphore>,
-    /// Total queue space in KiB.
-    space_kib: u32,
 }
 
 impl Worker {
@@ -122,7 +114,7 @@ impl Worker {
         self.ensure_partitions(&submissions).await;
         let (batches, replies): (Vec<BatchWrite>, Vec<_>) = submissions
             .into_iter()
-            .map(|s| (s.batch, (s.reply, s.permit)))
+            .map(|s| (s.batch, (s.reply, s.held)))
             .unzip();
         let results = match self.write_retrying(&batches).await {
             Ok(fates) => fates.into_iter().map(Ok).collect(),
@@ -157,13 +149,12 @@ impl Worker {
         for (batch, result) in batches.iter().zip(&results) {
             record_outcome(batch, result);
         }
-        for ((reply, permit), result) in replies.into_iter().zip(results) {
+        for ((reply, held), result) in replies.into_iter().zip(results) {
             // The client may have gone; its batch is stored (or not) all the same.
             let _ = reply.send(result);
-            drop(permit);
+            // What the batch held of its source (queue space) goes back.
+            drop(held);
         }
-        let used_kib = self.space_kib as usize - self.space.available_permits();
-        metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
     }
 
     async fn write_retrying(&self, batches: &[BatchWrite]) -> Result<Vec<BatchFate>, StoreError> {

@@ -12,7 +12,8 @@ use super::{Store, StoreError, classify};
 use crate::domain::{
     TenantId,
     incident::{
-        Alert, Decision, Existing, Incident, Quiet, SYSTEM_ACTOR, Status, Update, UpdateKind,
+        Alert, Decision, Existing, Incident, IncidentFilter, Quiet, SYSTEM_ACTOR, Status, Update,
+        UpdateKind,
     },
     rules::{Kind, Severity},
 };
@@ -110,28 +111,6 @@ impl From<AlertRow> for Alert {
             fired_at: r.fired_at,
             cleared_at: r.cleared_at,
         }
-    }
-}
-
-/// Which incidents to list.
-#[derive(Debug, Clone, Default)]
-pub struct IncidentFilter {
-    /// Only these statuses (empty: all).
-    pub statuses: Vec<Status>,
-    /// Only this service.
-    pub service: Option<String>,
-    /// Only at least this severe.
-    pub min_severity: Option<Severity>,
-}
-
-impl IncidentFilter {
-    /// Whether `i` passes the filter.
-    pub fn matches(&self, i: &Incident) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&i.status))
-            && self.service.as_ref().is_none_or(|s| *s == i.service)
-            && self
-                .min_severity
-                .is_none_or(|m| Severity::parse(&i.severity).is_some_and(|s| s >= m))
     }
 }
 

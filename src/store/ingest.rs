@@ -11,27 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, hash_map::Entry};
 use time::{OffsetDateTime, Time};
 
 use super::{Store, StoreError, classify, pgcopy};
-use crate::domain::{BatchWrite, TenantId};
-
-/// What happened to each batch of a write, in the order given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchFate {
-    /// The batch's events were processed: every valid one is stored now but
-    /// `duplicates`, whose (tenant, event_id, time) was stored before (or
-    /// earlier in the same write); its rejected events are dead letters.
-    Stored {
-        /// Valid events not stored again.
-        duplicates: u32,
-    },
-    /// The same batch (tenant, producer, seq and digest) was processed
-    /// before; nothing was written.
-    Duplicate,
-}
-
-impl BatchFate {
-    /// A batch stored whole.
-    pub const NEW: BatchFate = BatchFate::Stored { duplicates: 0 };
-}
+use crate::domain::{BatchFate, BatchWrite, TenantId};
 
 /// Outcome counters of one write, keyed by (tenant, minute, outcome, reason).
 type OutcomeKey = (i64, OffsetDateTime, &'static str, &'static str);

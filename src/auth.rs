@@ -1,0 +1,261 @@
+//! Authentication and authorisation, for every door: an API key (from an
+//! `authorization: Bearer <key>` header, however the door carries headers)
+//! becomes a principal (tenant, scopes, limits in force) or a typed
+//! `AuthError`. The key's SHA-256 is looked up through a short-lived cache,
+//! so that a revocation reaches every process within the TTL. The tenant is
+//! never taken from a request body. A key is never logged, not even in part
+//! beyond its public prefix. This module knows no transport: each door maps
+//! `AuthError` to its own status (`api::status` for gRPC).
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+use crate::{
+    domain::{Principal, Scope, TenantLimits, hash_secret},
+    store::{Store, StoreError, keys::KeyLookup},
+};
+
+/// Why a caller is not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `authorization` header.
+    #[error("missing API key: send the header `authorization: Bearer <key>`")]
+    Missing,
+    /// A header that is not `Bearer <key>`.
+    #[error("malformed authorization header{0}")]
+    Malformed(&'static str),
+    /// No such key.
+    #[error("unknown API key")]
+    UnknownKey,
+    /// The key was revoked.
+    #[error("this API key has been revoked")]
+    Revoked,
+    /// The key lacks the scope the call needs.
+    #[error("this API key lacks the `{0}` scope that this call needs")]
+    MissingScope(Scope),
+    /// The key could not be looked up.
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl AuthError {
+    /// Whether the key itself is refused (not the lookup failing): a stream
+    /// open with it must end.
+    pub fn refuses_key(&self) -> bool {
+        matches!(
+            self,
+            AuthError::UnknownKey | AuthError::Revoked | AuthError::MissingScope(_)
+        )
+    }
+}
+
+/// Most cached lookups; past it, expired entries are dropped first, then all.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A cached lookup (`None`: no such key) and when it was made.
+type CacheEntry = (Option<KeyLookup>, Instant);
+
+/// Checks API keys against the store, with a TTL cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    /// Where keys are looked up.
+    store: Store,
+    /// How long a lookup (positive or negative) is trusted.
+    ttl: Duration,
+    /// Lookups by key digest; `None` records an unknown key.
+    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    /// The server's default limits, under each tenant's overrides.
+    defaults: TenantLimits,
+}
+
+impl Authenticator {
+    /// A new authenticator whose cached answers live for `ttl`.
+    /// Limit overrides arrive with the key, so a change of a tenant's limits
+    /// reaches every process within the same TTL.
+    pub fn new(store: Store, ttl: Duration, defaults: TenantLimits) -> Authenticator {
+        Authenticator {
+            store,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+            defaults,
+        }
+    }
+
+    /// The server's default limits.
+    pub fn default_limits(&self) -> &TenantLimits {
+        &self.defaults
+    }
+
+    /// The caller whose `authorization` header value is `header` (`None`:
+    /// no header; `Some(Err)`: not text), if its key is valid and holds
+    /// `scope`; with the key's check for a long stream:
+    /// [`Authenticator::revoked`] ends when the key stops working.
+    pub async fn authenticate<E>(
+        &self,
+        header: Option<Result<&str, E>>,
+        scope: Scope,
+    ) -> Result<(Principal, KeyCheck), AuthError> {
+        let digest = hash_secret(bearer_secret(header)?);
+        let principal = self.check(&digest, scope, self.ttl).await?;
+        Ok((principal, KeyCheck { digest, scope }))
+    }
+
+    /// Resolves, with why, once the key of `check` is revoked, deleted or
+    /// loses its scope. It looks again every half TTL and trusts a cached
+    /// answer for at most half a TTL, so an open stream ends within
+    /// `--key-cache-ttl` of a revocation on any process. A database that
+    /// cannot answer ends nothing.
+    pub async fn revoked(&self, check: KeyCheck) -> AuthError {
+        let half = (self.ttl / 2).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(half).await;
+            match self.check(&check.digest, check.scope, half).await {
+                Err(err) if err.refuses_key() => {
+                    metrics::counter!("pulsyon_streams_ended_total", "reason" => "revoked_key")
+                        .increment(1);
+                    return err;
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        digest: &[u8; 32],
+        scope: Scope,
+        max_age: Duration,
+    ) -> Result<Principal, AuthError> {
+        let lookup = self.lookup(digest, max_age).await?;
+        let Some(lookup) = lookup else {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "unknown_key")
+                .increment(1);
+            return Err(AuthError::UnknownKey);
+        };
+        if lookup.revoked {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "revoked_key")
+                .increment(1);
+            return Err(AuthError::Revoked);
+        }
+        if !lookup.principal.has(scope) {
+            metrics::counter!("pulsyon_auth_failures_total", "reason" => "missing_scope")
+                .increment(1);
+            return Err(AuthError::MissingScope(scope));
+        }
+        let mut principal = lookup.principal;
+        principal.limits = self.defaults.with(&lookup.overrides);
+        Ok(principal)
+    }
+
+    /// Forgets every cached lookup of `key_id` (after a revocation here;
+    /// other processes notice within the TTL).
+    pub fn forget_key(&self, key_id: Uuid) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (lookup, _)| lookup.as_ref().is_none_or(|l| l.principal.key_id != key_id));
+    }
+
+    /// Forgets every cached lookup of `tenant`'s keys (after a change of its
+    /// limits here; other processes notice within the TTL).
+    pub fn forget_tenant(&self, tenant: crate::domain::TenantId) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (lookup, _)| {
+            lookup
+                .as_ref()
+                .is_none_or(|l| l.principal.tenant_id != tenant)
+        });
+    }
+
+    async fn lookup(
+        &self,
+        digest: &[u8; 32],
+        max_age: Duration,
+    ) -> Result<Option<KeyLookup>, AuthError> {
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((lookup, at)) = cache.get(digest)
+                && at.elapsed() < max_age
+            {
+                return Ok(lookup.clone());
+            }
+        }
+        let lookup = self
+            .store
+            .lookup_key(digest)
+            .await
+            .map_err(AuthError::Store)?;
+        if let Some(found) = &lookup
+            && !found.revoked
+            && let Err(err) = self.store.touch_key(found.principal.key_id).await
+        {
+            tracing::debug!(error = %err, "could not record key use");
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            let ttl = self.ttl;
+            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(*digest, (lookup.clone(), Instant::now()));
+        Ok(lookup)
+    }
+}
+
+/// What a long stream needs to check its key again: the secret's digest
+/// (never the secret) and the scope the stream needs.
+#[derive(Debug, Clone)]
+pub struct KeyCheck {
+    /// SHA-256 of the key's secret.
+    digest: [u8; 32],
+    /// The scope of the stream's calls.
+    scope: Scope,
+}
+
+/// The secret of an `authorization` header's value (`None`: no header;
+/// `Some(Err)`: not text).
+pub fn bearer_secret<E>(value: Option<Result<&str, E>>) -> Result<&str, AuthError> {
+    let value = value.ok_or_else(|| {
+        metrics::counter!("pulsyon_auth_failures_total", "reason" => "missing_key").increment(1);
+        AuthError::Missing
+    })?;
+    let text = value.map_err(|_| AuthError::Malformed(""))?;
+    let expected = AuthError::Malformed(": expected `Bearer <key>`");
+    let Some((scheme, secret)) = text.split_once(' ') else {
+        return Err(expected);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {
+        return Err(expected);
+    }
+    Ok(secret.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        fn secret(h: Option<&str>) -> Result<&str, AuthError> {
+            bearer_secret(h.map(Ok::<_, ()>))
+        }
+        assert_eq!(secret(Some("Bearer pls_abc")).unwrap(), "pls_abc");
+        assert_eq!(secret(Some("bearer  pls_abc ")).unwrap(), "pls_abc");
+        assert!(matches!(secret(None), Err(AuthError::Missing)));
+        for bad in ["pls_abc", "Basic pls_abc", "Bearer "] {
+            assert!(
+                matches!(secret(Some(bad)), Err(AuthError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            bearer_secret(Some(Err(()))),
+            Err(AuthError::Malformed(""))
+        ));
+    }
+}
