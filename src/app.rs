@@ -1,10 +1,13 @@
 //! Wiring: which database, which stages, in which order they start and stop.
 //!
 //! Only this module knows the deployment mode (embedded cluster or external
-//! database). Start-up: bind the listeners (so a taken port fails fast), open
-//! the database and migrate, then serve. Shutdown follows DESIGN.md: health
-//! NOT_SERVING, stop accepting, let in-flight calls finish within the grace
-//! period, cancel background tasks, close the pool, stop the private cluster.
+//! database) and the roles of the process (`--roles`). Start-up, in steps:
+//! bind the listeners (so a taken port fails fast), open the database and
+//! migrate, health and the HTTP endpoint, the stages the roles call for, the
+//! gRPC server with the roles' services. The shutdown plan follows
+//! DESIGN.md: health NOT_SERVING, stop accepting, let in-flight calls finish
+//! within the grace period, drain the writer, stop and join every background
+//! task, close the pool, stop the private cluster.
 
 use std::{
     fs::{self, OpenOptions},
@@ -15,13 +18,14 @@ use std::{
 };
 
 use anyhow::Context;
-use tokio::{net::TcpListener, signal::unix::SignalKind};
+use tokio::{net::TcpListener, signal::unix::SignalKind, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiDeps, Authenticator},
-    config::{Command, DbArgs, DetectCommand, KeyCommand, ServeArgs, TenantCommand},
+    config::{Command, DbArgs, DetectCommand, KeyCommand, Roles, ServeArgs, TenantCommand},
     domain::{ApiKeySecret, Scope},
+    incidents::hub::Hub,
     ops::{self, Readiness},
     store::{
         self, Store, StoreError,
@@ -36,6 +40,13 @@ pub const DEFAULT_TENANT: &str = "default";
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Roles => {
+            for (name, starts) in Roles::TABLE {
+                println!("{name:<8} {starts}");
+            }
+            println!("{:<8} every role in one process (the default)", "all");
+            Ok(())
+        }
         Command::Seed(args) => crate::seed::run(args).await,
         Command::Detect(DetectCommand::Backtest {
             from,
@@ -223,10 +234,132 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
         .with_context(|| format!("binding the {what} address {addr}"))
 }
 
-/// `pulsyon serve`.
+/// Background stages of a process, as its roles start them; each is
+/// joined at shutdown.
+struct Stages {
+    /// Writer role: partitions ahead, retention.
+    partitions: Option<JoinHandle<()>>,
+    /// Writer role: rollup deltas merged.
+    rollups: Option<JoinHandle<()>>,
+    /// Query role: incident updates fanned out to Watch.
+    hub: Option<JoinHandle<()>>,
+    /// Detect role: the detector and its leader election.
+    detector: Option<JoinHandle<()>>,
+    /// Ingest and writer roles: the writer and the throttle-counter flusher.
+    writer: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// Cancellation of each phase of the shutdown plan.
+#[derive(Default)]
+struct Stops {
+    /// The health monitor (first, so it cannot flip health back).
+    monitor: CancellationToken,
+    /// The gRPC server stops accepting.
+    grpc: CancellationToken,
+    /// Long streams (ingest, Watch) stop reading and end.
+    streams: CancellationToken,
+    /// The writer refuses new batches, drains and ends.
+    writer: CancellationToken,
+    /// Background stages.
+    background: CancellationToken,
+    /// The HTTP endpoint.
+    http: CancellationToken,
+}
+
+/// Starts the background stages `roles` call for; returns them with the
+/// ingest pipeline (ingest role) and the incident hub (query role).
+#[allow(clippy::type_complexity)]
+fn start_stages(
+    args: &ServeArgs,
+    roles: Roles,
+    store: &Store,
+    stops: &Stops,
+) -> anyhow::Result<(
+    Stages,
+    Option<crate::ingest::admit::Pipeline>,
+    Option<Arc<Hub<prost::bytes::Bytes>>>,
+)> {
+    let background = &stops.background;
+    let mut stages = Stages {
+        partitions: None,
+        rollups: None,
+        hub: None,
+        detector: None,
+        writer: None,
+        flusher: None,
+    };
+    if roles.writer {
+        stages.partitions = Some(crate::ingest::partitions::spawn(
+            store.clone(),
+            crate::ingest::partitions::Retention {
+                events: args.retention,
+                incidents: args.incident_retention,
+            },
+            background.clone(),
+        ));
+        stages.rollups = Some(crate::rollup::spawn(
+            store.clone(),
+            args.rollup_config(),
+            background.clone(),
+        ));
+    }
+    let mut hub = None;
+    if roles.query {
+        let (h, task) = crate::incidents::hub::spawn(
+            store.clone(),
+            api::incidents::render_update,
+            background.clone(),
+        );
+        hub = Some(h);
+        stages.hub = Some(task);
+    }
+    if roles.detect {
+        stages.detector = Some(crate::detect::spawn(
+            store.clone(),
+            args.detect_config(),
+            background.clone(),
+        ));
+    }
+    let mut pipeline = None;
+    // Ingest and writer run together (`Roles::check`): the local queue joins them.
+    if roles.ingest && roles.writer {
+        let ingest = crate::ingest::spawn(
+            store.clone(),
+            &args.ingest_config(),
+            background.clone(),
+            stops.writer.clone(),
+        );
+        // With Redis, the ingest rate budget is shared by every process.
+        let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> = match &args.redis_url {
+            Some(url) => Some(Arc::new(
+                crate::redis::RedisRates::new(url, &args.redis_key_prefix)
+                    .context("--redis-url")?,
+            )),
+            None => None,
+        };
+        pipeline = Some(crate::ingest::admit::Pipeline {
+            admission: ingest.queue,
+            throttles: ingest.throttles,
+            limits: Arc::new(args.limits()),
+            guards: Arc::new(crate::ingest::limits::Guards {
+                rates: crate::ingest::limits::RateLimiter::new(shared),
+                streams: Arc::default(),
+                cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
+            }),
+        });
+        stages.writer = Some(ingest.writer);
+        stages.flusher = Some(ingest.flusher);
+    }
+    Ok((stages, pipeline, hub))
+}
+
+/// `pulsyon serve`: start-up in steps, then the shutdown plan.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let roles = args.active_roles();
     let metrics = crate::telemetry::init_metrics().context("installing the metrics recorder")?;
     let tls = read_tls(&args)?;
+    // 1. Listeners first, so that a taken port fails fast.
     let grpc_listener = bind(args.grpc_addr, "gRPC (--grpc-addr)").await?;
     let http_listener = bind(args.http_addr, "HTTP (--http-addr)").await?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -235,6 +368,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
 
+    // 2. The database (external, or the private cluster), migrated.
     let (store, mut cluster) = tokio::select! {
         opened = open_database(&args.db, false) => opened?,
         _ = terminate.recv() => return Ok(()),
@@ -250,56 +384,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         return Err(err);
     }
 
+    // 3. Health (every served service NOT_SERVING until the database
+    //    answers) and the HTTP endpoint.
+    let stops = Stops::default();
     let readiness = Arc::new(Readiness::default());
-    let (reporter, health_service) = api::health().await;
-    let monitor_stop = CancellationToken::new();
+    let (reporter, health_service) = api::health(roles).await;
     let monitor = api::health::spawn_monitor(
         store.clone(),
         reporter.clone(),
+        roles,
         readiness.clone(),
-        monitor_stop.clone(),
+        stops.monitor.clone(),
     );
-    let http_stop = CancellationToken::new();
-    let http = ops::spawn(http_listener, metrics, readiness.clone(), http_stop.clone());
+    let http = ops::spawn(
+        http_listener,
+        metrics,
+        readiness.clone(),
+        stops.http.clone(),
+    );
 
-    let background = CancellationToken::new();
-    let partitions = crate::ingest::partitions::spawn(
-        store.clone(),
-        crate::ingest::partitions::Retention {
-            events: args.retention,
-            incidents: args.incident_retention,
-        },
-        background.clone(),
-    );
-    let rollups = crate::rollup::spawn(store.clone(), args.rollup_config(), background.clone());
-    let (hub, hub_task) = crate::incidents::hub::spawn(
-        store.clone(),
-        api::incidents::render_update,
-        background.clone(),
-    );
-    let detector = args
-        .detector
-        .then(|| crate::detect::spawn(store.clone(), args.detect_config(), background.clone()));
-    let close_writer = CancellationToken::new();
-    let ingest = crate::ingest::spawn(
-        store.clone(),
-        &args.ingest_config(),
-        background.clone(),
-        close_writer.clone(),
-    );
-    let streams_stop = CancellationToken::new();
-    // With Redis, the ingest rate budget is shared by every process.
-    let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> = match &args.redis_url {
-        Some(url) => Some(Arc::new(
-            crate::redis::RedisRates::new(url, &args.redis_key_prefix).context("--redis-url")?,
-        )),
-        None => None,
-    };
-    let guards = Arc::new(crate::ingest::limits::Guards {
-        rates: crate::ingest::limits::RateLimiter::new(shared),
-        streams: Arc::default(),
-        cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
-    });
+    // 4. The stages the roles call for.
+    let (stages, pipeline, hub) = start_stages(&args, roles, &store, &stops)?;
+
+    // 5. The gRPC server with the roles' services.
     let mut fresh = [0u8; 32];
     getrandom::fill(&mut fresh)
         .map_err(|e| anyhow::anyhow!("no randomness for the page-token secret: {e}"))?;
@@ -308,6 +415,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("reading the page-token secret")?;
     let deps = ApiDeps {
+        roles,
         tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
         gate: api::gate::QueryGate::new(args.limit_concurrent_queries),
         connections: {
@@ -325,33 +433,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.key_cache_ttl,
             args.tenant_limits(),
         )),
-        pipeline: crate::ingest::admit::Pipeline {
-            admission: ingest.queue,
-            throttles: ingest.throttles.clone(),
-            limits: Arc::new(args.limits()),
-            guards,
-        },
+        pipeline,
         max_in_flight: args.stream_max_in_flight,
         ingest_idle_timeout: args.ingest_idle_timeout,
-        shutdown: streams_stop.clone(),
+        shutdown: stops.streams.clone(),
         tls,
         hub,
         watch_heartbeat: args.watch_heartbeat,
     };
-    let grpc_stop = CancellationToken::new();
     let mut grpc = tokio::spawn(api::serve(
         grpc_listener,
         deps,
         health_service,
-        grpc_stop.clone(),
+        stops.grpc.clone(),
     ));
 
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, "pulsyon serving");
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, roles = %roles.names(), "pulsyon serving");
     if let Some(path) = &args.addr_file {
         fs::write(path, format!("grpc={grpc_addr}\nhttp={http_addr}\n"))
             .with_context(|| format!("writing --addr-file {}", path.display()))?;
     }
 
+    // 6. Until a signal (or the gRPC server fails).
     let mut result = Ok(());
     tokio::select! {
         _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown begins"),
@@ -365,16 +468,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
-    // 1. Health NOT_SERVING, for good: the monitor stops first so it cannot flip it back.
+    // 7. The shutdown plan.
+    // 7.1 Health NOT_SERVING, for good: the monitor stops first so it cannot flip it back.
     readiness.set_stopping();
-    monitor_stop.cancel();
+    stops.monitor.cancel();
     let _ = monitor.await;
-    api::health::set_all(&reporter, false).await;
-    // 2. Stop accepting; ingest streams stop reading, answer their in-flight
-    //    batches (the writer keeps running) and end with UNAVAILABLE; other
-    //    calls finish within the grace period.
-    grpc_stop.cancel();
-    streams_stop.cancel();
+    api::health::set_all(&reporter, roles, false).await;
+    // 7.2 Stop accepting; ingest streams stop reading, answer their in-flight
+    //     batches (the writer keeps running) and end with UNAVAILABLE; other
+    //     calls finish within the grace period.
+    stops.grpc.cancel();
+    stops.streams.cancel();
     if !grpc.is_finished() {
         match tokio::time::timeout(args.shutdown_grace, &mut grpc).await {
             Ok(_) => tracing::info!("grpc server drained"),
@@ -387,28 +491,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // 3. The writer refuses new batches (connections cut at the end of the
-    //    grace period may still hold admission handles), writes and answers
-    //    what it holds, and ends.
-    close_writer.cancel();
-    if tokio::time::timeout(args.shutdown_grace, ingest.writer)
-        .await
-        .is_err()
+    // 7.3 The writer refuses new batches (connections cut at the end of the
+    //     grace period may still hold admission handles), writes and answers
+    //     what it holds, and ends.
+    stops.writer.cancel();
+    if let Some(writer) = stages.writer
+        && tokio::time::timeout(args.shutdown_grace, writer)
+            .await
+            .is_err()
     {
         tracing::warn!("the writer did not drain within the grace period");
     }
-    // 4. Background tasks and the ops endpoint.
-    background.cancel();
-    let _ = ingest.flusher.await;
-    let _ = partitions.await;
-    let _ = rollups.await;
-    let _ = hub_task.await;
-    if let Some(detector) = detector {
-        let _ = detector.await;
+    // 7.4 Background stages (the throttle counters flushed a last time),
+    //     then the HTTP endpoint.
+    stops.background.cancel();
+    for task in [
+        stages.flusher,
+        stages.partitions,
+        stages.rollups,
+        stages.hub,
+        stages.detector,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = task.await;
     }
-    http_stop.cancel();
+    stops.http.cancel();
     let _ = http.await;
-    // 5. The database last.
+    // 7.5 The database last.
     store.close().await;
     if let Some(c) = cluster.as_mut() {
         c.stop().await;

@@ -40,11 +40,107 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What one `pulsyon serve` process does (`--roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The ingest doors: validation, limits, admission.
+    pub ingest: bool,
+    /// The writer, the rollups and the partition keeper.
+    pub writer: bool,
+    /// The detector (one leader among the processes that have the role).
+    pub detect: bool,
+    /// Query, Incidents (Watch and the incident hub) and Admin.
+    pub query: bool,
+}
+
+impl Roles {
+    /// Every role: the single-process default.
+    pub const ALL: Roles = Roles {
+        ingest: true,
+        writer: true,
+        detect: true,
+        query: true,
+    };
+
+    /// Each role's name and what it starts, for `pulsyon roles`.
+    pub const TABLE: [(&'static str, &'static str); 4] = [
+        (
+            "ingest",
+            "serves pulsyon.v1.Ingest: validation, per-tenant limits, admission into the writer's queue",
+        ),
+        (
+            "writer",
+            "the batching writer (COPY into api_logs), the rollup task, the partition keeper",
+        ),
+        (
+            "detect",
+            "the detector (one leader at a time across processes, by advisory lock)",
+        ),
+        (
+            "query",
+            "serves pulsyon.v1.Query, pulsyon.v1.Incidents (with the incident hub for Watch) and pulsyon.v1.Admin",
+        ),
+    ];
+
+    /// A comma-separated list of role names, or `all`.
+    pub fn parse(list: &str) -> Result<Roles, String> {
+        let mut roles = Roles {
+            ingest: false,
+            writer: false,
+            detect: false,
+            query: false,
+        };
+        for name in list.split(',').map(str::trim) {
+            match name {
+                "all" => roles = Roles::ALL,
+                "ingest" => roles.ingest = true,
+                "writer" => roles.writer = true,
+                "detect" => roles.detect = true,
+                "query" => roles.query = true,
+                "" => return Err("empty role name".into()),
+                other => {
+                    return Err(format!(
+                        "unknown role {other:?} (roles: all, ingest, writer, detect, query)"
+                    ));
+                }
+            }
+        }
+        Ok(roles)
+    }
+
+    /// Whether this combination can run: without a buffer between
+    /// processes, what ingest admits only this process's writer can write.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ingest != self.writer {
+            return Err(format!(
+                "invalid --roles: {} without {} needs a buffer between processes, and none is configured; run ingest and writer together",
+                if self.ingest { "ingest" } else { "writer" },
+                if self.ingest { "writer" } else { "ingest" },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The role names, comma-separated.
+    pub fn names(&self) -> String {
+        let on = [self.ingest, self.writer, self.detect, self.query];
+        Roles::TABLE
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|((name, _), _)| *name)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (every role in one process).
+    /// Run the server (every role in one process by default; see `--roles`).
     Serve(Box<ServeArgs>),
+    /// Print each role `--roles` takes and what it starts.
+    Roles,
     /// Apply the database migrations and exit.
     Migrate(DbArgs),
     /// Manage tenants.
@@ -247,7 +343,13 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_INCIDENT_RETENTION", default_value = "400d", value_parser = parse_duration)]
     pub incident_retention: Duration,
 
-    /// Run the detector in this process (one process leads at a time).
+    /// What this process does: `all`, or a comma-separated list of
+    /// `ingest`, `writer`, `detect`, `query` (`pulsyon roles` says what each starts).
+    #[arg(long, env = "PULSYON_ROLES", default_value = "all", value_parser = Roles::parse)]
+    pub roles: Roles,
+
+    /// Run the detector in this process (one process leads at a time); false
+    /// is the same as leaving `detect` out of `--roles`.
     #[arg(long, env = "PULSYON_DETECTOR", default_value_t = true, action = clap::ArgAction::Set)]
     pub detector: bool,
 
@@ -381,6 +483,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), String> {
         match &self.command {
             Command::Serve(serve) => serve.validate(),
+            Command::Roles => Ok(()),
             Command::Migrate(db) => db.validate(),
             Command::Seed(seed) => seed.validate(),
             Command::Detect(DetectCommand::Backtest { from, to, db, .. }) => {
@@ -437,7 +540,6 @@ impl ServeArgs {
             workers: self.writer_workers,
             queue_bytes: self.writer_queue_mib << 20,
             admit_wait: self.admit_wait,
-            retention: self.retention,
             dedup: self.batch_dedup,
             ..Default::default()
         }
@@ -488,7 +590,17 @@ impl ServeArgs {
         }
     }
 
+    /// The roles this process runs: `--roles`, without `detect` when
+    /// `--detector false`.
+    pub fn active_roles(&self) -> Roles {
+        Roles {
+            detect: self.roles.detect && self.detector,
+            ..self.roles
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.roles.check()?;
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return Err(format!(
                 "invalid --http-addr: {} is also the --grpc-addr",
@@ -638,6 +750,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn roles_parse_and_ingest_goes_with_its_writer() {
+        assert_eq!(Roles::parse("all").unwrap(), Roles::ALL);
+        let split = Roles::parse("query, detect").unwrap();
+        assert!(split.query && split.detect && !split.ingest && !split.writer);
+        assert!(split.check().is_ok());
+        assert_eq!(split.names(), "detect,query");
+        assert!(Roles::parse("ingest,writer").unwrap().check().is_ok());
+        for alone in ["ingest", "writer,query"] {
+            let err = Roles::parse(alone).unwrap().check().unwrap_err();
+            assert!(err.starts_with("invalid --roles"), "{err}");
+        }
+        assert!(
+            Roles::parse("ingest,wrtier")
+                .unwrap_err()
+                .contains("wrtier")
+        );
+        assert!(Roles::parse("").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -46,6 +46,71 @@ async fn wait_serving(server: &Server) -> HealthClient<tonic::transport::Channel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_serves_reports_and_lists_only_its_roles_services() {
+    let db = TestDb::new().await;
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--roles", "query,detect"],
+        ..Default::default()
+    });
+    let mut health = wait_serving(&server).await;
+    for (service, served) in [
+        ("pulsyon.v1.Query", true),
+        ("pulsyon.v1.Incidents", true),
+        ("pulsyon.v1.Admin", true),
+        ("pulsyon.v1.Ingest", false),
+    ] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await;
+        match served {
+            true => assert_eq!(
+                answer.unwrap().into_inner().status,
+                ServingStatus::Serving as i32,
+                "{service}"
+            ),
+            false => assert_eq!(answer.unwrap_err().code(), Code::NotFound, "{service}"),
+        }
+    }
+    // Reflection lists what is served; the contract's types stay describable.
+    let list = Command::new(grpcurl())
+        .args(["-plaintext", &server.grpc, "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.lines().any(|l| l == "pulsyon.v1.Query"), "{list}");
+    assert!(!list.lines().any(|l| l == "pulsyon.v1.Ingest"), "{list}");
+    // Ingest is not served here: the call is refused, nothing is admitted.
+    let tenant_key = create_tenant(&db.url, "acme");
+    let mut ingest = IngestClient::new(server.channel().await);
+    let refused = ingest
+        .publish_events(authed(
+            pb::PublishEventsRequest {
+                batch: Some(pb::EventBatch {
+                    producer_id: "p".into(),
+                    seq: 1,
+                    events: vec![],
+                }),
+            },
+            &tenant_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    // `pulsyon roles` says what each role starts.
+    let (status, stdout, _) = cli(&["roles"]);
+    assert!(status.success());
+    for role in ["ingest", "writer", "detect", "query", "all"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(role)),
+            "{role} missing from:\n{stdout}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_serving_for_every_service() {
     let db = TestDb::new().await;
     let server = Server::start(ServerOpts {
@@ -297,7 +362,10 @@ async fn keys_authenticate_scopes_authorize_and_never_reach_the_logs() {
 fn bad_configuration_exits_64_naming_the_setting() {
     // (arguments, environment, the setting the message must name)
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
+        // Ingest without its writer (no buffer between processes yet).
+        (&["serve", "--roles", "ingest,query"], &[], "--roles"),
+        (&["serve", "--roles", "ingest,wrtier"], &[], "--roles"),
         (&["serve", "--grpc-addr", "nonsense"], &[], "--grpc-addr"),
         (
             &["serve"],

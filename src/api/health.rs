@@ -1,9 +1,10 @@
-//! gRPC health (`grpc.health.v1`) for the server and each Pulsyon service.
+//! gRPC health (`grpc.health.v1`) for the server and each Pulsyon service
+//! this process serves (its roles decide which).
 //!
-//! A monitor pings the database every second: every service is SERVING while
-//! the database answers and NOT_SERVING otherwise, and NOT_SERVING for good
-//! from the moment shutdown begins. It must never report SERVING after
-//! `shutting_down` was called.
+//! A monitor pings the database every second: every served service is
+//! SERVING while the database answers and NOT_SERVING otherwise, and
+//! NOT_SERVING for good from the moment shutdown begins (the caller stops
+//! the monitor first, then sets every status with [`set_all`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,6 +14,7 @@ use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
+    config::Roles,
     ops::Readiness,
     proto::v1::{
         admin_server::AdminServer, incidents_server::IncidentsServer, ingest_server::IngestServer,
@@ -26,25 +28,38 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a ping may take before the database counts as unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The names health is reported for: the whole server ("") and each service.
-pub fn service_names() -> [&'static str; 5] {
-    [
-        "",
-        <IngestServer<super::ingest::IngestService> as NamedService>::NAME,
-        <QueryServer<super::query::QueryService> as NamedService>::NAME,
-        <IncidentsServer<super::incidents::IncidentsService> as NamedService>::NAME,
-        <AdminServer<super::admin::AdminService> as NamedService>::NAME,
-    ]
+/// The Pulsyon services a process with `roles` serves.
+pub fn served(roles: Roles) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if roles.ingest {
+        names.push(<IngestServer<super::ingest::IngestService> as NamedService>::NAME);
+    }
+    if roles.query {
+        names.extend([
+            <QueryServer<super::query::QueryService> as NamedService>::NAME,
+            <IncidentsServer<super::incidents::IncidentsService> as NamedService>::NAME,
+            <AdminServer<super::admin::AdminService> as NamedService>::NAME,
+        ]);
+    }
+    names
 }
 
-/// Sets every reported service to one status.
-pub async fn set_all(reporter: &HealthReporter, serving: bool) {
+/// The names health is reported for: the whole server ("") and each
+/// service a process with `roles` serves.
+pub fn service_names(roles: Roles) -> Vec<&'static str> {
+    let mut names = vec![""];
+    names.extend(served(roles));
+    names
+}
+
+/// Sets every reported service of `roles` to one status.
+pub async fn set_all(reporter: &HealthReporter, roles: Roles, serving: bool) {
     let status = if serving {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
     };
-    for name in service_names() {
+    for name in service_names(roles) {
         reporter.set_service_status(name, status).await;
     }
 }
@@ -53,6 +68,7 @@ pub async fn set_all(reporter: &HealthReporter, serving: bool) {
 pub fn spawn_monitor(
     store: Store,
     reporter: HealthReporter,
+    roles: Roles,
     readiness: Arc<Readiness>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
@@ -74,7 +90,7 @@ pub fn spawn_monitor(
                     tracing::warn!("database unreachable; health is NOT_SERVING");
                 }
                 readiness.set_db_up(up);
-                set_all(&reporter, up).await;
+                set_all(&reporter, roles, up).await;
                 last = Some(up);
             }
             tokio::select! {

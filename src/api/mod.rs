@@ -30,6 +30,7 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    config::Roles,
     proto::{
         FILE_DESCRIPTOR_SET,
         v1::{admin_server::AdminServer, query_server::QueryServer},
@@ -58,8 +59,10 @@ pub struct ApiDeps {
     pub store: Store,
     /// Checks API keys.
     pub auth: Arc<Authenticator>,
-    /// The ingest pipeline every ingest door calls.
-    pub pipeline: crate::ingest::admit::Pipeline,
+    /// What this process serves.
+    pub roles: Roles,
+    /// The ingest pipeline every ingest door calls (with the ingest role).
+    pub pipeline: Option<crate::ingest::admit::Pipeline>,
     /// Most unanswered batches per ingest stream.
     pub max_in_flight: usize,
     /// An ingest stream silent this long is ended (UNAVAILABLE).
@@ -68,8 +71,8 @@ pub struct ApiDeps {
     pub shutdown: CancellationToken,
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
-    /// This process's fan-out of incident updates.
-    pub hub: Arc<crate::incidents::hub::Hub<prost::bytes::Bytes>>,
+    /// This process's fan-out of incident updates (with the query role).
+    pub hub: Option<Arc<crate::incidents::hub::Hub<prost::bytes::Bytes>>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
     /// Signs and verifies page tokens (the key shared through the database).
@@ -95,14 +98,16 @@ pub use codec::{MAX_MESSAGE_BYTES, TRANSPORT_MAX_MESSAGE_BYTES};
 
 pub use auth::Authenticator;
 
-/// A new health reporter and its gRPC service, every service NOT_SERVING
-/// until the health monitor says otherwise.
-pub async fn health() -> (
+/// A new health reporter and its gRPC service, every service of `roles`
+/// NOT_SERVING until the health monitor says otherwise.
+pub async fn health(
+    roles: Roles,
+) -> (
     HealthReporter,
     tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
 ) {
     let (reporter, service) = tonic_health::server::health_reporter();
-    health::set_all(&reporter, false).await;
+    health::set_all(&reporter, roles, false).await;
     (reporter, service)
 }
 
@@ -116,15 +121,27 @@ pub async fn serve(
     >,
     stop: CancellationToken,
 ) -> Result<(), ApiError> {
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection lists exactly what this process serves (its roles'
+    // services, health and reflection); every type stays describable.
+    let reflection = || {
+        health::served(deps.roles)
+            .into_iter()
+            .chain([
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ])
+            .fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, name| builder.with_service_name(name),
+            )
+    };
+    let reflection_v1 = reflection().build_v1()?;
     // grpcurl 1.8 and many other tools only speak v1alpha.
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let query = deps.roles.query.then_some(());
 
     // Checked before anything is served: bad material fails the start.
     let tls = deps.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -146,39 +163,43 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         // Ingest decodes each event on its own (api/ingest.rs), so one bad
         // event is rejected alone instead of failing its batch.
-        .add_service(ingest::IngestRoutes::new(ingest::IngestService {
-            auth: deps.auth.clone(),
-            pipeline: deps.pipeline.clone(),
-            max_in_flight: deps.max_in_flight.max(1),
-            idle_timeout: deps.ingest_idle_timeout,
-            shutdown: deps.shutdown.clone(),
+        .add_optional_service(deps.pipeline.clone().map(|pipeline| {
+            ingest::IngestRoutes::new(ingest::IngestService {
+                auth: deps.auth.clone(),
+                pipeline,
+                max_in_flight: deps.max_in_flight.max(1),
+                idle_timeout: deps.ingest_idle_timeout,
+                shutdown: deps.shutdown.clone(),
+            })
         }))
-        .add_service(
+        .add_optional_service(query.map(|()| {
             QueryServer::new(query::QueryService {
                 auth: deps.auth.clone(),
                 store: deps.store.clone(),
                 tokens: deps.tokens.clone(),
                 gate: deps.gate.clone(),
             })
-            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
-        )
-        // Watch sends the hub's encoded updates as they are (api/watch.rs).
-        .add_service(watch::IncidentsRoutes::new(incidents::IncidentsService {
-            auth: deps.auth.clone(),
-            store: deps.store.clone(),
-            hub: deps.hub.clone(),
-            heartbeat: deps.watch_heartbeat,
-            shutdown: deps.shutdown.clone(),
-            tokens: deps.tokens.clone(),
-            gate: deps.gate.clone(),
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
         }))
-        .add_service(
+        // Watch sends the hub's encoded updates as they are (api/watch.rs).
+        .add_optional_service(deps.hub.clone().filter(|_| deps.roles.query).map(|hub| {
+            watch::IncidentsRoutes::new(incidents::IncidentsService {
+                auth: deps.auth.clone(),
+                store: deps.store.clone(),
+                hub,
+                heartbeat: deps.watch_heartbeat,
+                shutdown: deps.shutdown.clone(),
+                tokens: deps.tokens.clone(),
+                gate: deps.gate.clone(),
+            })
+        }))
+        .add_optional_service(query.map(|()| {
             AdminServer::new(admin::AdminService {
                 store: deps.store.clone(),
-                auth: deps.auth,
+                auth: deps.auth.clone(),
             })
-            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES),
-        );
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
+        }));
     // Writes are coalesced per scheduler round (api/coalesce.rs): one Watch
     // update to thousands of streams becomes a few writes per connection.
     // With TLS the wrapper sits above the TLS stream (api/tls.rs).

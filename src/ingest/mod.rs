@@ -48,8 +48,6 @@ pub struct IngestConfig {
     pub admit_wait: Duration,
     /// How long a failing write is retried before its batches are answered UNAVAILABLE.
     pub retry_for: Duration,
-    /// Retention of raw events (partitions older than this are dropped).
-    pub retention: Duration,
     /// Whether resent batches are recognised (the batch ledger); off only to measure its cost.
     pub dedup: bool,
 }
@@ -64,7 +62,6 @@ impl Default for IngestConfig {
             queue_bytes: 64 << 20,
             admit_wait: Duration::from_secs(1),
             retry_for: Duration::from_secs(30),
-            retention: Duration::from_secs(30 * 86_400),
             dedup: true,
         }
     }
