@@ -17,9 +17,10 @@ use std::{
 use clap::Parser;
 use pulsyon::{
     domain::{
-        incident::Alert,
+        incident::{Alert, Grouping},
         rules::{Kind, Severity},
     },
+    incidents::{self, lifecycle::Policy},
     proto::v1::{self as pb, incidents_client::IncidentsClient},
     store::{self, Store},
 };
@@ -103,26 +104,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
-}
-
-/// Fires `alert` into its service's incident under the default lifecycle,
-/// reopening within `reopen_within`.
-async fn fire(
-    store: &Store,
-    alert: &Alert,
-    reopen_within: Duration,
-) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
-    let policy = pulsyon::incidents::lifecycle::Policy {
-        reopen_within,
-        ..Default::default()
-    };
-    pulsyon::incidents::fire(
-        store,
-        alert,
-        pulsyon::domain::incident::Grouping::Service,
-        &policy,
-    )
-    .await
 }
 
 /// A firing error-rate alert of `service`, stamped now.
@@ -248,10 +229,13 @@ async fn main() {
         .await
         .expect("--warmup-tenant")
         .id;
-    fire(
+    // As the detector fires one: into its service's incident, default lifecycle.
+    let policy = Policy::default();
+    incidents::fire(
         &store,
         &bench_alert(warmup, "warmup".into()),
-        Duration::from_secs(60),
+        Grouping::Service,
+        &policy,
     )
     .await
     .expect("writing the warm-up update");
@@ -263,7 +247,7 @@ async fn main() {
         // Stamped now, before the transaction.
         let alert = bench_alert(tenant, format!("bench-{k}"));
         let writing = Instant::now();
-        fire(&store, &alert, Duration::from_secs(60))
+        incidents::fire(&store, &alert, Grouping::Service, &policy)
             .await
             .expect("writing an update");
         commit_ms.push(writing.elapsed().as_secs_f64() * 1_000.0);

@@ -214,13 +214,14 @@ fn read_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
     let read = |flag: &str, path: &Path| {
         fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
     };
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+    let (Some(cert), Some(key)) = (&args.net.tls_cert, &args.net.tls_key) else {
         return Ok(None);
     };
     Ok(Some(api::TlsMaterial {
         cert: read("--tls-cert", cert)?,
         key: read("--tls-key", key)?,
         client_ca: args
+            .net
             .tls_client_ca
             .as_deref()
             .map(|p| read("--tls-client-ca", p))
@@ -293,8 +294,8 @@ fn start_stages(
         stages.partitions = Some(crate::ingest::partitions::spawn(
             store.clone(),
             crate::ingest::partitions::Retention {
-                events: args.retention,
-                incidents: args.incident_retention,
+                events: args.ingest.retention,
+                incidents: args.incidents.incident_retention,
             },
             background.clone(),
         ));
@@ -331,17 +332,18 @@ fn start_stages(
             stops.writer.clone(),
         );
         // With Redis, the ingest rate budget is shared by every process.
-        let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> = match &args.redis_url {
-            Some(url) => Some(Arc::new(
-                crate::redis::RedisRates::new(url, &args.redis_key_prefix)
-                    .context("--redis-url")?,
-            )),
-            None => None,
-        };
+        let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> =
+            match &args.redis.redis_url {
+                Some(url) => Some(Arc::new(
+                    crate::redis::RedisRates::new(url, &args.redis.redis_key_prefix)
+                        .context("--redis-url")?,
+                )),
+                None => None,
+            };
         pipeline = Some(crate::ingest::admit::Pipeline {
             admission: ingest.queue,
             throttles: ingest.throttles,
-            limits: Arc::new(args.limits()),
+            bounds: Arc::new(args.event_bounds()),
             guards: Arc::new(crate::ingest::limits::Guards {
                 rates: crate::ingest::limits::RateLimiter::new(shared),
                 streams: Arc::default(),
@@ -357,11 +359,11 @@ fn start_stages(
 /// `pulsyon serve`: start-up in steps, then the shutdown plan.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let roles = args.active_roles();
-    let metrics = crate::telemetry::init_metrics().context("installing the metrics recorder")?;
+    let metrics = crate::diagnostics::init_metrics().context("installing the metrics recorder")?;
     let tls = read_tls(&args)?;
     // 1. Listeners first, so that a taken port fails fast.
-    let grpc_listener = bind(args.grpc_addr, "gRPC (--grpc-addr)").await?;
-    let http_listener = bind(args.http_addr, "HTTP (--http-addr)").await?;
+    let grpc_listener = bind(args.net.grpc_addr, "gRPC (--grpc-addr)").await?;
+    let http_listener = bind(args.net.http_addr, "HTTP (--http-addr)").await?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
@@ -417,15 +419,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let deps = ApiDeps {
         roles,
         tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
-        gate: api::gate::QueryGate::new(args.limit_concurrent_queries),
+        gate: api::gate::QueryGate::new(args.limits.limit_concurrent_queries),
         connections: {
             api::conn::raise_fd_limit();
-            let max = match args.max_connections {
+            let max = match args.net.max_connections {
                 0 => (api::conn::fd_limit().saturating_sub(1024) as usize).max(64),
                 n => n,
             };
             tracing::info!(max_connections = max, "connection limit");
-            api::conn::ConnLimits::new(max, args.first_request_timeout)
+            api::conn::ConnLimits::new(max, args.net.first_request_timeout)
         },
         store: store.clone(),
         auth: Arc::new(Authenticator::new(
@@ -434,12 +436,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.tenant_limits(),
         )),
         pipeline,
-        max_in_flight: args.stream_max_in_flight,
-        ingest_idle_timeout: args.ingest_idle_timeout,
+        max_in_flight: args.ingest.stream_max_in_flight,
+        ingest_idle_timeout: args.ingest.ingest_idle_timeout,
         shutdown: stops.streams.clone(),
         tls,
         hub,
-        watch_heartbeat: args.watch_heartbeat,
+        watch_heartbeat: args.incidents.watch_heartbeat,
     };
     let mut grpc = tokio::spawn(api::serve(
         grpc_listener,
@@ -449,7 +451,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ));
 
     tracing::info!(grpc = %grpc_addr, http = %http_addr, roles = %roles.names(), "pulsyon serving");
-    if let Some(path) = &args.addr_file {
+    if let Some(path) = &args.net.addr_file {
         fs::write(path, format!("grpc={grpc_addr}\nhttp={http_addr}\n"))
             .with_context(|| format!("writing --addr-file {}", path.display()))?;
     }

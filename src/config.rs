@@ -293,14 +293,6 @@ pub struct DbArgs {
 /// `pulsyon serve`
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address of the gRPC server.
-    #[arg(long, env = "PULSYON_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    pub grpc_addr: SocketAddr,
-
-    /// Address of the HTTP server (/metrics, /healthz, /readyz).
-    #[arg(long, env = "PULSYON_HTTP_ADDR", default_value = "127.0.0.1:9464")]
-    pub http_addr: SocketAddr,
-
     /// How long shutdown may take before open streams are cut.
     #[arg(long, env = "PULSYON_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -309,6 +301,56 @@ pub struct ServeArgs {
     /// every process within this time.
     #[arg(long, env = "PULSYON_KEY_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub key_cache_ttl: Duration,
+
+    /// What this process does: `all`, or a comma-separated list of
+    /// `ingest`, `writer`, `detect`, `query` (`pulsyon roles` says what each starts).
+    #[arg(long, env = "PULSYON_ROLES", default_value = "all", value_parser = Roles::parse)]
+    pub roles: Roles,
+
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Listeners, TLS and connections.
+    #[command(flatten)]
+    pub net: NetArgs,
+
+    /// The ingest pipeline and the writer.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+
+    /// Default per-tenant limits (overridden per tenant through Admin).
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// The rollup task and its retention.
+    #[command(flatten)]
+    pub rollup: RollupArgs,
+
+    /// Detection, the incident lifecycle and Watch.
+    #[command(flatten)]
+    pub incidents: IncidentArgs,
+
+    /// Redis, shared by the processes of a deployment.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+/// Listeners, TLS and connections.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Network")]
+pub struct NetArgs {
+    /// Address of the gRPC server.
+    #[arg(long, env = "PULSYON_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the HTTP server (/metrics, /healthz, /readyz).
+    #[arg(long, env = "PULSYON_HTTP_ADDR", default_value = "127.0.0.1:9464")]
+    pub http_addr: SocketAddr,
+
+    /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
+    /// this file once both are listening (useful with port 0).
+    #[arg(long, env = "PULSYON_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
 
     /// PEM certificate chain: serve gRPC over TLS (with --tls-key).
     #[arg(long, env = "PULSYON_TLS_CERT")]
@@ -322,52 +364,34 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
 
-    /// Raw events older than this are refused and their partitions dropped.
-    #[arg(long, env = "PULSYON_RETENTION", default_value = "30d", value_parser = parse_duration)]
-    pub retention: Duration,
+    /// Most connections to the gRPC port at once (0: the open-file limit less
+    /// 1,024 kept for the database, files and the HTTP port). Past it new
+    /// connections are closed at once, counted and logged.
+    #[arg(long, env = "PULSYON_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
 
-    /// Time between rollup passes (each merges everything stored since the last).
-    #[arg(long, env = "PULSYON_ROLLUP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub rollup_interval: Duration,
+    /// How long a new connection has to send its first request (the HTTP/2
+    /// preface, then a request's headers; TLS handshakes have 10 s of their own).
+    #[arg(long, env = "PULSYON_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub first_request_timeout: Duration,
+}
 
-    /// How long per-minute rollups are kept (at least 7d: health windows reach 7 days).
-    #[arg(long, env = "PULSYON_ROLLUP_MINUTE_RETENTION", default_value = "8d", value_parser = parse_duration)]
-    pub rollup_minute_retention: Duration,
+/// The ingest pipeline and the writer.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Ingest")]
+pub struct IngestArgs {
+    /// Most unanswered batches per ingest stream.
+    #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
+    pub stream_max_in_flight: usize,
 
-    /// How long hourly rollups are kept (at least the --retention of raw events).
-    #[arg(long, env = "PULSYON_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_duration)]
-    pub rollup_retention: Duration,
+    /// An ingest stream that sends no batch for this long is ended with
+    /// UNAVAILABLE, freeing its tenant's stream slot (SDKs reconnect on need).
+    #[arg(long, env = "PULSYON_INGEST_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub ingest_idle_timeout: Duration,
 
-    /// How long a resolved incident is kept, with its alerts and updates
-    /// (at least 1d; ListIncidents reaches 400 days back).
-    #[arg(long, env = "PULSYON_INCIDENT_RETENTION", default_value = "400d", value_parser = parse_duration)]
-    pub incident_retention: Duration,
-
-    /// What this process does: `all`, or a comma-separated list of
-    /// `ingest`, `writer`, `detect`, `query` (`pulsyon roles` says what each starts).
-    #[arg(long, env = "PULSYON_ROLES", default_value = "all", value_parser = Roles::parse)]
-    pub roles: Roles,
-
-    /// Run the detector in this process (one process leads at a time); false
-    /// is the same as leaving `detect` out of `--roles`.
-    #[arg(long, env = "PULSYON_DETECTOR", default_value_t = true, action = clap::ArgAction::Set)]
-    pub detector: bool,
-
-    /// Time between detector evaluations.
-    #[arg(long, env = "PULSYON_DETECT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
-    pub detect_interval: Duration,
-
-    /// An incident resolves by itself once its alerts stayed clear this long.
-    #[arg(long, env = "PULSYON_INCIDENT_RESOLVE_AFTER", default_value = "5m", value_parser = parse_duration)]
-    pub incident_resolve_after: Duration,
-
-    /// An alert this soon after its service's incident resolved reopens it.
-    #[arg(long, env = "PULSYON_INCIDENT_REOPEN_WITHIN", default_value = "30m", value_parser = parse_duration)]
-    pub incident_reopen_within: Duration,
-
-    /// Time between heartbeats of an idle Watch stream.
-    #[arg(long, env = "PULSYON_WATCH_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
-    pub watch_heartbeat: Duration,
+    /// Longest a batch waits for queue space before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PULSYON_ADMIT_WAIT", default_value = "1s", value_parser = parse_duration)]
+    pub admit_wait: Duration,
 
     /// Rows that make a writer batch full.
     #[arg(long, env = "PULSYON_WRITER_BATCH_ROWS", default_value_t = 5_000)]
@@ -385,49 +409,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_WRITER_QUEUE_MIB", default_value_t = 64)]
     pub writer_queue_mib: usize,
 
-    /// Longest a batch waits for queue space before RESOURCE_EXHAUSTED.
-    #[arg(long, env = "PULSYON_ADMIT_WAIT", default_value = "1s", value_parser = parse_duration)]
-    pub admit_wait: Duration,
-
     /// Recognise resent batches (the batch ledger). Turning it off loses
     /// "retries are free" and exists only to measure the ledger's cost.
     #[arg(long, env = "PULSYON_BATCH_DEDUP", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
     pub batch_dedup: bool,
 
-    /// Most queries (Query and Incidents calls) one tenant may have running
-    /// at once on this process; past it, RESOURCE_EXHAUSTED with a retry delay.
-    #[arg(long, env = "PULSYON_LIMIT_CONCURRENT_QUERIES", default_value_t = 4)]
-    pub limit_concurrent_queries: u32,
+    /// Raw events older than this are refused and their partitions dropped.
+    #[arg(long, env = "PULSYON_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+}
 
-    /// Most connections to the gRPC port at once (0: the open-file limit less
-    /// 1,024 kept for the database, files and the HTTP port). Past it new
-    /// connections are closed at once, counted and logged.
-    #[arg(long, env = "PULSYON_MAX_CONNECTIONS", default_value_t = 0)]
-    pub max_connections: usize,
-
-    /// How long a new connection has to send its first request (the HTTP/2
-    /// preface, then a request's headers; TLS handshakes have 10 s of their own).
-    #[arg(long, env = "PULSYON_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub first_request_timeout: Duration,
-
-    /// Most unanswered batches per ingest stream.
-    #[arg(long, env = "PULSYON_STREAM_MAX_IN_FLIGHT", default_value_t = 8)]
-    pub stream_max_in_flight: usize,
-
-    /// An ingest stream that sends no batch for this long is ended with
-    /// UNAVAILABLE, freeing its tenant's stream slot (SDKs reconnect on need).
-    #[arg(long, env = "PULSYON_INGEST_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
-    pub ingest_idle_timeout: Duration,
-
-    /// Redis (`redis://host:port/db`): ingest rate limits hold across every
-    /// process sharing it. Unreachable, each process falls back to local limits.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// Prefix of Pulsyon's Redis keys (deployments sharing one Redis use different ones).
-    #[arg(long, env = "PULSYON_REDIS_KEY_PREFIX", default_value = "pulsyon")]
-    pub redis_key_prefix: String,
-
+/// Default per-tenant limits (overridden per tenant through Admin).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
     /// Default sustained events per second of a tenant (Admin.SetTenantLimits overrides).
     #[arg(
         long,
@@ -468,13 +463,72 @@ pub struct ServeArgs {
     #[arg(long, env = "PULSYON_LIMIT_PAGE_SIZE", default_value_t = crate::domain::TenantLimits::default().max_page_size)]
     pub limit_page_size: u32,
 
-    /// Write the bound addresses as `grpc=<addr>` and `http=<addr>` lines to
-    /// this file once both are listening (useful with port 0).
-    #[arg(long, env = "PULSYON_ADDR_FILE")]
-    pub addr_file: Option<PathBuf>,
+    /// Most queries (Query and Incidents calls) one tenant may have running
+    /// at once on this process; past it, RESOURCE_EXHAUSTED with a retry delay.
+    #[arg(long, env = "PULSYON_LIMIT_CONCURRENT_QUERIES", default_value_t = 4)]
+    pub limit_concurrent_queries: u32,
+}
 
-    #[command(flatten)]
-    pub db: DbArgs,
+/// The rollup task and its retention.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rollups")]
+pub struct RollupArgs {
+    /// Time between rollup passes (each merges everything stored since the last).
+    #[arg(long, env = "PULSYON_ROLLUP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub rollup_interval: Duration,
+
+    /// How long per-minute rollups are kept (at least 7d: health windows reach 7 days).
+    #[arg(long, env = "PULSYON_ROLLUP_MINUTE_RETENTION", default_value = "8d", value_parser = parse_duration)]
+    pub rollup_minute_retention: Duration,
+
+    /// How long hourly rollups are kept (at least the --retention of raw events).
+    #[arg(long, env = "PULSYON_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub rollup_retention: Duration,
+}
+
+/// Detection, the incident lifecycle and Watch.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Incidents")]
+pub struct IncidentArgs {
+    /// Run the detector in this process (one process leads at a time); false
+    /// is the same as leaving `detect` out of `--roles`.
+    #[arg(long, env = "PULSYON_DETECTOR", default_value_t = true, action = clap::ArgAction::Set)]
+    pub detector: bool,
+
+    /// Time between detector evaluations.
+    #[arg(long, env = "PULSYON_DETECT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub detect_interval: Duration,
+
+    /// An incident resolves by itself once its alerts stayed clear this long.
+    #[arg(long, env = "PULSYON_INCIDENT_RESOLVE_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub incident_resolve_after: Duration,
+
+    /// An alert this soon after its service's incident resolved reopens it.
+    #[arg(long, env = "PULSYON_INCIDENT_REOPEN_WITHIN", default_value = "30m", value_parser = parse_duration)]
+    pub incident_reopen_within: Duration,
+
+    /// How long a resolved incident is kept, with its alerts and updates
+    /// (at least 1d; ListIncidents reaches 400 days back).
+    #[arg(long, env = "PULSYON_INCIDENT_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub incident_retention: Duration,
+
+    /// Time between heartbeats of an idle Watch stream.
+    #[arg(long, env = "PULSYON_WATCH_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub watch_heartbeat: Duration,
+}
+
+/// Redis, shared by the processes of a deployment.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisArgs {
+    /// Redis (`redis://host:port/db`): ingest rate limits hold across every
+    /// process sharing it. Unreachable, each process falls back to local limits.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of Pulsyon's Redis keys (deployments sharing one Redis use different ones).
+    #[arg(long, env = "PULSYON_REDIS_KEY_PREFIX", default_value = "pulsyon")]
+    pub redis_key_prefix: String,
 }
 
 impl Cli {
@@ -535,12 +589,12 @@ impl ServeArgs {
     /// The ingest settings these flags describe.
     pub fn ingest_config(&self) -> crate::ingest::IngestConfig {
         crate::ingest::IngestConfig {
-            batch_rows: self.writer_batch_rows,
-            batch_age: self.writer_batch_age,
-            workers: self.writer_workers,
-            queue_bytes: self.writer_queue_mib << 20,
-            admit_wait: self.admit_wait,
-            dedup: self.batch_dedup,
+            batch_rows: self.ingest.writer_batch_rows,
+            batch_age: self.ingest.writer_batch_age,
+            workers: self.ingest.writer_workers,
+            queue_bytes: self.ingest.writer_queue_mib << 20,
+            admit_wait: self.ingest.admit_wait,
+            dedup: self.ingest.batch_dedup,
             ..Default::default()
         }
     }
@@ -548,9 +602,9 @@ impl ServeArgs {
     /// The rollup settings these flags describe.
     pub fn rollup_config(&self) -> crate::rollup::RollupConfig {
         crate::rollup::RollupConfig {
-            interval: self.rollup_interval,
-            minute_retention: self.rollup_minute_retention,
-            hour_retention: self.rollup_retention,
+            interval: self.rollup.rollup_interval,
+            minute_retention: self.rollup.rollup_minute_retention,
+            hour_retention: self.rollup.rollup_retention,
             ..Default::default()
         }
     }
@@ -558,10 +612,10 @@ impl ServeArgs {
     /// The detector settings these flags describe.
     pub fn detect_config(&self) -> crate::detect::DetectConfig {
         crate::detect::DetectConfig {
-            interval: self.detect_interval,
+            interval: self.incidents.detect_interval,
             lifecycle: crate::incidents::lifecycle::Policy {
-                resolve_after: self.incident_resolve_after,
-                reopen_within: self.incident_reopen_within,
+                resolve_after: self.incidents.incident_resolve_after,
+                reopen_within: self.incidents.incident_reopen_within,
             },
             ..Default::default()
         }
@@ -570,22 +624,22 @@ impl ServeArgs {
     /// The default tenant limits these flags describe.
     pub fn tenant_limits(&self) -> crate::domain::TenantLimits {
         crate::domain::TenantLimits {
-            events_per_sec: self.limit_events_per_sec,
-            events_burst: self.limit_events_burst,
-            bytes_per_sec: self.limit_mib_per_sec * MIB as f64,
-            bytes_burst: self.limit_mib_burst.saturating_mul(MIB),
-            max_streams: self.limit_streams,
-            max_services: self.limit_services,
-            max_endpoints: self.limit_endpoints,
-            max_query_range: self.limit_query_range,
-            max_page_size: self.limit_page_size,
+            events_per_sec: self.limits.limit_events_per_sec,
+            events_burst: self.limits.limit_events_burst,
+            bytes_per_sec: self.limits.limit_mib_per_sec * MIB as f64,
+            bytes_burst: self.limits.limit_mib_burst.saturating_mul(MIB),
+            max_streams: self.limits.limit_streams,
+            max_services: self.limits.limit_services,
+            max_endpoints: self.limits.limit_endpoints,
+            max_query_range: self.limits.limit_query_range,
+            max_page_size: self.limits.limit_page_size,
         }
     }
 
     /// The event bounds these flags describe.
-    pub fn limits(&self) -> crate::ingest::validate::Limits {
-        crate::ingest::validate::Limits {
-            retention: self.retention,
+    pub fn event_bounds(&self) -> crate::ingest::validate::EventBounds {
+        crate::ingest::validate::EventBounds {
+            retention: self.ingest.retention,
             ..Default::default()
         }
     }
@@ -594,66 +648,66 @@ impl ServeArgs {
     /// `--detector false`.
     pub fn active_roles(&self) -> Roles {
         Roles {
-            detect: self.roles.detect && self.detector,
+            detect: self.roles.detect && self.incidents.detector,
             ..self.roles
         }
     }
 
     fn validate(&self) -> Result<(), String> {
         self.roles.check()?;
-        if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
+        if self.net.grpc_addr == self.net.http_addr && self.net.grpc_addr.port() != 0 {
             return Err(format!(
                 "invalid --http-addr: {} is also the --grpc-addr",
-                self.http_addr
+                self.net.http_addr
             ));
         }
         if self.shutdown_grace.is_zero() {
             return Err("invalid --shutdown-grace: must be more than 0".into());
         }
-        match (&self.tls_cert, &self.tls_key) {
+        match (&self.net.tls_cert, &self.net.tls_key) {
             (Some(_), None) => return Err("invalid --tls-cert: needs --tls-key".into()),
             (None, Some(_)) => return Err("invalid --tls-key: needs --tls-cert".into()),
-            (None, None) if self.tls_client_ca.is_some() => {
+            (None, None) if self.net.tls_client_ca.is_some() => {
                 return Err("invalid --tls-client-ca: needs --tls-cert and --tls-key".into());
             }
             _ => {}
         }
-        if self.retention < Duration::from_secs(86_400) {
+        if self.ingest.retention < Duration::from_secs(86_400) {
             return Err("invalid --retention: at least 1d".into());
         }
-        if self.incident_retention < Duration::from_secs(86_400) {
+        if self.incidents.incident_retention < Duration::from_secs(86_400) {
             return Err("invalid --incident-retention: at least 1d".into());
         }
-        if self.rollup_minute_retention < Duration::from_secs(7 * 86_400) {
+        if self.rollup.rollup_minute_retention < Duration::from_secs(7 * 86_400) {
             return Err("invalid --rollup-minute-retention: at least 7d".into());
         }
-        if self.rollup_retention < self.retention {
+        if self.rollup.rollup_retention < self.ingest.retention {
             return Err(
                 "invalid --rollup-retention: rollups are kept at least as long as the --retention of raw events".into(),
             );
         }
         for (name, value) in [
-            ("--detect-interval", self.detect_interval),
-            ("--watch-heartbeat", self.watch_heartbeat),
-            ("--ingest-idle-timeout", self.ingest_idle_timeout),
+            ("--detect-interval", self.incidents.detect_interval),
+            ("--watch-heartbeat", self.incidents.watch_heartbeat),
+            ("--ingest-idle-timeout", self.ingest.ingest_idle_timeout),
             ("--key-cache-ttl", self.key_cache_ttl),
-            ("--first-request-timeout", self.first_request_timeout),
+            ("--first-request-timeout", self.net.first_request_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!("invalid {name}: must be more than 0"));
             }
         }
-        if self.rollup_interval.is_zero() {
+        if self.rollup.rollup_interval.is_zero() {
             return Err("invalid --rollup-interval: must be more than 0".into());
         }
         for (name, value) in [
-            ("--writer-batch-rows", self.writer_batch_rows),
-            ("--writer-workers", self.writer_workers),
-            ("--writer-queue-mib", self.writer_queue_mib),
-            ("--stream-max-in-flight", self.stream_max_in_flight),
+            ("--writer-batch-rows", self.ingest.writer_batch_rows),
+            ("--writer-workers", self.ingest.writer_workers),
+            ("--writer-queue-mib", self.ingest.writer_queue_mib),
+            ("--stream-max-in-flight", self.ingest.stream_max_in_flight),
             (
                 "--limit-concurrent-queries",
-                self.limit_concurrent_queries as usize,
+                self.limits.limit_concurrent_queries as usize,
             ),
         ] {
             if value == 0 {
@@ -686,15 +740,15 @@ impl ServeArgs {
             };
             return Err(format!("invalid {flag}: {problem}"));
         }
-        if let Some(url) = &self.redis_url
+        if let Some(url) = &self.redis.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return Err("invalid --redis-url (REDIS_URL): expected redis://host:port".into());
         }
-        if self.redis_key_prefix.is_empty() || self.redis_key_prefix.len() > 64 {
+        if self.redis.redis_key_prefix.is_empty() || self.redis.redis_key_prefix.len() > 64 {
             return Err("invalid --redis-key-prefix: 1 to 64 characters".into());
         }
-        if self.writer_workers > self.db.db_max_connections as usize {
+        if self.ingest.writer_workers > self.db.db_max_connections as usize {
             return Err("invalid --writer-workers: more than --db-max-connections".into());
         }
         self.db.validate()

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(EXIT_CONFIG as u8);
     }
-    pulsyon::telemetry::init_tracing(cli.log_format);
+    pulsyon::diagnostics::init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

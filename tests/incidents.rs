@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts};
 use pulsyon::{
     detect::{DetectConfig, Detector},
     domain::{
@@ -24,26 +24,6 @@ use pulsyon::{
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming, transport::Channel};
-
-/// Fires `alert` into its service's incident under the default lifecycle,
-/// reopening within `reopen_within`.
-async fn fire(
-    store: &Store,
-    alert: &Alert,
-    reopen_within: Duration,
-) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
-    let policy = pulsyon::incidents::lifecycle::Policy {
-        reopen_within,
-        ..Default::default()
-    };
-    pulsyon::incidents::fire(
-        store,
-        alert,
-        pulsyon::domain::incident::Grouping::Service,
-        &policy,
-    )
-    .await
-}
 
 async fn open_store(db: &TestDb) -> Store {
     let options = store::options_from_url(&db.url).unwrap();
@@ -827,7 +807,7 @@ async fn every_service_of_a_tenant_going_silent_at_once_is_one_incident_not_one_
     assert_eq!(open.len(), 1, "{open:#?}");
     let (incident, alerted) = &open[0];
     assert_eq!(incident.service, "", "{incident:?}");
-    assert_eq!(incident.severity, "critical");
+    assert_eq!(incident.severity, Severity::Critical);
     assert!(
         incident
             .title

@@ -517,3 +517,24 @@ async fn a_revoked_key_stops_working_on_another_process_within_the_cache_ttl() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
+    let db = TestDb::new().await;
+    // The human-readable format, as a newcomer runs it, with stderr a pipe.
+    let out = Command::new(common::BIN)
+        .args([
+            "--log-format",
+            "pretty",
+            "migrate",
+            "--database-url",
+            &db.url,
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("migrations applied"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
+}

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, publish, ts};
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts};
 use pulsyon::{
     domain::{
         incident::Alert,
@@ -44,26 +44,6 @@ fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
         seq,
         events,
     }
-}
-
-/// Fires `alert` into its service's incident under the default lifecycle,
-/// reopening within `reopen_within`.
-async fn fire(
-    store: &Store,
-    alert: &Alert,
-    reopen_within: Duration,
-) -> Result<(Alert, Vec<pulsyon::domain::incident::Update>), pulsyon::store::StoreError> {
-    let policy = pulsyon::incidents::lifecycle::Policy {
-        reopen_within,
-        ..Default::default()
-    };
-    pulsyon::incidents::fire(
-        store,
-        alert,
-        pulsyon::domain::incident::Grouping::Service,
-        &policy,
-    )
-    .await
 }
 
 async fn open_store(db: &TestDb) -> Store {

@@ -291,6 +291,28 @@ fn duration_to_pb(d: std::time::Duration) -> prost_types::Duration {
     }
 }
 
+/// A batch's ack as the contract's.
+pub fn ack_to_pb(a: &crate::ingest::admit::Ack) -> pb::BatchAck {
+    use crate::ingest::admit::Durability;
+    pb::BatchAck {
+        seq: a.seq,
+        accepted: a.accepted,
+        duplicates: a.duplicates,
+        rejections: a
+            .rejections
+            .iter()
+            .map(|r| pb::EventRejection {
+                index: r.index,
+                reason: reject_reason_to_pb(r.reason),
+                message: r.message.clone(),
+            })
+            .collect(),
+        durability: match a.durability {
+            Durability::Committed => pb::Durability::Committed as i32,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -379,27 +401,5 @@ mod tests {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
         let ts = timestamp(t);
         assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 123_456_789));
-    }
-}
-
-/// A batch's ack as the contract's.
-pub fn ack_to_pb(a: &crate::ingest::admit::Ack) -> pb::BatchAck {
-    use crate::ingest::admit::Durability;
-    pb::BatchAck {
-        seq: a.seq,
-        accepted: a.accepted,
-        duplicates: a.duplicates,
-        rejections: a
-            .rejections
-            .iter()
-            .map(|r| pb::EventRejection {
-                index: r.index,
-                reason: reject_reason_to_pb(r.reason),
-                message: r.message.clone(),
-            })
-            .collect(),
-        durability: match a.durability {
-            Durability::Committed => pb::Durability::Committed as i32,
-        },
     }
 }

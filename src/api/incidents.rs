@@ -75,21 +75,21 @@ pub(super) fn severity_from_pb(field: &str, value: i32) -> Result<Option<Severit
     }
 }
 
-fn status_to_pb(s: model::Status) -> i32 {
+fn status_to_pb(s: model::IncidentStatus) -> i32 {
     (match s {
-        model::Status::Open => pb::IncidentStatus::Open,
-        model::Status::Acknowledged => pb::IncidentStatus::Acknowledged,
-        model::Status::Resolved => pb::IncidentStatus::Resolved,
+        model::IncidentStatus::Open => pb::IncidentStatus::Open,
+        model::IncidentStatus::Acknowledged => pb::IncidentStatus::Acknowledged,
+        model::IncidentStatus::Resolved => pb::IncidentStatus::Resolved,
     }) as i32
 }
 
-fn statuses_from_pb(values: &[i32]) -> Result<Vec<model::Status>, Status> {
+fn statuses_from_pb(values: &[i32]) -> Result<Vec<model::IncidentStatus>, Status> {
     values
         .iter()
         .map(|v| match pb::IncidentStatus::try_from(*v) {
-            Ok(pb::IncidentStatus::Open) => Ok(model::Status::Open),
-            Ok(pb::IncidentStatus::Acknowledged) => Ok(model::Status::Acknowledged),
-            Ok(pb::IncidentStatus::Resolved) => Ok(model::Status::Resolved),
+            Ok(pb::IncidentStatus::Open) => Ok(model::IncidentStatus::Open),
+            Ok(pb::IncidentStatus::Acknowledged) => Ok(model::IncidentStatus::Acknowledged),
+            Ok(pb::IncidentStatus::Resolved) => Ok(model::IncidentStatus::Resolved),
             _ => Err(invalid("statuses", format!("unknown status {v}"))),
         })
         .collect()
@@ -120,9 +120,7 @@ pub fn incident_to_pb(i: &Incident) -> pb::Incident {
         incident_id: i.incident_id.to_string(),
         service: i.service.clone(),
         title: i.title.clone(),
-        severity: Severity::parse(&i.severity)
-            .map(severity_to_pb)
-            .unwrap_or_default(),
+        severity: severity_to_pb(i.severity),
         status: status_to_pb(i.status),
         opened_at: Some(convert::timestamp(i.opened_at)),
         acknowledged_at: i.acknowledged_at.map(convert::timestamp),

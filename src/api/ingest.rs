@@ -378,7 +378,7 @@ mod fuzz {
         };
         let sent: Option<Vec<Bytes>> = request.batch.as_ref().map(|b| b.events.clone());
         let checked = incoming(request.batch).and_then(|batch| {
-            admit::check(&principal(), batch, &validate::Limits::default())
+            admit::check(&principal(), batch, &validate::EventBounds::default())
                 .map_err(status::from_refused)
         });
         match checked {

@@ -21,10 +21,10 @@ use super::{
     status::{from_store, invalid},
 };
 use crate::{
-    domain::{OutcomeCount, RejectReason, Scope, TenantId},
+    domain::{Outcome, OutcomeCount, RejectReason, Scope, TenantId},
     ingest::limits::ThrottleCause,
     proto::v1::{self as pb, query_server::Query},
-    rollup::health::{self, Objectives, WindowStats},
+    rollup::verdict::{self, Objectives, WindowStats},
     stats::{self, cell::Agg, histogram::Histogram},
     store::{
         Store,
@@ -60,16 +60,16 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
     };
     for row in rows {
         let n = row.count.max(0) as u64;
-        match row.outcome.as_str() {
-            "received" => m.received += n,
-            "stored" => {
+        match row.outcome {
+            Outcome::Received => m.received += n,
+            Outcome::Stored => {
                 m.stored += n;
                 if row.reason == "overflow" {
                     m.overflowed += n;
                 }
             }
-            "duplicate" => m.duplicates += n,
-            "throttled" => {
+            Outcome::Duplicate => m.duplicates += n,
+            Outcome::Throttled => {
                 m.throttled += n;
                 let cause = match ThrottleCause::parse(&row.reason) {
                     Some(ThrottleCause::EventRate) => pb::ThrottleCause::EventRate,
@@ -84,7 +84,7 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
                         .push(pb::ThrottleCount { cause, count: n }),
                 }
             }
-            "rejected" => {
+            Outcome::Rejected => {
                 m.rejected += n;
                 let reason = RejectReason::parse(&row.reason)
                     .map(convert::reject_reason_to_pb)
@@ -92,7 +92,6 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
                 m.rejected_by_reason
                     .push(pb::RejectionCount { reason, count: n });
             }
-            _ => {}
         }
     }
     m
@@ -265,12 +264,12 @@ fn event_filter(
     })
 }
 
-fn health_to_pb(status: health::Status) -> i32 {
+fn health_to_pb(status: verdict::Verdict) -> i32 {
     (match status {
-        health::Status::Unknown => pb::HealthStatus::Unspecified,
-        health::Status::Healthy => pb::HealthStatus::Healthy,
-        health::Status::Degraded => pb::HealthStatus::Degraded,
-        health::Status::Down => pb::HealthStatus::Down,
+        verdict::Verdict::Unknown => pb::HealthStatus::Unspecified,
+        verdict::Verdict::Healthy => pb::HealthStatus::Healthy,
+        verdict::Verdict::Degraded => pb::HealthStatus::Degraded,
+        verdict::Verdict::Down => pb::HealthStatus::Down,
     }) as i32
 }
 
@@ -301,7 +300,7 @@ fn point(time: OffsetDateTime, agg: &Agg) -> pb::MetricPoint {
 struct Judged {
     window: ServiceWindow,
     latency: pb::LatencyPercentiles,
-    status: health::Status,
+    status: verdict::Verdict,
     reason: String,
 }
 
@@ -342,7 +341,7 @@ impl QueryService {
                     recent_requests: w.recent,
                     p95_ms: latency.p95_ms,
                 };
-                let (status, reason) = health::judge(&stats, &objectives);
+                let (status, reason) = verdict::judge(&stats, &objectives);
                 (
                     w.service.clone(),
                     Judged {

@@ -8,80 +8,37 @@ use super::{
     rules::{Kind, Severity},
 };
 
+named_enum! {
 /// Lifecycle status of an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum IncidentStatus {
     /// Open, nobody acknowledged it.
-    Open,
+    Open = "open",
     /// Open, someone acknowledged it.
-    Acknowledged,
+    Acknowledged = "acknowledged",
     /// Over.
-    Resolved,
+    Resolved = "resolved",
+}
 }
 
-impl Status {
-    /// Name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Acknowledged => "acknowledged",
-            Status::Resolved => "resolved",
-        }
-    }
-
-    /// The status of a stored name.
-    pub fn parse(name: &str) -> Option<Status> {
-        [Status::Open, Status::Acknowledged, Status::Resolved]
-            .into_iter()
-            .find(|s| s.as_str() == name)
-    }
-}
-
+named_enum! {
 /// What one update did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UpdateKind {
     /// Opened by its first alert.
-    Opened,
+    Opened = "opened",
     /// Another alert joined.
-    AlertAdded,
+    AlertAdded = "alert_added",
     /// The severity rose.
-    Escalated,
+    Escalated = "escalated",
     /// Someone acknowledged it.
-    Acknowledged,
+    Acknowledged = "acknowledged",
     /// Resolved, by hand or by itself.
-    Resolved,
+    Resolved = "resolved",
     /// An alert shortly after resolution reopened it.
-    Reopened,
+    Reopened = "reopened",
 }
-
-impl UpdateKind {
-    /// Name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateKind::Opened => "opened",
-            UpdateKind::AlertAdded => "alert_added",
-            UpdateKind::Escalated => "escalated",
-            UpdateKind::Acknowledged => "acknowledged",
-            UpdateKind::Resolved => "resolved",
-            UpdateKind::Reopened => "reopened",
-        }
-    }
-
-    /// The kind of a stored name.
-    pub fn parse(name: &str) -> Option<UpdateKind> {
-        use UpdateKind::*;
-        [
-            Opened,
-            AlertAdded,
-            Escalated,
-            Acknowledged,
-            Resolved,
-            Reopened,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
-    }
 }
 
 /// An alert: one rule firing for one subject, with the numbers behind it.
@@ -204,16 +161,16 @@ pub struct Incident {
     /// Identifier.
     pub incident_id: i64,
     /// Whose.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// The service; '' when it is about every service of the tenant at once
     /// (see [`Grouping::AllServices`]).
     pub service: String,
     /// One line, from its strongest alert.
     pub title: String,
-    /// Highest severity of its alerts (stored name).
-    pub severity: String,
+    /// Highest severity of its alerts.
+    pub severity: Severity,
     /// Lifecycle status.
-    pub status: Status,
+    pub status: IncidentStatus,
     /// When it opened.
     #[serde(with = "time::serde::rfc3339")]
     pub opened_at: OffsetDateTime,
@@ -239,7 +196,7 @@ pub struct Incident {
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
     /// Only these statuses (empty: all).
-    pub statuses: Vec<Status>,
+    pub statuses: Vec<IncidentStatus>,
     /// Only this service.
     pub service: Option<String>,
     /// Only at least this severe.
@@ -251,9 +208,7 @@ impl IncidentFilter {
     pub fn matches(&self, i: &Incident) -> bool {
         (self.statuses.is_empty() || self.statuses.contains(&i.status))
             && self.service.as_ref().is_none_or(|s| *s == i.service)
-            && self
-                .min_severity
-                .is_none_or(|m| Severity::parse(&i.severity).is_some_and(|s| s >= m))
+            && self.min_severity.is_none_or(|m| i.severity >= m)
     }
 }
 

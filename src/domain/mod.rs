@@ -6,6 +6,39 @@
 //! redis, nor on any other module of the crate: every other layer maps its
 //! own types to these.
 
+/// An enum whose values have stored names: `as_str`, `parse` (an unknown
+/// name is `None`, never a default) and `ALL`, from one list.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; <[&str]>::len(&[$($text),+])] = [$($name::$variant),+];
+
+            /// The name as stored, logged and shown.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+
+            /// The value of a stored name; `None` for an unknown one.
+            pub fn parse(name: &str) -> Option<$name> {
+                $name::ALL.into_iter().find(|v| v.as_str() == name)
+            }
+        }
+    };
+}
+
 pub mod incident;
 pub mod rules;
 
@@ -16,7 +49,10 @@ use time::OffsetDateTime;
 
 /// Database identifier of a tenant. Every stored row carries one; every query
 /// filters by the caller's, taken from its API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct TenantId(pub i64);
 
 impl fmt::Display for TenantId {
@@ -25,35 +61,20 @@ impl fmt::Display for TenantId {
     }
 }
 
+named_enum! {
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// Send events.
-    Ingest,
+    Ingest = "ingest",
     /// Read data and handle incidents.
-    Read,
+    Read = "read",
     /// Manage keys and settings.
-    Admin,
+    Admin = "admin",
+}
 }
 
 impl Scope {
-    /// Every scope, in a stable order.
-    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
-
-    /// The name used in the database, on the command line and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// Parses one scope name.
-    pub fn parse(name: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
     /// Parses a comma-separated list such as `ingest,read`; sorted, without repeats.
     pub fn parse_list(list: &str) -> Result<Vec<Scope>, String> {
         let mut scopes = Vec::new();
@@ -267,87 +288,42 @@ pub struct Event {
     pub response_bytes: i64,
 }
 
+named_enum! {
 /// Why an event was refused. Stored by name in `failed_events.reason` and
 /// `ingest_outcomes.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
     /// `event_id` is empty or not a UUID.
-    InvalidEventId,
+    InvalidEventId = "invalid_event_id",
     /// `service` is empty.
-    MissingService,
+    MissingService = "missing_service",
     /// `status_code` is outside 100..=599.
-    InvalidStatusCode,
+    InvalidStatusCode = "invalid_status_code",
     /// `latency_ms` is negative, NaN or infinite.
-    InvalidLatency,
+    InvalidLatency = "invalid_latency",
     /// `time` is missing.
-    MissingTime,
+    MissingTime = "missing_time",
     /// `time` is outside the protobuf range or has nanos outside 0..1e9.
-    InvalidTime,
+    InvalidTime = "invalid_time",
     /// `time` is older than the retention.
-    TimeTooOld,
+    TimeTooOld = "time_too_old",
     /// `time` is too far in the future.
-    TimeInFuture,
+    TimeInFuture = "time_in_future",
     /// A string field is longer than its limit.
-    FieldTooLong,
+    FieldTooLong = "field_too_long",
     /// Too many attributes, or one too long.
-    TooManyAttributes,
+    TooManyAttributes = "too_many_attributes",
     /// The encoded event is larger than the limit.
-    EventTooLarge,
+    EventTooLarge = "event_too_large",
     /// No partition may hold the event.
-    NoPartition,
+    NoPartition = "no_partition",
     /// The tenant's cardinality limit was reached.
-    CardinalityLimit,
+    CardinalityLimit = "cardinality_limit",
     /// A string holds a character PostgreSQL cannot store (NUL) or is not UTF-8.
-    InvalidText,
+    InvalidText = "invalid_text",
     /// The event's bytes are not a decodable `pulsyon.v1.Event`.
-    MalformedEvent,
+    MalformedEvent = "malformed_event",
 }
-
-impl RejectReason {
-    /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 15] = [
-        RejectReason::InvalidEventId,
-        RejectReason::MissingService,
-        RejectReason::InvalidStatusCode,
-        RejectReason::InvalidLatency,
-        RejectReason::MissingTime,
-        RejectReason::TimeTooOld,
-        RejectReason::TimeInFuture,
-        RejectReason::FieldTooLong,
-        RejectReason::TooManyAttributes,
-        RejectReason::EventTooLarge,
-        RejectReason::NoPartition,
-        RejectReason::CardinalityLimit,
-        RejectReason::InvalidText,
-        RejectReason::InvalidTime,
-        RejectReason::MalformedEvent,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::InvalidEventId => "invalid_event_id",
-            RejectReason::MissingService => "missing_service",
-            RejectReason::InvalidStatusCode => "invalid_status_code",
-            RejectReason::InvalidLatency => "invalid_latency",
-            RejectReason::MissingTime => "missing_time",
-            RejectReason::TimeTooOld => "time_too_old",
-            RejectReason::TimeInFuture => "time_in_future",
-            RejectReason::FieldTooLong => "field_too_long",
-            RejectReason::TooManyAttributes => "too_many_attributes",
-            RejectReason::EventTooLarge => "event_too_large",
-            RejectReason::NoPartition => "no_partition",
-            RejectReason::CardinalityLimit => "cardinality_limit",
-            RejectReason::InvalidText => "invalid_text",
-            RejectReason::InvalidTime => "invalid_time",
-            RejectReason::MalformedEvent => "malformed_event",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(name: &str) -> Option<RejectReason> {
-        RejectReason::ALL.into_iter().find(|r| r.as_str() == name)
-    }
 }
 
 /// One refused event of a batch.
@@ -484,13 +460,31 @@ pub struct FailedEvent {
     pub size: i64,
 }
 
+named_enum! {
+/// What became of a received event, as the outcome counters keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// It arrived (every event counts here once, whatever became of it).
+    Received = "received",
+    /// Stored now (reason `overflow` when its service or endpoint went to
+    /// the overflow bucket).
+    Stored = "stored",
+    /// Stored before: not stored again.
+    Duplicate = "duplicate",
+    /// Refused with a reason and kept as a dead letter.
+    Rejected = "rejected",
+    /// Refused whole by a limit (reason: the limit).
+    Throttled = "throttled",
+}
+}
+
 /// One outcome counter of one minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeCount {
     /// Start of the minute.
     pub minute: OffsetDateTime,
-    /// received, stored, duplicate, rejected or throttled.
-    pub outcome: String,
+    /// What became of them.
+    pub outcome: Outcome,
     /// The reject reason for `rejected`, else empty.
     pub reason: String,
     /// How many events.

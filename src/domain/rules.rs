@@ -8,64 +8,31 @@ use serde::{Deserialize, Serialize};
 
 use super::TenantId;
 
+named_enum! {
 /// The three rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// 5xx share above a threshold and well above its baseline.
-    ErrorRate,
+    ErrorRate = "error_rate",
     /// p95 latency above a threshold and well above its baseline.
-    LatencyP95,
+    LatencyP95 = "latency_p95",
     /// Steady traffic went (nearly) silent.
-    TrafficDrop,
+    TrafficDrop = "traffic_drop",
+}
 }
 
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::ErrorRate, Kind::LatencyP95, Kind::TrafficDrop];
-
-    /// Name as stored (`alerts.kind`, `detection_rules.kind`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::ErrorRate => "error_rate",
-            Kind::LatencyP95 => "latency_p95",
-            Kind::TrafficDrop => "traffic_drop",
-        }
-    }
-
-    /// The kind of a stored name.
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
+named_enum! {
 /// Severity of an alert or incident, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth a look.
-    Info,
+    Info = "info",
     /// An objective is missed.
-    Warning,
+    Warning = "warning",
     /// Users are failing now.
-    Critical,
+    Critical = "critical",
 }
-
-impl Severity {
-    /// Name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// The severity of a stored name.
-    pub fn parse(name: &str) -> Option<Severity> {
-        [Severity::Info, Severity::Warning, Severity::Critical]
-            .into_iter()
-            .find(|s| s.as_str() == name)
-    }
 }
 
 /// Settings of one rule. Overrides (tenant-wide, then per service) replace

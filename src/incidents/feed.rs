@@ -45,14 +45,14 @@ pub struct FeedRequest {
 #[derive(Debug)]
 pub enum Item<R> {
     /// An open incident of the snapshot.
-    Snapshot(Incident),
+    Snapshot(Box<Incident>),
     /// The snapshot is complete; live from `newest`.
     SnapshotDone {
         /// The newest sequence when the feed opened.
         newest: i64,
     },
     /// An update replayed from the outbox.
-    Update(Update),
+    Update(Box<Update>),
     /// A live update, rendered once by the hub for every subscriber.
     Live(Arc<Published<R>>),
     /// Nothing happened for a while; the newest sequence.
@@ -164,7 +164,7 @@ impl<R: Send + Sync + 'static, E> Feed<R, E> {
                 .into_iter()
                 .filter(|i| request.filter.matches(i))
             {
-                ready.push_back(Item::Snapshot(i));
+                ready.push_back(Item::Snapshot(Box::new(i)));
             }
             ready.push_back(Item::SnapshotDone { newest });
         } else if resume == 0 {
@@ -194,7 +194,7 @@ impl<R: Send + Sync + 'static, E> Feed<R, E> {
     }
 
     fn keep(&self, u: &Update) -> bool {
-        u.incident.tenant_id == self.tenant.0 && self.filter.matches(&u.incident)
+        u.incident.tenant_id == self.tenant && self.filter.matches(&u.incident)
     }
 
     /// The next item: ready ones first, then a page of replay, then live.
@@ -236,7 +236,7 @@ impl<R: Send + Sync + 'static, E> Feed<R, E> {
                         let kept: Vec<Item<R>> = page
                             .into_iter()
                             .filter(|u| self.keep(u))
-                            .map(Item::Update)
+                            .map(|u| Item::Update(Box::new(u)))
                             .collect();
                         self.ready.extend(kept);
                     }

@@ -35,6 +35,9 @@ pub const MAX_BATCH_EVENTS: usize = 10_000;
 pub const MAX_PRODUCER_ID: usize = 128;
 
 /// One event as a door hands it over.
+// Nearly every event is `Decoded`: boxing it would cost an allocation per
+// event on the hot path to save space on the rare undecodable one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Arriving {
     /// Decoded by the door.
@@ -183,8 +186,8 @@ pub struct Pipeline {
     pub admission: Arc<dyn Admission>,
     /// Where refusals by a limit are counted.
     pub throttles: Throttles,
-    /// Bounds on events.
-    pub limits: Arc<validate::Limits>,
+    /// Bounds on each event.
+    pub bounds: Arc<validate::EventBounds>,
     /// Per-tenant rate, stream and cardinality limits.
     pub guards: Arc<Guards>,
 }
@@ -215,7 +218,7 @@ impl Pipeline {
             batch: mut prepared,
             rejections,
             bytes,
-        } = check(caller, batch, &self.limits)?;
+        } = check(caller, batch, &self.bounds)?;
         self.guard(caller, &mut prepared, bytes).await?;
         let events = prepared.events.len();
         let reply = if prepared.events.is_empty() && prepared.rejected.is_empty() {
@@ -315,7 +318,7 @@ pub struct Checked {
 pub fn check(
     caller: &Principal,
     batch: Incoming,
-    limits: &validate::Limits,
+    limits: &validate::EventBounds,
 ) -> Result<Checked, Refused> {
     if batch.producer_id.is_empty()
         || batch.producer_id.len() > MAX_PRODUCER_ID

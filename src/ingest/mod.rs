@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::limits::ThrottleCause;
 use crate::{
-    domain::{BatchFate, BatchWrite, TenantId},
+    domain::{BatchFate, BatchWrite, Outcome, TenantId},
     store::Store,
 };
 
@@ -152,9 +152,9 @@ impl Throttles {
         }
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *map.entry((tenant, cause)).or_default() += events;
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "received", "reason" => "")
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => Outcome::Received.as_str(), "reason" => "")
             .increment(events as u64);
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => "throttled", "reason" => cause.as_str())
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => Outcome::Throttled.as_str(), "reason" => cause.as_str())
             .increment(events as u64);
     }
 
@@ -280,8 +280,8 @@ async fn flush_throttled(store: Store, throttles: Throttles, stop: CancellationT
                 .iter()
                 .flat_map(|((t, cause), n)| {
                     [
-                        (*t, now, "received", "", *n),
-                        (*t, now, "throttled", cause.as_str(), *n),
+                        (*t, now, Outcome::Received, "", *n),
+                        (*t, now, Outcome::Throttled, cause.as_str(), *n),
                     ]
                 })
                 .collect();

@@ -9,7 +9,7 @@ use crate::domain::{Event, RawEvent, RejectReason};
 
 /// The bounds an event must respect.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct EventBounds {
     /// Events older than this are refused (the retention of raw events).
     pub retention: Duration,
     /// Events further than this in the future are refused (clock skew).
@@ -24,9 +24,9 @@ pub struct Limits {
     pub max_attribute_value: usize,
 }
 
-impl Default for Limits {
+impl Default for EventBounds {
     fn default() -> Self {
-        Limits {
+        EventBounds {
             retention: Duration::from_secs(30 * 86_400),
             max_future: Duration::from_secs(300),
             max_event_bytes: 64 * 1024,
@@ -84,7 +84,11 @@ pub struct Invalid {
 }
 
 /// Checks `raw` against `limits` at time `now`; on success, the typed event.
-pub fn validate(raw: RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Event, Invalid> {
+pub fn validate(
+    raw: RawEvent,
+    now: OffsetDateTime,
+    limits: &EventBounds,
+) -> Result<Event, Invalid> {
     match check(&raw, now, limits) {
         Ok(checked) => Ok(build(raw, checked)),
         Err((reason, message)) => Err(Invalid {
@@ -103,7 +107,7 @@ struct Checked {
     response_bytes: i64,
 }
 
-fn check(raw: &RawEvent, now: OffsetDateTime, limits: &Limits) -> Result<Checked, Refusal> {
+fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Checked, Refusal> {
     if raw.encoded_len > limits.max_event_bytes {
         return Err((
             RejectReason::EventTooLarge,
@@ -307,12 +311,14 @@ mod tests {
     }
 
     fn reason(raw: RawEvent) -> RejectReason {
-        validate(raw, now(), &Limits::default()).unwrap_err().reason
+        validate(raw, now(), &EventBounds::default())
+            .unwrap_err()
+            .reason
     }
 
     #[test]
     fn a_good_event_is_typed_and_its_attributes_sorted() {
-        let event = validate(good(), now(), &Limits::default()).unwrap();
+        let event = validate(good(), now(), &EventBounds::default()).unwrap();
         assert_eq!(event.status_code, 200);
         assert_eq!(event.time.nanosecond(), 250_000_000);
         assert_eq!(event.attributes[0].0, "region");
@@ -320,7 +326,7 @@ mod tests {
 
     #[test]
     fn each_bad_field_has_its_reason() {
-        let limits = Limits::default();
+        let limits = EventBounds::default();
         let cases: Vec<(RawEvent, RejectReason)> = vec![
             (
                 RawEvent {
@@ -499,7 +505,7 @@ mod tests {
                 ..good()
             },
             now(),
-            &Limits::default(),
+            &EventBounds::default(),
         )
         .unwrap_err();
         let message = invalid.message;

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{IngestConfig, Submission, WriteError};
 use crate::{
-    domain::{BatchFate, BatchWrite},
+    domain::{BatchFate, BatchWrite, Outcome},
     store::{Store, StoreError, partitions::Ensured},
 };
 
@@ -212,24 +212,28 @@ impl Worker {
 fn record_outcome(batch: &BatchWrite, result: &Result<BatchFate, WriteError>) {
     let total = (batch.events.len() + batch.rejected.len()) as u64;
     let tenant = batch.tenant_id.to_string();
-    let count = |outcome: &'static str, reason: &'static str, n: u64| {
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.clone(), "outcome" => outcome, "reason" => reason)
+    let count = |outcome: Outcome, reason: &'static str, n: u64| {
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.clone(), "outcome" => outcome.as_str(), "reason" => reason)
             .increment(n);
     };
     match result {
         Ok(BatchFate::Stored { duplicates }) => {
-            count("received", "", total);
-            count("stored", "", batch.events.len() as u64 - *duplicates as u64);
+            count(Outcome::Received, "", total);
+            count(
+                Outcome::Stored,
+                "",
+                batch.events.len() as u64 - *duplicates as u64,
+            );
             if *duplicates > 0 {
-                count("duplicate", "", *duplicates as u64);
+                count(Outcome::Duplicate, "", *duplicates as u64);
             }
             for d in &batch.rejected {
-                count("rejected", d.reason.as_str(), 1);
+                count(Outcome::Rejected, d.reason.as_str(), 1);
             }
         }
         Ok(BatchFate::Duplicate) => {
-            count("received", "", total);
-            count("duplicate", "", total);
+            count(Outcome::Received, "", total);
+            count(Outcome::Duplicate, "", total);
         }
         Err(_) => metrics::counter!("pulsyon_ingest_failed_batches_total").increment(1),
     }

@@ -11,7 +11,7 @@
 //! updates the bucket it falls in, as long as that bucket is within the
 //! rollups' retention. The watermark says up to when every stored event is in.
 
-pub mod health;
+pub mod verdict;
 
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ pub async fn catch_up(
             .consume_rollup_deltas(
                 config.deltas_per_pass,
                 config.cutoffs(OffsetDateTime::now_utc()),
-                health::Objectives::default().minute(),
+                verdict::Objectives::default().minute(),
             )
             .await?;
         metrics::counter!("pulsyon_rollup_deltas_total").increment(pass.deltas as u64);

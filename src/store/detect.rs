@@ -232,33 +232,3 @@ impl Store {
             .collect())
     }
 }
-
-/// Notifications of new incident updates (LISTEN on the outbox's channel).
-pub struct UpdateListener {
-    listener: sqlx::postgres::PgListener,
-}
-
-impl UpdateListener {
-    /// Waits for the next notification.
-    pub async fn recv(&mut self) -> Result<(), StoreError> {
-        self.listener
-            .recv()
-            .await
-            .map_err(|e| classify(e, "incident notifications"))?;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Listens for NOTIFY of new incident updates.
-    pub async fn update_listener(&self) -> Result<UpdateListener, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(self.pool())
-            .await
-            .map_err(|e| classify(e, "incident notifications"))?;
-        listener
-            .listen(super::incidents::NOTIFY_CHANNEL)
-            .await
-            .map_err(|e| classify(e, "incident notifications"))?;
-        Ok(UpdateListener { listener })
-    }
-}

@@ -1,39 +1,30 @@
-//! Incidents, alerts and the outbox of their updates.
-//!
-//! Every change writes its `incident_updates` row in the same transaction,
-//! after taking a transaction-level advisory lock: sequence numbers are then
-//! handed out in commit order, so a reader that has seen `seq` has seen every
-//! update before it. The transaction ends with a NOTIFY carrying the newest
-//! sequence, which PostgreSQL delivers at commit to every listening process.
+//! Incidents and alerts: the transactions that apply a lifecycle decision
+//! (`fire_alert`, `resolve_quiet`, `close_by_hand`) and the reads. Every
+//! change writes its update to the outbox (`outbox.rs`) in the same
+//! transaction. This file never decides what a change is: the caller's
+//! lifecycle (`incidents::lifecycle`) does.
 
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, classify};
+use super::{
+    Store, StoreError, classify,
+    outbox::{lock_outbox, notify, record, updates_where},
+};
 use crate::domain::{
     TenantId,
     incident::{
-        Alert, Decision, Existing, Incident, IncidentFilter, Quiet, SYSTEM_ACTOR, Status, Update,
-        UpdateKind,
+        Alert, Decision, Existing, Incident, IncidentFilter, IncidentStatus, Quiet, SYSTEM_ACTOR,
+        Update, UpdateKind,
     },
     rules::{Kind, Severity},
 };
-
-/// A stored severity name; an unknown one is corrupt data, not a default.
-fn parse_severity(name: &str) -> Result<Severity, StoreError> {
-    Severity::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown severity {name:?}")))
-}
-
-/// Advisory lock key of the outbox ("pulsyon outbox").
-const OUTBOX_LOCK: i64 = 0x7075_6c73_6f75_7462;
-/// The channel NOTIFY uses; the payload is the newest sequence number.
-pub const NOTIFY_CHANNEL: &str = "pulsyon_incident_updates";
 
 const INCIDENT_COLUMNS: &str = "i.incident_id, i.tenant_id, i.service, i.title, i.severity, i.status, i.opened_at, \
      i.acknowledged_at, i.acknowledged_by, i.resolved_at, i.resolved_by, i.reopen_count, \
      (SELECT count(*) FROM alerts a WHERE a.incident_id = i.incident_id) AS alert_count, \
      coalesce((SELECT max(seq) FROM incident_updates u WHERE u.incident_id = i.incident_id), 0) AS last_seq";
 
-const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, no_baseline, \
+pub(super) const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, no_baseline, \
      threshold, window_secs, fired_at, cleared_at";
 
 #[derive(sqlx::FromRow)]
@@ -54,15 +45,22 @@ struct IncidentRow {
     last_seq: i64,
 }
 
-impl From<IncidentRow> for Incident {
-    fn from(r: IncidentRow) -> Incident {
-        Incident {
+/// A stored name of `what`; an unknown one is corrupt data, not a default.
+fn named<T>(what: &str, name: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {name:?}")))
+}
+
+impl TryFrom<IncidentRow> for Incident {
+    type Error = StoreError;
+
+    fn try_from(r: IncidentRow) -> Result<Incident, StoreError> {
+        Ok(Incident {
             incident_id: r.incident_id,
-            tenant_id: r.tenant_id,
+            tenant_id: TenantId(r.tenant_id),
             service: r.service,
             title: r.title,
-            severity: r.severity,
-            status: Status::parse(&r.status).unwrap_or(Status::Open),
+            severity: named("severity", &r.severity, Severity::parse)?,
+            status: named("incident status", &r.status, IncidentStatus::parse)?,
             opened_at: r.opened_at,
             acknowledged_at: r.acknowledged_at,
             acknowledged_by: r.acknowledged_by,
@@ -71,12 +69,12 @@ impl From<IncidentRow> for Incident {
             reopen_count: r.reopen_count,
             alert_count: r.alert_count,
             last_seq: r.last_seq,
-        }
+        })
     }
 }
 
 #[derive(sqlx::FromRow)]
-struct AlertRow {
+pub(super) struct AlertRow {
     alert_id: i64,
     tenant_id: i64,
     incident_id: Option<i64>,
@@ -93,16 +91,18 @@ struct AlertRow {
     cleared_at: Option<OffsetDateTime>,
 }
 
-impl From<AlertRow> for Alert {
-    fn from(r: AlertRow) -> Alert {
-        Alert {
+impl TryFrom<AlertRow> for Alert {
+    type Error = StoreError;
+
+    fn try_from(r: AlertRow) -> Result<Alert, StoreError> {
+        Ok(Alert {
             alert_id: r.alert_id,
             tenant_id: TenantId(r.tenant_id),
             incident_id: r.incident_id,
             service: r.service,
             endpoint: r.endpoint,
-            kind: Kind::parse(&r.kind).unwrap_or(Kind::ErrorRate),
-            severity: Severity::parse(&r.severity).unwrap_or(Severity::Warning),
+            kind: named("alert kind", &r.kind, Kind::parse)?,
+            severity: named("severity", &r.severity, Severity::parse)?,
             observed: r.observed,
             baseline: r.baseline,
             no_baseline: r.no_baseline,
@@ -110,7 +110,7 @@ impl From<AlertRow> for Alert {
             window_secs: r.window_secs,
             fired_at: r.fired_at,
             cleared_at: r.cleared_at,
-        }
+        })
     }
 }
 
@@ -131,16 +131,7 @@ pub struct Summary {
     pub top_service: Option<(String, i64)>,
 }
 
-async fn lock_outbox(tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(OUTBOX_LOCK)
-        .execute(tx)
-        .await
-        .map_err(|e| classify(e, "incident"))?;
-    Ok(())
-}
-
-async fn incident_in(
+pub(super) async fn incident_in(
     tx: &mut sqlx::PgConnection,
     incident_id: i64,
 ) -> Result<Incident, StoreError> {
@@ -150,67 +141,7 @@ async fn incident_in(
         .fetch_one(tx)
         .await
         .map_err(|e| classify(e, "incident"))?;
-    Ok(row.into())
-}
-
-/// Writes one update of `incident_id` (its snapshot taken now, inside the
-/// transaction) and returns it.
-async fn record(
-    tx: &mut sqlx::PgConnection,
-    incident_id: i64,
-    kind: UpdateKind,
-    at: OffsetDateTime,
-    alert: Option<&Alert>,
-    actor: &str,
-    note: &str,
-) -> Result<Update, StoreError> {
-    let err = |e| classify(e, "incident update");
-    let seq: i64 =
-        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('incident_updates', 'seq'))")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-    let mut incident = incident_in(tx, incident_id).await?;
-    incident.last_seq = seq;
-    let snapshot = serde_json::to_value(&incident)
-        .map_err(|e| StoreError::Corrupt(format!("incident snapshot: {e}")))?;
-    sqlx::query(
-        "INSERT INTO incident_updates (seq, tenant_id, incident_id, kind, at, alert_id, actor, note, incident) \
-         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(seq)
-    .bind(incident.tenant_id)
-    .bind(incident_id)
-    .bind(kind.as_str())
-    .bind(at)
-    .bind(alert.map(|a| a.alert_id))
-    .bind(actor)
-    .bind(note)
-    .bind(sqlx::types::Json(snapshot))
-    .execute(&mut *tx)
-    .await
-    .map_err(err)?;
-    Ok(Update {
-        seq,
-        kind,
-        at,
-        incident,
-        alert: alert.cloned(),
-        actor: actor.to_owned(),
-        note: note.to_owned(),
-    })
-}
-
-async fn notify(tx: &mut sqlx::PgConnection, updates: &[Update]) -> Result<(), StoreError> {
-    if let Some(last) = updates.iter().map(|u| u.seq).max() {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(last.to_string())
-            .execute(tx)
-            .await
-            .map_err(|e| classify(e, "incident notify"))?;
-    }
-    Ok(())
+    row.try_into()
 }
 
 impl Store {
@@ -251,29 +182,14 @@ impl Store {
         .map_err(err)?;
         let existing = Existing {
             open: open
-                .map(|(id, severity)| Ok::<_, StoreError>((id, parse_severity(&severity)?)))
+                .map(|(id, severity)| {
+                    Ok::<_, StoreError>((id, named("severity", &severity, Severity::parse)?))
+                })
                 .transpose()?,
             last_resolved,
         };
         let decision = decide(&existing);
         let incident_id = match decision {
-            Decision::Join {
-                incident_id,
-                escalate: true,
-            } => {
-                sqlx::query(
-                    "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
-                     WHERE incident_id = $1",
-                )
-                .bind(incident_id)
-                .bind(alert.severity.as_str())
-                .bind(title)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-                incident_id
-            }
             Decision::Join {
                 incident_id,
                 escalate: false,
@@ -288,20 +204,25 @@ impl Store {
                 .map_err(err)?;
                 incident_id
             }
-            Decision::Reopen { incident_id } => {
-                sqlx::query(
+            // Escalating and reopening both take the alert's severity and title.
+            Decision::Join { incident_id, .. } | Decision::Reopen { incident_id } => {
+                let sql = if matches!(decision, Decision::Reopen { .. }) {
                     "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
                        acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
                        last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
-                     WHERE incident_id = $1",
-                )
-                .bind(incident_id)
-                .bind(alert.severity.as_str())
-                .bind(title)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+                     WHERE incident_id = $1"
+                } else {
+                    "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
+                     WHERE incident_id = $1"
+                };
+                sqlx::query(sql)
+                    .bind(incident_id)
+                    .bind(alert.severity.as_str())
+                    .bind(title)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
                 incident_id
             }
             Decision::Open => sqlx::query_scalar(
@@ -380,7 +301,7 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(|e| classify(e, "alerts"))?;
-        Ok(rows.into_iter().map(Alert::from).collect())
+        rows.into_iter().map(Alert::try_from).collect()
     }
 
     /// Resolves, as the system, every unresolved incident whose alerts have
@@ -553,7 +474,7 @@ impl Store {
             .await
             .map_err(|e| classify(e, "incidents"))?;
         super::commit(tx, "incidents").await?;
-        Ok(rows.into_iter().map(Incident::from).collect())
+        rows.into_iter().map(Incident::try_from).collect()
     }
 
     /// Every unresolved incident of `tenant`, oldest first.
@@ -569,7 +490,7 @@ impl Store {
             .await
             .map_err(|e| classify(e, "incidents"))?;
         super::commit(tx, "incidents").await?;
-        Ok(rows.into_iter().map(Incident::from).collect())
+        rows.into_iter().map(Incident::try_from).collect()
     }
 
     /// One incident of `tenant` with its alerts and its timeline.
@@ -588,7 +509,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| classify(e, "incident"))?;
-        let incident: Incident = row.ok_or(StoreError::NotFound("incident"))?.into();
+        let incident: Incident = row.ok_or(StoreError::NotFound("incident"))?.try_into()?;
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND incident_id = $2 ORDER BY fired_at, alert_id"
         );
@@ -598,7 +519,10 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "alerts"))?;
-        let alerts: Vec<Alert> = alerts.into_iter().map(Alert::from).collect();
+        let alerts: Vec<Alert> = alerts
+            .into_iter()
+            .map(Alert::try_from)
+            .collect::<Result<_, _>>()?;
         let timeline = updates_where(
             &mut tx,
             "u.tenant_id = $1 AND u.incident_id = $2",
@@ -609,39 +533,6 @@ impl Store {
         .await?;
         super::commit(tx, "incident").await?;
         Ok((incident, alerts, timeline))
-    }
-
-    /// Updates after `after_seq`, oldest first, of one tenant or (None) of all.
-    pub async fn updates_after(
-        &self,
-        tenant: Option<TenantId>,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<Update>, StoreError> {
-        match tenant {
-            Some(t) => {
-                let mut tx = self.tenant_tx(t).await?;
-                let updates = updates_where(
-                    &mut tx,
-                    "u.tenant_id = $1 AND u.seq > $2",
-                    t.0,
-                    after_seq,
-                    limit,
-                )
-                .await?;
-                super::commit(tx, "incident updates").await?;
-                Ok(updates)
-            }
-            None => {
-                // The hub's read: every tenant, as the system.
-                let mut conn = self
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(|e| classify(e, "incident updates"))?;
-                updates_where(&mut conn, "$1 = $1 AND u.seq > $2", 0, after_seq, limit).await
-            }
-        }
     }
 
     /// Deletes the incidents resolved before `cutoff`, with their alerts and
@@ -668,23 +559,6 @@ impl Store {
                 .rows_affected();
         tx.commit().await.map_err(err)?;
         Ok(deleted)
-    }
-
-    /// The highest outbox sequence ever deleted (0 when none): updates after
-    /// a sequence below it may be gone.
-    pub async fn outbox_pruned_through(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT pruned_through FROM outbox_horizon")
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| classify(e, "incident updates"))
-    }
-
-    /// The oldest and newest sequence numbers kept (0, 0 when none).
-    pub async fn update_seq_bounds(&self) -> Result<(i64, i64), StoreError> {
-        sqlx::query_as("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM incident_updates")
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| classify(e, "incident updates"))
     }
 
     /// Counts and timings of `tenant`'s incidents over [from, to).
@@ -731,58 +605,4 @@ impl Store {
             top_service: top,
         })
     }
-}
-
-/// Updates matching `condition` ($1, $2), oldest first, with their alerts.
-async fn updates_where(
-    conn: &mut sqlx::PgConnection,
-    condition: &str,
-    a: i64,
-    b: i64,
-    limit: i64,
-) -> Result<Vec<Update>, StoreError> {
-    type Row = (
-        i64,
-        String,
-        OffsetDateTime,
-        sqlx::types::Json<Incident>,
-        String,
-        String,
-        Option<i64>,
-    );
-    let sql = format!(
-        "SELECT u.seq, u.kind, u.at, u.incident, u.actor, u.note, u.alert_id FROM incident_updates u \
-         WHERE {condition} ORDER BY u.seq LIMIT $3"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(a)
-        .bind(b)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| classify(e, "incident updates"))?;
-    let ids: Vec<i64> = rows.iter().filter_map(|r| r.6).collect();
-    let alerts: Vec<Alert> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = ANY($1)");
-        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| classify(e, "alerts"))?;
-        rows.into_iter().map(Alert::from).collect()
-    };
-    Ok(rows
-        .into_iter()
-        .map(|(seq, kind, at, incident, actor, note, alert_id)| Update {
-            seq,
-            kind: UpdateKind::parse(&kind).unwrap_or(UpdateKind::AlertAdded),
-            at,
-            incident: incident.0,
-            alert: alert_id.and_then(|id| alerts.iter().find(|a| a.alert_id == id).cloned()),
-            actor,
-            note,
-        })
-        .collect())
 }

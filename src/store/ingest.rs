@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, hash_map::Entry};
 use time::{OffsetDateTime, Time};
 
 use super::{Store, StoreError, classify, pgcopy};
-use crate::domain::{BatchFate, BatchWrite, TenantId};
+use crate::domain::{BatchFate, BatchWrite, Outcome, TenantId};
 
 /// Outcome counters of one write, keyed by (tenant, minute, outcome, reason).
-type OutcomeKey = (i64, OffsetDateTime, &'static str, &'static str);
+type OutcomeKey = (i64, OffsetDateTime, Outcome, &'static str);
 
 /// What makes two events the same: tenant, id and the stored time (microseconds).
 type EventKey = (i64, uuid::Uuid, i64);
@@ -246,21 +246,24 @@ impl Store {
             let m = minute(batch.received_at);
             let t = batch.tenant_id.0;
             let total = (batch.events.len() + batch.rejected.len()) as i64;
-            *outcomes.entry((t, m, "received", "")).or_default() += total;
+            *outcomes.entry((t, m, Outcome::Received, "")).or_default() += total;
             match *fate {
                 BatchFate::Duplicate => {
-                    *outcomes.entry((t, m, "duplicate", "")).or_default() += total
+                    *outcomes.entry((t, m, Outcome::Duplicate, "")).or_default() += total
                 }
                 BatchFate::Stored { duplicates } => {
                     let stored = batch.events.len() - duplicates as usize;
                     let overflowed = batch.overflowed.min(stored);
-                    *outcomes.entry((t, m, "stored", "")).or_default() +=
+                    *outcomes.entry((t, m, Outcome::Stored, "")).or_default() +=
                         (stored - overflowed) as i64;
-                    *outcomes.entry((t, m, "stored", "overflow")).or_default() += overflowed as i64;
-                    *outcomes.entry((t, m, "duplicate", "")).or_default() += duplicates as i64;
+                    *outcomes
+                        .entry((t, m, Outcome::Stored, "overflow"))
+                        .or_default() += overflowed as i64;
+                    *outcomes.entry((t, m, Outcome::Duplicate, "")).or_default() +=
+                        duplicates as i64;
                     for d in &batch.rejected {
                         *outcomes
-                            .entry((t, m, "rejected", d.reason.as_str()))
+                            .entry((t, m, Outcome::Rejected, d.reason.as_str()))
                             .or_default() += 1;
                     }
                 }
@@ -278,11 +281,11 @@ impl Store {
     /// Adds outcome counts outside a batch (throttled events).
     pub async fn add_outcomes(
         &self,
-        counts: &[(TenantId, OffsetDateTime, &'static str, &'static str, i64)],
+        counts: &[(TenantId, OffsetDateTime, Outcome, &'static str, i64)],
     ) -> Result<(), StoreError> {
         let mut map: BTreeMap<OutcomeKey, i64> = BTreeMap::new();
         for (t, at, outcome, reason, n) in counts {
-            *map.entry((t.0, minute(*at), outcome, reason)).or_default() += n;
+            *map.entry((t.0, minute(*at), *outcome, reason)).or_default() += n;
         }
         let mut conn = self
             .pool()
@@ -405,7 +408,7 @@ async fn upsert_outcomes(
     )
     .bind(outcomes.keys().map(|k| k.0).collect::<Vec<_>>())
     .bind(outcomes.keys().map(|k| k.1).collect::<Vec<_>>())
-    .bind(outcomes.keys().map(|k| k.2).collect::<Vec<_>>())
+    .bind(outcomes.keys().map(|k| k.2.as_str()).collect::<Vec<_>>())
     .bind(outcomes.keys().map(|k| k.3).collect::<Vec<_>>())
     .bind(outcomes.values().copied().collect::<Vec<_>>())
     .execute(conn)

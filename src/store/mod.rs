@@ -10,6 +10,7 @@ pub mod events;
 pub mod incidents;
 pub mod ingest;
 pub mod keys;
+pub mod outbox;
 pub mod partitions;
 pub mod pgcopy;
 pub mod reads;

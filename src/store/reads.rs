@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::{Store, StoreError, classify};
-use crate::domain::{FailedEvent, OutcomeCount, RejectReason, TenantId};
+use crate::domain::{FailedEvent, Outcome, OutcomeCount, RejectReason, TenantId};
 
 /// Where a page of dead letters starts: before this (received_at, failed_id).
 pub type FailedCursor = (OffsetDateTime, i64);
@@ -35,6 +35,11 @@ fn failed_event(row: FailedRow) -> FailedEvent {
         payload,
         size: i64::from(size),
     }
+}
+
+/// A stored outcome name; an unknown one is corrupt data, not a default.
+fn outcome_of(name: &str) -> Result<Outcome, StoreError> {
+    Outcome::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {name:?}")))
 }
 
 impl Store {
@@ -126,15 +131,16 @@ impl Store {
         .await
         .map_err(|e| classify(e, "ingest stats"))?;
         super::commit(tx, "ingest stats").await?;
-        Ok(rows
-            .into_iter()
-            .map(|(minute, outcome, reason, count)| OutcomeCount {
-                minute,
-                outcome,
-                reason,
-                count,
+        rows.into_iter()
+            .map(|(minute, outcome, reason, count)| {
+                Ok(OutcomeCount {
+                    minute,
+                    outcome: outcome_of(&outcome)?,
+                    reason,
+                    count,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The outcome counters of `tenant` summed over [from, to), by outcome and reason.
@@ -156,14 +162,15 @@ impl Store {
         .await
         .map_err(|e| classify(e, "ingest stats"))?;
         super::commit(tx, "ingest stats").await?;
-        Ok(rows
-            .into_iter()
-            .map(|(outcome, reason, count)| OutcomeCount {
-                minute: from,
-                outcome,
-                reason,
-                count,
+        rows.into_iter()
+            .map(|(outcome, reason, count)| {
+                Ok(OutcomeCount {
+                    minute: from,
+                    outcome: outcome_of(&outcome)?,
+                    reason,
+                    count,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -383,3 +383,29 @@ impl tonic::codec::Decoder for RawDecoder {
         Ok(Some(out))
     }
 }
+
+/// Fires `alert` into its service's incident under the default lifecycle,
+/// reopening within `reopen_within`.
+pub async fn fire(
+    store: &pulsyon::store::Store,
+    alert: &pulsyon::domain::incident::Alert,
+    reopen_within: Duration,
+) -> Result<
+    (
+        pulsyon::domain::incident::Alert,
+        Vec<pulsyon::domain::incident::Update>,
+    ),
+    pulsyon::store::StoreError,
+> {
+    let policy = pulsyon::incidents::lifecycle::Policy {
+        reopen_within,
+        ..Default::default()
+    };
+    pulsyon::incidents::fire(
+        store,
+        alert,
+        pulsyon::domain::incident::Grouping::Service,
+        &policy,
+    )
+    .await
+}

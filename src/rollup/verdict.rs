@@ -54,9 +54,9 @@ impl Default for Objectives {
     }
 }
 
-/// Status of a verdict (mirrors `pulsyon.v1.HealthStatus`).
+/// Verdict of a verdict (mirrors `pulsyon.v1.HealthStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum Verdict {
     /// Not enough data.
     Unknown,
     /// Within the objectives.
@@ -98,10 +98,10 @@ fn pct(v: f64) -> String {
 }
 
 /// The verdict and the rule that decided it, in words.
-pub fn judge(s: &WindowStats, o: &Objectives) -> (Status, String) {
+pub fn judge(s: &WindowStats, o: &Objectives) -> (Verdict, String) {
     if s.requests < o.min_requests {
         return (
-            Status::Unknown,
+            Verdict::Unknown,
             format!(
                 "{} requests in the window, fewer than the {} a verdict needs",
                 s.requests, o.min_requests
@@ -111,7 +111,7 @@ pub fn judge(s: &WindowStats, o: &Objectives) -> (Status, String) {
     let rate = s.error_rate();
     if rate >= o.down_error_rate {
         return (
-            Status::Down,
+            Verdict::Down,
             format!("error rate {} >= {}", pct(rate), pct(o.down_error_rate)),
         );
     }
@@ -120,7 +120,7 @@ pub fn judge(s: &WindowStats, o: &Objectives) -> (Status, String) {
         let before_rate = (s.requests - s.recent_requests) as f64 / before_minutes as f64;
         if before_rate >= o.silence_min_rate {
             return (
-                Status::Down,
+                Verdict::Down,
                 format!(
                     "no requests in the last {} minutes after {:.1} a minute before",
                     o.silence_minutes, before_rate
@@ -130,18 +130,18 @@ pub fn judge(s: &WindowStats, o: &Objectives) -> (Status, String) {
     }
     if rate > o.max_error_rate {
         return (
-            Status::Degraded,
+            Verdict::Degraded,
             format!("error rate {} > {}", pct(rate), pct(o.max_error_rate)),
         );
     }
     if s.p95_ms > o.max_p95_ms {
         return (
-            Status::Degraded,
+            Verdict::Degraded,
             format!("p95 latency {:.1} ms > {:.0} ms", s.p95_ms, o.max_p95_ms),
         );
     }
     (
-        Status::Healthy,
+        Verdict::Healthy,
         format!(
             "error rate {} <= {} and p95 latency {:.1} ms <= {:.0} ms",
             pct(rate),
@@ -170,14 +170,14 @@ mod tests {
     fn each_rule_decides_in_order() {
         let o = Objectives::default();
         let verdict = |s: WindowStats| judge(&s, &o);
-        assert_eq!(verdict(stats(3, 3, 3, 10.0)).0, Status::Unknown);
+        assert_eq!(verdict(stats(3, 3, 3, 10.0)).0, Verdict::Unknown);
         let (status, why) = verdict(stats(1_000, 600, 100, 10.0));
         assert_eq!(
             (status, why.as_str()),
-            (Status::Down, "error rate 60.0% >= 50.0%")
+            (Verdict::Down, "error rate 60.0% >= 50.0%")
         );
         let (status, why) = verdict(stats(1_000, 0, 0, 10.0));
-        assert_eq!(status, Status::Down);
+        assert_eq!(status, Verdict::Down);
         assert!(
             why.starts_with("no requests in the last 5 minutes"),
             "{why}"
@@ -185,15 +185,15 @@ mod tests {
         let (status, why) = verdict(stats(1_000, 72, 100, 10.0));
         assert_eq!(
             (status, why.as_str()),
-            (Status::Degraded, "error rate 7.2% > 5.0%")
+            (Verdict::Degraded, "error rate 7.2% > 5.0%")
         );
         let (status, why) = verdict(stats(1_000, 10, 100, 1_500.0));
         assert_eq!(
             (status, why.as_str()),
-            (Status::Degraded, "p95 latency 1500.0 ms > 1000 ms")
+            (Verdict::Degraded, "p95 latency 1500.0 ms > 1000 ms")
         );
-        assert_eq!(verdict(stats(1_000, 10, 100, 150.0)).0, Status::Healthy);
+        assert_eq!(verdict(stats(1_000, 10, 100, 150.0)).0, Verdict::Healthy);
         // Too little traffic before a quiet spell is not an outage.
-        assert_eq!(verdict(stats(20, 0, 0, 10.0)).0, Status::Healthy);
+        assert_eq!(verdict(stats(20, 0, 0, 10.0)).0, Verdict::Healthy);
     }
 }

@@ -1,4 +1,4 @@
-//! Logging and metrics set-up, once per process.
+//! The server's own logs and metrics (not the telemetry it ingests), set up once per process.
 //!
 //! Logs go to stderr as structured `tracing` events (JSON or human-readable);
 //! the filter comes from `RUST_LOG` (default `info`). Metrics are recorded
