@@ -11,8 +11,7 @@ use std::{
     time::Duration,
 };
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 use crate::domain::{Principal, TenantId};
 
@@ -61,15 +60,14 @@ impl QueryGate {
             drop(running);
             metrics::counter!("pulsyon_limit_refusals_total", "limit" => "queries").increment(1);
             let delay = Duration::from_millis(100);
-            return Err(Status::with_error_details(
-                Code::ResourceExhausted,
+            return Err(super::status::retry_in(
                 format!(
                     "too many concurrent queries: tenant {} already has {} running on this server; retry in {} ms",
                     caller.tenant_name,
                     self.limit,
                     delay.as_millis()
                 ),
-                ErrorDetails::with_retry_info(Some(delay)),
+                delay,
             ));
         }
         *n += 1;
@@ -82,6 +80,8 @@ impl QueryGate {
 
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+
     use super::*;
 
     fn principal(tenant: i64) -> Principal {

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use super::{
     auth::Authenticator,
     convert,
-    status::{from_store, invalid},
+    status::{self, from_store, invalid},
     watch::{FrameStream, WatchFrame},
 };
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
     },
     incidents::{
         explain,
-        feed::{Feed, FeedError, FeedRequest, Item},
+        feed::{Feed, FeedRequest, Item},
         hub::Hub,
     },
     proto::v1::{self as pb, incidents_server::Incidents},
@@ -225,25 +225,6 @@ fn frame(item: Item<Bytes>) -> WatchFrame {
     }
 }
 
-/// Why a Watch cannot start or goes no further.
-fn feed_error(err: FeedError<Status>) -> Status {
-    match err {
-        FeedError::Resync { after } => Status::failed_precondition(format!(
-            "resync required: the updates after {after} are no longer kept; \
-             list the open incidents and watch from now"
-        )),
-        FeedError::ResyncFuture { resume, newest } => Status::failed_precondition(format!(
-            "resync required: sequence {resume} is past the newest update ({newest}), \
-             so it is not one this server sent; list the open incidents and watch from now"
-        )),
-        FeedError::ShuttingDown => Status::unavailable(
-            "the server is shutting down; resume after the last sequence received",
-        ),
-        FeedError::Ended(status) => status,
-        FeedError::Store(err) => from_store(err),
-    }
-}
-
 impl IncidentsService {
     /// Acknowledges (`resolve` false) or resolves an incident for a person.
     async fn by_hand(
@@ -302,11 +283,11 @@ impl IncidentsService {
             Box::pin(async move { auth.revoked_status(key).await }),
         )
         .await
-        .map_err(feed_error)?;
+        .map_err(status::from_feed)?;
         metrics::gauge!("pulsyon_watch_subscribers").set(self.hub.subscribers() as f64);
         let stream = futures_util::stream::unfold(Some(feed), |state| async move {
             let mut feed = state?;
-            let item = feed.next().await?.map(frame).map_err(feed_error);
+            let item = feed.next().await?.map(frame).map_err(status::from_feed);
             // After an error the stream ends.
             let next = item.is_ok().then_some(feed);
             Some((item, next))

@@ -154,10 +154,6 @@ async fn admit(
 /// The stream of a StreamEvents call.
 type AckStream = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
 
-fn shutting_down() -> Status {
-    Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")
-}
-
 impl IngestService {
     /// `Ingest.StreamEvents`.
     pub async fn stream_events(
@@ -187,7 +183,7 @@ impl IngestService {
                         Ok(permit) => permit,
                         Err(_) => break None, // never closed; ends the stream cleanly if it were
                     },
-                    _ = service.shutdown.cancelled() => break Some(shutting_down()),
+                    _ = service.shutdown.cancelled() => break Some(status::ingest_shutting_down()),
                     _ = failed.cancelled() => break None,
                     status = &mut revoked => break Some(status),
                 };
@@ -197,13 +193,10 @@ impl IngestService {
                         Err(_) => {
                             metrics::counter!("pulsyon_streams_ended_total", "reason" => "idle")
                                 .increment(1);
-                            break Some(Status::unavailable(format!(
-                                "no batch for {} s: the stream is closed to free its slot; open a new one when there is more to send",
-                                service.idle_timeout.as_secs()
-                            )));
+                            break Some(status::ingest_idle(service.idle_timeout));
                         }
                     },
-                    _ = service.shutdown.cancelled() => break Some(shutting_down()),
+                    _ = service.shutdown.cancelled() => break Some(status::ingest_shutting_down()),
                     _ = failed.cancelled() => break None,
                     status = &mut revoked => break Some(status),
                 };

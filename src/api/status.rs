@@ -10,6 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     auth::AuthError,
+    incidents::feed::FeedError,
     ingest::{
         WriteError,
         admit::{AckError, Refused},
@@ -18,7 +19,7 @@ use crate::{
 };
 
 /// A retryable RESOURCE_EXHAUSTED carrying its delay as `google.rpc.RetryInfo`.
-fn retry_in(message: String, delay: Duration) -> Status {
+pub fn retry_in(message: String, delay: Duration) -> Status {
     Status::with_error_details(
         Code::ResourceExhausted,
         message,
@@ -61,11 +62,41 @@ pub fn from_refused(refused: Refused) -> Status {
             ),
             delay,
         ),
-        Refused::ShuttingDown => Status::unavailable(
-            "the server is shutting down; reconnect and resend unacknowledged batches",
-        ),
+        Refused::ShuttingDown => ingest_shutting_down(),
         Refused::Store(err) => from_store(err),
     }
+}
+
+/// Maps why a Watch cannot start or goes no further.
+pub fn from_feed(err: FeedError<Status>) -> Status {
+    match err {
+        FeedError::Resync { after } => Status::failed_precondition(format!(
+            "resync required: the updates after {after} are no longer kept; \
+             list the open incidents and watch from now"
+        )),
+        FeedError::ResyncFuture { resume, newest } => Status::failed_precondition(format!(
+            "resync required: sequence {resume} is past the newest update ({newest}), \
+             so it is not one this server sent; list the open incidents and watch from now"
+        )),
+        FeedError::ShuttingDown => Status::unavailable(
+            "the server is shutting down; resume after the last sequence received",
+        ),
+        FeedError::Ended(status) => status,
+        FeedError::Store(err) => from_store(err),
+    }
+}
+
+/// An ingest stream ended because the server is shutting down.
+pub fn ingest_shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; reconnect and resend unacknowledged batches")
+}
+
+/// An ingest stream ended after `idle` without a batch.
+pub fn ingest_idle(idle: Duration) -> Status {
+    Status::unavailable(format!(
+        "no batch for {} s: the stream is closed to free its slot; open a new one when there is more to send",
+        idle.as_secs()
+    ))
 }
 
 /// Maps the failure of an admitted batch's write.
