@@ -31,14 +31,7 @@ BATCH=1000
 
 BASELINE=${BASELINE:-}
 if [ -n "$BASELINE" ]; then
-  say "building the baseline $BASELINE (release)"
-  mkdir -p "$work/current"
-  cp "$BIN/pulsyon" "$BIN/pulsyon-loadgen" "$work/current/"
-  git -C "$root" worktree add --quiet --detach "$work/baseline-src" "$BASELINE"
-  (cd "$work/baseline-src" && CARGO_TARGET_DIR="$root/target" cargo build --release --quiet -p pulsyon --bin pulsyon)
-  cp "$root/target/release/pulsyon" "$work/pulsyon-baseline"
-  git -C "$root" worktree remove --force "$work/baseline-src"
-  BIN=$work/current
+  build_baseline "$BASELINE"
   BASE_DB_URL="${URL%/*}/${DB}_base"
   psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
   "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null

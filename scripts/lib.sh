@@ -78,6 +78,21 @@ ensure_grpcurl() {
   rm -rf "$tmp"
 }
 
+# A Python venv with the real OpenTelemetry SDK and OTLP exporters (pinned in
+# tests/python/requirements-otel.txt) at tools/venv-otel, for the OTLP tests.
+ensure_otel_venv() {
+  local root="$1" venv="$1/tools/venv-otel"
+  local want
+  want=$(sha256sum "$root/tests/python/requirements-otel.txt" | cut -c1-16)
+  [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ] && return
+  say "installing the OpenTelemetry Python SDK and exporters into tools/venv-otel"
+  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+  rm -rf "$venv"
+  python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/python/requirements-otel.txt"
+  echo "$want" >"$venv/.requirements"
+}
+
 # buf (pinned in package.json) into node_modules.
 ensure_buf() {
   local root="$1"

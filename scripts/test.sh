@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: installs or starts what the tests need when it is missing
-# (PostgreSQL, Redis, grpcurl, buf), then runs every test of the workspace.
+# (PostgreSQL, Redis, grpcurl, buf, the OpenTelemetry Python exporters), then
+# runs every test of the workspace.
 # Extra arguments go to `cargo test` (for example a test name filter).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +13,7 @@ ensure_postgres_binaries
 ensure_redis
 ensure_grpcurl "$root"
 ensure_buf "$root"
+ensure_otel_venv "$root"
 
 # Databases left by interrupted runs.
 psql "$PULSYON_TEST_DATABASE_URL" -qAtc \

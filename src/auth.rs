@@ -100,7 +100,21 @@ impl Authenticator {
         header: Option<Result<&str, E>>,
         scope: Scope,
     ) -> Result<(Principal, KeyCheck), AuthError> {
-        let digest = hash_secret(bearer_secret(header)?);
+        self.authenticate_key(bearer_secret(header)?, scope).await
+    }
+
+    /// As [`Authenticator::authenticate`], for a key given as it is (an
+    /// `x-api-key` header, as OpenTelemetry exporters can send).
+    pub async fn authenticate_key(
+        &self,
+        secret: &str,
+        scope: Scope,
+    ) -> Result<(Principal, KeyCheck), AuthError> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(AuthError::Malformed(": an empty key"));
+        }
+        let digest = hash_secret(secret);
         let principal = self.check(&digest, scope, self.ttl).await?;
         Ok((principal, KeyCheck { digest, scope }))
     }

@@ -58,6 +58,30 @@ pub fn tenant(t: &Tenant) -> pb::Tenant {
     }
 }
 
+/// A raw event as the contract's event (how a door that is not
+/// `StreamEvents` keeps what it received as a dead letter).
+pub fn raw_to_pb(e: &RawEvent) -> pb::Event {
+    pb::Event {
+        event_id: e.event_id.clone(),
+        time: e
+            .time
+            .map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+        service: e.service.clone(),
+        endpoint: e.endpoint.clone(),
+        method: e.method.clone(),
+        status_code: e.status_code,
+        latency_ms: e.latency_ms,
+        trace_id: e.trace_id.clone(),
+        request_id: e.request_id.clone(),
+        attributes: e.attributes.iter().cloned().collect(),
+        environment: e.environment.clone(),
+        release: e.release.clone(),
+        host: e.host.clone(),
+        request_bytes: e.request_bytes,
+        response_bytes: e.response_bytes,
+    }
+}
+
 /// A received protobuf event as a raw domain event; `encoded_len` is its wire size.
 pub fn raw_event(e: pb::Event, encoded_len: usize) -> RawEvent {
     RawEvent {

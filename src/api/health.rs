@@ -8,6 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -32,7 +33,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn served(roles: Roles) -> Vec<&'static str> {
     let mut names = Vec::new();
     if roles.ingest {
-        names.push(<IngestServer<super::ingest::IngestService> as NamedService>::NAME);
+        names.extend([
+            <IngestServer<super::ingest::IngestService> as NamedService>::NAME,
+            <TraceServiceServer<super::otlp::OtlpService> as NamedService>::NAME,
+        ]);
     }
     if roles.query {
         names.extend([

@@ -15,6 +15,8 @@ pub mod gate;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
+pub mod otlp;
+pub mod otlp_map;
 pub mod preauth;
 pub mod query;
 pub mod status;
@@ -24,9 +26,10 @@ pub mod watch;
 
 use std::{sync::Arc, time::Duration};
 
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::{codec::CompressionEncoding, transport::Server};
 use tonic_health::server::HealthReporter;
 
 use crate::{
@@ -134,6 +137,7 @@ pub async fn serve(
             .fold(
                 tonic_reflection::server::Builder::configure()
                     .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(opentelemetry_proto::DESCRIPTORS)
                     .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
                 |builder, name| builder.with_service_name(name),
             )
@@ -171,6 +175,15 @@ pub async fn serve(
                 idle_timeout: deps.ingest_idle_timeout,
                 shutdown: deps.shutdown.clone(),
             })
+        }))
+        // OTLP traces through the same pipeline (api/otlp.rs), gzip accepted.
+        .add_optional_service(deps.pipeline.clone().map(|pipeline| {
+            TraceServiceServer::new(otlp::OtlpService {
+                auth: deps.auth.clone(),
+                pipeline,
+            })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
         }))
         .add_optional_service(query.map(|()| {
             QueryServer::new(query::QueryService {

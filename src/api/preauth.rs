@@ -23,6 +23,9 @@ use crate::domain::Scope;
 
 /// The scope a request's path needs; `None` for paths outside `pulsyon.v1`.
 fn scope_of(path: &str) -> Option<Scope> {
+    if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
+        return Some(Scope::Ingest);
+    }
     let service = path.strip_prefix("/pulsyon.v1.")?.split('/').next()?;
     match service {
         "Ingest" => Some(Scope::Ingest),
@@ -105,6 +108,10 @@ mod tests {
         assert_eq!(
             scope_of("/pulsyon.v1.Admin/ListApiKeys"),
             Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope_of("/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+            Some(Scope::Ingest)
         );
         assert_eq!(scope_of("/grpc.health.v1.Health/Check"), None);
         assert_eq!(

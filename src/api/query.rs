@@ -69,6 +69,7 @@ fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMin
                 }
             }
             Outcome::Duplicate => m.duplicates += n,
+            Outcome::Filtered => m.filtered += n,
             Outcome::Throttled => {
                 m.throttled += n;
                 let cause = match ThrottleCause::parse(&row.reason) {

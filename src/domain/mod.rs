@@ -475,6 +475,9 @@ pub enum Outcome {
     Rejected = "rejected",
     /// Refused whole by a limit (reason: the limit).
     Throttled = "throttled",
+    /// Not a request, left out by its door (an OTLP span that is not a
+    /// server span; reason: why).
+    Filtered = "filtered",
 }
 }
 

@@ -90,7 +90,7 @@ pub enum AdmitError {
 }
 
 /// Refused events not yet recorded, by tenant and cause.
-type ThrottleMap = HashMap<(TenantId, ThrottleCause), i64>;
+type ThrottleMap = HashMap<(TenantId, Outcome, &'static str), i64>;
 
 /// The reply to one admitted batch.
 pub type Reply = oneshot::Receiver<Result<BatchFate, WriteError>>;
@@ -139,26 +139,38 @@ impl Drop for Held {
     }
 }
 
-/// Events refused by a limit, counted for the outcome counters (written to
-/// the database every second by the flusher [`spawn`] starts). Cheap to clone.
+/// Events that never reach the writer, counted for the outcome counters
+/// (written to the database every second by the flusher [`spawn`] starts):
+/// those refused by a limit, and spans a door filters out. Each is counted
+/// as received too, so the counters reconcile. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Throttles(Arc<Mutex<ThrottleMap>>);
 
 impl Throttles {
     /// Counts `events` of `tenant` refused for `cause`.
     pub fn count(&self, tenant: TenantId, events: i64, cause: ThrottleCause) {
+        self.add(tenant, events, Outcome::Throttled, cause.as_str());
+    }
+
+    /// Counts `events` of `tenant` a door left out as not requests (`why`).
+    pub fn filtered(&self, tenant: TenantId, events: i64, why: &'static str) {
+        self.add(tenant, events, Outcome::Filtered, why);
+    }
+
+    fn add(&self, tenant: TenantId, events: i64, outcome: Outcome, reason: &'static str) {
         if events <= 0 {
             return;
         }
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((tenant, cause)).or_default() += events;
+        *map.entry((tenant, Outcome::Received, "")).or_default() += events;
+        *map.entry((tenant, outcome, reason)).or_default() += events;
         metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => Outcome::Received.as_str(), "reason" => "")
             .increment(events as u64);
-        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => Outcome::Throttled.as_str(), "reason" => cause.as_str())
+        metrics::counter!("pulsyon_ingest_events_total", "tenant" => tenant.to_string(), "outcome" => outcome.as_str(), "reason" => reason)
             .increment(events as u64);
     }
 
-    fn take(&self) -> Vec<((TenantId, ThrottleCause), i64)> {
+    fn take(&self) -> Vec<((TenantId, Outcome, &'static str), i64)> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.drain().collect()
     }
@@ -278,12 +290,7 @@ async fn flush_throttled(store: Store, throttles: Throttles, stop: CancellationT
             let now = OffsetDateTime::now_utc();
             let rows: Vec<_> = taken
                 .iter()
-                .flat_map(|((t, cause), n)| {
-                    [
-                        (*t, now, Outcome::Received, "", *n),
-                        (*t, now, Outcome::Throttled, cause.as_str(), *n),
-                    ]
-                })
+                .map(|((t, outcome, reason), n)| (*t, now, *outcome, *reason, *n))
                 .collect();
             if let Err(err) = store.add_outcomes(&rows).await {
                 tracing::warn!(error = %err, "could not record throttled counts; keeping them");
