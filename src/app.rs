@@ -386,8 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         return Err(err);
     }
 
-    // 3. Health (every served service NOT_SERVING until the database
-    //    answers) and the HTTP endpoint.
+    // 3. Health: every served service NOT_SERVING until the database answers.
     let stops = Stops::default();
     let readiness = Arc::new(Readiness::default());
     let (reporter, health_service) = api::health(roles).await;
@@ -398,15 +397,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         readiness.clone(),
         stops.monitor.clone(),
     );
+
+    // 4. The stages the roles call for, and the HTTP endpoint with the
+    //    roles' HTTP doors (OTLP/HTTP with ingest).
+    let (stages, pipeline, hub) = start_stages(&args, roles, &store, &stops)?;
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        args.key_cache_ttl,
+        args.tenant_limits(),
+    ));
+    let doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
+        Some(pipeline) => vec![Arc::new(api::otlp_http::OtlpHttp {
+            service: api::otlp::OtlpService {
+                auth: auth.clone(),
+                pipeline: pipeline.clone(),
+            },
+        })],
+        None => Vec::new(),
+    };
     let http = ops::spawn(
         http_listener,
         metrics,
         readiness.clone(),
+        doors,
         stops.http.clone(),
     );
-
-    // 4. The stages the roles call for.
-    let (stages, pipeline, hub) = start_stages(&args, roles, &store, &stops)?;
 
     // 5. The gRPC server with the roles' services.
     let mut fresh = [0u8; 32];
@@ -430,11 +445,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             api::conn::ConnLimits::new(max, args.net.first_request_timeout)
         },
         store: store.clone(),
-        auth: Arc::new(Authenticator::new(
-            store.clone(),
-            args.key_cache_ttl,
-            args.tenant_limits(),
-        )),
+        auth,
         pipeline,
         max_in_flight: args.ingest.stream_max_in_flight,
         ingest_idle_timeout: args.ingest.ingest_idle_timeout,

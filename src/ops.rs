@@ -2,11 +2,15 @@
 //! `/healthz` (the process is alive) and `/readyz` (the database answers and
 //! shutdown has not begun).
 //!
-//! Plain HTTP/1.1 GETs only; it must never block or share state with the
-//! gRPC path beyond the `Readiness` flags.
+//! HTTP/1.1. Besides these GETs, it routes the paths of the HTTP doors it is
+//! given (`Door`, such as OTLP/HTTP's `POST /v1/traces`) to them; it knows
+//! nothing of what they do. The probes must never block or share state with
+//! the gRPC path beyond the `Readiness` flags.
 
 use std::{
     convert::Infallible,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,7 +19,10 @@ use std::{
 
 use http_body_util::Full;
 use hyper::{
-    Method, Request, Response, StatusCode, body::Bytes, server::conn::http1, service::service_fn,
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
 };
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -49,13 +56,26 @@ impl Readiness {
     }
 }
 
-/// Serves the endpoint on `listener` until `stop` is cancelled.
+/// An HTTP door served on this endpoint at one path.
+pub trait Door: Send + Sync {
+    /// The path it answers.
+    fn path(&self) -> &'static str;
+    /// Answers one request of that path.
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>>;
+}
+
+/// Serves the endpoint (and `doors`) on `listener` until `stop` is cancelled.
 pub fn spawn(
     listener: TcpListener,
     metrics: PrometheusHandle,
     readiness: Arc<Readiness>,
+    doors: Vec<Arc<dyn Door>>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
+    let doors = Arc::new(doors);
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -70,9 +90,17 @@ pub fn spawn(
             };
             let metrics = metrics.clone();
             let readiness = readiness.clone();
-            let service = service_fn(move |req| {
-                let response = respond(&req, &metrics, &readiness);
-                async move { Ok::<_, Infallible>(response) }
+            let doors = doors.clone();
+            let service = service_fn(move |req: Request<Incoming>| {
+                let door = doors.iter().find(|d| d.path() == req.uri().path()).cloned();
+                let probe = door.is_none().then(|| respond(&req, &metrics, &readiness));
+                async move {
+                    Ok::<_, Infallible>(match (door, probe) {
+                        (Some(door), _) => door.handle(req).await,
+                        (None, Some(response)) => response,
+                        (None, None) => Response::default(),
+                    })
+                }
             });
             tokio::spawn(async move {
                 if let Err(err) = http1::Builder::new()

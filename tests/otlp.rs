@@ -348,3 +348,129 @@ async fn a_throttled_python_exporter_waits_the_delay_retries_and_stores_every_sp
     assert_eq!(sent_a.len() + sent_b.len(), 60);
     assert_eq!(events_of(&channel, &key, "otel-shop").await.len(), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_otlp_http_exporter_sends_server_spans_as_request_events() {
+    check_python_export("http").await;
+}
+
+/// One HTTP/1.1 POST; returns the status line's code, the raw head and the body.
+async fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let code = head[9..12].parse().unwrap();
+    (code, head, out[split + 4..].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_takes_json_and_gzip_and_answers_the_statuses_of_the_spec() {
+    use std::io::Write;
+
+    use prost::Message;
+
+    let db = TestDb::new().await;
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        ..Default::default()
+    });
+    let key = create_tenant(&db.url, "acme");
+    let bearer = format!("Bearer {key}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 30_000_000_000;
+    // OTLP JSON: hex ids, camelCase, integer enums, nanoseconds as strings.
+    let json = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-otlp"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b174",
+            "name": "GET /a/{id}",
+            "kind": 2,
+            "startTimeUnixNano": now.to_string(),
+            "endTimeUnixNano": (now + 9_000_000).to_string(),
+            "attributes": [
+                {"key": "http.route", "value": {"stringValue": "/a/{id}"}},
+                {"key": "http.response.status_code", "value": {"intValue": "502"}}
+            ]
+        }]}]
+    }]});
+    let (code, head, body) = post(
+        &server.http,
+        "/v1/traces",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+        ],
+        json.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200, "{head} {}", String::from_utf8_lossy(&body));
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    // Gzip-compressed protobuf, with the key as x-api-key.
+    let request = raw_request(vec![server_span(9, now, now + 3_000_000)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&request.encode_to_vec()).unwrap();
+    let (code, head, _) = post(
+        &server.http,
+        "/v1/traces",
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "gzip"),
+            ("x-api-key", &key),
+        ],
+        &gz.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{head}");
+    let channel = server.channel().await;
+    let stored = events_of(&channel, &key, "json-otlp").await;
+    assert_eq!(stored.len(), 1);
+    let e = stored[0].event.as_ref().unwrap();
+    assert_eq!((e.endpoint.as_str(), e.status_code), ("/a/{id}", 502));
+    assert_eq!(e.trace_id, "5b8efff798038103d269b633813fc60c");
+    assert!((e.latency_ms - 9.0).abs() < 1e-9);
+    assert_eq!(events_of(&channel, &key, "raw-otlp").await.len(), 1);
+    // The statuses OTLP/HTTP names: no key, bad body, other type.
+    let proto = [("content-type", "application/x-protobuf")];
+    assert_eq!(post(&server.http, "/v1/traces", &proto, b"").await.0, 401);
+    let authed_proto = [
+        ("content-type", "application/x-protobuf"),
+        ("authorization", bearer.as_str()),
+    ];
+    assert_eq!(
+        post(&server.http, "/v1/traces", &authed_proto, b"\xff\xff\xff")
+            .await
+            .0,
+        400
+    );
+    let text = [
+        ("content-type", "text/plain"),
+        ("authorization", bearer.as_str()),
+    ];
+    assert_eq!(post(&server.http, "/v1/traces", &text, b"hi").await.0, 415);
+}

@@ -16,6 +16,7 @@ pub mod health;
 pub mod incidents;
 pub mod ingest;
 pub mod otlp;
+pub mod otlp_http;
 pub mod otlp_map;
 pub mod preauth;
 pub mod query;
