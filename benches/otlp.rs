@@ -56,7 +56,12 @@ fn kv(key: &str, value: Value) -> KeyValue {
     }
 }
 
-const ROUTES: [&str; 4] = ["/api/v1/carts/{id}", "/api/v1/orders", "/api/v1/search", "/healthz"];
+const ROUTES: [&str; 4] = [
+    "/api/v1/carts/{id}",
+    "/api/v1/orders",
+    "/api/v1/search",
+    "/healthz",
+];
 
 /// Request `n` of the run: spans numbered from `n * spans`.
 fn request(n: u64, spans: u64, now_ns: u64) -> ExportTraceServiceRequest {

@@ -43,7 +43,7 @@ use super::{
 };
 use crate::{
     domain::{Principal, RejectReason, Scope},
-    ingest::admit::{Arriving, Incoming, Pipeline},
+    ingest::admit::{Arriving, Incoming, Payload, Pipeline},
     proto::v1 as pb,
 };
 
@@ -113,7 +113,7 @@ fn incoming(batch: Option<WireBatch>) -> Result<Incoming, Status> {
         .map(|payload| match pb::Event::decode(payload.clone()) {
             Ok(event) => Arriving::Decoded {
                 raw: convert::raw_event(event, payload.len()),
-                payload,
+                payload: Payload::Received(payload),
             },
             Err(err) => {
                 let (reason, message) = undecodable(&err);

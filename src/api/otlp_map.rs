@@ -9,21 +9,19 @@
 //! event (say, one that ends before it starts) becomes an event that the
 //! ingest pipeline rejects with its reason, like any other door's.
 
-use std::collections::HashMap;
-
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, KeyValue, any_value::Value},
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-use prost::{Message, bytes::Bytes};
+use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::convert;
 use crate::{
     domain::RawEvent,
     ingest::{
-        admit::{Arriving, Incoming},
+        admit::{Arriving, Incoming, Payload},
         validate::EventBounds,
     },
 };
@@ -42,10 +40,17 @@ pub struct Mapped {
     pub filtered: u64,
 }
 
+/// The value of attribute `key` (attributes are few: a scan beats a map).
+fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
 /// Reads the first present attribute of `keys` as text.
-fn text<'a>(attrs: &'a HashMap<&str, &'a AnyValue>, keys: &[&str]) -> Option<String> {
+fn text(kvs: &[KeyValue], keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| {
-        attrs.get(k).and_then(|v| match &v.value {
+        find(kvs, k).and_then(|v| match &v.value {
             Some(Value::StringValue(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::IntValue(i)) => Some(i.to_string()),
             Some(Value::BoolValue(b)) => Some(b.to_string()),
@@ -56,9 +61,9 @@ fn text<'a>(attrs: &'a HashMap<&str, &'a AnyValue>, keys: &[&str]) -> Option<Str
 }
 
 /// Reads the first present attribute of `keys` as an integer.
-fn int(attrs: &HashMap<&str, &AnyValue>, keys: &[&str]) -> Option<i64> {
+fn int(kvs: &[KeyValue], keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| {
-        attrs.get(k).and_then(|v| match &v.value {
+        find(kvs, k).and_then(|v| match &v.value {
             Some(Value::IntValue(i)) => Some(*i),
             Some(Value::StringValue(s)) => s.parse().ok(),
             Some(Value::DoubleValue(d)) if d.fract() == 0.0 => Some(*d as i64),
@@ -99,7 +104,19 @@ pub fn grpc_to_http(code: i64) -> u32 {
 
 /// Lowercase hex of `bytes` (empty for none).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// A rejected span's dead letter: the event it became, as the contract's
+/// event (so it reads like any other door's).
+fn dead_letter(raw: &RawEvent) -> Vec<u8> {
+    convert::raw_to_pb(raw).encode_to_vec()
 }
 
 /// The event id of a span: derived from (trace id, span id), so that an
@@ -135,32 +152,22 @@ const MAPPED: &[&str] = &[
 ];
 
 /// One SERVER span of a resource as a raw event.
-fn event(
-    span: &Span,
-    resource_kvs: &[KeyValue],
-    resource: &HashMap<&str, &AnyValue>,
-    service: &str,
-    bounds: &EventBounds,
-) -> RawEvent {
-    let attrs: HashMap<&str, &AnyValue> = span
-        .attributes
-        .iter()
-        .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
-        .collect();
+fn event(span: &Span, resource: &[KeyValue], service: &str, bounds: &EventBounds) -> RawEvent {
+    let attrs = span.attributes.as_slice();
     let rpc = || {
-        let service = text(&attrs, &["rpc.service"])?;
-        let method = text(&attrs, &["rpc.method"]).unwrap_or_default();
+        let service = text(attrs, &["rpc.service"])?;
+        let method = text(attrs, &["rpc.method"]).unwrap_or_default();
         Some(format!("{service}/{method}"))
     };
-    let endpoint = text(&attrs, &["http.route"])
+    let endpoint = text(attrs, &["http.route"])
         .or_else(|| (!span.name.is_empty()).then(|| span.name.clone()))
         .or_else(rpc)
         .unwrap_or_default();
-    let method = text(&attrs, &["http.request.method", "http.method"])
-        .or_else(|| text(&attrs, &["rpc.system"]).map(|s| s.to_uppercase()))
+    let method = text(attrs, &["http.request.method", "http.method"])
+        .or_else(|| text(attrs, &["rpc.system"]).map(|s| s.to_uppercase()))
         .unwrap_or_default();
-    let grpc_code = int(&attrs, &["rpc.grpc.status_code"]);
-    let status_code = match int(&attrs, &["http.response.status_code", "http.status_code"]) {
+    let grpc_code = int(attrs, &["rpc.grpc.status_code"]);
+    let status_code = match int(attrs, &["http.response.status_code", "http.status_code"]) {
         Some(code) => u32::try_from(code).unwrap_or(0),
         None => match grpc_code {
             Some(code) => grpc_to_http(code),
@@ -181,7 +188,7 @@ fn event(
         (span.start_time_unix_nano / 1_000_000_000) as i64,
         (span.start_time_unix_nano % 1_000_000_000) as i32,
     ));
-    let both = |keys: &[&str]| text(&attrs, keys).or_else(|| text(resource, keys));
+    let both = |keys: &[&str]| text(attrs, keys).or_else(|| text(resource, keys));
     // Span attributes first, then the resource's, within the bounds; what
     // does not fit is left out rather than failing the event.
     let mut attributes: Vec<(String, String)> = Vec::new();
@@ -195,7 +202,7 @@ fn event(
     let extra = span
         .attributes
         .iter()
-        .chain(resource_kvs)
+        .chain(resource)
         .filter(|kv| !MAPPED.contains(&kv.key.as_str()) && kv.key != "rpc.grpc.status_code");
     for kv in extra {
         if attributes.len() >= bounds.max_attributes {
@@ -226,22 +233,22 @@ fn event(
         environment: both(&["deployment.environment.name", "deployment.environment"])
             .unwrap_or_default(),
         release: both(&["service.version"]).unwrap_or_default(),
-        host: text(&attrs, &["server.address"])
+        host: text(attrs, &["server.address"])
             .or_else(|| text(resource, &["host.name"]))
             .unwrap_or_default(),
         request_bytes: int(
-            &attrs,
+            attrs,
             &["http.request.body.size", "http.request_content_length"],
         )
         .and_then(|n| u64::try_from(n).ok())
         .unwrap_or(0),
         response_bytes: int(
-            &attrs,
+            attrs,
             &["http.response.body.size", "http.response_content_length"],
         )
         .and_then(|n| u64::try_from(n).ok())
         .unwrap_or(0),
-        encoded_len: 0,
+        encoded_len: span.encoded_len(),
     }
 }
 
@@ -251,16 +258,12 @@ pub fn map(request: &ExportTraceServiceRequest, bounds: &EventBounds) -> Mapped 
     let mut filtered = 0;
     let mut seq_hash = Sha256::new();
     for rs in &request.resource_spans {
-        let resource_kvs: &[KeyValue] = rs
+        let resource: &[KeyValue] = rs
             .resource
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
-        let resource: HashMap<&str, &AnyValue> = resource_kvs
-            .iter()
-            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
-            .collect();
-        let service = text(&resource, &["service.name"]).unwrap_or_else(|| UNKNOWN_SERVICE.into());
+        let service = text(resource, &["service.name"]).unwrap_or_else(|| UNKNOWN_SERVICE.into());
         for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
             seq_hash.update(&span.trace_id);
             seq_hash.update(&span.span_id);
@@ -268,12 +271,10 @@ pub fn map(request: &ExportTraceServiceRequest, bounds: &EventBounds) -> Mapped 
                 filtered += 1;
                 continue;
             }
-            let mut raw = event(span, resource_kvs, &resource, &service, bounds);
-            // Kept as the contract's event, so a dead letter reads like any
-            // other door's; its size is what the per-event bound checks.
-            let payload = Bytes::from(convert::raw_to_pb(&raw).encode_to_vec());
-            raw.encoded_len = payload.len();
-            events.push(Arriving::Decoded { raw, payload });
+            events.push(Arriving::Decoded {
+                raw: event(span, resource, &service, bounds),
+                payload: Payload::Made(dead_letter),
+            });
         }
     }
     // The same request retried is the same batch: same producer and seq

@@ -42,10 +42,10 @@ pub const MAX_PRODUCER_ID: usize = 128;
 pub enum Arriving {
     /// Decoded by the door.
     Decoded {
-        /// The event's fields, unchecked.
+        /// The event's fields, unchecked (`encoded_len`: its size as received).
         raw: RawEvent,
-        /// Its bytes as received, kept if it is rejected.
-        payload: Bytes,
+        /// What a dead letter keeps of it, if it is rejected.
+        payload: Payload,
     },
     /// The door could not decode it (for example a string that is not UTF-8).
     Undecodable {
@@ -56,6 +56,17 @@ pub enum Arriving {
         /// Its bytes as received.
         payload: Bytes,
     },
+}
+
+/// What a dead letter keeps of a decoded event.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Its bytes as received (a door whose wire format is the event's).
+    Received(Bytes),
+    /// How to make them from the event, called only for a rejected one (a
+    /// door that maps another format: encoding every event would cost
+    /// every event what only the rejected need).
+    Made(fn(&RawEvent) -> Vec<u8>),
 }
 
 /// A batch as a door hands it over.
@@ -357,14 +368,20 @@ pub fn check(
                 (reason, message, payload)
             }
             Arriving::Decoded { raw, payload } => {
-                bytes += payload.len();
+                bytes += raw.encoded_len;
                 digest.event(&raw.event_id, raw.time);
                 match validate::validate(raw, now, limits) {
                     Ok(valid) => {
                         events.push(valid);
                         continue;
                     }
-                    Err(bad) => (bad.reason, bad.message, payload),
+                    Err(bad) => {
+                        let payload = match payload {
+                            Payload::Received(bytes) => bytes,
+                            Payload::Made(make) => Bytes::from(make(&bad.raw)),
+                        };
+                        (bad.reason, bad.message, payload)
+                    }
                 }
             }
         };
