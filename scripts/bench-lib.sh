@@ -41,15 +41,16 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 # build_baseline REV: that revision's release server as $work/pulsyon-baseline (a git
-# worktree, the same target directory); this build's binaries are kept in
-# $work/current first, and BIN points there, so the two never mix.
+# worktree with its own target directory, target/baseline: sharing one would
+# let a build script's output of one revision pass for the other's); this
+# build's binaries are kept in $work/current first, and BIN points there.
 build_baseline() {
   say "building the baseline $1 (release)"
   mkdir -p "$work/current"
   cp "$BIN/pulsyon" "$BIN/pulsyon-loadgen" "$work/current/"
   git -C "$root" worktree add --quiet --detach "$work/baseline-src" "$1"
-  (cd "$work/baseline-src" && CARGO_TARGET_DIR="$root/target" cargo build --release --quiet -p pulsyon --bin pulsyon)
-  cp "$root/target/release/pulsyon" "$work/pulsyon-baseline"
+  (cd "$work/baseline-src" && CARGO_TARGET_DIR="$root/target/baseline" cargo build --release --quiet -p pulsyon --bin pulsyon)
+  cp "$root/target/baseline/release/pulsyon" "$work/pulsyon-baseline"
   git -C "$root" worktree remove --force "$work/baseline-src"
   BIN=$work/current
 }

@@ -21,7 +21,15 @@ UPDATES=${2:-20}
 ROUNDS=${3:-3}
 DB=pulsyon_bench_watch
 . "$(dirname "$0")/bench-lib.sh"
-(cd "$root" && cargo bench --quiet --bench watch --no-run 2>/dev/null)
+# The client, built once and run as a file: a baseline build in between
+# must not make `cargo bench` rebuild it from a mixed target directory.
+WATCH_BENCH=$(cd "$root" && cargo bench --quiet --bench watch --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "watch":
+        print(m["executable"])' | tail -n 1)
+cp "$WATCH_BENCH" "$work/watch-bench"
 # A second tenant: the benchmark's warm-up update (never delivered to the
 # subscribers, who are all of tenant bench) warms its database connection.
 "$BIN/pulsyon" tenant create bench-warmup --database-url "$DB_URL" >/dev/null 2>&1
@@ -40,7 +48,7 @@ round() {
   start_server --detector false --watch-heartbeat 60s "${SERVER_TLS[@]}"
   sleep 1
   local result
-  result=$(cd "$root" && cargo bench --quiet --bench watch -- --url "$SCHEME://$GRPC" --api-key "$KEY" \
+  result=$("$work/watch-bench" --url "$SCHEME://$GRPC" --api-key "$KEY" \
     --database-url "$SERVER_DB_URL" --tenant bench --warmup-tenant bench-warmup --pid "$server_pid" \
     --subscribers "$SUBSCRIBERS" --updates "$UPDATES" "${CLIENT_TLS[@]}" | tail -n 1)
   stop_server
