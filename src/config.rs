@@ -66,7 +66,7 @@ impl Roles {
     pub const TABLE: [(&'static str, &'static str); 4] = [
         (
             "ingest",
-            "serves pulsyon.v1.Ingest: validation, per-tenant limits, admission into the writer's queue",
+            "serves pulsyon.v1.Ingest and OTLP traces (gRPC Export, HTTP /v1/traces): validation, per-tenant limits, admission into the writer's queue",
         ),
         (
             "writer",

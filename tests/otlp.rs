@@ -193,6 +193,27 @@ async fn check_python_export(protocol: &str) {
         metrics_when(&channel, &key, "otel-shop", sent.len() as u64).await,
         (sent.len() as u64, errors)
     );
+    // And in the service's health: its error rate is the 5xx share.
+    let health = QueryClient::new(channel.clone())
+        .get_service_health(authed(
+            pb::GetServiceHealthRequest {
+                service: "otel-shop".into(),
+                window: Some(prost_types::Duration {
+                    seconds: 3_600,
+                    nanos: 0,
+                }),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let h = &health.services[0];
+    assert_eq!(h.requests, sent.len() as u64);
+    assert!(
+        (h.error_rate - errors as f64 / sent.len() as f64).abs() < 1e-9,
+        "{h:?}"
+    );
     let total = stats_when(&channel, &key, |t| t.filtered == 5).await;
     assert_eq!(total.stored, 30);
     assert_eq!(total.received, 35, "{total:?}");

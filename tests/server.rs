@@ -17,12 +17,13 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "",
     "pulsyon.v1.Ingest",
     "pulsyon.v1.Query",
     "pulsyon.v1.Incidents",
     "pulsyon.v1.Admin",
+    "opentelemetry.proto.collector.trace.v1.TraceService",
 ];
 
 async fn wait_serving(server: &Server) -> HealthClient<tonic::transport::Channel> {
@@ -59,6 +60,7 @@ async fn a_process_serves_reports_and_lists_only_its_roles_services() {
         ("pulsyon.v1.Incidents", true),
         ("pulsyon.v1.Admin", true),
         ("pulsyon.v1.Ingest", false),
+        ("opentelemetry.proto.collector.trace.v1.TraceService", false),
     ] {
         let answer = health
             .check(HealthCheckRequest {

@@ -169,11 +169,7 @@ pub fn run(
                     open.insert(key, index);
                     let incident = &mut out.incidents[index];
                     incident.severity = incident.severity.max(alert.severity);
-                    let subject = (
-                        alert.tenant_id.0,
-                        alert.service.clone(),
-                        alert.endpoint.clone(),
-                    );
+                    let subject = Subject::of_alert(&alert);
                     state.firing.insert(
                         (subject.clone(), alert.kind),
                         (alert.alert_id, alert.severity),

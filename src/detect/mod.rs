@@ -67,8 +67,41 @@ impl Default for DetectConfig {
     }
 }
 
-/// What is evaluated: a service ('' endpoint) or one endpoint of it.
-pub type Subject = (i64, String, String);
+/// What is evaluated: a service (endpoint '') or one endpoint of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subject {
+    /// Whose.
+    pub tenant: TenantId,
+    /// The service.
+    pub service: String,
+    /// The endpoint; '' for the whole service.
+    pub endpoint: String,
+}
+
+impl Subject {
+    /// The subject of a minute row.
+    pub fn of_row(r: &MinuteRow) -> Subject {
+        Subject {
+            tenant: TenantId(r.tenant_id),
+            service: r.service.clone(),
+            endpoint: r.endpoint.clone(),
+        }
+    }
+
+    /// The subject an alert is about.
+    pub fn of_alert(a: &Alert) -> Subject {
+        Subject {
+            tenant: a.tenant_id,
+            service: a.service.clone(),
+            endpoint: a.endpoint.clone(),
+        }
+    }
+
+    /// Whether it is a whole service.
+    pub fn is_service(&self) -> bool {
+        self.endpoint.is_empty()
+    }
+}
 
 /// The settings of `kind` for a subject: defaults, then the tenant's
 /// override, then the service's.
@@ -102,9 +135,7 @@ pub fn baselines(
         .iter()
         .filter(|r| r.bucket >= long_from && r.bucket < to)
     {
-        let entry = per
-            .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
-            .or_default();
+        let entry = per.entry(Subject::of_row(r)).or_default();
         if r.count > 0 {
             entry.1.push(r.p95_ms);
         }
@@ -154,9 +185,7 @@ pub fn weighted_windows<'a>(
 ) -> HashMap<Subject, Window> {
     let mut acc: HashMap<Subject, (Window, Histogram)> = HashMap::new();
     for (r, weight) in rows {
-        let entry = acc
-            .entry((r.tenant_id, r.service.clone(), r.endpoint.clone()))
-            .or_default();
+        let entry = acc.entry(Subject::of_row(r)).or_default();
         entry.0.requests += (r.count.max(0) as f64 * weight).round() as u64;
         entry.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
         if weight >= 1.0 {
@@ -209,10 +238,7 @@ impl State {
     pub fn with_firing(alerts: &[Alert]) -> State {
         let mut state = State::default();
         for a in alerts {
-            let key = (
-                (a.tenant_id.0, a.service.clone(), a.endpoint.clone()),
-                a.kind,
-            );
+            let key = (Subject::of_alert(a), a.kind);
             state.hysteresis.insert(key.clone(), Hysteresis::firing());
             state.firing.insert(key, (a.alert_id, a.severity));
         }
@@ -240,14 +266,14 @@ impl State {
             .chain(
                 windows
                     .keys()
-                    .filter(|s| s.2.is_empty() && !baselines.contains_key(*s)),
+                    .filter(|s| s.is_service() && !baselines.contains_key(*s)),
             )
             .collect();
         subjects.sort();
         let silent = silent_tenants(baselines, windows, window_secs, overrides);
         for subject in subjects {
             let baseline = baselines.get(subject).unwrap_or(&unseen);
-            if !subject.2.is_empty() && baseline.requests_per_minute < config.endpoint_min_rpm {
+            if !subject.is_service() && baseline.requests_per_minute < config.endpoint_min_rpm {
                 continue;
             }
             let empty = Window {
@@ -256,7 +282,7 @@ impl State {
             };
             let window = windows.get(subject).unwrap_or(&empty);
             for kind in Kind::ALL {
-                let settings = settings_for(overrides, TenantId(subject.0), &subject.1, kind);
+                let settings = settings_for(overrides, subject.tenant, &subject.service, kind);
                 let reading = rules::read(kind, &settings, window, baseline);
                 let key = (subject.clone(), kind);
                 let h = self.hysteresis.entry(key.clone()).or_default();
@@ -276,7 +302,7 @@ impl State {
                 match if worse { Transition::Fire } else { transition } {
                     Transition::Fire => {
                         if let (Some(r), Some(severity)) = (reading, bad) {
-                            let grouping = match silent.get(&subject.0) {
+                            let grouping = match silent.get(&subject.tenant) {
                                 Some(&services) if kind == Kind::TrafficDrop => {
                                     Grouping::AllServices { services }
                                 }
@@ -285,10 +311,10 @@ impl State {
                             effects.push(Effect::Fire(
                                 Alert {
                                     alert_id: 0,
-                                    tenant_id: TenantId(subject.0),
+                                    tenant_id: subject.tenant,
                                     incident_id: None,
-                                    service: subject.1.clone(),
-                                    endpoint: subject.2.clone(),
+                                    service: subject.service.clone(),
+                                    endpoint: subject.endpoint.clone(),
                                     kind,
                                     severity,
                                     observed: r.observed,
@@ -333,14 +359,14 @@ fn silent_tenants(
     windows: &HashMap<Subject, Window>,
     window_secs: i32,
     overrides: &Overrides,
-) -> HashMap<i64, usize> {
+) -> HashMap<TenantId, usize> {
     // tenant -> (steady services, of which dropped)
-    let mut per: HashMap<i64, (usize, usize)> = HashMap::new();
-    for (subject, baseline) in baselines.iter().filter(|(s, _)| s.2.is_empty()) {
+    let mut per: HashMap<TenantId, (usize, usize)> = HashMap::new();
+    for (subject, baseline) in baselines.iter().filter(|(s, _)| s.is_service()) {
         let settings = settings_for(
             overrides,
-            TenantId(subject.0),
-            &subject.1,
+            subject.tenant,
+            &subject.service,
             Kind::TrafficDrop,
         );
         let empty = Window {
@@ -349,7 +375,7 @@ fn silent_tenants(
         };
         let window = windows.get(subject).unwrap_or(&empty);
         if let Some(reading) = rules::read(Kind::TrafficDrop, &settings, window, baseline) {
-            let entry = per.entry(subject.0).or_default();
+            let entry = per.entry(subject.tenant).or_default();
             entry.0 += 1;
             entry.1 += usize::from(reading.bad.is_some());
         }
@@ -426,14 +452,7 @@ impl Detector {
         for effect in effects {
             match effect {
                 Effect::Fire(alert, grouping) => {
-                    let key = (
-                        (
-                            alert.tenant_id.0,
-                            alert.service.clone(),
-                            alert.endpoint.clone(),
-                        ),
-                        alert.kind,
-                    );
+                    let key = (Subject::of_alert(&alert), alert.kind);
                     let (stored, updates) =
                         incidents::fire(&self.store, &alert, grouping, &self.config.lifecycle)
                             .await?;
