@@ -41,15 +41,24 @@ if [ "${TLS:-0}" = 1 ]; then
   SCHEME=https REPORT=watch-tls.md LABEL=" over TLS"
 fi
 BASELINE=${BASELINE:-}
-[ -n "$BASELINE" ] && build_baseline "$BASELINE"
-# One round against a fresh server (SERVER_BIN picks the build); prints the result line.
+if [ -n "$BASELINE" ]; then
+  build_baseline "$BASELINE"
+  # Its own database, migrated by the baseline (it refuses migrations it does not know).
+  BASE_DB_URL="${URL%/*}/${DB}_base"
+  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
+  "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null
+  BASE_KEY=$("$work/pulsyon-baseline" tenant create bench --database-url "$BASE_DB_URL" 2>/dev/null)
+  "$work/pulsyon-baseline" tenant create bench-warmup --database-url "$BASE_DB_URL" >/dev/null 2>&1
+fi
+# round DB_URL KEY: one round against a fresh server (SERVER_BIN picks the
+# build) on that database; prints the result line.
 round() {
-  psql "$DB_URL" -qc "TRUNCATE incident_updates, alerts, incidents" >/dev/null
-  start_server --detector false --watch-heartbeat 60s "${SERVER_TLS[@]}"
+  psql "$1" -qc "TRUNCATE incident_updates, alerts, incidents" >/dev/null
+  SERVER_DB_URL="$1?sslmode=disable" start_server --detector false --watch-heartbeat 60s "${SERVER_TLS[@]}"
   sleep 1
   local result
-  result=$("$work/watch-bench" --url "$SCHEME://$GRPC" --api-key "$KEY" \
-    --database-url "$SERVER_DB_URL" --tenant bench --warmup-tenant bench-warmup --pid "$server_pid" \
+  result=$("$work/watch-bench" --url "$SCHEME://$GRPC" --api-key "$2" \
+    --database-url "$1?sslmode=disable" --tenant bench --warmup-tenant bench-warmup --pid "$server_pid" \
     --subscribers "$SUBSCRIBERS" --updates "$UPDATES" "${CLIENT_TLS[@]}" | tail -n 1)
   stop_server
   echo "$result"
@@ -58,10 +67,10 @@ RESULTS=() BASE_RESULTS=()
 for r in $(seq 1 "$ROUNDS"); do
   if [ -n "$BASELINE" ]; then
     say "round $r of $ROUNDS, baseline $BASELINE: $SUBSCRIBERS subscribers, $UPDATES updates$LABEL"
-    BASE_RESULTS+=("$(SERVER_BIN="$work/pulsyon-baseline" round)")
+    BASE_RESULTS+=("$(SERVER_BIN="$work/pulsyon-baseline" round "$BASE_DB_URL" "$BASE_KEY")")
   fi
   say "round $r of $ROUNDS: $SUBSCRIBERS subscribers, $UPDATES updates$LABEL"
-  RESULTS+=("$(round)")
+  RESULTS+=("$(round "$DB_URL" "$KEY")")
 done
 out="$root/docs/perf/$REPORT"
 python3 - "$SUBSCRIBERS" "$UPDATES" "$ROUNDS" "${TLS:-0}" "$BASELINE" "${BASE_RESULTS[*]:-}" "${RESULTS[@]}" >"$out" <<'PY'
@@ -100,13 +109,15 @@ if base:
     print()
     print(f"## Against the baseline `{baseline}`")
     print()
-    print("Each round ran the baseline's server first, then this build's, on the same database and client.")
+    print("Each round ran the baseline's server first, then this build's, with the same client, each build on")
+    print("a database of its own (the baseline refuses migrations it does not know).")
     print()
     print("| | baseline | this build | this / baseline |")
     print("|---|---|---|---|")
     print(f"| worst p99 of the rounds (ms) | {bp99} | {worst_p99['p99_ms']} | {worst_p99['p99_ms'] / bp99:.2f} |")
     print(f"| round p99s (ms) | {', '.join(str(b['p99_ms']) for b in base)} | {', '.join(str(r['p99_ms']) for r in rs)} | |")
     print(f"| worst KiB per idle subscriber | {bmem} | {worst_mem['kib_per_idle_subscriber']} | {worst_mem['kib_per_idle_subscriber'] / bmem:.2f} |")
+    print(f"| round KiB per idle subscriber | {', '.join(str(b['kib_per_idle_subscriber']) for b in base)} | {', '.join(str(r['kib_per_idle_subscriber']) for r in rs)} | |")
     print(f"| worst server CPU per update (ms) | {bcpu} | {cpu} | {cpu / bcpu:.2f} |")
 for i, r in enumerate(rs, 1):
     print()
