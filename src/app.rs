@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiDeps, Authenticator},
-    config::{Command, DbArgs, DetectCommand, KeyCommand, Roles, ServeArgs, TenantCommand},
+    config::{
+        Command, DbArgs, DetectCommand, HealthcheckArgs, KeyCommand, Roles, ServeArgs,
+        TenantCommand,
+    },
     domain::{ApiKeySecret, Scope},
     incidents::hub::Hub,
     ops::{self, Readiness},
@@ -47,6 +50,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{:<8} every role in one process (the default)", "all");
             Ok(())
         }
+        Command::Healthcheck(args) => healthcheck(args).await,
         Command::Seed(args) => crate::seed::run(args).await,
         Command::Detect(DetectCommand::Backtest {
             from,
@@ -109,6 +113,43 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+    }
+}
+
+/// `pulsyon healthcheck`: Ok when the server answers SERVING in time.
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut addr = args.grpc_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let ask = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: args.service.clone(),
+            })
+            .await?;
+        anyhow::Ok(answer.into_inner().status)
+    };
+    match tokio::time::timeout(args.timeout, ask).await {
+        Ok(Ok(status)) if status == ServingStatus::Serving as i32 => {
+            println!("serving");
+            Ok(())
+        }
+        Ok(Ok(status)) => anyhow::bail!(
+            "{addr}: {:?}",
+            ServingStatus::try_from(status).unwrap_or(ServingStatus::Unknown)
+        ),
+        Ok(Err(err)) => anyhow::bail!("{addr}: {err}"),
+        Err(_) => anyhow::bail!("{addr}: no answer within {:?}", args.timeout),
     }
 }
 

@@ -141,6 +141,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print each role `--roles` takes and what it starts.
     Roles,
+    /// Ask a running server's gRPC health service; exit 0 when it is
+    /// SERVING, 1 otherwise (a container's health check: no grpcurl needed).
+    Healthcheck(HealthcheckArgs),
     /// Apply the database migrations and exit.
     Migrate(DbArgs),
     /// Manage tenants.
@@ -257,6 +260,23 @@ pub enum KeyCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+/// `pulsyon healthcheck`
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server's gRPC address (an unspecified address, such as 0.0.0.0,
+    /// means this host's loopback). Plaintext only.
+    #[arg(long, env = "PULSYON_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// The service to ask about; empty for the whole server.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Where the database is: an external server, or the private cluster under the data dir.
@@ -537,7 +557,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), String> {
         match &self.command {
             Command::Serve(serve) => serve.validate(),
-            Command::Roles => Ok(()),
+            Command::Roles | Command::Healthcheck(_) => Ok(()),
             Command::Migrate(db) => db.validate(),
             Command::Seed(seed) => seed.validate(),
             Command::Detect(DetectCommand::Backtest { from, to, db, .. }) => {

@@ -540,3 +540,36 @@ async fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("migrations applied"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_zero_against_a_serving_server_and_non_zero_against_a_stopped_one() {
+    let db = TestDb::new().await;
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        ..Default::default()
+    });
+    wait_serving(&server).await;
+    let check = |addr: &str| {
+        Command::new(common::BIN)
+            .args(["healthcheck", "--grpc-addr", addr, "--timeout", "2s"])
+            .env_remove("PULSYON_GRPC_ADDR")
+            .output()
+            .unwrap()
+    };
+    let up = check(&server.grpc);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&up.stdout).trim(), "serving");
+    let addr = server.grpc.clone();
+    drop(server);
+    let down = check(&addr);
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains(&addr),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
