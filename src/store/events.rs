@@ -165,16 +165,11 @@ impl Store {
         &self,
         tenant: TenantId,
     ) -> Result<Vec<(String, OffsetDateTime, OffsetDateTime)>, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let rows = sqlx::query_as(
+        self.catalogue_rows(
+            tenant,
             "SELECT name, first_seen, last_seen FROM services WHERE tenant_id = $1 ORDER BY name",
         )
-        .bind(tenant.0)
-        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| classify(e, "services"))?;
-        super::commit(tx, "services").await?;
-        Ok(rows)
     }
 
     /// The services of `tenant` (with an empty endpoint) and the (service,
@@ -184,18 +179,32 @@ impl Store {
         &self,
         tenant: TenantId,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let rows = sqlx::query_as(
+        self.catalogue_rows(
+            tenant,
             "SELECT name, ''::text FROM services WHERE tenant_id = $1 \
              UNION SELECT service, endpoint FROM metrics_hourly \
                WHERE tenant_id = $1 AND bucket >= now() - interval '1 day' \
              UNION SELECT service, endpoint FROM metrics_minute \
                WHERE tenant_id = $1 AND bucket >= now() - interval '2 hours'",
         )
-        .bind(tenant.0)
-        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| classify(e, "services"))?;
+    }
+
+    /// Rows of a catalogue read (`$1`: the tenant), in a tenant transaction.
+    async fn catalogue_rows<T>(
+        &self,
+        tenant: TenantId,
+        sql: &'static str,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query_as(sql)
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "services"))?;
         super::commit(tx, "services").await?;
         Ok(rows)
     }
