@@ -485,3 +485,41 @@ async fn failed_events_and_ingest_stats_are_listed_per_tenant_and_reconcile() {
     assert!(theirs.minutes.is_empty());
     assert_eq!(theirs.total.unwrap().received, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_gives_an_event_without_an_id_a_uuid_and_it_is_stored_once() {
+    let db = TestDb::new().await;
+    let (server, key) = start(&db, &[]).await;
+    let client = pulsyon_client::Client::connect(&format!("http://{}", server.grpc), &key)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        client
+            .send(pulsyon_client::Event {
+                time: Some(pulsyon_client::now()),
+                service: "no-ids".into(),
+                status_code: 200,
+                latency_ms: 1.0,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    client.close().await.unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.acked, stats.rejected), (3, 0), "{stats:?}");
+    let pg = pool(&db.url).await;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT event_id::text FROM api_logs WHERE service = 'no-ids'")
+            .fetch_all(&pg)
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        assert_eq!(
+            uuid::Uuid::parse_str(id).unwrap().get_version_num(),
+            7,
+            "{id}"
+        );
+    }
+}

@@ -469,9 +469,13 @@ impl Driver {
 
     fn handle(&mut self, command: Command, tx: Option<&mpsc::Sender<StreamEventsRequest>>) {
         match command {
-            Command::Event(event) => {
+            Command::Event(mut event) => {
                 if self.buffer.is_empty() {
                     self.first_buffered = Some(tokio::time::Instant::now());
+                }
+                // An event without an id gets one: the server stores an id once.
+                if event.event_id.is_empty() {
+                    event.event_id = new_event_id();
                 }
                 self.buffer.push(*event);
                 if self.buffer.len() >= self.options.batch_size {
