@@ -32,10 +32,6 @@ BATCH=1000
 BASELINE=${BASELINE:-}
 if [ -n "$BASELINE" ]; then
   build_baseline "$BASELINE"
-  BASE_DB_URL="${URL%/*}/${DB}_base"
-  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
-  "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null
-  BASE_KEY=$("$work/pulsyon-baseline" tenant create bench --database-url "$BASE_DB_URL" 2>/dev/null)
 fi
 # One load generator run against the baseline server (its own database and key).
 baseline_run() {

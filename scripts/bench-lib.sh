@@ -44,6 +44,8 @@ json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 # worktree with its own target directory, target/baseline: sharing one would
 # let a build script's output of one revision pass for the other's); this
 # build's binaries are kept in $work/current first, and BIN points there.
+# The baseline gets its own database, BASE_DB_URL, migrated by itself (it
+# refuses migrations it does not know), with tenant `bench` (key BASE_KEY).
 build_baseline() {
   say "building the baseline $1 (release)"
   mkdir -p "$work/current"
@@ -53,4 +55,8 @@ build_baseline() {
   cp "$root/target/baseline/release/pulsyon" "$work/pulsyon-baseline"
   git -C "$root" worktree remove --force "$work/baseline-src"
   BIN=$work/current
+  BASE_DB_URL="${URL%/*}/${DB}_base"
+  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
+  "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null
+  BASE_KEY=$("$work/pulsyon-baseline" tenant create bench --database-url "$BASE_DB_URL" 2>/dev/null)
 }

@@ -43,11 +43,6 @@ fi
 BASELINE=${BASELINE:-}
 if [ -n "$BASELINE" ]; then
   build_baseline "$BASELINE"
-  # Its own database, migrated by the baseline (it refuses migrations it does not know).
-  BASE_DB_URL="${URL%/*}/${DB}_base"
-  psql "$URL" -qc "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" -c "CREATE DATABASE ${DB}_base" >/dev/null 2>&1
-  "$work/pulsyon-baseline" migrate --database-url "$BASE_DB_URL" 2>/dev/null
-  BASE_KEY=$("$work/pulsyon-baseline" tenant create bench --database-url "$BASE_DB_URL" 2>/dev/null)
   "$work/pulsyon-baseline" tenant create bench-warmup --database-url "$BASE_DB_URL" >/dev/null 2>&1
 fi
 # round DB_URL KEY: one round against a fresh server (SERVER_BIN picks the

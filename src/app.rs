@@ -309,19 +309,22 @@ struct Stops {
     http: CancellationToken,
 }
 
-/// Starts the background stages `roles` call for; returns them with the
-/// ingest pipeline (ingest role) and the incident hub (query role).
-#[allow(clippy::type_complexity)]
+/// What the started stages give the doors.
+struct ForDoors {
+    /// The ingest pipeline (ingest role).
+    pipeline: Option<crate::ingest::admit::Pipeline>,
+    /// The incident hub (query role).
+    hub: Option<Arc<Hub<prost::bytes::Bytes>>>,
+}
+
+/// Starts the background stages `roles` call for; returns them with what
+/// the doors need of them.
 fn start_stages(
     args: &ServeArgs,
     roles: Roles,
     store: &Store,
     stops: &Stops,
-) -> anyhow::Result<(
-    Stages,
-    Option<crate::ingest::admit::Pipeline>,
-    Option<Arc<Hub<prost::bytes::Bytes>>>,
-)> {
+) -> anyhow::Result<(Stages, ForDoors)> {
     let background = &stops.background;
     let mut stages = Stages {
         partitions: None,
@@ -394,7 +397,7 @@ fn start_stages(
         stages.writer = Some(ingest.writer);
         stages.flusher = Some(ingest.flusher);
     }
-    Ok((stages, pipeline, hub))
+    Ok((stages, ForDoors { pipeline, hub }))
 }
 
 /// `pulsyon serve`: start-up in steps, then the shutdown plan.
@@ -441,7 +444,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // 4. The stages the roles call for, and the HTTP endpoint with the
     //    roles' HTTP doors (OTLP/HTTP with ingest).
-    let (stages, pipeline, hub) = start_stages(&args, roles, &store, &stops)?;
+    let (stages, ForDoors { pipeline, hub }) = start_stages(&args, roles, &store, &stops)?;
     let auth = Arc::new(Authenticator::new(
         store.clone(),
         args.key_cache_ttl,

@@ -91,20 +91,25 @@ impl Authenticator {
         &self.defaults
     }
 
-    /// The caller whose `authorization` header value is `header` (`None`:
-    /// no header; `Some(Err)`: not text), if its key is valid and holds
-    /// `scope`; with the key's check for a long stream:
-    /// [`Authenticator::revoked`] ends when the key stops working.
+    /// The caller whose headers carry `authorization: Bearer <key>` or,
+    /// without it, `x-api-key: <key>` (as OpenTelemetry exporters can send);
+    /// each value `None` when absent, `Some(Err)` when not text. Ok if the
+    /// key is valid and holds `scope`, with the key's check for a long
+    /// stream: [`Authenticator::revoked`] ends when the key stops working.
     pub async fn authenticate<E>(
         &self,
-        header: Option<Result<&str, E>>,
+        authorization: Option<Result<&str, E>>,
+        api_key: Option<Result<&str, E>>,
         scope: Scope,
     ) -> Result<(Principal, KeyCheck), AuthError> {
-        self.authenticate_key(bearer_secret(header)?, scope).await
+        let secret = match (authorization, api_key) {
+            (None, Some(key)) => key.map_err(|_| AuthError::Malformed(" (x-api-key)"))?,
+            (header, _) => bearer_secret(header)?,
+        };
+        self.authenticate_key(secret, scope).await
     }
 
-    /// As [`Authenticator::authenticate`], for a key given as it is (an
-    /// `x-api-key` header, as OpenTelemetry exporters can send).
+    /// As [`Authenticator::authenticate`], for a key given as it is.
     pub async fn authenticate_key(
         &self,
         secret: &str,

@@ -92,13 +92,15 @@ pub fn spawn(
             let readiness = readiness.clone();
             let doors = doors.clone();
             let service = service_fn(move |req: Request<Incoming>| {
-                let door = doors.iter().find(|d| d.path() == req.uri().path()).cloned();
-                let probe = door.is_none().then(|| respond(&req, &metrics, &readiness));
+                // A door's path goes to the door; the rest is answered here.
+                let route = match doors.iter().find(|d| d.path() == req.uri().path()) {
+                    Some(door) => Ok(door.clone()),
+                    None => Err(respond(&req, &metrics, &readiness)),
+                };
                 async move {
-                    Ok::<_, Infallible>(match (door, probe) {
-                        (Some(door), _) => door.handle(req).await,
-                        (None, Some(response)) => response,
-                        (None, None) => Response::default(),
+                    Ok::<_, Infallible>(match route {
+                        Ok(door) => door.handle(req).await,
+                        Err(response) => response,
                     })
                 }
             });

@@ -79,6 +79,19 @@ struct Scenario {
 }
 
 impl Scenario {
+    /// The detector of tenant `acme` (created before) on `db`, at sequence 0.
+    async fn new(db: &TestDb, config: DetectConfig) -> Scenario {
+        let store = open_store(db).await;
+        let tenant = tenant_id(&store, "acme").await;
+        let detector = Detector::new(store.clone(), config).await.unwrap();
+        Scenario {
+            store,
+            tenant,
+            detector,
+            seq: 0,
+        }
+    }
+
     async fn write(&mut self, events: Vec<Event>) {
         self.seq += 1;
         let batch = BatchWrite {
@@ -197,8 +210,6 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
         extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
         ..Default::default()
     });
-    let store = open_store(&db).await;
-    let tenant = tenant_id(&store, "acme").await;
     let config = DetectConfig {
         lifecycle: Policy {
             resolve_after: Duration::from_secs(120),
@@ -206,13 +217,7 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
         },
         ..DetectConfig::default()
     };
-    let detector = Detector::new(store.clone(), config).await.unwrap();
-    let mut s = Scenario {
-        store: store.clone(),
-        tenant,
-        detector,
-        seq: 0,
-    };
+    let mut s = Scenario::new(&db, config).await;
     let mut stream = watch(server.channel().await, &key, pb::WatchRequest::default()).await;
 
     // Two and a half hours of steady traffic with 1% errors: the baseline.
@@ -670,17 +675,8 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
 async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_had_no_baseline() {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
-    let store = open_store(&db).await;
-    let tenant = tenant_id(&store, "acme").await;
-    let detector = Detector::new(store.clone(), DetectConfig::default())
-        .await
-        .unwrap();
-    let mut s = Scenario {
-        store: store.clone(),
-        tenant,
-        detector,
-        seq: 0,
-    };
+    let mut s = Scenario::new(&db, DetectConfig::default()).await;
+    let (store, tenant) = (s.store.clone(), s.tenant);
     // A new deploy, broken from its first request: half of them fail.
     let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
     let made = s.run(first, 60, 0.5).await;
@@ -723,17 +719,7 @@ async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_
 async fn a_healthy_new_service_opens_nothing() {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
-    let store = open_store(&db).await;
-    let tenant = tenant_id(&store, "acme").await;
-    let detector = Detector::new(store.clone(), DetectConfig::default())
-        .await
-        .unwrap();
-    let mut s = Scenario {
-        store: store.clone(),
-        tenant,
-        detector,
-        seq: 0,
-    };
+    let mut s = Scenario::new(&db, DetectConfig::default()).await;
     let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(30);
     let made = s.run(first, 15 * 60, 0.02).await;
     assert!(made.is_empty(), "{made:?}");
@@ -748,17 +734,8 @@ async fn silence_after_history(
 ) -> Vec<(pulsyon::domain::incident::Incident, Vec<String>)> {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
-    let store = open_store(&db).await;
-    let tenant = tenant_id(&store, "acme").await;
-    let detector = Detector::new(store.clone(), DetectConfig::default())
-        .await
-        .unwrap();
-    let mut s = Scenario {
-        store: store.clone(),
-        tenant,
-        detector,
-        seq: 0,
-    };
+    let mut s = Scenario::new(&db, DetectConfig::default()).await;
+    let (store, tenant) = (s.store.clone(), s.tenant);
     let first = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::minutes(40);
     for m in 0..30 {
         let t = first + time::Duration::minutes(m);
@@ -1172,17 +1149,8 @@ async fn detection_rules_are_overridden_per_tenant_and_service_through_admin() {
 async fn a_backtest_finds_the_spike_writes_nothing_and_tries_candidate_rules() {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
-    let store = open_store(&db).await;
-    let tenant = tenant_id(&store, "acme").await;
-    let detector = Detector::new(store.clone(), DetectConfig::default())
-        .await
-        .unwrap();
-    let mut s = Scenario {
-        store: store.clone(),
-        tenant,
-        detector,
-        seq: 0,
-    };
+    let mut s = Scenario::new(&db, DetectConfig::default()).await;
+    let (store, tenant) = (s.store.clone(), s.tenant);
     // Three hours ago: 150 steady minutes, a 10-minute spike of 40% errors, 20 calm minutes.
     let start = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(3);
     for m in 0..180 {

@@ -250,6 +250,15 @@ fn raw_request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
+/// Half a minute ago, in nanoseconds since the epoch (a span's start).
+fn half_a_minute_ago_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 30_000_000_000
+}
+
 fn server_span(i: u8, start: u64, end: u64) -> Span {
     Span {
         trace_id: vec![i; 16],
@@ -275,11 +284,7 @@ async fn a_retried_export_stores_once_and_a_bad_span_is_a_dead_letter_beside_its
     });
     let key = create_tenant(&db.url, "acme");
     let channel = server.channel().await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        - 30_000_000_000;
+    let now = half_a_minute_ago_ns();
     let request = raw_request(vec![
         server_span(1, now, now + 5_000_000),
         server_span(2, now, now + 7_000_000),
@@ -415,11 +420,7 @@ async fn otlp_http_takes_json_and_gzip_and_answers_the_statuses_of_the_spec() {
     });
     let key = create_tenant(&db.url, "acme");
     let bearer = format!("Bearer {key}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        - 30_000_000_000;
+    let now = half_a_minute_ago_ns();
     // OTLP JSON: hex ids, camelCase, integer enums, nanoseconds as strings.
     let json = serde_json::json!({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-otlp"}}]},

@@ -26,35 +26,20 @@ impl Authenticator {
         scope: Scope,
     ) -> Result<(Principal, KeyCheck), Status> {
         let metadata = request.metadata();
-        match (metadata.get("authorization"), metadata.get("x-api-key")) {
-            (None, Some(key)) => {
-                let key = key
-                    .to_str()
-                    .map_err(|_| from_auth(crate::auth::AuthError::Malformed(" (x-api-key)")))?;
-                self.authenticate_key(key, scope).await
-            }
-            (header, _) => {
-                self.authenticate(header.map(|v| v.to_str().map_err(|_| ())), scope)
-                    .await
-            }
-        }
-        .map_err(from_auth)
+        let value = |name| metadata.get(name).map(|v| v.to_str().map_err(|_| ()));
+        self.authenticate(value("authorization"), value("x-api-key"), scope)
+            .await
+            .map_err(from_auth)
     }
 
     /// Whether the `authorization` header among `headers` holds a valid key
     /// with `scope` (for [`super::preauth`], before a body is read).
     pub async fn check_headers(&self, headers: &HeaderMap, scope: Scope) -> Result<(), Status> {
-        match (headers.get("authorization"), headers.get("x-api-key")) {
-            (None, Some(key)) => {
-                let key = key
-                    .to_str()
-                    .map_err(|_| from_auth(crate::auth::AuthError::Malformed(" (x-api-key)")))?;
-                self.authenticate_key(key, scope).await
-            }
-            (header, _) => self.authenticate(header.map(|v| v.to_str()), scope).await,
-        }
-        .map(|_| ())
-        .map_err(from_auth)
+        let value = |name| headers.get(name).map(|v| v.to_str());
+        self.authenticate(value("authorization"), value("x-api-key"), scope)
+            .await
+            .map(|_| ())
+            .map_err(from_auth)
     }
 
     /// Resolves, with the status to end a stream with, once the key of

@@ -9,14 +9,13 @@
 //! `google.rpc.retryinfo-bin` trailer that OpenTelemetry exporters read.
 //! The key comes from `authorization: Bearer <key>` or `x-api-key`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::TraceService,
 };
 use prost::Message;
-use std::sync::Arc;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 use super::{auth::Authenticator, otlp_map, status};

@@ -179,22 +179,13 @@ fn grpc_code(status: StatusCode) -> i32 {
 
 impl OtlpHttp {
     async fn caller(&self, request: &Request<Incoming>) -> Result<Principal, Failure> {
-        let headers = request.headers();
-        let auth = &self.service.auth;
-        match (headers.get("authorization"), headers.get("x-api-key")) {
-            (None, Some(key)) => {
-                let key = key
-                    .to_str()
-                    .map_err(|_| from_auth(AuthError::Malformed(" (x-api-key)")))?;
-                auth.authenticate_key(key, Scope::Ingest).await
-            }
-            (header, _) => {
-                auth.authenticate(header.map(|v| v.to_str()), Scope::Ingest)
-                    .await
-            }
-        }
-        .map(|(principal, _)| principal)
-        .map_err(from_auth)
+        let value = |name| request.headers().get(name).map(|v| v.to_str());
+        self.service
+            .auth
+            .authenticate(value("authorization"), value("x-api-key"), Scope::Ingest)
+            .await
+            .map(|(principal, _)| principal)
+            .map_err(from_auth)
     }
 
     async fn export(
