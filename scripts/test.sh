@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: installs or starts what the tests need when it is missing
 # (PostgreSQL, Redis, grpcurl, buf, the OpenTelemetry Python exporters), then
-# runs every test of the workspace.
-# Extra arguments go to `cargo test` (for example a test name filter).
+# runs every test of the workspace and the Python SDK's tests.
+# Extra arguments go to `cargo test` (for example a test name filter), and then
+# the Python SDK's tests are left out (scripts/test-python-sdk.sh runs them alone).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -22,3 +23,4 @@ psql "$PULSYON_TEST_DATABASE_URL" -qAtc \
 
 cd "$root"
 cargo test --workspace "$@"
+[ $# -eq 0 ] && "$root/scripts/test-python-sdk.sh"

@@ -1,0 +1,255 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from pulsyon.v1 import incidents_pb2 as _incidents_pb2
+from pulsyon.v1 import query_pb2 as _query_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCOPE_UNSPECIFIED: _ClassVar[Scope]
+    SCOPE_INGEST: _ClassVar[Scope]
+    SCOPE_READ: _ClassVar[Scope]
+    SCOPE_ADMIN: _ClassVar[Scope]
+SCOPE_UNSPECIFIED: Scope
+SCOPE_INGEST: Scope
+SCOPE_READ: Scope
+SCOPE_ADMIN: Scope
+
+class Tenant(_message.Message):
+    __slots__ = ("name", "created_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApiKey(_message.Message):
+    __slots__ = ("key_id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at", "tenant")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    name: str
+    prefix: str
+    scopes: _containers.RepeatedScalarFieldContainer[Scope]
+    created_at: _timestamp_pb2.Timestamp
+    last_used_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., name: _Optional[str] = ..., prefix: _Optional[str] = ..., scopes: _Optional[_Iterable[_Union[Scope, str]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class CreateTenantRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateTenantResponse(_message.Message):
+    __slots__ = ("tenant", "api_key", "secret")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    tenant: Tenant
+    api_key: ApiKey
+    secret: str
+    def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ..., api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("name", "scopes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scopes: _containers.RepeatedScalarFieldContainer[Scope]
+    def __init__(self, name: _Optional[str] = ..., scopes: _Optional[_Iterable[_Union[Scope, str]]] = ...) -> None: ...
+
+class CreateApiKeyResponse(_message.Message):
+    __slots__ = ("api_key", "secret")
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKey
+    secret: str
+    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListApiKeysRequest(_message.Message):
+    __slots__ = ("include_revoked",)
+    INCLUDE_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    include_revoked: bool
+    def __init__(self, include_revoked: _Optional[bool] = ...) -> None: ...
+
+class ListApiKeysResponse(_message.Message):
+    __slots__ = ("api_keys",)
+    API_KEYS_FIELD_NUMBER: _ClassVar[int]
+    api_keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, api_keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class RevokeApiKeyResponse(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKey
+    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class DetectionRule(_message.Message):
+    __slots__ = ("kind", "service", "enabled", "threshold", "baseline_factor", "min_requests", "window", "fire_after", "clear_after", "severity")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    FIRE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    kind: _incidents_pb2.AlertKind
+    service: str
+    enabled: bool
+    threshold: float
+    baseline_factor: float
+    min_requests: int
+    window: _duration_pb2.Duration
+    fire_after: int
+    clear_after: int
+    severity: _incidents_pb2.Severity
+    def __init__(self, kind: _Optional[_Union[_incidents_pb2.AlertKind, str]] = ..., service: _Optional[str] = ..., enabled: _Optional[bool] = ..., threshold: _Optional[float] = ..., baseline_factor: _Optional[float] = ..., min_requests: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fire_after: _Optional[int] = ..., clear_after: _Optional[int] = ..., severity: _Optional[_Union[_incidents_pb2.Severity, str]] = ...) -> None: ...
+
+class ListDetectionRulesRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class ListDetectionRulesResponse(_message.Message):
+    __slots__ = ("effective", "overrides")
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    effective: _containers.RepeatedCompositeFieldContainer[DetectionRule]
+    overrides: _containers.RepeatedCompositeFieldContainer[DetectionRule]
+    def __init__(self, effective: _Optional[_Iterable[_Union[DetectionRule, _Mapping]]] = ..., overrides: _Optional[_Iterable[_Union[DetectionRule, _Mapping]]] = ...) -> None: ...
+
+class SetDetectionRuleRequest(_message.Message):
+    __slots__ = ("rule",)
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    rule: DetectionRule
+    def __init__(self, rule: _Optional[_Union[DetectionRule, _Mapping]] = ...) -> None: ...
+
+class SetDetectionRuleResponse(_message.Message):
+    __slots__ = ("effective",)
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    effective: DetectionRule
+    def __init__(self, effective: _Optional[_Union[DetectionRule, _Mapping]] = ...) -> None: ...
+
+class DeleteDetectionRuleRequest(_message.Message):
+    __slots__ = ("kind", "service")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    kind: _incidents_pb2.AlertKind
+    service: str
+    def __init__(self, kind: _Optional[_Union[_incidents_pb2.AlertKind, str]] = ..., service: _Optional[str] = ...) -> None: ...
+
+class DeleteDetectionRuleResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class BacktestDetectionRequest(_message.Message):
+    __slots__ = ("range", "candidate_rules")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_RULES_FIELD_NUMBER: _ClassVar[int]
+    range: _query_pb2.TimeRange
+    candidate_rules: _containers.RepeatedCompositeFieldContainer[DetectionRule]
+    def __init__(self, range: _Optional[_Union[_query_pb2.TimeRange, _Mapping]] = ..., candidate_rules: _Optional[_Iterable[_Union[DetectionRule, _Mapping]]] = ...) -> None: ...
+
+class BacktestIncident(_message.Message):
+    __slots__ = ("service", "severity", "opened_at", "resolved_at", "reopen_count", "alerts")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    REOPEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    severity: _incidents_pb2.Severity
+    opened_at: _timestamp_pb2.Timestamp
+    resolved_at: _timestamp_pb2.Timestamp
+    reopen_count: int
+    alerts: _containers.RepeatedCompositeFieldContainer[_incidents_pb2.Alert]
+    def __init__(self, service: _Optional[str] = ..., severity: _Optional[_Union[_incidents_pb2.Severity, str]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reopen_count: _Optional[int] = ..., alerts: _Optional[_Iterable[_Union[_incidents_pb2.Alert, _Mapping]]] = ...) -> None: ...
+
+class BacktestDetectionResponse(_message.Message):
+    __slots__ = ("incidents", "evaluations")
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedCompositeFieldContainer[BacktestIncident]
+    evaluations: int
+    def __init__(self, incidents: _Optional[_Iterable[_Union[BacktestIncident, _Mapping]]] = ..., evaluations: _Optional[int] = ...) -> None: ...
+
+class TenantLimits(_message.Message):
+    __slots__ = ("events_per_second", "events_burst", "bytes_per_second", "bytes_burst", "max_streams", "max_services", "max_endpoints_per_service", "max_query_range", "max_page_size")
+    EVENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_BURST_FIELD_NUMBER: _ClassVar[int]
+    BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BYTES_BURST_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SERVICES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ENDPOINTS_PER_SERVICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_RANGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    events_per_second: float
+    events_burst: int
+    bytes_per_second: float
+    bytes_burst: int
+    max_streams: int
+    max_services: int
+    max_endpoints_per_service: int
+    max_query_range: _duration_pb2.Duration
+    max_page_size: int
+    def __init__(self, events_per_second: _Optional[float] = ..., events_burst: _Optional[int] = ..., bytes_per_second: _Optional[float] = ..., bytes_burst: _Optional[int] = ..., max_streams: _Optional[int] = ..., max_services: _Optional[int] = ..., max_endpoints_per_service: _Optional[int] = ..., max_query_range: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_page_size: _Optional[int] = ...) -> None: ...
+
+class GetTenantLimitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetTenantLimitsResponse(_message.Message):
+    __slots__ = ("effective", "overrides", "defaults")
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    effective: TenantLimits
+    overrides: TenantLimits
+    defaults: TenantLimits
+    def __init__(self, effective: _Optional[_Union[TenantLimits, _Mapping]] = ..., overrides: _Optional[_Union[TenantLimits, _Mapping]] = ..., defaults: _Optional[_Union[TenantLimits, _Mapping]] = ...) -> None: ...
+
+class SetTenantLimitsRequest(_message.Message):
+    __slots__ = ("overrides",)
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    overrides: TenantLimits
+    def __init__(self, overrides: _Optional[_Union[TenantLimits, _Mapping]] = ...) -> None: ...
+
+class SetTenantLimitsResponse(_message.Message):
+    __slots__ = ("effective", "overrides")
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    effective: TenantLimits
+    overrides: TenantLimits
+    def __init__(self, effective: _Optional[_Union[TenantLimits, _Mapping]] = ..., overrides: _Optional[_Union[TenantLimits, _Mapping]] = ...) -> None: ...
