@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export PULSYON_TEST_DATABASE_URL="${PULSYON_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
 ensure_postgres_server "$PULSYON_TEST_DATABASE_URL"
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+command -v openssl >/dev/null || apt_install openssl
 
 cd "$root"
 cargo build --quiet --bin pulsyon

@@ -10,6 +10,7 @@ import pytest
 import pulsyon
 from pulsyon import _core, _http
 from pulsyon._channel import Target
+from pulsyon.v1 import ingest_pb2
 
 
 def test_event_ids_are_uuid_v7_and_distinct():
@@ -53,22 +54,41 @@ def test_batches_are_cut_by_count_by_linger_and_by_flush_and_the_window_is_bound
     for _ in range(7):
         assert p.offer(pulsyon.Event(service="s", status_code=200))
     now = p.first_at
-    req, _ = p.next_request(now)
+    raw, _ = p.next_request(now)
+    req = decode(raw)
     assert len(req.batch.events) == 3
-    req2, _ = p.next_request(now)
+    raw2, _ = p.next_request(now)
+    req2 = decode(raw2)
     assert req2.batch.seq == req.batch.seq + 1
     assert p.next_request(now) == (None, None)  # two in flight: the window is full
-    p.on_ack(pulsyon.v1.ingest_pb2.BatchAck(seq=req.batch.seq, accepted=3))
+    p.on_ack(ingest_pb2.BatchAck(seq=req.batch.seq, accepted=3))
     req3, wait = p.next_request(now)
     assert req3 is None and wait > 0  # one event lingers
     upto = p.request_flush()
     req3, _ = p.next_request(now)
-    assert len(req3.batch.events) == 1
+    assert len(decode(req3).batch.events) == 1
     assert not p.settled(upto)
     p.start_stream()  # a reconnect: the unacked batches go again, unchanged
     again, _ = p.next_request(now)
-    assert again is req2
+    assert again == raw2  # byte for byte
     assert p.stats.retried == 3
+
+
+def decode(raw: bytes) -> ingest_pb2.StreamEventsRequest:
+    return ingest_pb2.StreamEventsRequest.FromString(raw)
+
+
+def test_a_batch_is_encoded_as_protobuf_encodes_it():
+    events = [pulsyon.Event(service="s" * n, status_code=200, latency_ms=n / 3) for n in (1, 200, 20_000)]
+    p = _core.Pipeline("producer-é", batch_size=3, linger=0, max_buffered=10, max_in_flight=1, wake=lambda: None)
+    for e in events:
+        p.offer(e)
+    raw, _ = p.next_request(0.0)
+    expected = ingest_pb2.StreamEventsRequest(
+        batch=ingest_pb2.EventBatch(producer_id="producer-é", seq=p.seq, events=events)
+    )
+    assert raw == expected.SerializeToString()
+    assert p.seq > 1_600_000_000_000_000  # counting from the time in microseconds
 
 
 def test_a_url_is_checked():

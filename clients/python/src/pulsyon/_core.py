@@ -103,9 +103,38 @@ class Stats:
 
 @dataclass
 class _Batch:
-    request: ingest_pb2.StreamEventsRequest
+    request: bytes  # an encoded StreamEventsRequest, resent byte for byte
     first: int  # ordinal of the batch's first event
     count: int
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Field tags of EventBatch (producer_id = 1, seq = 2, events = 3) and of
+# StreamEventsRequest (batch = 1), as length-delimited or varint fields.
+_PRODUCER_TAG = b"\x0a"
+_SEQ_TAG = b"\x10"
+_EVENT_TAG = 0x1A
+_BATCH_TAG = b"\x0a"
+
+
+def _encode_request(producer_id: bytes, seq: int, chunks: list) -> bytes:
+    """A StreamEventsRequest from events already encoded as EventBatch.events fields.
+
+    Events are encoded once, in `send`: a batch is their concatenation, so
+    cutting one costs a join and a resend is the same bytes.
+    """
+    batch = b"".join(
+        [_PRODUCER_TAG, _varint(len(producer_id)), producer_id, _SEQ_TAG, _varint(seq), *chunks]
+    )
+    return _BATCH_TAG + _varint(len(batch)) + batch
 
 
 # What the transport does when a stream ends with a status (docs/sdk.md, "Status codes").
@@ -166,12 +195,13 @@ class Pipeline:
             raise ValueError("producer_id must be 1 to 128 characters")
         self.cond = threading.Condition(threading.Lock())
         self.producer_id = producer_id
+        self._producer_bytes = producer_id.encode()
         self.batch_size = batch_size
         self.linger = linger
         self.max_buffered = max_buffered
         self.max_in_flight = max_in_flight
         self.wake = wake
-        self.buffer: list = []
+        self.buffer: list = []  # encoded events (EventBatch.events fields)
         self.first_at = 0.0  # when the oldest buffered event arrived (monotonic)
         self.queued = 0  # events taken into the queue: the next event's ordinal
         self.cut = 0  # ordinal of the oldest event not yet in a batch
@@ -191,13 +221,19 @@ class Pipeline:
         if not event.event_id:
             event.event_id = new_event_id()
         if not event.HasField("time"):
-            event.time.CopyFrom(timestamp())
+            ns = time.time_ns()
+            t = event.time
+            t.seconds = ns // 1_000_000_000
+            t.nanos = ns % 1_000_000_000
+        data = event.SerializeToString()
+        n = len(data)
+        chunk = (bytes((_EVENT_TAG, n)) if n < 0x80 else bytes((_EVENT_TAG,)) + _varint(n)) + data
         with self.cond:
             n = len(self.buffer)
             if n >= self.max_buffered or self.closed:
                 self.stats.dropped += 1
                 return False
-            self.buffer.append(event)
+            self.buffer.append(chunk)
             self.queued += 1
             if n == 0:
                 self.first_at = time.monotonic()
@@ -253,9 +289,7 @@ class Pipeline:
         if self.buffer:
             self.first_at = now
         self.seq += 1
-        request = ingest_pb2.StreamEventsRequest(
-            batch=ingest_pb2.EventBatch(producer_id=self.producer_id, seq=self.seq, events=events)
-        )
+        request = _encode_request(self._producer_bytes, self.seq, events)
         self.unacked[self.seq] = _Batch(request, self.cut, len(events))
         self.cut += len(events)
         self.stats.sent += len(events)
@@ -332,6 +366,16 @@ class Backoff:
         if server_delay is not None:
             d = max(d, server_delay)
         return d
+
+
+def stream_events(channel):
+    """`Ingest/StreamEvents` on `channel` (sync or asyncio), taking requests
+    already encoded by `Pipeline`."""
+    return channel.stream_stream(
+        "/pulsyon.v1.Ingest/StreamEvents",
+        request_serializer=None,
+        response_deserializer=ingest_pb2.StreamEventsResponse.FromString,
+    )
 
 
 def new_producer_id() -> str:

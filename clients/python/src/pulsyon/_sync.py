@@ -14,7 +14,7 @@ import grpc
 
 from pulsyon import _core
 from pulsyon._channel import PemSource, Target
-from pulsyon.v1 import event_pb2, ingest_pb2_grpc
+from pulsyon.v1 import event_pb2
 
 log = logging.getLogger("pulsyon")
 
@@ -184,7 +184,7 @@ class Client:
             yield request
 
     def _run(self) -> None:
-        stub = ingest_pb2_grpc.IngestStub(self._channel)
+        stream_events = _core.stream_events(self._channel)
         backoff = _core.Backoff(self._max_backoff)
         first = True
         while True:
@@ -197,7 +197,7 @@ class Client:
                 self._generation += 1
                 generation = self._generation
                 self._pipe.start_stream()
-            call = stub.StreamEvents(
+            call = stream_events(
                 self._requests(generation),
                 metadata=self._target.metadata,
                 wait_for_ready=True,

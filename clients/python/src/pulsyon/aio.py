@@ -16,7 +16,7 @@ import grpc
 
 from pulsyon import _core
 from pulsyon._channel import PemSource, Target
-from pulsyon.v1 import event_pb2, ingest_pb2_grpc
+from pulsyon.v1 import event_pb2
 
 log = logging.getLogger("pulsyon")
 
@@ -177,7 +177,7 @@ class Client:
                 pass
 
     async def _run(self) -> None:
-        stub = ingest_pb2_grpc.IngestStub(self._channel)
+        stream_events = _core.stream_events(self._channel)
         backoff = _core.Backoff(self._max_backoff)
         first = True
         while True:
@@ -188,7 +188,7 @@ class Client:
                     self._pipe.stats.reconnects += 1
                 first = False
                 self._pipe.start_stream()
-            call = stub.StreamEvents(metadata=self._target.metadata, wait_for_ready=True)
+            call = stream_events(metadata=self._target.metadata, wait_for_ready=True)
             self._call = call
             writer = asyncio.ensure_future(self._write(call))
             kind, server_delay = _core.RETRY, None
