@@ -139,3 +139,49 @@ def test_a_raising_wsgi_app_is_recorded_as_500_and_the_exception_goes_on(env):
         wrapped({"REQUEST_METHOD": "GET", "pulsyon.route": "/things/<id>"}, lambda *a: None)
     assert client.close(30)
     assert env.rows("select endpoint, status_code from api_logs") == [["/things/{id}", "500"]]
+
+
+def test_wsgi_middleware_on_django_records_url_patterns_as_templates(env):
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="test",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__ + "_django_urls",
+        MIDDLEWARE=["pulsyon.wsgi.DjangoRoute"],
+        LOGGING_CONFIG=None,
+    )
+    import sys
+    import types
+
+    from django.http import HttpResponse, JsonResponse
+    from django.urls import path
+
+    def user(request, user_id):
+        return JsonResponse({"id": user_id})
+
+    def boom(request):
+        raise RuntimeError("the handler fails")
+
+    urls = types.ModuleType(__name__ + "_django_urls")
+    urls.urlpatterns = [path("users/<int:user_id>/", user), path("boom/", boom),
+                        path("", lambda r: HttpResponse("home"))]
+    sys.modules[urls.__name__] = urls
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+    from werkzeug.test import Client as WsgiClient
+
+    from pulsyon.wsgi import PulsyonMiddleware
+
+    client = pulsyon.Client(env.url, env.key)
+    app = PulsyonMiddleware(get_wsgi_application(), client=client, service="django-app")
+    http = WsgiClient(app)
+    assert http.get("/users/7/", buffered=True).status_code == 200
+    assert http.get("/boom/", buffered=True).status_code == 500
+    assert http.get("/nowhere/", buffered=True).status_code == 404
+    assert http.get("/", buffered=True).status_code == 200
+    assert client.close(30)
+    rows = env.rows("select endpoint, status_code from api_logs order by time")
+    assert rows == [["/users/{user_id}/", "200"], ["/boom/", "500"], ["(unmatched)", "404"], ["/", "200"]]

@@ -141,6 +141,6 @@ class DjangoRoute:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         match = getattr(request, "resolver_match", None)
-        if match is not None and match.route:
-            request.environ[ROUTE_KEY] = match.route
+        if match is not None and match.route is not None:
+            request.environ[ROUTE_KEY] = match.route or "/"
         return None
