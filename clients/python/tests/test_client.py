@@ -197,3 +197,18 @@ def test_after_fork_parent_and_child_both_send_with_their_own_producer_ids(env):
     assert env.count("service = 'child'") == (1000, 1000)
     assert env.count("service = 'parent'") == (1000, 1000)
     assert env.count("service = 'before-fork'") == (100, 100)
+
+
+def test_events_not_flushed_by_the_app_are_flushed_at_interpreter_exit(env):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, pulsyon\n"
+        "client = pulsyon.Client(sys.argv[1], sys.argv[2], linger=60.0)\n"
+        "for i in range(2500):\n"
+        "    client.send(service='atexit', endpoint='/e', method='GET', status_code=200, latency_ms=1.0)\n"
+        # No flush, no close: the interpreter's exit must send them.
+    )
+    subprocess.run([sys.executable, "-c", script, env.url, env.key], check=True, timeout=60)
+    assert env.count("service = 'atexit'") == (2500, 2500)
