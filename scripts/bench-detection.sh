@@ -1,112 +1,72 @@
 #!/usr/bin/env bash
 # Detection quality: regenerates docs/perf/detection.md.
 #
-#   scripts/bench-detection.sh [days] [rate]     (default 7 days at 8 events/s over 8 services)
+#   scripts/bench-detection.sh [days] [rate] [varied-days]   (default 7, 8 and 3)
+#   SEEDS="11 12" scripts/bench-detection.sh                 (the varied histories' seeds)
 #
-# On one scratch database: `pulsyon seed` sends a week of noisy steady traffic
-# (daily cycle, 1.5% background 5xx, log-normal latencies) with five injected
-# incidents (error spike, latency degradation, slow drift, outage, and a new
-# service failing half its requests from its first minute) through the
-# ingest API; once the rollups are complete, `pulsyon detect backtest` replays
-# the detector over the whole week (after the first 2 h 10 min, which the first
-# baseline needs) with its 5 s clock. Each injected incident must be found; any
-# other incident is a false one.
+# One scratch database, one tenant per history, each sent through the ingest
+# API by `pulsyon seed`:
+#   - classic: `days` of the load generator's 8 services at `rate` events/s
+#     (daily cycle, 1.5% background 5xx, log-normal latencies) with five
+#     injected incidents (error spike, latency degradation, slow drift,
+#     outage, a new service broken from its first minute);
+#   - varied, once per seed: `varied-days` of nine services of different kinds
+#     (busy, quiet, fast, bursty, heavy-tailed, 4xx noise) with the failures past
+#     the happy path (a hidden failing endpoint, a quiet service down, a relative
+#     latency regression, a ramp, a sharp traffic drop).
+# Once the rollups are complete, `pulsyon detect backtest --tenant` replays the
+# detector over each history (after the first 2 h 10 min, which the first
+# baseline needs) with its 5 s clock. Each injection must be found within its
+# bound; any other incident is a false one. Then the detector's cost per
+# evaluation at 1,000 services x 20 endpoints (benches/detect.rs).
 set -euo pipefail
 DAYS=${1:-7}
 RATE=${2:-8}
+VDAYS=${3:-3}
+SEEDS=${SEEDS:-"11 12"}
 DB=pulsyon_bench_detection
 . "$(dirname "$0")/bench-lib.sh"
+(cd "$root" && cargo bench --quiet --bench detect --no-run 2>/dev/null)
 
-say "seeding $DAYS days at $RATE events/s"
 start_server --detector false
+say "seeding classic: $DAYS days at $RATE events/s"
 "$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
-  >"$work/injected.jsonl" 2>"$work/seed.log"
-SEED_SUMMARY=$(tail -n 1 "$work/seed.log")
+  >"$work/injected-bench.jsonl" 2>"$work/seed-bench.log"
+HISTORIES="bench"
+for seed in $SEEDS; do
+  tenant="varied$seed"
+  key=$("$BIN/pulsyon" tenant create "$tenant" --database-url "$DB_URL" 2>/dev/null)
+  say "seeding varied (seed $seed): $VDAYS days"
+  "$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$key" --shape varied --seed "$seed" \
+    --days "$VDAYS" --rate 13.9 >"$work/injected-$tenant.jsonl" 2>"$work/seed-$tenant.log"
+  HISTORIES="$HISTORIES $tenant"
+done
 for _ in $(seq 1 1200); do
   [ "$(psql "$DB_URL" -Atc 'SELECT count(*) FROM rollup_deltas')" = 0 ] && break
   sleep 0.5
 done
 stop_server
-FROM=$(psql "$DB_URL" -Atc "SELECT to_char((min(time) + interval '2 hours 10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM api_logs")
-# The history ends where the seed stopped: past it every service goes silent.
-TO=$(psql "$DB_URL" -Atc "SELECT to_char(date_trunc('minute', max(time)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM api_logs")
 
-say "replaying the detector from $FROM to $TO"
-t0=$(date +%s)
-"$BIN/pulsyon" detect backtest --database-url "$DB_URL" --from "$FROM" --to "$TO" --json \
-  >"$work/found.jsonl" 2>"$work/backtest.log"
-t1=$(date +%s)
-REPLAY_SUMMARY=$(tail -n 1 "$work/backtest.log")
+ARGS=()
+for tenant in $HISTORIES; do
+  range() {
+    psql "$DB_URL" -Atc "SELECT to_char(($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+      FROM api_logs l JOIN tenants t USING (tenant_id) WHERE t.name = '$tenant'"
+  }
+  FROM=$(range "min(time) + interval '2 hours 10 minutes'")
+  # The history ends where the seed stopped: past it every service goes silent.
+  TO=$(range "date_trunc('minute', max(time))")
+  say "replaying the detector over $tenant from $FROM to $TO"
+  t0=$(date +%s)
+  "$BIN/pulsyon" detect backtest --database-url "$DB_URL" --tenant "$tenant" --from "$FROM" --to "$TO" \
+    --json >"$work/found-$tenant.jsonl" 2>"$work/backtest-$tenant.log"
+  t1=$(date +%s)
+  ARGS+=("$tenant" "$FROM" "$TO" "$((t1 - t0))" "$(tail -n 1 "$work/seed-$tenant.log")" "$(tail -n 1 "$work/backtest-$tenant.log")")
+done
+say "the detector's cost per evaluation (benches/detect.rs)"
+COST=$(cd "$root" && cargo bench --quiet --bench detect 2>/dev/null | tail -n 1)
 
 out="$root/docs/perf/detection.md"
-python3 - "$work/injected.jsonl" "$work/found.jsonl" "$DAYS" "$RATE" "$SEED_SUMMARY" "$REPLAY_SUMMARY" "$((t1 - t0))" "$FROM" "$TO" >"$out" <<'PY'
-import json, sys
-from datetime import datetime, timedelta
-injected_path, found_path, days, rate, seed_summary, replay_summary, replay_secs, start, end = sys.argv[1:]
-parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
-injected = [json.loads(l) for l in open(injected_path) if l.strip()]
-found = [json.loads(l) for l in open(found_path) if l.strip()]
-services = 8
-matched = set()
-rows = []
-for inj in injected:
-    onset, stop = parse(inj["start"]), parse(inj["end"])
-    hit = None
-    for i, f in enumerate(found):
-        opened = parse(f["opened_at"])
-        if f["service"] == inj["service"] and onset - timedelta(minutes=2) <= opened <= stop + timedelta(minutes=5):
-            hit = i
-            break
-    if hit is None:
-        rows.append((inj, None))
-        continue
-    matched.add(hit)
-    # Later incidents of the same service inside the injection are the same cause, not false ones.
-    for i, f in enumerate(found):
-        if i != hit and f["service"] == inj["service"] and onset <= parse(f["opened_at"]) <= stop + timedelta(minutes=5):
-            matched.add(i)
-    rows.append((inj, found[hit]))
-false = [f for i, f in enumerate(found) if i not in matched]
-service_days = services * float(days)
-print("# Detection quality")
-print()
-print(f"Generated by `scripts/bench-detection.sh {days} {rate}`. Do not edit by hand: run the script.")
-print()
-print(f"- History: `pulsyon seed --days {days} --rate {rate}` (8 services and a ninth deployed broken near the end, daily cycle, 1.5% background 5xx,")
-print(f"  log-normal latencies) through the ingest API: {seed_summary}")
-print(f"- Replay: `pulsyon detect backtest --from {start} --to {end}` with the default rules and a 5 s clock:")
-print(f"  {replay_summary}, in {replay_secs} s. The replay counts the current minute pro rata, as the live")
-print("  detector sees it when traffic is spread evenly within a minute, so its delays stand for live ones.")
-print()
-print("## Injected incidents")
-print()
-print("Target: every one found, live delay from onset <= 60 s.")
-print()
-print("| kind | service | onset | opened | delay | first alert |")
-print("|---|---|---|---|---|---|")
-for inj, f in rows:
-    if f is None:
-        print(f"| {inj['kind']} | {inj['service']} | {inj['start']} | NOT FOUND | - | - |")
-        continue
-    delay = (parse(f["opened_at"]) - parse(inj["start"])).total_seconds()
-    alert = f["alerts"][0]["explanation"] if f["alerts"] else ""
-    print(f"| {inj['kind']} | {inj['service']} | {inj['start']} | {f['opened_at']} | {delay:.0f} s | {alert} |")
-print()
-print("The slow drift's delay counts from the start of its two-hour ramp: it is found when its")
-print("latency has grown past the rule's bar, which is the point of a drift.")
-print()
-print("## False incidents")
-print()
-print("Target: at most 1 per 7 service-days.")
-print()
-print(f"{len(false)} incident(s) not caused by an injection over {service_days:.0f} service-days: "
-      f"{len(false) * 7 / service_days:.2f} per 7 service-days.")
-print()
-if false:
-    print("| service | opened | resolved | first alert |")
-    print("|---|---|---|---|")
-    for f in false[:30]:
-        alert = f["alerts"][0]["explanation"] if f["alerts"] else ""
-        print(f"| {f['service']} | {f['opened_at']} | {f['resolved_at']} | {alert} |")
-PY
+python3 "$root/scripts/detection-report.py" "$work" "$DAYS" "$RATE" "$VDAYS" "$COST" "${ARGS[@]}" >"$out"
 say "wrote $out"
+cat "$out"

@@ -229,6 +229,21 @@ pub struct SeedArgs {
     /// Events per batch.
     #[arg(long, default_value_t = 1_000)]
     pub batch_size: usize,
+    /// The fleet: `classic` (the load generator's services, evenly loaded, and
+    /// five incidents) or `varied` (busy, quiet, fast, bursty and heavy-tailed
+    /// services, and the failures past the happy path; `--services` does not
+    /// apply, `--rate` scales the whole fleet, about 14 events/s at 1x).
+    #[arg(long, value_enum, default_value_t = Shape::Classic)]
+    pub shape: Shape,
+}
+
+/// The fleets `pulsyon seed` can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// The load generator's services and five incidents.
+    Classic,
+    /// Services of different kinds and the failures past the happy path.
+    Varied,
 }
 
 /// `pulsyon tenant ...`

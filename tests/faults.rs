@@ -217,7 +217,16 @@ async fn sigterm_under_load_answers_or_closes_every_stream_and_loses_nothing() {
     let ended = client
         .last_error()
         .expect("the stream was ended by the server");
-    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    // The server ends each stream with UNAVAILABLE, then closes the
+    // connection; a client still writing its next batch can meet the closed
+    // socket before it reads those trailers (an h2 broken pipe). Either way
+    // the stream ended and the SDK retries; what counts is that nothing is lost.
+    let closed_while_writing =
+        ended.code() == tonic::Code::Unknown && ended.message().contains("h2 protocol error");
+    assert!(
+        ended.code() == tonic::Code::Unavailable || closed_while_writing,
+        "{ended:?}"
+    );
     let logs = first.logs();
     assert!(
         logs.contains("writer drained"),

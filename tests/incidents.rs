@@ -715,6 +715,86 @@ async fn a_service_failing_from_its_first_minute_opens_an_incident_that_says_it_
     assert_eq!(store.open_incidents(tenant).await.unwrap().len(), 1);
 }
 
+/// `secs` seconds of a busy service from `at`: 10 requests a second over ten
+/// endpoints, one of which (`/gift-cards/{id}`, 3% of the traffic) fails
+/// `hidden_failing` of its requests; 1% background errors elsewhere.
+fn busy(at: OffsetDateTime, secs: i64, hidden_failing: f64) -> Vec<Event> {
+    let mut out = events("storefront", at, secs, 10, 0.0);
+    let (mut hidden, mut other) = (0u64, 0u64);
+    for (i, e) in out.iter_mut().enumerate() {
+        if i % 100 < 3 {
+            e.endpoint = "/gift-cards/{id}".into();
+            hidden += 1;
+            let failing = (hidden % 10) as f64 / 10.0 < hidden_failing;
+            e.status_code = if failing { 503 } else { 200 };
+        } else {
+            e.endpoint = format!("/route-{}", i % 9);
+            other += 1;
+            e.status_code = if other % 100 == 0 { 503 } else { 200 };
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_hidden_by_its_service_average_opens_an_incident_a_watch_receives() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
+        ..Default::default()
+    });
+    let mut s = Scenario::new(&db, DetectConfig::default()).await;
+    let mut stream = watch(server.channel().await, &key, pb::WatchRequest::default()).await;
+    let start = stats::floor(OffsetDateTime::now_utc(), 60) - time::Duration::hours(4);
+    for m in 0..150 {
+        s.write(busy(start + time::Duration::minutes(m), 60, 0.0))
+            .await;
+    }
+    // The gift-card endpoint fails 90% of its requests: 2.7% of the
+    // service's traffic, under its 5% bar.
+    let onset = start + time::Duration::minutes(150);
+    let mut opened_at = None;
+    for step in 0..24 {
+        let t = onset + time::Duration::seconds(step * 5);
+        s.write(busy(t, 5, 0.9)).await;
+        let tick = s
+            .detector
+            .tick(t + time::Duration::seconds(5))
+            .await
+            .unwrap();
+        if let Some(u) = tick.updates.first() {
+            opened_at.get_or_insert(u.at);
+        }
+    }
+    let opened_at = opened_at.expect("the failing endpoint opens an incident");
+    assert!(
+        opened_at - onset <= time::Duration::seconds(60),
+        "found {} after onset",
+        opened_at - onset
+    );
+    let opened = next_update(&mut stream).await;
+    assert_eq!(opened.kind, pb::UpdateKind::Opened as i32);
+    let alert = opened.alert.as_ref().unwrap();
+    assert_eq!(alert.endpoint, "/gift-cards/{id}");
+    assert_eq!(alert.kind, pb::AlertKind::ErrorRate as i32);
+    assert!(alert.observed > alert.threshold, "{alert:?}");
+    let incident = opened.incident.unwrap();
+    assert_eq!(incident.service, "storefront");
+    assert!(
+        incident.title.contains("/gift-cards/{id}"),
+        "the title names the endpoint: {}",
+        incident.title
+    );
+    // The service as a whole stays under its bar: only the endpoint fired.
+    let firing = s.store.firing_alerts().await.unwrap();
+    assert!(
+        firing.iter().all(|a| a.endpoint == "/gift-cards/{id}"),
+        "{firing:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_new_service_opens_nothing() {
     let db = TestDb::new().await;

@@ -330,6 +330,14 @@ fn rule_from_pb(rule: &pb::DetectionRule, field: &str) -> Result<(Kind, String, 
         ));
     }
     let set = |v: f64| (v != 0.0).then_some(v);
+    if kind != Kind::LatencyP95
+        && (rule.relative_factor.is_some() || rule.relative_min_ms.is_some())
+    {
+        return Err(invalid(
+            &name("relative_factor"),
+            "only latency_p95 has a relative bar",
+        ));
+    }
     let o = Override {
         enabled: Some(rule.enabled),
         threshold: set(rule.threshold),
@@ -339,6 +347,8 @@ fn rule_from_pb(rule: &pb::DetectionRule, field: &str) -> Result<(Kind, String, 
         fire_after: (rule.fire_after != 0).then_some(rule.fire_after),
         clear_after: (rule.clear_after != 0).then_some(rule.clear_after),
         severity: severity_from_pb(&name("severity"), rule.severity)?,
+        relative_factor: rule.relative_factor,
+        relative_min: rule.relative_min_ms,
     };
     Settings::defaults(kind)
         .overlay(&o)
@@ -389,6 +399,8 @@ fn rule_to_pb(kind: Kind, service: &str, s: &Settings) -> pb::DetectionRule {
         fire_after: s.fire_after,
         clear_after: s.clear_after,
         severity: s.severity.map(severity_to_pb).unwrap_or_default(),
+        relative_factor: (kind == Kind::LatencyP95).then_some(s.relative_factor),
+        relative_min_ms: (kind == Kind::LatencyP95).then_some(s.relative_min),
     }
 }
 
@@ -404,5 +416,7 @@ fn override_to_pb(kind: Kind, service: &str, o: &Override) -> pb::DetectionRule 
         fire_after: o.fire_after.unwrap_or_default(),
         clear_after: o.clear_after.unwrap_or_default(),
         severity: o.severity.map(severity_to_pb).unwrap_or_default(),
+        relative_factor: o.relative_factor,
+        relative_min_ms: o.relative_min,
     }
 }

@@ -71,7 +71,12 @@ fn windows_at(
                 .flatten()
                 .map(move |r| (*r, weight))
         });
-    weighted_windows(rows, (now - previous).as_seconds_f64())
+    weighted_windows(
+        rows,
+        (now - previous).as_seconds_f64(),
+        minute,
+        (now - minute).as_seconds_f64(),
+    )
 }
 
 /// Replays detection over [from, to) on `rows` (which must reach back

@@ -51,7 +51,8 @@ pub struct DetectConfig {
     pub long_baseline: Duration,
     /// When incidents reopen and resolve by themselves.
     pub lifecycle: Policy,
-    /// Endpoints are evaluated on their own from this many requests a minute (baseline).
+    /// Endpoints are evaluated on their own from this many requests a minute
+    /// (baseline): low, since every reading must also be beyond chance.
     pub endpoint_min_rpm: f64,
 }
 
@@ -62,7 +63,7 @@ impl Default for DetectConfig {
             baseline: Duration::from_secs(2 * 3_600),
             long_baseline: Duration::from_secs(24 * 3_600),
             lifecycle: Policy::default(),
-            endpoint_min_rpm: 30.0,
+            endpoint_min_rpm: 3.0,
         }
     }
 }
@@ -163,7 +164,16 @@ pub fn baselines(
                 .filter(|r| r.count > 0)
                 .map(|r| r.p95_ms)
                 .collect();
+            let evidence_from = to - time::Duration::minutes(i64::from(rules::EVIDENCE_MINUTES));
+            let (before_requests, before_errors) = rows
+                .iter()
+                .filter(|r| r.bucket >= evidence_from)
+                .fold((0, 0), |(n, e), r| {
+                    (n + r.count.max(0) as u64, e + r.status_5xx.max(0) as u64)
+                });
             let b = Baseline {
+                before_requests,
+                before_errors,
                 error_rate: rules::median(&mut errors),
                 error_minutes,
                 p95_ms: rules::median(&mut p95),
@@ -178,15 +188,22 @@ pub fn baselines(
 
 /// Windows of every subject from weighted minute rows (a weight below 1
 /// counts that share of a row: counts scaled and rounded, histogram alike),
-/// the window covering `seconds`.
+/// the window covering `seconds`, of which the rows of `latest` (the current
+/// minute) cover `latest_seconds`.
 pub fn weighted_windows<'a>(
     rows: impl IntoIterator<Item = (&'a MinuteRow, f64)>,
     seconds: f64,
+    latest: OffsetDateTime,
+    latest_seconds: f64,
 ) -> HashMap<Subject, Window> {
     let mut acc: HashMap<Subject, (Window, Histogram)> = HashMap::new();
     for (r, weight) in rows {
         let entry = acc.entry(Subject::of_row(r)).or_default();
-        entry.0.requests += (r.count.max(0) as f64 * weight).round() as u64;
+        let requests = (r.count.max(0) as f64 * weight).round() as u64;
+        entry.0.requests += requests;
+        if r.bucket == latest {
+            entry.0.latest_requests += requests;
+        }
         entry.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
         if weight >= 1.0 {
             entry.1.merge(&r.histogram);
@@ -197,6 +214,7 @@ pub fn weighted_windows<'a>(
     acc.into_iter()
         .map(|(s, (mut w, h))| {
             w.seconds = seconds;
+            w.latest_seconds = latest_seconds;
             w.p95_ms = h.quantile(0.95).unwrap_or(0.0);
             w.latency = h;
             (s, w)
@@ -210,9 +228,12 @@ pub fn windows(
     from: OffsetDateTime,
     now: OffsetDateTime,
 ) -> HashMap<Subject, Window> {
+    let minute = stats::floor(now, 60);
     weighted_windows(
         rows.iter().filter(|r| r.bucket >= from).map(|r| (r, 1.0)),
         (now - from).as_seconds_f64().max(1.0),
+        minute,
+        (now - minute).as_seconds_f64(),
     )
 }
 
@@ -278,6 +299,7 @@ impl State {
             }
             let empty = Window {
                 seconds: f64::from(window_secs),
+                latest_seconds: f64::from(window_secs - 60).max(0.0),
                 ..Window::default()
             };
             let window = windows.get(subject).unwrap_or(&empty);
@@ -321,7 +343,7 @@ impl State {
                                     baseline: r.baseline,
                                     no_baseline: r.no_baseline,
                                     threshold: r.threshold,
-                                    window_secs,
+                                    window_secs: r.seconds.round() as i32,
                                     fired_at: now,
                                     cleared_at: None,
                                 },
@@ -371,6 +393,7 @@ fn silent_tenants(
         );
         let empty = Window {
             seconds: f64::from(window_secs),
+            latest_seconds: f64::from(window_secs - 60).max(0.0),
             ..Window::default()
         };
         let window = windows.get(subject).unwrap_or(&empty);

@@ -21,6 +21,10 @@ pub struct Window {
     pub p95_ms: f64,
     /// The latencies.
     pub latency: Histogram,
+    /// Requests of the current minute so far (the window's newest part).
+    pub latest_requests: u64,
+    /// Seconds of the current minute so far.
+    pub latest_seconds: f64,
 }
 
 /// The subject's usual behaviour: medians over the previous hours' minutes.
@@ -39,6 +43,11 @@ pub struct Baseline {
     pub requests_per_minute: f64,
     /// Minutes the baseline was made of.
     pub minutes: u32,
+    /// Requests of the [`EVIDENCE_MINUTES`] just before the window: with the
+    /// window, the longer evidence a low-volume subject's error rate is read over.
+    pub before_requests: u64,
+    /// 5xx of the same minutes.
+    pub before_errors: u64,
 }
 
 /// A rule's reading of a window: the value, what it was compared with, and
@@ -57,6 +66,9 @@ pub struct Reading {
     pub no_baseline: bool,
     /// `Some` when the window is bad.
     pub bad: Option<Severity>,
+    /// Seconds of traffic the reading was made over (the window, the longer
+    /// evidence window, or the current minute so far).
+    pub seconds: f64,
 }
 
 /// Fewest minutes of history before the baseline counts.
@@ -86,6 +98,65 @@ pub fn significance(errors: u64, requests: u64, rate: f64) -> f64 {
 /// about 1 in 160 at the bar itself, and far rarer for a subject behaving as
 /// usual, whose true rate is well below the bar.
 pub const MIN_Z: f64 = 2.5;
+
+/// The chance of a count at least that high at the bar's rate, below which it
+/// is beyond chance: the one-sided tail of [`MIN_Z`].
+pub const MAX_CHANCE: f64 = 0.0062;
+
+/// Minutes just before the window that the longer evidence window adds.
+pub const EVIDENCE_MINUTES: u32 = 3;
+
+/// Fewest requests the longer evidence window needs.
+pub const EVIDENCE_MIN_REQUESTS: u64 = 5;
+
+/// Traffic drop reads the current minute on its own from this many seconds
+/// into it, when the baseline expects at least [`LATEST_MIN_EXPECTED`] requests by then.
+pub const LATEST_MIN_SECONDS: f64 = 20.0;
+
+/// See [`LATEST_MIN_SECONDS`].
+pub const LATEST_MIN_EXPECTED: f64 = 10.0;
+
+/// P(X >= k) for X binomial(n, p).
+pub fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    // ln of the probability of exactly k, then the terms above it by their ratio.
+    let (kf, nf) = (k as f64, n as f64);
+    let ln_choose: f64 = (1..=k)
+        .map(|j| ((nf - kf + j as f64) / j as f64).ln())
+        .sum();
+    let mut term = (ln_choose + kf * p.ln() + (nf - kf) * (1.0 - p).ln()).exp();
+    let odds = p / (1.0 - p);
+    let mut sum = 0.0;
+    let mut i = k;
+    while i <= n {
+        sum += term;
+        if term < sum * 1e-12 {
+            break;
+        }
+        term *= (nf - i as f64) / (i as f64 + 1.0) * odds;
+        i += 1;
+    }
+    sum.min(1.0)
+}
+
+/// Whether `k` of `n` is beyond chance at the rate `p`: the exact binomial
+/// tail for small counts (where the normal approximation would call two
+/// errors in five requests significant), the normal approximation above.
+pub fn beyond_chance(k: u64, n: u64, p: f64) -> bool {
+    if n <= 2_000 {
+        binomial_tail(k, n, p) <= MAX_CHANCE
+    } else {
+        significance(k, n, p) >= MIN_Z
+    }
+}
 
 /// Bad above `bar`: critical from `critical_at`, warning below it.
 fn graded(observed: f64, bar: f64, critical_at: f64) -> Option<Severity> {
@@ -118,10 +189,6 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
     }
     match kind {
         Kind::ErrorRate => {
-            if (w.requests as f64) < s.min_requests {
-                return None;
-            }
-            let observed = w.errors as f64 / w.requests as f64;
             let healthy =
                 b.minutes >= MIN_BASELINE_MINUTES && b.error_minutes >= MIN_BASELINE_MINUTES;
             let (bar, threshold) = if healthy {
@@ -133,18 +200,44 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 let bar = s.threshold.max(NO_BASELINE_ERROR_BAR);
                 (bar, bar)
             };
-            // Above the bar by more than chance: a handful of errors in a
-            // small window is noise, not an incident.
-            let bad = graded(observed, bar, s.critical_at)
-                .filter(|_| significance(w.errors, w.requests, bar) >= MIN_Z);
-            Some(Reading {
-                kind,
-                observed,
-                baseline: if healthy { b.error_rate } else { 0.0 },
-                threshold,
-                no_baseline: !healthy,
-                bad,
-            })
+            let reading = |errors: u64, requests: u64, seconds: f64| {
+                let observed = errors as f64 / requests.max(1) as f64;
+                // Above the bar by more than chance: a handful of errors in a
+                // small window is noise, not an incident.
+                let bad = graded(observed, bar, s.critical_at)
+                    .filter(|_| beyond_chance(errors, requests, bar));
+                Reading {
+                    kind,
+                    observed,
+                    baseline: if healthy { b.error_rate } else { 0.0 },
+                    threshold,
+                    no_baseline: !healthy,
+                    bad,
+                    seconds,
+                }
+            };
+            let short = ((w.requests as f64) >= s.min_requests)
+                .then(|| reading(w.errors, w.requests, w.seconds));
+            // The longer evidence: the window and the minutes before it, for a
+            // subject too quiet to show much in one window, or failing more
+            // each minute (a ramp). It counts while the window itself still
+            // shows the failure (or is empty), so an ended failure clears.
+            let still_failing = w.requests == 0 || w.errors as f64 / w.requests as f64 > bar;
+            let long_requests = w.requests + b.before_requests;
+            let long =
+                (b.before_requests > 0 && long_requests >= EVIDENCE_MIN_REQUESTS && still_failing)
+                    .then(|| {
+                        reading(
+                            w.errors + b.before_errors,
+                            long_requests,
+                            w.seconds + f64::from(EVIDENCE_MINUTES) * 60.0,
+                        )
+                    });
+            match (short, long) {
+                (Some(short), _) if short.bad.is_some() => Some(short),
+                (_, Some(long)) if long.bad.is_some() => Some(long),
+                (short, long) => short.or(long),
+            }
         }
         Kind::LatencyP95 => {
             if (w.requests as f64) < s.min_requests {
@@ -158,64 +251,80 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             } else {
                 b.p95_ms
             };
-            let bar = s.threshold.max(base * s.baseline_factor);
+            let absolute = s.threshold.max(base * s.baseline_factor);
+            // A fast service several times slower than usual is a regression
+            // even under the absolute threshold.
+            let relative = if s.relative_factor > 0.0 && base > 0.0 {
+                (base * s.relative_factor).max(base + s.relative_min)
+            } else {
+                f64::INFINITY
+            };
+            let bar = absolute.min(relative);
             // The p95 is above the bar when more than 5% of requests are;
             // it counts when that share is beyond chance, not a few slow
             // requests in a small window.
             let slow = w.latency.count_above(bar);
             let bad = graded(observed, bar, s.critical_at)
-                .filter(|_| significance(slow, w.latency.count(), 0.05) >= MIN_Z);
+                .filter(|_| beyond_chance(slow, w.latency.count(), 0.05));
             Some(Reading {
                 kind,
                 observed,
                 baseline: base,
-                threshold: s.threshold,
+                threshold: if relative < absolute {
+                    bar
+                } else {
+                    s.threshold
+                },
                 no_baseline: false,
                 bad,
+                seconds: w.seconds,
             })
         }
         Kind::TrafficDrop => {
             if b.requests_per_minute < s.min_requests || w.seconds <= 0.0 {
                 return None;
             }
-            let observed = w.requests as f64 * 60.0 / w.seconds;
             let floor = b.requests_per_minute * s.threshold;
-            Some(Reading {
-                kind,
-                observed,
-                baseline: b.requests_per_minute,
-                threshold: floor,
-                no_baseline: false,
-                bad: (observed < floor).then_some(Severity::Critical),
-            })
+            let reading = |requests: u64, seconds: f64| {
+                let observed = requests as f64 * 60.0 / seconds;
+                Reading {
+                    kind,
+                    observed,
+                    baseline: b.requests_per_minute,
+                    threshold: floor,
+                    no_baseline: false,
+                    bad: (observed < floor).then_some(Severity::Critical),
+                    seconds,
+                }
+            };
+            let whole = reading(w.requests, w.seconds);
+            if whole.bad.is_some() {
+                return Some(whole);
+            }
+            // The current minute alone, once the baseline expects enough of it:
+            // a sharp drop shows there before it weighs on the whole window.
+            let expected = b.requests_per_minute * w.latest_seconds / 60.0;
+            if w.latest_seconds >= LATEST_MIN_SECONDS && expected >= LATEST_MIN_EXPECTED {
+                let latest = reading(w.latest_requests, w.latest_seconds);
+                if latest.bad.is_some() {
+                    return Some(latest);
+                }
+            }
+            Some(whole)
         }
     }
 }
 
-/// The sentence that explains a reading.
-pub fn explain(r: &Reading, window_secs: u64) -> String {
-    let pct = |v: f64| format!("{:.1}%", v * 100.0);
-    match r.kind {
-        Kind::ErrorRate if r.no_baseline => format!(
-            "error rate {} over {window_secs}s, no healthy baseline yet (a new service, or failing since it started), threshold {}",
-            pct(r.observed),
-            pct(r.threshold)
-        ),
-        Kind::ErrorRate => format!(
-            "error rate {} over {window_secs}s, baseline {}, threshold {}",
-            pct(r.observed),
-            pct(r.baseline),
-            pct(r.threshold)
-        ),
-        Kind::LatencyP95 => format!(
-            "p95 latency {:.0} ms over {window_secs}s, baseline {:.0} ms, threshold {:.0} ms",
-            r.observed, r.baseline, r.threshold
-        ),
-        Kind::TrafficDrop => format!(
-            "{:.1} requests/min over {window_secs}s, baseline {:.1}/min, floor {:.1}/min",
-            r.observed, r.baseline, r.threshold
-        ),
-    }
+/// The sentence that explains a reading (the incidents' wording).
+pub fn explain(r: &Reading) -> String {
+    crate::incidents::explain::sentence(
+        r.kind,
+        r.observed,
+        r.baseline,
+        r.no_baseline,
+        r.threshold,
+        r.seconds.round() as u64,
+    )
 }
 
 /// Hysteresis of one (subject, rule): counts consecutive bad and good readings.
@@ -294,6 +403,7 @@ mod tests {
             requests_per_minute: 300.0,
             minutes: 60,
             error_minutes: 60,
+            ..Baseline::default()
         }
     }
 
@@ -308,6 +418,8 @@ mod tests {
             errors,
             p95_ms: p95,
             latency,
+            latest_requests: requests / 3,
+            latest_seconds: 30.0,
         }
     }
 
@@ -361,9 +473,9 @@ mod tests {
             assert!(half.no_baseline);
             assert_eq!(half.threshold, NO_BASELINE_ERROR_BAR);
             assert!(
-                explain(&half, 60).contains("no healthy baseline yet"),
+                explain(&half).contains("no healthy baseline yet"),
                 "{}",
-                explain(&half, 60)
+                explain(&half)
             );
             // Healthy noise of a new service does not fire: below the bar, or
             // not beyond chance just above it.
@@ -392,7 +504,8 @@ mod tests {
                 .unwrap()
                 .bad
         };
-        assert_eq!(bad(400.0), None);
+        // 2.5 times the baseline of 120 ms: under both bars.
+        assert_eq!(bad(300.0), None);
         assert_eq!(bad(900.0), Some(Severity::Warning));
         assert_eq!(bad(2_500.0), Some(Severity::Critical));
         // Three slow requests in sixty: a p95 above the bar, but by chance.
@@ -417,12 +530,163 @@ mod tests {
         assert_eq!(drop(400).unwrap().bad, None);
         let silent = drop(10).unwrap();
         assert_eq!(silent.bad, Some(Severity::Critical));
-        assert!(explain(&silent, 90).starts_with("6.7 requests/min over 90s, baseline 300.0/min"));
+        assert!(explain(&silent).starts_with("6.7 requests/min over 90s, baseline 300.0/min"));
         let quiet = Baseline {
             requests_per_minute: 2.0,
             ..baseline()
         };
         assert!(read(Kind::TrafficDrop, &s, &window(0, 0, 0.0), &quiet).is_none());
+    }
+
+    #[test]
+    fn the_binomial_tail_is_exact_where_the_normal_approximation_is_not() {
+        // Two errors in five requests at a 5% bar: the normal approximation
+        // calls it beyond chance; it happens once in 44 windows.
+        assert!(significance(2, 5, 0.05) >= MIN_Z);
+        assert!((binomial_tail(2, 5, 0.05) - 0.0226).abs() < 1e-4);
+        assert!(!beyond_chance(2, 5, 0.05));
+        assert!(beyond_chance(5, 5, 0.05));
+        assert!((binomial_tail(1, 1, 0.3) - 0.3).abs() < 1e-12);
+        assert_eq!(binomial_tail(0, 10, 0.5), 1.0);
+        assert_eq!(binomial_tail(11, 10, 0.5), 0.0);
+        let sum: f64 = (0..=20)
+            .map(|k| binomial_tail(k, 20, 0.2) - binomial_tail(k + 1, 20, 0.2))
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+        // Far beyond the exact range, the normal approximation decides.
+        assert!(beyond_chance(700, 10_000, 0.05));
+        assert!(!beyond_chance(520, 10_000, 0.05));
+    }
+
+    /// A quiet service: 4 requests a minute, 1% errors usually.
+    fn quiet(before_requests: u64, before_errors: u64) -> Baseline {
+        Baseline {
+            requests_per_minute: 4.0,
+            before_requests,
+            before_errors,
+            ..baseline()
+        }
+    }
+
+    #[test]
+    fn a_quiet_service_is_read_over_the_longer_evidence_window() {
+        let s = Settings::defaults(Kind::ErrorRate);
+        let r = |w: Window, b: Baseline| read(Kind::ErrorRate, &s, &w, &b);
+        // Six requests, all failing, after twelve with three failing: too few
+        // for the window alone, plain over the four and a half minutes.
+        let down = r(window(6, 6, 1.0), quiet(12, 3)).unwrap();
+        assert_eq!(down.bad, Some(Severity::Critical));
+        assert_eq!(down.seconds, 90.0 + 180.0);
+        assert!(explain(&down).contains("over 270s"), "{}", explain(&down));
+        // Healthy quiet traffic with a stray error is not an incident.
+        assert_eq!(r(window(6, 1, 1.0), quiet(12, 0)).and_then(|r| r.bad), None);
+        assert_eq!(r(window(6, 0, 1.0), quiet(12, 2)).and_then(|r| r.bad), None);
+        // Nothing at all to read.
+        assert!(r(window(0, 0, 1.0), quiet(0, 0)).is_none());
+    }
+
+    #[test]
+    fn the_longer_window_catches_a_ramp_and_lets_an_ended_failure_clear() {
+        let s = Settings::defaults(Kind::ErrorRate);
+        let r = |w: Window, b: Baseline| read(Kind::ErrorRate, &s, &w, &b).unwrap();
+        // 9% of 90 in the window: above the 5% bar, not beyond chance alone;
+        // with the three minutes before it (10% of 180), it is.
+        let ramp = Baseline {
+            requests_per_minute: 60.0,
+            before_requests: 180,
+            before_errors: 18,
+            ..baseline()
+        };
+        assert_eq!(
+            r(
+                window(90, 8, 1.0),
+                Baseline {
+                    before_requests: 0,
+                    ..ramp
+                }
+            )
+            .bad,
+            None
+        );
+        let found = r(window(90, 8, 1.0), ramp);
+        assert_eq!(found.bad, Some(Severity::Warning));
+        assert_eq!(found.seconds, 270.0);
+        // The failure ended: the window is healthy again, the minutes before
+        // it are not; the reading is the window's, and good.
+        let ended = Baseline {
+            before_errors: 90,
+            ..ramp
+        };
+        let after = r(window(90, 1, 1.0), ended);
+        assert_eq!((after.bad, after.seconds), (None, 90.0));
+    }
+
+    #[test]
+    fn a_fast_service_several_times_slower_is_a_regression_under_the_threshold() {
+        let s = Settings::defaults(Kind::LatencyP95);
+        let fast = Baseline {
+            p95_ms: 60.0,
+            ..baseline()
+        };
+        let r =
+            |p95: f64, b: Baseline| read(Kind::LatencyP95, &s, &window(450, 0, p95), &b).unwrap();
+        let slow = r(240.0, fast);
+        assert_eq!(slow.bad, Some(Severity::Warning));
+        assert_eq!(slow.threshold, 180.0);
+        assert!(
+            explain(&slow).contains("baseline 60 ms"),
+            "{}",
+            explain(&slow)
+        );
+        // Wobbles are not regressions.
+        assert_eq!(r(110.0, fast).bad, None);
+        // A few milliseconds more is nothing, however many times the baseline.
+        let tiny = Baseline {
+            p95_ms: 2.0,
+            ..baseline()
+        };
+        assert_eq!(r(7.0, tiny).bad, None);
+        assert_eq!(r(60.0, tiny).bad, Some(Severity::Warning));
+        // Far off is critical, as with the absolute bar.
+        assert_eq!(r(2_500.0, fast).bad, Some(Severity::Critical));
+        // The relative bar can be turned off.
+        let off = Settings {
+            relative_factor: 0.0,
+            ..s.clone()
+        };
+        let reading = read(Kind::LatencyP95, &off, &window(450, 0, 240.0), &fast).unwrap();
+        assert_eq!(reading.bad, None);
+    }
+
+    #[test]
+    fn a_sharp_traffic_drop_shows_in_the_current_minute_first() {
+        let s = Settings::defaults(Kind::TrafficDrop);
+        let b = baseline(); // 300 requests a minute
+        // The previous minute was normal; 30 s into this one, nothing.
+        let w = Window {
+            seconds: 90.0,
+            requests: 300,
+            latest_requests: 0,
+            latest_seconds: 30.0,
+            ..Window::default()
+        };
+        let drop = read(Kind::TrafficDrop, &s, &w, &b).unwrap();
+        assert_eq!(drop.bad, Some(Severity::Critical));
+        assert_eq!(drop.seconds, 30.0);
+        // Too early in the minute to say.
+        let early = Window {
+            requests: 300,
+            latest_seconds: 10.0,
+            seconds: 70.0,
+            ..Window::default()
+        };
+        assert_eq!(read(Kind::TrafficDrop, &s, &early, &b).unwrap().bad, None);
+        // Normal traffic this minute.
+        let normal = Window {
+            latest_requests: 140,
+            ..w
+        };
+        assert_eq!(read(Kind::TrafficDrop, &s, &normal, &b).unwrap().bad, None);
     }
 
     #[test]

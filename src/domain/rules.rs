@@ -59,6 +59,11 @@ pub struct Settings {
     pub clear_after: u32,
     /// When set, every alert of the rule has this severity (no grading).
     pub severity: Option<Severity>,
+    /// Latency p95: a p95 this many times its baseline is bad even under
+    /// `threshold` (0: no relative bar).
+    pub relative_factor: f64,
+    /// Latency p95: the least rise above the baseline (ms) the relative bar asks for.
+    pub relative_min: f64,
 }
 
 /// A partial [`Settings`], as stored in `detection_rules.settings`.
@@ -81,6 +86,10 @@ pub struct Override {
     pub clear_after: Option<u32>,
     /// See [`Settings::severity`].
     pub severity: Option<Severity>,
+    /// See [`Settings::relative_factor`].
+    pub relative_factor: Option<f64>,
+    /// See [`Settings::relative_min`].
+    pub relative_min: Option<f64>,
 }
 
 impl Default for Settings {
@@ -101,6 +110,8 @@ impl Settings {
             fire_after: 2,
             clear_after: 6,
             severity: None,
+            relative_factor: 0.0,
+            relative_min: 0.0,
         };
         match kind {
             Kind::ErrorRate => Settings {
@@ -115,6 +126,8 @@ impl Settings {
                 baseline_factor: 2.0,
                 min_requests: 20.0,
                 critical_at: 2_000.0,
+                relative_factor: 3.0,
+                relative_min: 50.0,
                 ..base
             },
             Kind::TrafficDrop => Settings {
@@ -138,7 +151,9 @@ impl Settings {
             min_requests,
             critical_at,
             fire_after,
-            clear_after
+            clear_after,
+            relative_factor,
+            relative_min
         );
         if o.severity.is_some() {
             self.severity = o.severity;
@@ -158,6 +173,11 @@ impl Settings {
         positive("threshold", self.threshold)?;
         positive("baseline_factor", self.baseline_factor)?;
         positive("min_requests", self.min_requests)?;
+        positive("relative_factor", self.relative_factor)?;
+        positive("relative_min_ms", self.relative_min)?;
+        if self.relative_factor > 0.0 && self.relative_factor < 1.0 {
+            return Err("relative_factor: 0 (off) or at least 1".into());
+        }
         if self.critical_at.is_nan() || self.critical_at < 0.0 {
             return Err("critical_at: must be at least 0".into());
         }

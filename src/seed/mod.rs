@@ -9,6 +9,11 @@
 //! up to 1.5 s over two hours), an outage, and a broken deploy: a new service
 //! (`ratings`, no history before it) failing half its requests from its
 //! first minute for 20 minutes, then healthy to the end.
+//!
+//! `--shape varied` sends another fleet instead (`varied`): busy, quiet, fast,
+//! bursty and heavy-tailed services, with the failures past the happy path.
+
+pub mod varied;
 
 use std::{
     io::IsTerminal,
@@ -21,7 +26,7 @@ use pulsyon_client::{Client, ClientOptions, Stats};
 use pulsyon_loadgen::{Fault, Generator, Rng};
 use time::OffsetDateTime;
 
-use crate::config::SeedArgs;
+use crate::config::{SeedArgs, Shape};
 
 /// The fault of an injected incident at `t`: a slow drift ramps up from
 /// nothing to its full added latency over its span; the others are steady.
@@ -62,13 +67,27 @@ pub struct Injected {
     pub fault: Fault,
 }
 
+/// A time in RFC 3339.
+fn rfc3339(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Where the seed's events come from: the arrival rate at a time, the events
+/// of one arrival, and the injected incidents as JSON lines.
+pub trait Source {
+    /// Events a second at `t`.
+    fn rate(&self, t: SystemTime) -> f64;
+    /// The events of one arrival at `t` (none when a failure swallowed it).
+    fn events_at(&mut self, t: SystemTime) -> Vec<pulsyon_client::Event>;
+    /// The injected incidents, one JSON object each.
+    fn injected(&self) -> Vec<String>;
+}
+
 impl Injected {
     fn json(&self) -> String {
-        let rfc = |t: SystemTime| {
-            OffsetDateTime::from(t)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
+        let rfc = rfc3339;
         format!(
             "{{\"kind\":\"{}\",\"service\":\"{}\",\"start\":\"{}\",\"end\":\"{}\",\"error_rate\":{},\"latency_factor\":{},\"added_latency_ms\":{}}}",
             self.kind,
@@ -156,6 +175,51 @@ pub fn schedule(end: SystemTime, span: Duration, services: &[&'static str]) -> V
     ]
 }
 
+/// The classic fleet: the load generator's services, evenly loaded, with
+/// the five incidents of [`schedule`].
+struct Classic {
+    generator: Generator,
+    incidents: Vec<Injected>,
+    rate: f64,
+    services: usize,
+    arrivals: Rng,
+}
+
+impl Source for Classic {
+    fn rate(&self, t: SystemTime) -> f64 {
+        self.rate * daily_factor(t)
+    }
+
+    fn events_at(&mut self, t: SystemTime) -> Vec<pulsyon_client::Event> {
+        let incidents = &self.incidents;
+        let fault = |service: &str| {
+            incidents
+                .iter()
+                .find(|i| i.service == service && i.start <= t && t < i.end)
+                .map(|i| fault_at(i, t))
+        };
+        let mut events = vec![self.generator.event_with(t, fault)];
+        // After its deploy the new service gets a share like any other's.
+        let deploy = incidents.iter().find(|i| i.kind == "broken_deploy");
+        if let Some(d) = deploy.filter(|d| d.start <= t)
+            && self.arrivals.below(self.services.max(1)) == 0
+        {
+            let fault = if t < d.end { d.fault } else { Fault::default() };
+            let mut event = self.generator.event_with(t, |_| Some(fault));
+            event.service = d.service.into();
+            event.endpoint = "/api/v1/ratings".into();
+            event.method = "GET".into();
+            event.host = format!("{}-0", d.service);
+            events.push(event);
+        }
+        events
+    }
+
+    fn injected(&self) -> Vec<String> {
+        self.incidents.iter().map(Injected::json).collect()
+    }
+}
+
 /// The daily cycle: a factor on the average rate, 0.6 to 1.4, highest mid-afternoon UTC.
 pub fn daily_factor(t: SystemTime) -> f64 {
     let secs = t
@@ -202,8 +266,8 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let end = SystemTime::now();
     let span = Duration::from_secs_f64(args.days * 86_400.0);
     let start = end - span;
-    let mut generator = Generator::new(args.seed, args.services);
-    let incidents = if args.incidents {
+    let generator = Generator::new(args.seed, args.services);
+    let incidents = if args.incidents && args.shape == Shape::Classic {
         schedule(end, span, &generator.service_names())
     } else {
         Vec::new()
@@ -222,38 +286,38 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let tty = std::io::stderr().is_terminal();
     let expected = args.rate * span.as_secs_f64();
+    let services = match args.shape {
+        Shape::Classic => args.services,
+        Shape::Varied => varied::service_names().len(),
+    };
     eprintln!(
-        "seeding {} days of {} services at {} events/s on average (about {expected:.0} events) into {}",
-        args.days, args.services, args.rate, args.url
+        "seeding {} days of {services} services at {} events/s on average (about {expected:.0} events) into {}",
+        args.days, args.rate, args.url
     );
 
     let mut arrivals = Rng::new(args.seed ^ 0x5eed);
-    let deploy = incidents.iter().find(|i| i.kind == "broken_deploy");
+    let mut source: Box<dyn Source> = match args.shape {
+        Shape::Classic => Box::new(Classic {
+            generator,
+            incidents,
+            rate: args.rate,
+            services: args.services,
+            arrivals: Rng::new(args.seed ^ 0xc1a5),
+        }),
+        Shape::Varied => Box::new(varied::Varied::new(
+            args.seed,
+            args.rate,
+            end,
+            span,
+            args.incidents,
+        )),
+    };
     let mut t = start;
     let mut generated: u64 = 0;
     let started = Instant::now();
     let mut last_report = Instant::now();
     while t < end {
-        let fault = |service: &str| {
-            incidents
-                .iter()
-                .find(|i| i.service == service && i.start <= t && t < i.end)
-                .map(|i| fault_at(i, t))
-        };
-        let mut events = vec![generator.event_with(t, fault)];
-        // After its deploy the new service gets a share like any other's.
-        if let Some(d) = deploy.filter(|d| d.start <= t)
-            && arrivals.below(args.services.max(1)) == 0
-        {
-            let fault = if t < d.end { d.fault } else { Fault::default() };
-            let mut event = generator.event_with(t, |_| Some(fault));
-            event.service = d.service.into();
-            event.endpoint = "/api/v1/ratings".into();
-            event.method = "GET".into();
-            event.host = format!("{}-0", d.service);
-            events.push(event);
-        }
-        for event in events {
+        for event in source.events_at(t) {
             let client = &clients[generated as usize % clients.len()];
             if client.send(event).await.is_err() {
                 let why = client
@@ -265,8 +329,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             generated += 1;
         }
         // Exponential gaps at the rate of the moment: Poisson arrivals.
-        let rate = args.rate * daily_factor(t);
-        let gap = -(1.0 - arrivals.unit()).ln() / rate;
+        let gap = -(1.0 - arrivals.unit()).ln() / source.rate(t);
         t += Duration::from_secs_f64(gap);
         if last_report.elapsed() >= Duration::from_millis(if tty { 250 } else { 5_000 }) {
             last_report = Instant::now();
@@ -299,8 +362,8 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         stats.dropped,
         stats.acked as f64 / seconds
     );
-    for incident in &incidents {
-        println!("{}", incident.json());
+    for line in source.injected() {
+        println!("{line}");
     }
     if stats.acked + stats.rejected < generated || stats.dropped > 0 {
         anyhow::bail!(
