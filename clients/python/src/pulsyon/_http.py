@@ -91,6 +91,22 @@ class Recorder:
         self.client.send(event)
 
 
+class Middleware:
+    """What the ASGI and WSGI middleware share: the app they wrap and the recorder."""
+
+    def __init__(
+        self,
+        app,
+        client,
+        service: str,
+        environment: str = "",
+        release: str = "",
+        host: Optional[str] = None,
+    ):
+        self.app = app
+        self.recorder = Recorder(client, service, environment, release, host)
+
+
 def _bounded(text: Optional[str], limit: int) -> str:
     """`text` cut to the server's limit in bytes (a header is the client's to choose)."""
     if not text:

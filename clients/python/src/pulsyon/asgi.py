@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from pulsyon._http import Recorder, content_length
+from pulsyon._http import Middleware, content_length
 
 __all__ = ["PulsyonMiddleware"]
 
@@ -32,23 +32,11 @@ def _route_template(scope: dict, root_path: str) -> Optional[str]:
     return prefix + path
 
 
-class PulsyonMiddleware:
+class PulsyonMiddleware(Middleware):
     """Records each HTTP request: service from config, endpoint from the route
     template, method, status, latency, request/response sizes, and the trace id
     of a W3C `traceparent` header. `client` is a `pulsyon.Client` or
     `pulsyon.aio.Client`: `send` never waits either way."""
-
-    def __init__(
-        self,
-        app,
-        client,
-        service: str,
-        environment: str = "",
-        release: str = "",
-        host: Optional[str] = None,
-    ):
-        self.app = app
-        self.recorder = Recorder(client, service, environment, release, host)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from pulsyon._http import Recorder, content_length
+from pulsyon._http import Middleware, content_length
 
 __all__ = ["PulsyonMiddleware", "instrument_flask", "DjangoRoute"]
 
@@ -59,22 +59,10 @@ class _Body:
                 done(self.bytes)
 
 
-class PulsyonMiddleware:
+class PulsyonMiddleware(Middleware):
     """Records each request: service from config, endpoint from
     `environ["pulsyon.route"]`, method, status, latency (until the response was
     written), sizes, and the trace id of a W3C `traceparent` header."""
-
-    def __init__(
-        self,
-        app,
-        client,
-        service: str,
-        environment: str = "",
-        release: str = "",
-        host: Optional[str] = None,
-    ):
-        self.app = app
-        self.recorder = Recorder(client, service, environment, release, host)
 
     def __call__(self, environ, start_response):
         started_ns = time.time_ns()
