@@ -1214,6 +1214,42 @@ async fn detection_rules_are_overridden_per_tenant_and_service_through_admin() {
     assert!(!again.deleted);
     assert_eq!(error_rate(&listed("payments").await), 0.1);
 
+    // The relative latency bar: its defaults listed, set per service, and
+    // refused on a rule that has none.
+    let latency = |r: &pb::ListDetectionRulesResponse| {
+        let e = r
+            .effective
+            .iter()
+            .find(|e| e.kind == pb::AlertKind::LatencyP95 as i32)
+            .unwrap();
+        (e.relative_factor, e.relative_min_ms)
+    };
+    assert_eq!(latency(&listed("edge").await), (Some(3.0), Some(50.0)));
+    let relative = |kind: pb::AlertKind, factor: f64| pb::SetDetectionRuleRequest {
+        rule: Some(pb::DetectionRule {
+            kind: kind as i32,
+            service: "edge".into(),
+            enabled: true,
+            relative_factor: Some(factor),
+            ..Default::default()
+        }),
+    };
+    admin
+        .set_detection_rule(authed(relative(pb::AlertKind::LatencyP95, 0.0), &key))
+        .await
+        .unwrap();
+    assert_eq!(latency(&listed("edge").await), (Some(0.0), Some(50.0)));
+    let err = admin
+        .set_detection_rule(authed(relative(pb::AlertKind::ErrorRate, 2.0), &key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("relative_factor"),
+        "{}",
+        err.message()
+    );
+
     // Another tenant's rules are its own.
     let other = create_tenant(&db.url, "globex");
     let theirs = admin
