@@ -1224,7 +1224,7 @@ async fn detection_rules_are_overridden_per_tenant_and_service_through_admin() {
             .unwrap();
         (e.relative_factor, e.relative_min_ms)
     };
-    assert_eq!(latency(&listed("edge").await), (Some(3.0), Some(50.0)));
+    assert_eq!(latency(&listed("edge").await), (Some(2.5), Some(50.0)));
     let relative = |kind: pb::AlertKind, factor: f64| pb::SetDetectionRuleRequest {
         rule: Some(pb::DetectionRule {
             kind: kind as i32,

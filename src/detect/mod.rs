@@ -201,14 +201,18 @@ pub fn weighted_windows<'a>(
         let entry = acc.entry(Subject::of_row(r)).or_default();
         let requests = (r.count.max(0) as f64 * weight).round() as u64;
         entry.0.requests += requests;
+        entry.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
+        let scaled;
+        let histogram = if weight >= 1.0 {
+            &r.histogram
+        } else {
+            scaled = r.histogram.scaled(weight);
+            &scaled
+        };
+        entry.1.merge(histogram);
         if r.bucket == latest {
             entry.0.latest_requests += requests;
-        }
-        entry.0.errors += (r.status_5xx.max(0) as f64 * weight).round() as u64;
-        if weight >= 1.0 {
-            entry.1.merge(&r.histogram);
-        } else {
-            entry.1.merge(&r.histogram.scaled(weight));
+            entry.0.latest_latency.merge(histogram);
         }
     }
     acc.into_iter()

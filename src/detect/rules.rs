@@ -25,6 +25,8 @@ pub struct Window {
     pub latest_requests: u64,
     /// Seconds of the current minute so far.
     pub latest_seconds: f64,
+    /// Latencies of the current minute so far.
+    pub latest_latency: Histogram,
 }
 
 /// The subject's usual behaviour: medians over the previous hours' minutes.
@@ -100,8 +102,17 @@ pub fn significance(errors: u64, requests: u64, rate: f64) -> f64 {
 pub const MIN_Z: f64 = 2.5;
 
 /// The chance of a count at least that high at the bar's rate, below which it
-/// is beyond chance: the one-sided tail of [`MIN_Z`].
+/// is beyond chance: the one-sided tail of [`MIN_Z`]. For the error rate of
+/// the window.
 pub const MAX_CHANCE: f64 = 0.0062;
+
+/// The same for the longer evidence window: stricter, since it is read for
+/// every quiet subject, where a few errors weigh most.
+pub const EVIDENCE_MAX_CHANCE: f64 = 0.001;
+
+/// The same for latency: stricter still, since heavy-tailed services put a
+/// few very slow requests in any small window.
+pub const LATENCY_MAX_CHANCE: f64 = 0.0002;
 
 /// Minutes just before the window that the longer evidence window adds.
 pub const EVIDENCE_MINUTES: u32 = 3;
@@ -109,12 +120,14 @@ pub const EVIDENCE_MINUTES: u32 = 3;
 /// Fewest requests the longer evidence window needs.
 pub const EVIDENCE_MIN_REQUESTS: u64 = 5;
 
-/// Traffic drop reads the current minute on its own from this many seconds
-/// into it, when the baseline expects at least [`LATEST_MIN_EXPECTED`] requests by then.
+/// Latency and traffic drop also read the current minute on its own, from
+/// this many seconds into it: a sharp change shows there before it weighs on
+/// the whole window.
 pub const LATEST_MIN_SECONDS: f64 = 20.0;
 
-/// See [`LATEST_MIN_SECONDS`].
-pub const LATEST_MIN_EXPECTED: f64 = 10.0;
+/// Fewest requests the baseline must expect in what traffic drop reads: fewer
+/// and a quiet subject's ordinary lulls would read as drops.
+pub const TRAFFIC_MIN_EXPECTED: f64 = 20.0;
 
 /// P(X >= k) for X binomial(n, p).
 pub fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
@@ -147,15 +160,24 @@ pub fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
     sum.min(1.0)
 }
 
-/// Whether `k` of `n` is beyond chance at the rate `p`: the exact binomial
-/// tail for small counts (where the normal approximation would call two
-/// errors in five requests significant), the normal approximation above.
-pub fn beyond_chance(k: u64, n: u64, p: f64) -> bool {
+/// Whether `k` of `n` is beyond chance at the rate `p`, that is less likely
+/// than `max_chance`: the exact binomial tail for small counts (where the
+/// normal approximation would call two errors in five requests significant),
+/// the normal approximation above.
+pub fn beyond_chance(k: u64, n: u64, p: f64, max_chance: f64) -> bool {
     if n <= 2_000 {
-        binomial_tail(k, n, p) <= MAX_CHANCE
+        binomial_tail(k, n, p) <= max_chance
     } else {
-        significance(k, n, p) >= MIN_Z
+        significance(k, n, p) >= z_of(max_chance)
     }
+}
+
+/// The one-sided normal quantile of a small tail probability (Abramowitz and
+/// Stegun 26.2.23, within 5e-4).
+fn z_of(tail: f64) -> f64 {
+    let t = (-2.0 * tail.clamp(1e-300, 0.5).ln()).sqrt();
+    t - (2.515_517 + 0.802_853 * t + 0.010_328 * t * t)
+        / (1.0 + 1.432_788 * t + 0.189_269 * t * t + 0.001_308 * t * t * t)
 }
 
 /// Bad above `bar`: critical from `critical_at`, warning below it.
@@ -200,12 +222,12 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 let bar = s.threshold.max(NO_BASELINE_ERROR_BAR);
                 (bar, bar)
             };
-            let reading = |errors: u64, requests: u64, seconds: f64| {
+            let reading = |errors: u64, requests: u64, seconds: f64, max_chance: f64| {
                 let observed = errors as f64 / requests.max(1) as f64;
                 // Above the bar by more than chance: a handful of errors in a
                 // small window is noise, not an incident.
                 let bad = graded(observed, bar, s.critical_at)
-                    .filter(|_| beyond_chance(errors, requests, bar));
+                    .filter(|_| beyond_chance(errors, requests, bar, max_chance));
                 Reading {
                     kind,
                     observed,
@@ -217,7 +239,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 }
             };
             let short = ((w.requests as f64) >= s.min_requests)
-                .then(|| reading(w.errors, w.requests, w.seconds));
+                .then(|| reading(w.errors, w.requests, w.seconds, MAX_CHANCE));
             // The longer evidence: the window and the minutes before it, for a
             // subject too quiet to show much in one window, or failing more
             // each minute (a ramp). It counts while the window itself still
@@ -231,6 +253,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                             w.errors + b.before_errors,
                             long_requests,
                             w.seconds + f64::from(EVIDENCE_MINUTES) * 60.0,
+                            EVIDENCE_MAX_CHANCE,
                         )
                     });
             match (short, long) {
@@ -243,7 +266,6 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
             if (w.requests as f64) < s.min_requests {
                 return None;
             }
-            let observed = w.p95_ms;
             // The lower of the recent and the day-long baseline: a slow drift
             // drags the recent one along, not the other.
             let base = if b.p95_long_ms > 0.0 {
@@ -260,25 +282,39 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                 f64::INFINITY
             };
             let bar = absolute.min(relative);
-            // The p95 is above the bar when more than 5% of requests are;
-            // it counts when that share is beyond chance, not a few slow
-            // requests in a small window.
-            let slow = w.latency.count_above(bar);
-            let bad = graded(observed, bar, s.critical_at)
-                .filter(|_| beyond_chance(slow, w.latency.count(), 0.05));
-            Some(Reading {
-                kind,
-                observed,
-                baseline: base,
-                threshold: if relative < absolute {
-                    bar
-                } else {
-                    s.threshold
-                },
-                no_baseline: false,
-                bad,
-                seconds: w.seconds,
-            })
+            let reading = |latency: &Histogram, observed: f64, seconds: f64| {
+                // The p95 is above the bar when more than 5% of requests are;
+                // it counts when that share is beyond chance, not a few slow
+                // requests in a small window.
+                let slow = latency.count_above(bar);
+                let bad = graded(observed, bar, s.critical_at)
+                    .filter(|_| beyond_chance(slow, latency.count(), 0.05, LATENCY_MAX_CHANCE));
+                Reading {
+                    kind,
+                    observed,
+                    baseline: base,
+                    threshold: if relative < absolute {
+                        bar
+                    } else {
+                        s.threshold
+                    },
+                    no_baseline: false,
+                    bad,
+                    seconds,
+                }
+            };
+            let whole = reading(&w.latency, w.p95_ms, w.seconds);
+            if whole.bad.is_none()
+                && w.latest_seconds >= LATEST_MIN_SECONDS
+                && (w.latest_latency.count() as f64) >= s.min_requests
+            {
+                let p95 = w.latest_latency.quantile(0.95).unwrap_or(0.0);
+                let latest = reading(&w.latest_latency, p95, w.latest_seconds);
+                if latest.bad.is_some() {
+                    return Some(latest);
+                }
+            }
+            Some(whole)
         }
         Kind::TrafficDrop => {
             if b.requests_per_minute < s.min_requests || w.seconds <= 0.0 {
@@ -297,14 +333,18 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
                     seconds,
                 }
             };
+            let expects = |seconds: f64| b.requests_per_minute * seconds / 60.0;
+            if expects(w.seconds) < TRAFFIC_MIN_EXPECTED {
+                return None;
+            }
             let whole = reading(w.requests, w.seconds);
             if whole.bad.is_some() {
                 return Some(whole);
             }
-            // The current minute alone, once the baseline expects enough of it:
-            // a sharp drop shows there before it weighs on the whole window.
-            let expected = b.requests_per_minute * w.latest_seconds / 60.0;
-            if w.latest_seconds >= LATEST_MIN_SECONDS && expected >= LATEST_MIN_EXPECTED {
+            // The current minute alone, once the baseline expects enough of it.
+            if w.latest_seconds >= LATEST_MIN_SECONDS
+                && expects(w.latest_seconds) >= TRAFFIC_MIN_EXPECTED
+            {
                 let latest = reading(w.latest_requests, w.latest_seconds);
                 if latest.bad.is_some() {
                     return Some(latest);
@@ -420,6 +460,7 @@ mod tests {
             latency,
             latest_requests: requests / 3,
             latest_seconds: 30.0,
+            latest_latency: Histogram::new(),
         }
     }
 
@@ -544,8 +585,9 @@ mod tests {
         // calls it beyond chance; it happens once in 44 windows.
         assert!(significance(2, 5, 0.05) >= MIN_Z);
         assert!((binomial_tail(2, 5, 0.05) - 0.0226).abs() < 1e-4);
-        assert!(!beyond_chance(2, 5, 0.05));
-        assert!(beyond_chance(5, 5, 0.05));
+        assert!(!beyond_chance(2, 5, 0.05, MAX_CHANCE));
+        assert!(beyond_chance(5, 5, 0.05, MAX_CHANCE));
+        assert!((z_of(0.0062) - 2.5).abs() < 0.01 && (z_of(0.0002) - 3.54).abs() < 0.01);
         assert!((binomial_tail(1, 1, 0.3) - 0.3).abs() < 1e-12);
         assert_eq!(binomial_tail(0, 10, 0.5), 1.0);
         assert_eq!(binomial_tail(11, 10, 0.5), 0.0);
@@ -554,8 +596,8 @@ mod tests {
             .sum();
         assert!((sum - 1.0).abs() < 1e-9);
         // Far beyond the exact range, the normal approximation decides.
-        assert!(beyond_chance(700, 10_000, 0.05));
-        assert!(!beyond_chance(520, 10_000, 0.05));
+        assert!(beyond_chance(700, 10_000, 0.05, MAX_CHANCE));
+        assert!(!beyond_chance(520, 10_000, 0.05, MAX_CHANCE));
     }
 
     /// A quiet service: 4 requests a minute, 1% errors usually.
@@ -590,11 +632,11 @@ mod tests {
         let s = Settings::defaults(Kind::ErrorRate);
         let r = |w: Window, b: Baseline| read(Kind::ErrorRate, &s, &w, &b).unwrap();
         // 9% of 90 in the window: above the 5% bar, not beyond chance alone;
-        // with the three minutes before it (10% of 180), it is.
+        // with the three minutes before it (11% of 180), it is.
         let ramp = Baseline {
             requests_per_minute: 60.0,
             before_requests: 180,
-            before_errors: 18,
+            before_errors: 20,
             ..baseline()
         };
         assert_eq!(
@@ -632,7 +674,7 @@ mod tests {
             |p95: f64, b: Baseline| read(Kind::LatencyP95, &s, &window(450, 0, p95), &b).unwrap();
         let slow = r(240.0, fast);
         assert_eq!(slow.bad, Some(Severity::Warning));
-        assert_eq!(slow.threshold, 180.0);
+        assert_eq!(slow.threshold, 150.0);
         assert!(
             explain(&slow).contains("baseline 60 ms"),
             "{}",
@@ -649,6 +691,17 @@ mod tests {
         assert_eq!(r(60.0, tiny).bad, Some(Severity::Warning));
         // Far off is critical, as with the absolute bar.
         assert_eq!(r(2_500.0, fast).bad, Some(Severity::Critical));
+        // The current minute alone shows a sudden slowdown before the whole
+        // window does: a normal minute, then 30 s of slow requests.
+        let mut sudden = window(450, 0, 60.0);
+        sudden.latest_latency.record_n(240.0, 50);
+        let first = read(Kind::LatencyP95, &s, &sudden, &fast).unwrap();
+        assert_eq!((first.bad, first.seconds), (Some(Severity::Warning), 30.0));
+        // A few slow requests this minute are not enough.
+        let mut few = window(450, 0, 60.0);
+        few.latest_latency.record_n(50.0, 40);
+        few.latest_latency.record_n(240.0, 3);
+        assert_eq!(read(Kind::LatencyP95, &s, &few, &fast).unwrap().bad, None);
         // The relative bar can be turned off.
         let off = Settings {
             relative_factor: 0.0,

@@ -126,7 +126,7 @@ impl Settings {
                 baseline_factor: 2.0,
                 min_requests: 20.0,
                 critical_at: 2_000.0,
-                relative_factor: 3.0,
+                relative_factor: 2.5,
                 relative_min: 50.0,
                 ..base
             },
