@@ -124,12 +124,13 @@ for tenant, start, end, replay_secs, seed_summary, replay_summary in histories:
                 say(f"| {inj['kind']} | {where} | {inj['abnormal_at']} | NOT FOUND | - | {inj['bound_secs']} s | - |")
                 continue
             delay = (parse(f["opened_at"]) - parse(inj["abnormal_at"])).total_seconds()
-            verdict = "" if delay <= inj["bound_secs"] else " (late)"
+            verdict = " (early)" if delay < 0 else "" if delay <= inj["bound_secs"] else " (late)"
             say(f"| {inj['kind']} | {where} | {inj['abnormal_at']} | {f['opened_at']} | {delay:.0f} s{verdict} "
                 f"| {inj['bound_secs']} s | {first_alert(f, inj.get('endpoint'))} |")
         say("")
         say("The delay counts from the onset, but for the ramp: from the moment its 5xx share reached")
-        say("twice the error-rate threshold (10%), about 15 minutes into its 30-minute climb.")
+        say("twice the error-rate threshold (10%), about 15 minutes into its 30-minute climb; a")
+        say("negative delay means it was found before that, on its way up.")
     say("")
     say(f"False incidents: {len(false)} over {sdays:.1f} service-days, "
         f"{len(false) * 7 / sdays:.2f} per 7 service-days.")
