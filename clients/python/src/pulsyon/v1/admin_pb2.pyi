@@ -109,7 +109,7 @@ class RevokeApiKeyResponse(_message.Message):
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
 
 class DetectionRule(_message.Message):
-    __slots__ = ("kind", "service", "enabled", "threshold", "baseline_factor", "min_requests", "window", "fire_after", "clear_after", "severity")
+    __slots__ = ("kind", "service", "enabled", "threshold", "baseline_factor", "min_requests", "window", "fire_after", "clear_after", "severity", "relative_factor", "relative_min_ms")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,8 @@ class DetectionRule(_message.Message):
     FIRE_AFTER_FIELD_NUMBER: _ClassVar[int]
     CLEAR_AFTER_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_MIN_MS_FIELD_NUMBER: _ClassVar[int]
     kind: _incidents_pb2.AlertKind
     service: str
     enabled: bool
@@ -130,7 +132,9 @@ class DetectionRule(_message.Message):
     fire_after: int
     clear_after: int
     severity: _incidents_pb2.Severity
-    def __init__(self, kind: _Optional[_Union[_incidents_pb2.AlertKind, str]] = ..., service: _Optional[str] = ..., enabled: _Optional[bool] = ..., threshold: _Optional[float] = ..., baseline_factor: _Optional[float] = ..., min_requests: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fire_after: _Optional[int] = ..., clear_after: _Optional[int] = ..., severity: _Optional[_Union[_incidents_pb2.Severity, str]] = ...) -> None: ...
+    relative_factor: float
+    relative_min_ms: float
+    def __init__(self, kind: _Optional[_Union[_incidents_pb2.AlertKind, str]] = ..., service: _Optional[str] = ..., enabled: _Optional[bool] = ..., threshold: _Optional[float] = ..., baseline_factor: _Optional[float] = ..., min_requests: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fire_after: _Optional[int] = ..., clear_after: _Optional[int] = ..., severity: _Optional[_Union[_incidents_pb2.Severity, str]] = ..., relative_factor: _Optional[float] = ..., relative_min_ms: _Optional[float] = ...) -> None: ...
 
 class ListDetectionRulesRequest(_message.Message):
     __slots__ = ("service",)
