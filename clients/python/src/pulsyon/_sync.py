@@ -221,6 +221,10 @@ class Client:
                 log.debug("pulsyon stream ended (%s); reconnecting", error)
                 with self._cond:
                     self._pipe.on_stream_end(kind, error)
+            except Exception as e:  # a failure of the channel itself: keep the batches, retry
+                log.warning("pulsyon sender: %r; reconnecting", e)
+                with self._cond:
+                    self._pipe.on_stream_end(_core.RETRY, repr(e))
             finally:
                 with self._cond:
                     self._generation += 1  # ends this stream's request generator
