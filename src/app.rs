@@ -25,9 +25,9 @@ use crate::{
     api::{self, ApiDeps, Authenticator},
     config::{
         Command, DbArgs, DetectCommand, HealthcheckArgs, KeyCommand, Roles, ServeArgs,
-        TenantCommand,
+        TenantCommand, UserCommand,
     },
-    domain::{ApiKeySecret, Scope},
+    domain::{ApiKeySecret, Role, Scope},
     incidents::hub::Hub,
     ops::{self, Readiness},
     store::{
@@ -109,6 +109,50 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 let secret = ApiKeySecret::generate()?;
                 let key = store.create_key(&tenant, &name, &scopes, &secret).await?;
                 print_key(&tenant.name, &key.key_id.to_string(), &scopes, &secret);
+                Ok(())
+            })
+            .await
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            role,
+            password_stdin,
+            name,
+            db,
+        }) => {
+            let role = Role::parse(&role).context("--role")?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::auth::generate_password()?, true)
+            };
+            let hash = crate::auth::hash_password(&password)?;
+            with_database(&db, |store| async move {
+                let tenant = match store.tenant_by_name(&tenant).await {
+                    Err(StoreError::NotFound(_)) => anyhow::bail!("no tenant named {tenant:?}"),
+                    other => other?,
+                };
+                let user = match store.create_user(tenant.id, &name, role, &hash).await {
+                    Err(StoreError::Conflict(_)) => {
+                        anyhow::bail!("tenant {:?} already has a user named {name:?}", tenant.name)
+                    }
+                    other => other?,
+                };
+                eprintln!(
+                    "user {:?} of tenant {:?} created (role {}, id {})",
+                    user.name,
+                    tenant.name,
+                    user.role.as_str(),
+                    user.user_id
+                );
+                if generated {
+                    eprintln!("its password is shown only once:");
+                    println!("{password}");
+                }
                 Ok(())
             })
             .await

@@ -254,8 +254,101 @@ pub fn bearer_secret<E>(value: Option<Result<&str, E>>) -> Result<&str, AuthErro
     Ok(secret.trim())
 }
 
+/// Why a password cannot be set.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Too short or too long.
+    #[error("a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")]
+    Length,
+    /// The system's random source failed.
+    #[error("no random salt: {0}")]
+    Random(getrandom::Error),
+    /// The hash could not be computed.
+    #[error("hashing failed: {0}")]
+    Hash(argon2::password_hash::Error),
+}
+
+/// Fewest characters of a password.
+pub const MIN_PASSWORD: usize = 12;
+/// Most characters of a password (Argon2 hashes any length; this bounds the work).
+pub const MAX_PASSWORD: usize = 256;
+
+/// The Argon2id hash of `password` in PHC form (algorithm, parameters, salt
+/// and hash in one string), with a fresh random salt. The only form a
+/// password is ever stored in.
+pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let length = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
+        return Err(PasswordError::Length);
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(PasswordError::Random)?;
+    let salt = SaltString::encode_b64(&salt).map_err(PasswordError::Hash)?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(PasswordError::Hash)
+}
+
+/// Whether `password` matches a hash made by [`hash_password`] (false for a
+/// hash that does not parse).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A new password to show its user once: 20 characters from an alphabet
+/// without look-alikes (about 115 random bits).
+pub fn generate_password() -> Result<String, PasswordError> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(PasswordError::Random)?;
+    // 256 is not a multiple of the alphabet's 56 letters: the first 224
+    // values map evenly, the rest are drawn again.
+    let mut out = String::with_capacity(20);
+    let mut pool = bytes.to_vec();
+    while out.len() < 20 {
+        let Some(b) = pool.pop() else {
+            let mut more = [0u8; 20];
+            getrandom::fill(&mut more).map_err(PasswordError::Random)?;
+            pool.extend_from_slice(&more);
+            continue;
+        };
+        if usize::from(b) < 224 {
+            out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_password_is_stored_as_an_argon2id_hash_that_only_it_matches() {
+        let hash = super::hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(super::verify_password("correct horse battery", &hash));
+        assert!(!super::verify_password("correct horse batterx", &hash));
+        assert!(!super::verify_password(
+            "correct horse battery",
+            "not a hash"
+        ));
+        // A fresh salt each time.
+        assert_ne!(hash, super::hash_password("correct horse battery").unwrap());
+        assert!(matches!(
+            super::hash_password("short"),
+            Err(super::PasswordError::Length)
+        ));
+        let generated = super::generate_password().unwrap();
+        assert_eq!(generated.len(), 20);
+        assert!(super::hash_password(&generated).is_ok());
+        assert_ne!(generated, super::generate_password().unwrap());
+    }
     use super::*;
 
     #[test]

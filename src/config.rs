@@ -152,6 +152,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage users (people who log in to the dashboard).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Send generated history (with incidents at known times) through a
     /// running server's ingest API.
     Seed(SeedArgs),
@@ -271,6 +274,29 @@ pub enum KeyCommand {
         scopes: String,
         /// A label for the key.
         #[arg(long, default_value = "")]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `pulsyon user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user of a tenant. The password is read from standard input
+    /// (one line) with --password-stdin, else generated and printed once.
+    Create {
+        /// The tenant the user belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// viewer (reads), responder (also acknowledges and resolves
+        /// incidents) or admin (also keys, users, limits and rules).
+        #[arg(long)]
+        role: String,
+        /// Read the password (12 to 256 characters) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Login name: 1 to 64 of a-z, 0-9, '.', '_', '-' and '@'.
         name: String,
         #[command(flatten)]
         db: DbArgs,
@@ -596,6 +622,19 @@ impl Cli {
             Command::Key(KeyCommand::Create { scopes, db, .. }) => {
                 crate::domain::Scope::parse_list(scopes)
                     .map_err(|e| format!("invalid --scopes: {e}"))?;
+                db.validate()
+            }
+            Command::User(UserCommand::Create { role, name, db, .. }) => {
+                if crate::domain::Role::parse(role).is_none() {
+                    return Err(format!(
+                        "invalid --role {role:?}: viewer, responder or admin"
+                    ));
+                }
+                if !crate::domain::valid_user_name(name) {
+                    return Err(format!(
+                        "invalid user name {name:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-' and '@', starting with a letter or digit"
+                    ));
+                }
                 db.validate()
             }
         }

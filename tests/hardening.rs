@@ -582,6 +582,12 @@ async fn a_nul_in_any_string_field_of_any_request_is_invalid_argument_naming_the
                         service: String::new(),
                     }
                     .encode_to_vec(),
+                    "CreateUser" => pb::CreateUserRequest {
+                        name: "cid".into(),
+                        role: pb::UserRole::Viewer as i32,
+                        password: String::new(),
+                    }
+                    .encode_to_vec(),
                     "SetDetectionRule" => pb::SetDetectionRuleRequest {
                         rule: Some(pb::DetectionRule {
                             kind: pb::AlertKind::ErrorRate as i32,

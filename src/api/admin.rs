@@ -44,6 +44,12 @@ fn new_secret() -> Result<ApiKeySecret, Status> {
     })
 }
 
+/// A failure of the password machinery (no randomness): logged, answered INTERNAL.
+fn internal(err: crate::auth::PasswordError) -> Status {
+    tracing::error!(error = %err, "password hashing failed");
+    Status::internal("internal error")
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn create_tenant(
@@ -312,6 +318,84 @@ impl Admin for AdminService {
         Ok(Response::new(pb::BacktestDetectionResponse {
             incidents,
             evaluations: outcome.evaluations,
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let req = request.into_inner();
+        if !crate::domain::valid_user_name(&req.name) {
+            return Err(invalid(
+                "name",
+                "1 to 64 of a-z, 0-9, '.', '_', '-' and '@', starting with a letter or digit",
+            ));
+        }
+        let role = convert::role_from_pb(req.role).ok_or_else(|| {
+            invalid(
+                "role",
+                "expected USER_ROLE_VIEWER, USER_ROLE_RESPONDER or USER_ROLE_ADMIN",
+            )
+        })?;
+        if req.password.contains('\0') {
+            return Err(invalid("password", "contains a NUL character"));
+        }
+        let generated = if req.password.is_empty() {
+            Some(crate::auth::generate_password().map_err(internal)?)
+        } else {
+            None
+        };
+        let password = generated.as_deref().unwrap_or(&req.password);
+        let hash = crate::auth::hash_password(password).map_err(|e| match e {
+            crate::auth::PasswordError::Length => invalid("password", e.to_string()),
+            other => internal(other),
+        })?;
+        let user = self
+            .store
+            .create_user(caller.tenant_id, &req.name, role, &hash)
+            .await
+            .map_err(from_store)?;
+        tracing::info!(tenant = %caller.tenant_name, user = %user.name, role = role.as_str(), "user created");
+        Ok(Response::new(pb::CreateUserResponse {
+            user: Some(convert::user(&user)),
+            generated_password: generated.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let users = self
+            .store
+            .list_users(caller.tenant_id)
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.iter().map(convert::user).collect(),
+        }))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        let name = request.into_inner().name;
+        if !crate::domain::valid_user_name(&name) {
+            return Err(invalid("name", "not a user name"));
+        }
+        let user = self
+            .store
+            .disable_user(caller.tenant_id, &name)
+            .await
+            .map_err(from_store)?;
+        tracing::info!(tenant = %caller.tenant_name, user = %user.name, "user disabled");
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(convert::user(&user)),
         }))
     }
 }

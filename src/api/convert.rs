@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{ApiKeyInfo, Event, RawEvent, RejectReason, Scope, Tenant},
+    domain::{ApiKeyInfo, Event, RawEvent, RejectReason, Role, Scope, Tenant, UserInfo},
     proto::v1 as pb,
 };
 
@@ -47,6 +47,31 @@ pub fn api_key(key: &ApiKeyInfo) -> pb::ApiKey {
         last_used_at: key.last_used_at.map(timestamp),
         revoked_at: key.revoked_at.map(timestamp),
         tenant: key.tenant_name.clone(),
+    }
+}
+
+/// A user role from its protobuf value; `None` for unspecified or unknown.
+pub fn role_from_pb(value: i32) -> Option<Role> {
+    match pb::UserRole::try_from(value).ok()? {
+        pb::UserRole::Viewer => Some(Role::Viewer),
+        pb::UserRole::Responder => Some(Role::Responder),
+        pb::UserRole::Admin => Some(Role::Admin),
+        pb::UserRole::Unspecified => None,
+    }
+}
+
+/// A user as the protobuf `User`.
+pub fn user(u: &UserInfo) -> pb::User {
+    pb::User {
+        user_id: u.user_id.to_string(),
+        name: u.name.clone(),
+        role: match u.role {
+            Role::Viewer => pb::UserRole::Viewer,
+            Role::Responder => pb::UserRole::Responder,
+            Role::Admin => pb::UserRole::Admin,
+        } as i32,
+        created_at: Some(timestamp(u.created_at)),
+        disabled_at: u.disabled_at.map(timestamp),
     }
 }
 

@@ -167,6 +167,46 @@ pub fn valid_tenant_name(name: &str) -> bool {
         && !bytes[0].is_ascii_uppercase()
 }
 
+named_enum! {
+/// What a person (a user of the dashboard) may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads services, incidents and ingest figures.
+    Viewer = "viewer",
+    /// Also acknowledges and resolves incidents.
+    Responder = "responder",
+    /// Also manages keys, users, limits and rules.
+    Admin = "admin",
+}
+}
+
+/// A person of a tenant who logs in to the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// Identifier.
+    pub user_id: uuid::Uuid,
+    /// Login name, unique in the tenant.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When the user was created.
+    pub created_at: OffsetDateTime,
+    /// When the user was disabled; a disabled user cannot log in.
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// Whether `name` is a valid user name: 1 to 64 of a-z, 0-9, '.', '_', '-'
+/// and '@', starting with a letter or digit (an e-mail address fits).
+pub fn valid_user_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
+        })
+}
+
 /// The secret of an API key as shown once to its owner: `pls_` and 64 hex
 /// digits (256 random bits). Never logged; only its SHA-256 is stored.
 pub struct ApiKeySecret(String);

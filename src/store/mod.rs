@@ -16,6 +16,7 @@ pub mod pgcopy;
 pub mod reads;
 pub mod rollups;
 pub mod secrets;
+pub mod users;
 
 use std::time::Duration;
 

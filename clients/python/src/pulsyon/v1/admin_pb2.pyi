@@ -19,10 +19,21 @@ class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCOPE_INGEST: _ClassVar[Scope]
     SCOPE_READ: _ClassVar[Scope]
     SCOPE_ADMIN: _ClassVar[Scope]
+
+class UserRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USER_ROLE_UNSPECIFIED: _ClassVar[UserRole]
+    USER_ROLE_VIEWER: _ClassVar[UserRole]
+    USER_ROLE_RESPONDER: _ClassVar[UserRole]
+    USER_ROLE_ADMIN: _ClassVar[UserRole]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_INGEST: Scope
 SCOPE_READ: Scope
 SCOPE_ADMIN: Scope
+USER_ROLE_UNSPECIFIED: UserRole
+USER_ROLE_VIEWER: UserRole
+USER_ROLE_RESPONDER: UserRole
+USER_ROLE_ADMIN: UserRole
 
 class Tenant(_message.Message):
     __slots__ = ("name", "created_at")
@@ -257,3 +268,57 @@ class SetTenantLimitsResponse(_message.Message):
     effective: TenantLimits
     overrides: TenantLimits
     def __init__(self, effective: _Optional[_Union[TenantLimits, _Mapping]] = ..., overrides: _Optional[_Union[TenantLimits, _Mapping]] = ...) -> None: ...
+
+class User(_message.Message):
+    __slots__ = ("user_id", "name", "role", "created_at", "disabled_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    name: str
+    role: UserRole
+    created_at: _timestamp_pb2.Timestamp
+    disabled_at: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[_Union[UserRole, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateUserRequest(_message.Message):
+    __slots__ = ("name", "role", "password")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: UserRole
+    password: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[UserRole, str]] = ..., password: _Optional[str] = ...) -> None: ...
+
+class CreateUserResponse(_message.Message):
+    __slots__ = ("user", "generated_password")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    generated_password: str
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., generated_password: _Optional[str] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[User]
+    def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
+
+class DisableUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DisableUserResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...

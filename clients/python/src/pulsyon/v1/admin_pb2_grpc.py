@@ -87,6 +87,21 @@ class AdminStub:
                 request_serializer=pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsResponse.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/pulsyon.v1.Admin/CreateUser',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/pulsyon.v1.Admin/ListUsers',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.DisableUser = channel.unary_unary(
+                '/pulsyon.v1.Admin/DisableUser',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -170,6 +185,29 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """Creates a user of the caller's tenant: a person who logs in to the
+        dashboard with a name, a password and a role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Lists the caller's tenant's users, by name, without their passwords.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableUser(self, request, context):
+        """Disables a user: they can no longer log in. The user stays listed (names
+        in incident updates refer to it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +260,21 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetTenantLimits,
                     request_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateUserRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListUsersRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'DisableUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableUser,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -497,6 +550,87 @@ class Admin:
             '/pulsyon.v1.Admin/SetTenantLimits',
             pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.SerializeToString,
             pulsyon_dot_v1_dot_admin__pb2.SetTenantLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/CreateUser',
+            pulsyon_dot_v1_dot_admin__pb2.CreateUserRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ListUsers',
+            pulsyon_dot_v1_dot_admin__pb2.ListUsersRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/DisableUser',
+            pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.FromString,
             options,
             channel_credentials,
             insecure,
