@@ -36,6 +36,9 @@ use crate::{
     },
 };
 
+/// How long a dashboard session lasts.
+pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3_600);
+
 /// Name of the tenant created on the first start of the embedded default.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -494,7 +497,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.key_cache_ttl,
         args.tenant_limits(),
     ));
-    let doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
+    let mut doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
         Some(pipeline) => vec![Arc::new(api::otlp_http::OtlpHttp {
             service: api::otlp::OtlpService {
                 auth: auth.clone(),
@@ -503,6 +506,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })],
         None => Vec::new(),
     };
+    // The dashboard's login, with the query role (what the dashboard reads).
+    if roles.query {
+        let logins = crate::auth::Logins::new(store.clone(), auth.clone(), SESSION_LIFETIME)
+            .context("preparing logins")?;
+        doors.push(Arc::new(api::session_http::SessionDoor {
+            logins: Arc::new(logins),
+        }));
+    }
     let http = ops::spawn(
         http_listener,
         metrics,

@@ -16,8 +16,12 @@ use std::{
 use uuid::Uuid;
 
 use crate::{
-    domain::{Principal, Scope, TenantLimits, hash_secret},
-    store::{Store, StoreError, keys::KeyLookup},
+    domain::{Principal, Role, Scope, TenantId, TenantLimits, hash_secret},
+    store::{
+        Store, StoreError,
+        keys::KeyLookup,
+        users::{SessionInfo, SessionOwner},
+    },
 };
 
 /// Why a caller is not let in.
@@ -324,6 +328,222 @@ pub fn generate_password() -> Result<String, PasswordError> {
         }
     }
     Ok(out)
+}
+
+/// Why a login or a session is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong tenant, user, password or key, or a disabled user: one answer
+    /// for all, so that a caller learns nothing of which.
+    #[error("wrong credentials")]
+    Refused,
+    /// The API key may not read (an ingest-only key).
+    #[error("this API key lacks the `read` scope that the dashboard needs")]
+    KeyCannotRead,
+    /// Too many failed logins of this user lately; retry after the delay.
+    #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+    /// No session, or it expired or ended.
+    #[error("no session: log in")]
+    NoSession,
+    /// The store failed.
+    #[error("{0}")]
+    Store(StoreError),
+    /// The password machinery failed.
+    #[error("{0}")]
+    Password(PasswordError),
+}
+
+/// A session just made: the token for the cookie (shown once) and what it is.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The cookie's value: 256 random bits in hex.
+    pub token: String,
+    /// The session.
+    pub info: SessionInfo,
+}
+
+/// Failed logins tolerated per user within [`FAILURE_WINDOW`].
+pub const MAX_FAILURES: u32 = 5;
+/// How long failed logins count against a user.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Logins to the dashboard: a user's password or an API key becomes a
+/// session; a session token becomes the session. Failed password logins are
+/// counted per (tenant, user) in this process: past [`MAX_FAILURES`] within
+/// [`FAILURE_WINDOW`] the user's logins are refused unchecked until the
+/// window ends.
+#[derive(Debug)]
+pub struct Logins {
+    store: Store,
+    keys: std::sync::Arc<Authenticator>,
+    lifetime: Duration,
+    failures: Mutex<HashMap<(String, String), (u32, Instant)>>,
+    /// A hash to check a password against when the user does not exist, so
+    /// that an unknown user costs the same time as a wrong password.
+    decoy: String,
+}
+
+impl Logins {
+    /// Logins whose sessions last `lifetime`.
+    pub fn new(
+        store: Store,
+        keys: std::sync::Arc<Authenticator>,
+        lifetime: Duration,
+    ) -> Result<Logins, PasswordError> {
+        Ok(Logins {
+            store,
+            keys,
+            lifetime,
+            failures: Mutex::new(HashMap::new()),
+            decoy: hash_password(&generate_password()?)?,
+        })
+    }
+
+    fn throttled(&self, who: &(String, String)) -> Option<Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, since) = *failures.get(who)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed());
+        match left {
+            Some(left) if count >= MAX_FAILURES => Some(left),
+            Some(_) => None,
+            None => {
+                failures.remove(who);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, who: (String, String)) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= CACHE_CAPACITY {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = failures.entry(who).or_insert((0, Instant::now()));
+        entry.0 += 1;
+    }
+
+    /// Logs a user in with their password.
+    pub async fn with_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<NewSession, LoginError> {
+        let who = (tenant.to_owned(), user.to_owned());
+        if let Some(left) = self.throttled(&who) {
+            return Err(LoginError::Throttled(left));
+        }
+        let found = match self.store.tenant_by_name(tenant).await {
+            Ok(t) => self
+                .store
+                .user_credentials(t.id, user)
+                .await
+                .map_err(LoginError::Store)?
+                .map(|(u, hash)| (t, u, hash)),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(LoginError::Store(e)),
+        };
+        let hash = found
+            .as_ref()
+            .map(|(_, _, h)| h.clone())
+            .unwrap_or_else(|| self.decoy.clone());
+        let password = password.to_owned();
+        // Argon2 takes tens of milliseconds of CPU: off the async workers.
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        match found {
+            Some((tenant, user, _)) if matches && user.disabled_at.is_none() => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&who);
+                self.open(
+                    tenant.id,
+                    SessionOwner::User(user.user_id),
+                    user.role,
+                    &user.name,
+                )
+                .await
+            }
+            _ => {
+                self.failed(who);
+                Err(LoginError::Refused)
+            }
+        }
+    }
+
+    /// Logs in with an API key: `admin` keys as admins, `read` keys as
+    /// responders (a `read` key may acknowledge and resolve incidents).
+    pub async fn with_key(&self, secret: &str) -> Result<NewSession, LoginError> {
+        let principal = match self.keys.authenticate_key(secret, Scope::Read).await {
+            Ok((principal, _)) => principal,
+            Err(AuthError::MissingScope(_)) => return Err(LoginError::KeyCannotRead),
+            Err(AuthError::Store(e)) => return Err(LoginError::Store(e)),
+            Err(_) => return Err(LoginError::Refused),
+        };
+        let role = if principal.scopes.contains(&Scope::Admin) {
+            Role::Admin
+        } else {
+            Role::Responder
+        };
+        let actor = format!("key:{}", &secret.trim()[..secret.trim().len().min(12)]);
+        self.open(
+            principal.tenant_id,
+            SessionOwner::Key(principal.key_id),
+            role,
+            &actor,
+        )
+        .await
+    }
+
+    async fn open(
+        &self,
+        tenant: TenantId,
+        owner: SessionOwner,
+        role: Role,
+        actor: &str,
+    ) -> Result<NewSession, LoginError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| LoginError::Password(PasswordError::Random(e)))?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expires_at = time::OffsetDateTime::now_utc() + self.lifetime;
+        self.store
+            .create_session(tenant, owner, role, actor, &hash_secret(&token), expires_at)
+            .await
+            .map_err(LoginError::Store)?;
+        let info = self
+            .store
+            .lookup_session(&hash_secret(&token))
+            .await
+            .map_err(LoginError::Store)?
+            .ok_or(LoginError::NoSession)?;
+        Ok(NewSession { token, info })
+    }
+
+    /// The live session of a cookie's token.
+    pub async fn session(&self, token: &str) -> Result<SessionInfo, LoginError> {
+        match self
+            .store
+            .lookup_session(&hash_secret(token))
+            .await
+            .map_err(LoginError::Store)?
+        {
+            Some(s) if !s.revoked && s.expires_at > time::OffsetDateTime::now_utc() => Ok(s),
+            _ => Err(LoginError::NoSession),
+        }
+    }
+
+    /// Ends the session of a cookie's token.
+    pub async fn logout(&self, token: &str) -> Result<(), LoginError> {
+        let session = self.session(token).await?;
+        self.store
+            .revoke_session(session.tenant_id, session.session_id)
+            .await
+            .map_err(LoginError::Store)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -280,3 +280,229 @@ async fn admin_creates_lists_and_disables_users_of_its_own_tenant_only() {
         "a password is never logged"
     );
 }
+
+/// One HTTP/1.1 exchange over plain TCP: (status, headers in lower case, body).
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_logs_in_sees_their_session_logs_out_and_failures_are_throttled() {
+    let db = TestDb::new().await;
+    let admin_key = create_tenant(&db.url, "acme");
+    let ingest_key = create_key(&db.url, "acme", "ingest");
+    for (name, role) in [("alice", "responder"), ("vic", "viewer")] {
+        let (ok, _, stderr) = user_create(
+            &db.url,
+            &["--tenant", "acme", "--role", role, "--password-stdin", name],
+            "correct horse battery\n",
+        );
+        assert!(ok, "{stderr}");
+    }
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let addr = server.http.as_str();
+    let json = [("content-type", "application/json")];
+    let login = |tenant: &str, user: &str, password: &str| {
+        serde_json::json!({"tenant": tenant, "user": user, "password": password}).to_string()
+    };
+    let path = "/api/v1/session";
+
+    // A login sets an HttpOnly, SameSite=Strict cookie; the session says who.
+    let (status, headers, body) = http(
+        addr,
+        "POST",
+        path,
+        &json,
+        &login("acme", "alice", "correct horse battery"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let cookie = header(&headers, "set-cookie").unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let token = cookie.split(';').next().unwrap().to_owned();
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            me["tenant"].as_str(),
+            me["actor"].as_str(),
+            me["role"].as_str()
+        ),
+        (Some("acme"), Some("alice"), Some("responder"))
+    );
+    let (status, _, body) = http(addr, "GET", path, &[("cookie", &token)], "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"alice\""), "{body}");
+
+    // Logout ends it.
+    let (status, headers, _) = http(addr, "DELETE", path, &[("cookie", &token)], "").await;
+    assert_eq!(status, 204);
+    assert!(
+        header(&headers, "set-cookie")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _, _) = http(addr, "GET", path, &[("cookie", &token)], "").await;
+    assert_eq!(status, 401);
+    let (status, _, _) = http(addr, "GET", path, &[], "").await;
+    assert_eq!(status, 401);
+
+    // Wrong password, unknown user and unknown tenant: the same refusal.
+    let mut refusals = Vec::new();
+    for (tenant, user) in [("acme", "vic"), ("acme", "nobody"), ("nowhere", "vic")] {
+        let (status, _, body) = http(
+            addr,
+            "POST",
+            path,
+            &json,
+            &login(tenant, user, "wrong password!!"),
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+        refusals.push(body);
+    }
+    assert!(refusals.iter().all(|b| *b == refusals[0]), "{refusals:?}");
+    // Past five failures the user's logins are throttled, the right password too.
+    for _ in 0..4 {
+        http(
+            addr,
+            "POST",
+            path,
+            &json,
+            &login("acme", "vic", "wrong password!!"),
+        )
+        .await;
+    }
+    let (status, headers, _) = http(
+        addr,
+        "POST",
+        path,
+        &json,
+        &login("acme", "vic", "correct horse battery"),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert!(header(&headers, "retry-after").is_some());
+    // Another user is not affected.
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        path,
+        &json,
+        &login("acme", "alice", "correct horse battery"),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // API keys: an admin key logs in as admin; an ingest-only key cannot read.
+    let key_login = |key: &str| serde_json::json!({"api_key": key}).to_string();
+    let (status, _, body) = http(addr, "POST", path, &json, &key_login(&admin_key)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"admin\""), "{body}");
+    let (status, _, _) = http(addr, "POST", path, &json, &key_login(&ingest_key)).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = http(addr, "POST", path, &json, &key_login("pls_nope")).await;
+    assert_eq!(status, 401);
+
+    // Bad requests.
+    let (status, _, _) = http(addr, "POST", path, &[], &key_login(&admin_key)).await;
+    assert_eq!(status, 415);
+    let (status, _, _) = http(addr, "POST", path, &json, "{\"user\": 1}").await;
+    assert_eq!(status, 400);
+    let (status, _, _) = http(addr, "PUT", path, &json, "").await;
+    assert_eq!(status, 405);
+
+    // Disabling a user ends their sessions.
+    let (_, headers, _) = http(
+        addr,
+        "POST",
+        path,
+        &json,
+        &login("acme", "alice", "correct horse battery"),
+    )
+    .await;
+    let token = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut admin = AdminClient::new(server.channel().await);
+    admin
+        .disable_user(authed(
+            pb::DisableUserRequest {
+                name: "alice".into(),
+            },
+            &admin_key,
+        ))
+        .await
+        .unwrap();
+    let (status, _, _) = http(addr, "GET", path, &[("cookie", &token)], "").await;
+    assert_eq!(status, 401);
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        path,
+        &json,
+        &login("acme", "alice", "correct horse battery"),
+    )
+    .await;
+    assert_eq!(status, 401, "a disabled user cannot log in");
+
+    let logs = server.logs();
+    assert!(
+        !logs.contains("correct horse battery"),
+        "no password in the logs"
+    );
+    assert!(
+        !logs.contains(token.split('=').nth(1).unwrap()),
+        "no session token in the logs"
+    );
+}
