@@ -47,15 +47,16 @@ for _ in $(seq 1 1200); do
 done
 stop_server
 
+# range TENANT EXPR: EXPR over the tenant's event times, in RFC 3339.
+range() {
+  psql "$DB_URL" -Atc "SELECT to_char(($2) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+    FROM api_logs l JOIN tenants t USING (tenant_id) WHERE t.name = '$1'"
+}
 ARGS=()
 for tenant in $HISTORIES; do
-  range() {
-    psql "$DB_URL" -Atc "SELECT to_char(($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-      FROM api_logs l JOIN tenants t USING (tenant_id) WHERE t.name = '$tenant'"
-  }
-  FROM=$(range "min(time) + interval '2 hours 10 minutes'")
+  FROM=$(range "$tenant" "min(time) + interval '2 hours 10 minutes'")
   # The history ends where the seed stopped: past it every service goes silent.
-  TO=$(range "date_trunc('minute', max(time))")
+  TO=$(range "$tenant" "date_trunc('minute', max(time))")
   say "replaying the detector over $tenant from $FROM to $TO"
   t0=$(date +%s)
   "$BIN/pulsyon" detect backtest --database-url "$DB_URL" --tenant "$tenant" --from "$FROM" --to "$TO" \

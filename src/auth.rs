@@ -419,6 +419,10 @@ impl Logins {
         if failures.len() >= CACHE_CAPACITY {
             failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
+        if failures.len() >= CACHE_CAPACITY {
+            // Bounded memory under a spray of names: keep the throttled ones.
+            failures.retain(|_, (count, _)| *count >= MAX_FAILURES);
+        }
         let entry = failures.entry(who).or_insert((0, Instant::now()));
         entry.0 += 1;
     }
@@ -460,7 +464,7 @@ impl Logins {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&who);
                 self.open(
-                    tenant.id,
+                    (tenant.id, &tenant.name),
                     SessionOwner::User(user.user_id),
                     user.role,
                     &user.name,
@@ -488,19 +492,20 @@ impl Logins {
         } else {
             Role::Responder
         };
-        let actor = format!("key:{}", &secret.trim()[..secret.trim().len().min(12)]);
+        // The key's public prefix, as `pulsyon key create` shows it.
+        let prefix: String = secret.trim().chars().take(12).collect();
         self.open(
-            principal.tenant_id,
+            (principal.tenant_id, &principal.tenant_name),
             SessionOwner::Key(principal.key_id),
             role,
-            &actor,
+            &format!("key:{prefix}"),
         )
         .await
     }
 
     async fn open(
         &self,
-        tenant: TenantId,
+        tenant: (TenantId, &str),
         owner: SessionOwner,
         role: Role,
         actor: &str,
@@ -509,16 +514,27 @@ impl Logins {
         getrandom::fill(&mut bytes).map_err(|e| LoginError::Password(PasswordError::Random(e)))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let expires_at = time::OffsetDateTime::now_utc() + self.lifetime;
-        self.store
-            .create_session(tenant, owner, role, actor, &hash_secret(&token), expires_at)
+        let session_id = self
+            .store
+            .create_session(
+                tenant.0,
+                owner,
+                role,
+                actor,
+                &hash_secret(&token),
+                expires_at,
+            )
             .await
             .map_err(LoginError::Store)?;
-        let info = self
-            .store
-            .lookup_session(&hash_secret(&token))
-            .await
-            .map_err(LoginError::Store)?
-            .ok_or(LoginError::NoSession)?;
+        let info = SessionInfo {
+            session_id,
+            tenant_id: tenant.0,
+            tenant_name: tenant.1.to_owned(),
+            actor: actor.to_owned(),
+            role,
+            expires_at,
+            revoked: false,
+        };
         Ok(NewSession { token, info })
     }
 

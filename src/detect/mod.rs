@@ -301,11 +301,7 @@ impl State {
             if !subject.is_service() && baseline.requests_per_minute < config.endpoint_min_rpm {
                 continue;
             }
-            let empty = Window {
-                seconds: f64::from(window_secs),
-                latest_seconds: f64::from(window_secs - 60).max(0.0),
-                ..Window::default()
-            };
+            let empty = empty_window(window_secs);
             let window = windows.get(subject).unwrap_or(&empty);
             for kind in Kind::ALL {
                 let settings = settings_for(overrides, subject.tenant, &subject.service, kind);
@@ -377,6 +373,16 @@ impl State {
     }
 }
 
+/// The window of a subject without traffic: `window_secs` of nothing, the
+/// current minute's share of them included.
+fn empty_window(window_secs: i32) -> Window {
+    Window {
+        seconds: f64::from(window_secs),
+        latest_seconds: f64::from(window_secs - 60).max(0.0),
+        ..Window::default()
+    }
+}
+
 /// Tenants whose steady services (at least two) all read as a traffic drop
 /// in this evaluation, with how many there are: they went silent together,
 /// which is one event, not one outage per service.
@@ -395,11 +401,7 @@ fn silent_tenants(
             &subject.service,
             Kind::TrafficDrop,
         );
-        let empty = Window {
-            seconds: f64::from(window_secs),
-            latest_seconds: f64::from(window_secs - 60).max(0.0),
-            ..Window::default()
-        };
+        let empty = empty_window(window_secs);
         let window = windows.get(subject).unwrap_or(&empty);
         if let Some(reading) = rules::read(Kind::TrafficDrop, &settings, window, baseline) {
             let entry = per.entry(subject.tenant).or_default();

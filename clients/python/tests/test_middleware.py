@@ -50,7 +50,7 @@ def check(rows):
 
 
 def test_asgi_middleware_on_fastapi_records_route_templates_statuses_and_latencies(env):
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     client = pulsyon.Client(env.url, env.key)
