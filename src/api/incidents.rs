@@ -30,7 +30,7 @@ use crate::{
     incidents::{
         explain,
         feed::{Feed, FeedRequest, Item},
-        hub::Hub,
+        hub::{Hub, Rendered},
     },
     proto::v1::{self as pb, incidents_server::Incidents},
     store::Store,
@@ -44,7 +44,7 @@ pub struct IncidentsService {
     /// Incidents and the outbox.
     pub store: Store,
     /// This process's fan-out of updates, each encoded once (api/watch.rs).
-    pub hub: Arc<Hub<Bytes>>,
+    pub hub: Arc<Hub<Rendered>>,
     /// Time between heartbeats of an idle Watch stream.
     pub heartbeat: Duration,
     /// Cancelled at shutdown: Watch streams end with UNAVAILABLE.
@@ -214,13 +214,13 @@ fn wrap(payload: pb::watch_response::Payload) -> WatchFrame {
 }
 
 /// A feed item as Watch sends it: live updates as the hub encoded them.
-fn frame(item: Item<Bytes>) -> WatchFrame {
+fn frame(item: Item<Rendered>) -> WatchFrame {
     use pb::watch_response::Payload;
     match item {
         Item::Snapshot(i) => wrap(Payload::Snapshot(incident_to_pb(&i))),
         Item::SnapshotDone { newest } => wrap(Payload::SnapshotDone(heartbeat(newest))),
         Item::Update(u) => wrap(Payload::Update(update_to_pb(&u))),
-        Item::Live(p) => WatchFrame::Encoded(p.rendered.clone()),
+        Item::Live(p) => WatchFrame::Encoded(p.rendered.watch.clone()),
         Item::Heartbeat { newest } => wrap(Payload::Heartbeat(heartbeat(newest))),
     }
 }

@@ -20,7 +20,6 @@ pub mod otlp_http;
 pub mod otlp_map;
 pub mod preauth;
 pub mod query;
-pub mod session_http;
 pub mod status;
 pub mod tls;
 pub mod tokens;
@@ -77,7 +76,7 @@ pub struct ApiDeps {
     /// TLS for the gRPC port; plaintext when `None`.
     pub tls: Option<TlsMaterial>,
     /// This process's fan-out of incident updates (with the query role).
-    pub hub: Option<Arc<crate::incidents::hub::Hub<prost::bytes::Bytes>>>,
+    pub hub: Option<Arc<crate::incidents::hub::Hub<crate::incidents::hub::Rendered>>>,
     /// Time between heartbeats of an idle Watch stream.
     pub watch_heartbeat: Duration,
     /// Signs and verifies page tokens (the key shared through the database).

@@ -11,10 +11,7 @@
 use std::{future::Future, io::Read, pin::Pin, time::Duration};
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{
-    Method, Request, Response, StatusCode,
-    body::{Bytes, Incoming},
-};
+use hyper::{Method, Request, Response, StatusCode, body::Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -26,7 +23,7 @@ use crate::{
         WriteError,
         admit::{AckError, Refused},
     },
-    ops::Door,
+    ops::{Door, DoorBody},
 };
 
 /// The path of trace exports.
@@ -178,8 +175,8 @@ fn grpc_code(status: StatusCode) -> i32 {
 }
 
 impl OtlpHttp {
-    async fn caller(&self, request: &Request<Incoming>) -> Result<Principal, Failure> {
-        let value = |name| request.headers().get(name).map(|v| v.to_str());
+    async fn caller(&self, headers: &hyper::HeaderMap) -> Result<Principal, Failure> {
+        let value = |name| headers.get(name).map(|v| v.to_str());
         self.service
             .auth
             .authenticate(value("authorization"), value("x-api-key"), Scope::Ingest)
@@ -190,17 +187,19 @@ impl OtlpHttp {
 
     async fn export(
         &self,
-        request: Request<Incoming>,
+        request: Request<DoorBody>,
         encoding: Encoding,
     ) -> Result<Response<Full<Bytes>>, Failure> {
-        // The key before the body: nothing is read for a caller without one.
-        let caller = self.caller(&request).await?;
-        let gzip = request
-            .headers()
+        // The key before the body: nothing is read for a caller without one
+        // (the head apart: the body is not shared between threads).
+        let (head, body) = request.into_parts();
+        let caller = self.caller(&head.headers).await?;
+        let gzip = head
+            .headers
             .get("content-encoding")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-        let body = Limited::new(request.into_body(), MAX_BODY)
+        let body = Limited::new(body, MAX_BODY)
             .collect()
             .await
             .map_err(|_| {
@@ -261,7 +260,7 @@ impl Door for OtlpHttp {
 
     fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<DoorBody>,
     ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
         Box::pin(async move {
             let content_type = request

@@ -9,7 +9,7 @@
 //! window is 1 minute to 7 days; GetMetrics spans at most 1 day at a 1m step,
 //! 31 days at 1h and 400 days at 1d.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use prost::Message;
 use time::OffsetDateTime;
@@ -21,16 +21,13 @@ use super::{
     status::{from_store, invalid},
 };
 use crate::{
-    domain::{Outcome, OutcomeCount, RejectReason, Scope, TenantId},
+    domain::Scope,
     ingest::limits::ThrottleCause,
     proto::v1::{self as pb, query_server::Query},
-    rollup::verdict::{self, Objectives, WindowStats},
-    stats::{self, cell::Agg, histogram::Histogram},
-    store::{
-        Store,
-        events::EventFilter,
-        rollups::{ServiceWindow, Table},
-    },
+    query::{self, Step},
+    rollup::verdict,
+    stats::cell::Agg,
+    store::{Store, events::EventFilter},
 };
 
 /// The Query service.
@@ -52,50 +49,39 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// Longest string filter of QueryEvents, in bytes (the longest field is 512).
 const MAX_FILTER_BYTES: usize = 512;
 
-/// Folds outcome rows of one minute (or a total) into the protobuf message.
-fn ingest_minute(minute: OffsetDateTime, rows: &[OutcomeCount]) -> pb::IngestMinute {
-    let mut m = pb::IngestMinute {
+/// The outcomes of one minute (or a total) as the protobuf message.
+fn ingest_minute(minute: OffsetDateTime, m: query::Outcomes) -> pb::IngestMinute {
+    pb::IngestMinute {
         minute: Some(convert::timestamp(minute)),
-        ..Default::default()
-    };
-    for row in rows {
-        let n = row.count.max(0) as u64;
-        match row.outcome {
-            Outcome::Received => m.received += n,
-            Outcome::Stored => {
-                m.stored += n;
-                if row.reason == "overflow" {
-                    m.overflowed += n;
-                }
-            }
-            Outcome::Duplicate => m.duplicates += n,
-            Outcome::Filtered => m.filtered += n,
-            Outcome::Throttled => {
-                m.throttled += n;
-                let cause = match ThrottleCause::parse(&row.reason) {
+        received: m.received,
+        stored: m.stored,
+        overflowed: m.overflowed,
+        duplicates: m.duplicates,
+        filtered: m.filtered,
+        throttled: m.throttled,
+        throttled_by_cause: m
+            .throttled_by_cause
+            .into_iter()
+            .map(|(cause, count)| pb::ThrottleCount {
+                cause: match cause {
                     Some(ThrottleCause::EventRate) => pb::ThrottleCause::EventRate,
                     Some(ThrottleCause::ByteRate) => pb::ThrottleCause::ByteRate,
                     Some(ThrottleCause::Overload) => pb::ThrottleCause::Overload,
                     _ => pb::ThrottleCause::Unspecified,
-                } as i32;
-                match m.throttled_by_cause.iter_mut().find(|c| c.cause == cause) {
-                    Some(c) => c.count += n,
-                    None => m
-                        .throttled_by_cause
-                        .push(pb::ThrottleCount { cause, count: n }),
-                }
-            }
-            Outcome::Rejected => {
-                m.rejected += n;
-                let reason = RejectReason::parse(&row.reason)
-                    .map(convert::reject_reason_to_pb)
-                    .unwrap_or_default();
-                m.rejected_by_reason
-                    .push(pb::RejectionCount { reason, count: n });
-            }
-        }
+                } as i32,
+                count,
+            })
+            .collect(),
+        rejected: m.rejected,
+        rejected_by_reason: m
+            .rejected_by_reason
+            .into_iter()
+            .map(|(reason, count)| pb::RejectionCount {
+                reason: reason.map(convert::reject_reason_to_pb).unwrap_or_default(),
+                count,
+            })
+            .collect(),
     }
-    m
 }
 
 /// Most bytes of one payload in a ListFailedEvents page (the largest event
@@ -274,12 +260,11 @@ fn health_to_pb(status: verdict::Verdict) -> i32 {
     }) as i32
 }
 
-fn percentiles(h: &Histogram) -> pb::LatencyPercentiles {
-    let q = |q| h.quantile(q).unwrap_or(0.0);
+fn percentiles(p: query::Percentiles) -> pb::LatencyPercentiles {
     pb::LatencyPercentiles {
-        p50_ms: q(0.50),
-        p95_ms: q(0.95),
-        p99_ms: q(0.99),
+        p50_ms: p.p50_ms,
+        p95_ms: p.p95_ms,
+        p99_ms: p.p99_ms,
     }
 }
 
@@ -288,72 +273,7 @@ fn point(time: OffsetDateTime, agg: &Agg) -> pb::MetricPoint {
         time: Some(convert::timestamp(time)),
         count: agg.count,
         errors: agg.status_5xx,
-        latency: Some(pb::LatencyPercentiles {
-            p50_ms: agg.quantile(0.50),
-            p95_ms: agg.quantile(0.95),
-            p99_ms: agg.quantile(0.99),
-        }),
-    }
-}
-
-/// A window's health of each service that had traffic in it.
-#[derive(Debug, Clone)]
-struct Judged {
-    window: ServiceWindow,
-    latency: pb::LatencyPercentiles,
-    status: verdict::Verdict,
-    reason: String,
-}
-
-impl QueryService {
-    /// Judges each service (or the one given) over the window ending `now`,
-    /// from minute rows for counts and uptime and merged histograms for latency.
-    async fn judge(
-        &self,
-        tenant: TenantId,
-        service: Option<&str>,
-        window: Duration,
-        now: OffsetDateTime,
-    ) -> Result<BTreeMap<String, Judged>, Status> {
-        let objectives = Objectives::default();
-        let from = stats::floor(now - window, 60);
-        let recent =
-            stats::floor(now, 60) - time::Duration::minutes(objectives.silence_minutes as i64 - 1);
-        // Whole hours from the hour rows; the edges, and always the recent
-        // minutes, from the minute rows.
-        let (mut h0, mut h1) = (stats::ceil(from, 3_600), stats::floor(recent, 3_600));
-        if h0 >= h1 {
-            (h0, h1) = (from, from);
-        }
-        let windows = self
-            .store
-            .service_windows(tenant, service, from, (h0, h1), recent, objectives.minute())
-            .await
-            .map_err(from_store)?;
-        let minutes = ((now - from).whole_seconds() as u64).div_ceil(60);
-        Ok(windows
-            .into_iter()
-            .map(|w| {
-                let latency = percentiles(&w.histogram);
-                let stats = WindowStats {
-                    minutes,
-                    requests: w.requests,
-                    errors: w.errors,
-                    recent_requests: w.recent,
-                    p95_ms: latency.p95_ms,
-                };
-                let (status, reason) = verdict::judge(&stats, &objectives);
-                (
-                    w.service.clone(),
-                    Judged {
-                        window: w,
-                        latency,
-                        status,
-                        reason,
-                    },
-                )
-            })
-            .collect())
+        latency: Some(percentiles(query::cell_percentiles(agg))),
     }
 }
 
@@ -371,8 +291,12 @@ impl Query for QueryService {
             .services(caller.tenant_id)
             .await
             .map_err(from_store)?;
-        let hour = self.judge(caller.tenant_id, None, HOUR, now).await?;
-        let current = self.judge(caller.tenant_id, None, 15 * MINUTE, now).await?;
+        let hour = query::judge(&self.store, caller.tenant_id, None, HOUR, now)
+            .await
+            .map_err(from_store)?;
+        let current = query::judge(&self.store, caller.tenant_id, None, 15 * MINUTE, now)
+            .await
+            .map_err(from_store)?;
         let services = services
             .into_iter()
             .map(|(name, first_seen, last_seen)| {
@@ -482,66 +406,26 @@ impl Query for QueryService {
                 .ok_or_else(|| invalid("window", "must be between 1 minute and 7 days"))?,
         };
         let service = text_filter("service", req.service)?;
-        let now = OffsetDateTime::now_utc();
-        let judged = self
-            .judge(caller.tenant_id, service.as_deref(), window, now)
-            .await?;
-        let mut services: Vec<pb::ServiceHealth> = judged
-            .into_values()
-            .map(|j| pb::ServiceHealth {
-                status: health_to_pb(j.status),
-                reason: j.reason,
-                requests: j.window.requests,
-                error_rate: if j.window.requests == 0 {
-                    0.0
-                } else {
-                    j.window.errors as f64 / j.window.requests as f64
-                },
-                latency: Some(j.latency),
-                uptime_percent: if j.window.minutes == 0 {
-                    100.0
-                } else {
-                    100.0 * j.window.good_minutes as f64 / j.window.minutes as f64
-                },
-                service: j.window.service,
-            })
-            .collect();
-        // Known services without traffic in the window are listed too.
-        let known = match &service {
-            Some(name) => self
-                .store
-                .services(caller.tenant_id)
-                .await
-                .map_err(from_store)?
-                .into_iter()
-                .filter(|(n, _, _)| n == name)
-                .collect(),
-            None => self
-                .store
-                .services(caller.tenant_id)
-                .await
-                .map_err(from_store)?,
-        };
-        if service.is_some() && known.is_empty() {
-            return Err(Status::not_found("service not found"));
-        }
-        for (name, _, last_seen) in known {
-            if !services.iter().any(|s| s.service == name) {
-                services.push(pb::ServiceHealth {
-                    service: name,
-                    status: pb::HealthStatus::Unspecified as i32,
-                    reason: format!(
-                        "no requests in the window; last request at {}",
-                        last_seen
-                            .format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_default()
-                    ),
-                    latency: Some(pb::LatencyPercentiles::default()),
-                    ..Default::default()
-                });
-            }
-        }
-        services.sort_by(|a, b| a.service.cmp(&b.service));
+        let services = query::service_health(
+            &self.store,
+            caller.tenant_id,
+            service.as_deref(),
+            window,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(from_store)?
+        .into_iter()
+        .map(|h| pb::ServiceHealth {
+            status: health_to_pb(h.status),
+            error_rate: h.error_rate(),
+            reason: h.reason,
+            requests: h.requests,
+            latency: Some(percentiles(h.latency)),
+            uptime_percent: h.uptime_percent,
+            service: h.service,
+        })
+        .collect();
         let as_of = self.store.rollup_watermark().await.map_err(from_store)?;
         Ok(Response::new(pb::GetServiceHealthResponse {
             services,
@@ -560,50 +444,33 @@ impl Query for QueryService {
             text_filter("service", req.service)?.ok_or_else(|| invalid("service", "required"))?;
         let endpoint = text_filter("endpoint", req.endpoint)?;
         let step = match req.step {
-            None => MINUTE,
-            Some(d) if d.seconds == 0 && d.nanos == 0 => MINUTE,
-            Some(d) => match Duration::try_from(d).ok() {
-                Some(s) if [MINUTE, HOUR, DAY].contains(&s) => s,
-                _ => return Err(invalid("step", "must be 1m, 1h or 1d")),
-            },
+            None => Step::Minute,
+            Some(d) if d.seconds == 0 && d.nanos == 0 => Step::Minute,
+            Some(d) => Duration::try_from(d)
+                .ok()
+                .and_then(Step::of)
+                .ok_or_else(|| invalid("step", "must be 1m, 1h or 1d"))?,
         };
-        let cap = match step {
-            MINUTE => DAY,
-            HOUR => 31 * DAY,
-            _ => 400 * DAY,
-        };
-        let (from, to) =
-            convert::time_range(req.range.as_ref(), HOUR, cap, OffsetDateTime::now_utc())?;
-        let step_secs = step.as_secs() as i64;
-        let table = match (step == MINUTE, endpoint.is_some()) {
-            (true, true) => Table::EndpointMinute,
-            (true, false) => Table::ServiceMinute,
-            (false, true) => Table::EndpointHour,
-            (false, false) => Table::ServiceHour,
-        };
-        let rows = self
-            .store
-            .rollup_series(
-                caller.tenant_id,
-                table,
-                &service,
-                endpoint.as_deref(),
-                stats::floor(from, step_secs),
-                to,
-            )
-            .await
-            .map_err(from_store)?;
-        let points = if step == DAY {
-            let mut days: BTreeMap<OffsetDateTime, Agg> = BTreeMap::new();
-            for (bucket, agg) in &rows {
-                days.entry(stats::floor(*bucket, 86_400))
-                    .or_default()
-                    .merge(agg);
-            }
-            days.iter().map(|(t, a)| point(*t, a)).collect()
-        } else {
-            rows.iter().map(|(t, a)| point(*t, a)).collect()
-        };
+        let (from, to) = convert::time_range(
+            req.range.as_ref(),
+            HOUR,
+            step.cap(),
+            OffsetDateTime::now_utc(),
+        )?;
+        let points = query::series(
+            &self.store,
+            caller.tenant_id,
+            &service,
+            endpoint.as_deref(),
+            step,
+            from,
+            to,
+        )
+        .await
+        .map_err(from_store)?
+        .iter()
+        .map(|(t, a)| point(*t, a))
+        .collect();
         Ok(Response::new(pb::GetMetricsResponse { points }))
     }
 
@@ -697,37 +564,24 @@ impl Query for QueryService {
         let limit = convert::page_size(req.page_size, 60, 1440)?;
         let before =
             convert::decode_page_token(self.tokens.open(&req.page_token)?)?.map(|(at, _)| at);
-        let rows = self
-            .store
-            .outcome_minutes(caller.tenant_id, from, to, before, limit + 1)
-            .await
-            .map_err(from_store)?;
-        let mut by_minute: BTreeMap<std::cmp::Reverse<OffsetDateTime>, Vec<OutcomeCount>> =
-            BTreeMap::new();
-        for row in rows {
-            by_minute
-                .entry(std::cmp::Reverse(row.minute))
-                .or_default()
-                .push(row);
-        }
-        let more = by_minute.len() as i64 > limit;
-        let minutes: Vec<pb::IngestMinute> = by_minute
-            .iter()
-            .take(limit as usize)
-            .map(|(std::cmp::Reverse(minute), rows)| ingest_minute(*minute, rows))
-            .collect();
-        let next_page_token = match (more, by_minute.keys().nth(limit as usize - 1)) {
-            (true, Some(std::cmp::Reverse(last))) => {
-                self.tokens.sign(convert::encode_page_token(*last, 0))
-            }
+        let (minutes, more) =
+            query::outcome_minutes(&self.store, caller.tenant_id, (from, to), before, limit)
+                .await
+                .map_err(from_store)?;
+        let next_page_token = match (more, minutes.last()) {
+            (true, Some((last, _))) => self.tokens.sign(convert::encode_page_token(*last, 0)),
             _ => String::new(),
         };
+        let minutes: Vec<pb::IngestMinute> = minutes
+            .into_iter()
+            .map(|(minute, m)| ingest_minute(minute, m))
+            .collect();
         let totals = self
             .store
             .outcome_totals(caller.tenant_id, from, to)
             .await
             .map_err(from_store)?;
-        let mut total = ingest_minute(from, &totals);
+        let mut total = ingest_minute(from, query::fold_outcomes(&totals));
         total.minute = None;
         Ok(Response::new(pb::GetIngestStatsResponse {
             minutes,

@@ -44,6 +44,17 @@ pub struct Published<R> {
     pub rendered: R,
 }
 
+/// An update rendered once for each door that streams updates: the gRPC
+/// Watch and the dashboard's server-sent events (each door's renderer,
+/// so that this module knows no wire format).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// As Watch sends it.
+    pub watch: bytes::Bytes,
+    /// As the event stream sends it.
+    pub events: bytes::Bytes,
+}
+
 /// A receiver of one group's updates.
 pub type Receiver<R> = broadcast::Receiver<Arc<Published<R>>>;
 

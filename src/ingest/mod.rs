@@ -106,6 +106,17 @@ pub trait Admission: Send + Sync + fmt::Debug {
     /// Admits `batch` (of `bytes` encoded bytes) or refuses it; the reply
     /// arrives once the batch is durable. Never accepts what it cannot hold.
     fn submit(&self, batch: BatchWrite, bytes: usize) -> BoxFuture<'_, Result<Reply, AdmitError>>;
+    /// How full it is now.
+    fn depth(&self) -> QueueDepth;
+}
+
+/// How full an admission's buffer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Bytes held (admitted, not yet answered).
+    pub used_bytes: u64,
+    /// Bytes it holds at most.
+    pub capacity_bytes: u64,
 }
 
 /// One admitted batch on its way to the writer.
@@ -193,6 +204,14 @@ pub struct LocalQueue {
 }
 
 impl Admission for LocalQueue {
+    fn depth(&self) -> QueueDepth {
+        let used_kib = (self.space_kib as usize).saturating_sub(self.space.available_permits());
+        QueueDepth {
+            used_bytes: used_kib as u64 * 1024,
+            capacity_bytes: u64::from(self.space_kib) * 1024,
+        }
+    }
+
     fn submit(&self, batch: BatchWrite, bytes: usize) -> BoxFuture<'_, Result<Reply, AdmitError>> {
         Box::pin(async move {
             let kib = (bytes.div_ceil(1024).max(1) as u32).min(self.space_kib);

@@ -375,6 +375,88 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Requests and 5xx of every service of the tenant per bucket of a
+    /// service table, buckets in [from, to): the recent history a service
+    /// list draws (no histograms read). By service, then bucket.
+    pub async fn service_buckets(
+        &self,
+        tenant: TenantId,
+        table: Table,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<(String, OffsetDateTime, u64, u64)>, StoreError> {
+        if table.per_endpoint() {
+            return Err(StoreError::Invalid("service buckets of an endpoint table"));
+        }
+        let sql = format!(
+            "SELECT service, bucket, count, status_5xx FROM {} \
+              WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY service, bucket",
+            table.name()
+        );
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows: Vec<(String, OffsetDateTime, i64, i64)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| classify(e, "service buckets"))?;
+        super::commit(tx, "service buckets").await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, b, c, e)| (s, b, c.max(0) as u64, e.max(0) as u64))
+            .collect())
+    }
+
+    /// Per endpoint of `service` over [from, to): hour rows for the whole
+    /// hours in [h0, h1), minute rows for the rest. Requests, 5xx and the
+    /// merged histogram, by endpoint (in `ServiceWindow`s named by endpoint).
+    pub async fn endpoint_windows(
+        &self,
+        tenant: TenantId,
+        service: &str,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        (h0, h1): (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Vec<ServiceWindow>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows: Vec<(String, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT endpoint, count, status_5xx, histogram FROM metrics_hourly \
+              WHERE tenant_id = $1 AND service = $2 AND bucket >= $4 AND bucket < $5 \
+             UNION ALL \
+             SELECT endpoint, count, status_5xx, histogram FROM metrics_minute \
+              WHERE tenant_id = $1 AND service = $2 AND bucket >= $3 AND bucket < $6 \
+                AND (bucket < $4 OR bucket >= $5)",
+        )
+        .bind(tenant.0)
+        .bind(service)
+        .bind(from)
+        .bind(h0)
+        .bind(h1)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| classify(e, "endpoint health"))?;
+        super::commit(tx, "endpoint health").await?;
+        let mut merged: BTreeMap<String, ServiceWindow> = BTreeMap::new();
+        for (endpoint, count, errors, bytes) in rows {
+            let h = Histogram::decode(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("rollup histogram: {e}")))?;
+            let w = merged
+                .entry(endpoint.clone())
+                .or_insert_with(|| ServiceWindow {
+                    service: endpoint,
+                    ..ServiceWindow::default()
+                });
+            w.requests += count.max(0) as u64;
+            w.errors += errors.max(0) as u64;
+            w.histogram.merge(&h);
+        }
+        Ok(merged.into_values().collect())
+    }
+}
+
 /// Adds `cells` to `table`: reads the rows already there, merges, writes back.
 async fn merge_cells(
     tx: &mut sqlx::PgConnection,
