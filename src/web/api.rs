@@ -7,7 +7,8 @@
 //! `/api/v1/session`: `POST` logs in (`{"tenant", "user", "password"}` or
 //! `{"api_key"}`) and sets the session cookie (`HttpOnly`,
 //! `SameSite=Strict`, `Path=/`; a random token whose SHA-256 alone is
-//! stored, `crate::auth::Logins`); `GET` says who; `DELETE` logs out.
+//! stored, `crate::auth::Logins`); `GET` says who (`logged_in` false
+//! without a live session); `DELETE` logs out.
 
 use std::time::Duration;
 
@@ -196,6 +197,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
 
 fn described(session: &SessionInfo) -> Value {
     json!({
+        "logged_in": true,
         "tenant": session.tenant_name,
         "actor": session.actor,
         "role": session.role.as_str(),
@@ -250,9 +252,16 @@ async fn login(State(d): State<Dashboard>, headers: HeaderMap, body: Bytes) -> A
     Ok(response)
 }
 
+/// Who the cookie's session is; `{"logged_in": false}` without one (the
+/// page asks before it knows, and a refusal would be a console error).
 async fn who(State(d): State<Dashboard>, headers: HeaderMap) -> Answer {
-    let session = session(&d, &headers).await?;
-    Ok(reply(StatusCode::OK, described(&session)))
+    match session(&d, &headers).await {
+        Ok(session) => Ok(reply(StatusCode::OK, described(&session))),
+        Err(ApiError::Login(LoginError::NoSession)) => {
+            Ok(reply(StatusCode::OK, json!({ "logged_in": false })))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 async fn logout(State(d): State<Dashboard>, headers: HeaderMap) -> Answer {

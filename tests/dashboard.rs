@@ -1,0 +1,515 @@
+//! The dashboard's HTTP side against the real server: every JSON route
+//! across tenants and roles, the pages' security headers, and the incident
+//! event stream's exact resume after `Last-Event-ID`. (The pages in a real
+//! browser: tests/web, run by scripts/test-web.sh.)
+
+mod common;
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::{BIN, Server, ServerOpts, TestDb, create_tenant, header, http, publish, ts};
+use pulsyon::{
+    domain::{
+        TenantId,
+        incident::Alert,
+        rules::{Kind, Severity},
+    },
+    proto::v1::{self as pb, ingest_client::IngestClient},
+    store::{self, Store},
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn user(db: &str, tenant: &str, role: &str, name: &str) {
+    let mut child = Command::new(BIN)
+        .args(["user", "create", "--tenant", tenant, "--role", role])
+        .args(["--password-stdin", name, "--database-url", db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Logs in and returns the cookie to send.
+async fn login(addr: &str, tenant: &str, name: &str) -> String {
+    let body = serde_json::json!({ "tenant": tenant, "user": name, "password": PASSWORD });
+    let (status, headers, text) = http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn get(addr: &str, cookie: &str, path: &str) -> (u16, Value) {
+    let (status, _, body) = http(addr, "GET", path, &[("cookie", cookie)], "").await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+async fn post(addr: &str, cookie: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, _, text) = http(
+        addr,
+        "POST",
+        path,
+        &[("cookie", cookie), ("content-type", "application/json")],
+        body,
+    )
+    .await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn open_store(db: &TestDb) -> Store {
+    let options = store::options_from_url(&db.url).unwrap();
+    Store::connect(options, 4, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+fn alert(tenant: TenantId, service: &str) -> Alert {
+    Alert {
+        alert_id: 0,
+        tenant_id: tenant,
+        incident_id: None,
+        service: service.into(),
+        endpoint: String::new(),
+        kind: Kind::ErrorRate,
+        severity: Severity::Critical,
+        observed: 0.3,
+        baseline: 0.01,
+        no_baseline: false,
+        threshold: 0.05,
+        window_secs: 90,
+        fired_at: OffsetDateTime::now_utc(),
+        cleared_at: None,
+    }
+}
+
+/// A batch of `n` events of `service`, the last `bad` of them invalid (a
+/// status code out of range: rejected into the dead letters).
+fn batch(producer: &str, seq: u64, service: &str, n: usize, bad: usize) -> pb::EventBatch {
+    pb::EventBatch {
+        producer_id: producer.into(),
+        seq,
+        events: (0..n)
+            .map(|i| pb::Event {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                time: Some(ts(SystemTime::now())),
+                service: service.into(),
+                endpoint: "/items/{id}".into(),
+                method: "GET".into(),
+                status_code: if i >= n - bad {
+                    999
+                } else if i % 10 == 0 {
+                    503
+                } else {
+                    200
+                },
+                latency_ms: 10.0 + i as f64,
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
+    let db = TestDb::new().await;
+    let key_a = create_tenant(&db.url, "acme");
+    let key_b = create_tenant(&db.url, "globex");
+    user(&db.url, "acme", "viewer", "vera");
+    user(&db.url, "acme", "responder", "rob");
+    user(&db.url, "globex", "responder", "gus");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--rollup-interval", "200ms"],
+        ..Default::default()
+    });
+    let addr = server.http.as_str();
+    let mut ingest = IngestClient::new(server.channel().await);
+    publish(&mut ingest, &key_a, batch("a", 1, "checkout", 50, 2)).await;
+    publish(&mut ingest, &key_b, batch("b", 1, "warehouse", 40, 1)).await;
+    let store = open_store(&db).await;
+    let a = store.tenant_by_name("acme").await.unwrap().id;
+    let b = store.tenant_by_name("globex").await.unwrap().id;
+    let (fired_a, _) = common::fire(&store, &alert(a, "checkout"), Duration::from_secs(300))
+        .await
+        .unwrap();
+    let (fired_b, _) = common::fire(&store, &alert(b, "warehouse"), Duration::from_secs(300))
+        .await
+        .unwrap();
+    let (ia, ib) = (
+        fired_a.incident_id.unwrap().to_string(),
+        fired_b.incident_id.unwrap().to_string(),
+    );
+
+    let vera = login(addr, "acme", "vera").await;
+    let rob = login(addr, "acme", "rob").await;
+    let gus = login(addr, "globex", "gus").await;
+
+    // Every route refuses a request without a session.
+    let routes = [
+        "/api/v1/overview".to_string(),
+        "/api/v1/incidents".into(),
+        format!("/api/v1/incidents/{ia}"),
+        "/api/v1/services/checkout".into(),
+        "/api/v1/ingest".into(),
+        "/api/v1/failed/1".into(),
+        "/api/v1/incidents/stream".into(),
+    ];
+    for route in &routes {
+        let (status, body) = get(addr, "pulsyon_session=forged", route).await;
+        assert_eq!(status, 401, "{route}: {body}");
+        let (status, _, _) = http(addr, "GET", route, &[], "").await;
+        assert_eq!(status, 401, "{route}");
+    }
+    let (status, _) = post(
+        addr,
+        "",
+        &format!("/api/v1/incidents/{ia}/acknowledge"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The overview lists the session's tenant's services only, once the
+    // rollups have them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let overview = loop {
+        let (status, body) = get(addr, &vera, "/api/v1/overview?range=1h").await;
+        assert_eq!(status, 200, "{body}");
+        if body["services"][0]["requests"].as_u64() == Some(48) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no rollups: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let names: Vec<&str> = overview["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["checkout"]);
+    let checkout = &overview["services"][0];
+    assert_eq!(checkout["errors"], 5);
+    assert!(checkout["latency"]["p95_ms"].as_f64().unwrap() > 10.0);
+    assert!(!checkout["buckets"].as_array().unwrap().is_empty());
+    let (status, body) = get(addr, &gus, "/api/v1/overview?range=7d").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["services"][0]["service"], "warehouse");
+    assert_eq!(body["services"].as_array().unwrap().len(), 1);
+    let (status, _) = get(addr, &vera, "/api/v1/overview?range=2h").await;
+    assert_eq!(status, 400, "an unknown range is refused");
+
+    // Incidents: each tenant's own; another tenant's is not found.
+    let (_, body) = get(addr, &vera, "/api/v1/incidents").await;
+    let listed: Vec<&str> = body["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ia.as_str()]);
+    assert!(
+        body["incidents"][0]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("threshold"),
+        "{body}"
+    );
+    assert!(body["seq"].as_i64().unwrap() > 0);
+    let (status, body) = get(addr, &vera, &format!("/api/v1/incidents/{ia}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alerts"][0]["kind"], "error_rate");
+    assert_eq!(body["timeline"][0]["kind"], "opened");
+    let (status, _) = get(addr, &vera, &format!("/api/v1/incidents/{ib}")).await;
+    assert_eq!(status, 404, "another tenant's incident does not exist here");
+    let (status, _) = get(addr, &vera, "/api/v1/incidents/nope").await;
+    assert_eq!(status, 400);
+
+    // Services: its own with endpoints and recent 5xx; another's is not found.
+    let (status, body) = get(addr, &vera, "/api/v1/services/checkout?range=24h").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["health"]["requests"], 48);
+    assert_eq!(body["endpoints"][0]["endpoint"], "/items/{id}");
+    assert_eq!(body["recent_errors"].as_array().unwrap().len(), 5);
+    assert_eq!(body["incidents"][0]["id"], ia.as_str());
+    assert!(!body["series"].as_array().unwrap().is_empty());
+    let (status, _) = get(addr, &vera, "/api/v1/services/warehouse").await;
+    assert_eq!(status, 404);
+
+    // Ingest: its own outcomes and dead letters; another's letter is not found.
+    let (status, body) = get(addr, &vera, "/api/v1/ingest").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"]["received"], 50);
+    assert_eq!(body["total"]["stored"], 48);
+    assert_eq!(
+        body["total"]["rejected_by_reason"]["invalid_status_code"],
+        2
+    );
+    assert!(body["queue"]["capacity_bytes"].as_u64().unwrap() > 0);
+    let letters = body["failed"].as_array().unwrap();
+    assert_eq!(letters.len(), 2);
+    assert!(
+        letters[0].get("payload_hex").is_none(),
+        "lists leave payloads out"
+    );
+    let id_a = letters[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = get(addr, &vera, &format!("/api/v1/failed/{id_a}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body["payload_hex"].as_str().unwrap().is_empty());
+    let (status, _) = get(addr, &gus, &format!("/api/v1/failed/{id_a}")).await;
+    assert_eq!(status, 404);
+
+    // Acting: a viewer may not; another tenant's responder finds nothing;
+    // the tenant's responder acknowledges, under their name.
+    let ack = format!("/api/v1/incidents/{ia}/acknowledge");
+    let (status, body) = post(addr, &vera, &ack, r#"{"note": "mine"}"#).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = post(addr, &gus, &ack, "{}").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        &ack,
+        &[("cookie", &rob), ("content-type", "text/plain")],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 415, "a body that is not JSON is refused");
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        &ack,
+        &[
+            ("cookie", &rob),
+            ("content-type", "application/json"),
+            ("origin", "http://elsewhere.example"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 403, "a change from another origin is refused");
+    let (status, body) = post(addr, &rob, &ack, r#"{"note": "looking"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["incident"]["status"], "acknowledged");
+    assert_eq!(body["incident"]["acknowledged_by"], "rob");
+    let (status, body) = post(
+        addr,
+        &rob,
+        &format!("/api/v1/incidents/{ia}/resolve"),
+        r#"{"note": "fixed"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["incident"]["resolved_by"], "rob");
+    let (_, body) = get(addr, &vera, &format!("/api/v1/incidents/{ia}")).await;
+    let notes: Vec<&str> = body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["", "looking", "fixed"]);
+
+    // The pages: embedded, strict headers, compressed on request, revalidated by ETag.
+    let (status, headers, page) = http(addr, "GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/assets/app.js"));
+    let csp = header(&headers, "content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(header(&headers, "x-frame-options"), Some("DENY"));
+    let etag = header(&headers, "etag").unwrap().to_owned();
+    let (status, _, _) = http(addr, "GET", "/", &[("if-none-match", &etag)], "").await;
+    assert_eq!(status, 304);
+    let (status, headers, _) = http(
+        addr,
+        "GET",
+        "/assets/app.js",
+        &[("accept-encoding", "gzip")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    // The probes are where they were.
+    let (status, _, body) = http(addr, "GET", "/healthz", &[], "").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _, body) = http(addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("pulsyon_"), "{body}");
+}
+
+/// A raw event-stream client: reads what arrives until `want` update ids
+/// were seen or `limit` passes.
+struct Events {
+    stream: tokio::net::TcpStream,
+    text: String,
+}
+
+impl Events {
+    async fn open(addr: &str, cookie: &str, query: &str, last_event_id: Option<i64>) -> Events {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "GET /api/v1/incidents/stream{query} HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n"
+        );
+        if let Some(id) = last_event_id {
+            head.push_str(&format!("last-event-id: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut events = Events {
+            stream,
+            text: String::new(),
+        };
+        events.read_until(|t| t.contains("\r\n\r\n")).await;
+        assert!(events.text.starts_with("HTTP/1.1 200"), "{}", events.text);
+        assert!(events.text.contains("text/event-stream"));
+        events
+    }
+
+    async fn read_until(&mut self, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 8192];
+        while !done(&self.text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out; got: {}", self.text);
+            match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) => panic!("the stream ended; got: {}", self.text),
+                Ok(Ok(n)) => self.text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_) => panic!("timed out; got: {}", self.text),
+            }
+        }
+    }
+
+    /// The ids of the update events received so far, in order.
+    fn ids(&self) -> Vec<i64> {
+        self.text
+            .split("\nevent: update\n")
+            .filter_map(|before| before.rsplit("id: ").next()?.trim().parse().ok())
+            .collect()
+    }
+
+    async fn until_ids(&mut self, n: usize) -> Vec<i64> {
+        self.read_until(|t| t.matches("\nevent: update\n").count() >= n)
+            .await;
+        self.ids()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resumes_exactly_after_the_last_event_id() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    create_tenant(&db.url, "globex");
+    user(&db.url, "acme", "viewer", "vera");
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
+        ..Default::default()
+    });
+    let addr = server.http.as_str();
+    let store = open_store(&db).await;
+    let a = store.tenant_by_name("acme").await.unwrap().id;
+    let b = store.tenant_by_name("globex").await.unwrap().id;
+    let cookie = login(addr, "acme", "vera").await;
+    let fire = |tenant, service: &'static str| {
+        let store = store.clone();
+        async move {
+            common::fire(&store, &alert(tenant, service), Duration::from_secs(300))
+                .await
+                .unwrap()
+                .1
+                .last()
+                .unwrap()
+                .seq
+        }
+    };
+
+    // The page's start: the list's sequence, then the stream after it.
+    let (_, list) = get(addr, &cookie, "/api/v1/incidents").await;
+    let start = list["seq"].as_i64().unwrap();
+    assert_eq!(start, 0);
+    let first = fire(a, "s1").await;
+    // A list read before any update starts at 0: the update written since
+    // asks the page to reload rather than miss it.
+    let mut late = Events::open(addr, &cookie, "?after=0", None).await;
+    late.read_until(|t| t.contains("event: resync")).await;
+    let (_, list) = get(addr, &cookie, "/api/v1/incidents").await;
+    assert_eq!(list["seq"].as_i64(), Some(first));
+    let mut events = Events::open(addr, &cookie, &format!("?after={first}"), None).await;
+    let mut expected = Vec::new();
+    for service in ["s2", "s3"] {
+        expected.push(fire(a, service).await);
+        fire(b, "other-tenant").await;
+    }
+    assert_eq!(events.until_ids(2).await, expected);
+
+    // Dropped between updates: three more are written meanwhile (and the
+    // other tenant's), then the client reconnects with Last-Event-ID.
+    let last = *expected.last().unwrap();
+    drop(events);
+    let mut missed = Vec::new();
+    for service in ["s4", "s5", "s6"] {
+        missed.push(fire(a, service).await);
+        fire(b, "other-tenant").await;
+    }
+    // The URL still names the first start: the header wins, as a browser's
+    // reconnect sends it.
+    let mut events = Events::open(addr, &cookie, &format!("?after={first}"), Some(last)).await;
+    assert_eq!(
+        events.until_ids(3).await,
+        missed,
+        "each missed update once, in order"
+    );
+    let live = fire(a, "s7").await;
+    let mut all = missed.clone();
+    all.push(live);
+    assert_eq!(events.until_ids(4).await, all, "then live, no duplicate");
+    events.read_until(|t| t.contains(": heartbeat")).await;
+
+    // A resume point this server never sent: resync.
+    let mut future = Events::open(addr, &cookie, "", Some(live + 1_000)).await;
+    future.read_until(|t| t.contains("event: resync")).await;
+    let (status, _, _) = http(
+        addr,
+        "GET",
+        "/api/v1/incidents/stream",
+        &[("cookie", &cookie), ("last-event-id", "x")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 400);
+}
