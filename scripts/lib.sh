@@ -122,9 +122,14 @@ ensure_buf() {
   (cd "$root" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)
 }
 
-# Debian's Chromium, which the dashboard's browser tests drive.
+# A Chromium the dashboard's browser tests drive, in PULSYON_CHROMIUM:
+# Debian's (installed with apt when there is none), or a Chrome already there.
 ensure_chromium() {
-  command -v chromium >/dev/null && return
+  local b
+  for b in chromium google-chrome chromium-browser; do
+    if command -v "$b" >/dev/null; then export PULSYON_CHROMIUM="${PULSYON_CHROMIUM:-$(command -v "$b")}"; return; fi
+  done
   say "installing Chromium (apt) for the browser tests"
   apt_install chromium
+  export PULSYON_CHROMIUM="${PULSYON_CHROMIUM:-$(command -v chromium)}"
 }

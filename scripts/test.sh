@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test suite: installs or starts what the tests need when it is missing
 # (PostgreSQL, Redis, grpcurl, buf, the OpenTelemetry Python exporters), then
-# runs every test of the workspace and the Python SDK's tests.
+# runs every test of the workspace, the Python SDK's tests and the
+# dashboard's browser tests (Playwright driving Debian's Chromium).
 # Extra arguments go to `cargo test` (for example a test name filter), and then
-# the Python SDK's tests are left out (scripts/test-python-sdk.sh runs them alone).
+# the Python SDK's and the browser tests are left out (scripts/test-python-sdk.sh
+# and scripts/test-web.sh run them alone).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -23,4 +25,7 @@ psql "$PULSYON_TEST_DATABASE_URL" -qAtc \
 
 cd "$root"
 cargo test --workspace "$@"
-[ $# -eq 0 ] && "$root/scripts/test-python-sdk.sh"
+if [ $# -eq 0 ]; then
+  "$root/scripts/test-python-sdk.sh"
+  "$root/scripts/test-web.sh"
+fi

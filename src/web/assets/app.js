@@ -249,6 +249,7 @@
   }
 
   function incidentsTable(list, compact) {
+    compact = compact || !(state.me && state.me.may_respond);
     if (!list.length) return el("p", { class: "muted", id: "no-incidents" }, "No live incidents.");
     const rows = list.map((i) => el("tr", { "data-incident": i.id, "data-status": i.status },
       el("td", {}, pill(i.severity, i.severity)),
@@ -342,9 +343,12 @@
       incidents);
     main().replaceChildren(root);
 
-    const drawIncidents = () => {
+    let soon = null;
+    const drawIncidents = (update) => {
       const list = [...state.incidents.values()].filter((i) => i.status !== "resolved").sort(incidentOrder);
       incidents.replaceChildren(incidentsTable(list, false));
+      // An update means the figures moved: read them again (once for a burst).
+      if (update && !soon) soon = setTimeout(() => { soon = null; if (root.isConnected) load(); }, 1000);
     };
     listeners.clear();
     listeners.add(drawIncidents);
@@ -361,7 +365,7 @@
         const rows = body.services.map((s) => el("tr", { "data-service": s.service, "data-status": s.status },
           el("th", { scope: "row" }, el("a", { href: "#/service/" + encodeURIComponent(s.service) }, s.service)),
           el("td", {}, pill(s.status, statusWord[s.status], s.reason), el("div", { class: "reason" }, s.reason)),
-          el("td", { class: "num" }, fmt.rate(s.requests_per_s)),
+          el("td", { class: "num hide-narrow" }, fmt.rate(s.requests_per_s)),
           el("td", { class: "num", "data-value": s.error_rate }, fmt.pct(s.error_rate)),
           el("td", { class: "num hide-narrow", "data-value": s.latency.p50_ms }, fmt.ms(s.latency.p50_ms)),
           el("td", { class: "num", "data-col": "p95", "data-value": s.latency.p95_ms }, fmt.ms(s.latency.p95_ms)),
@@ -370,7 +374,7 @@
           el("td", { class: "hide-narrow" }, spark(s.buckets, body.bucket_secs, body.window_secs))));
         services.replaceChildren(el("div", { class: "table-wrap" }, el("table", { id: "service-table" },
           el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Service"), el("th", { scope: "col" }, "Status"),
-            el("th", { class: "num", scope: "col" }, "Req/s"), el("th", { class: "num", scope: "col" }, "Errors"),
+            el("th", { class: "num hide-narrow", scope: "col" }, "Req/s"), el("th", { class: "num", scope: "col" }, "Errors"),
             el("th", { class: "num hide-narrow", scope: "col" }, "p50"), el("th", { class: "num", scope: "col" }, "p95"),
             el("th", { class: "num hide-narrow", scope: "col" }, "p99"), el("th", { class: "num hide-narrow", scope: "col" }, "Uptime"),
             el("th", { class: "hide-narrow", scope: "col" }, "Recent"))),

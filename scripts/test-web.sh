@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The dashboard's browser tests (tests/web): Playwright's runner (pinned in
+# package.json) driving Debian's Chromium against the real server built
+# here, with a database of its own on the test PostgreSQL. Screenshots of
+# each page land in docs/dashboard/. Installs Chromium with apt, and the npm
+# tools, when they are missing; never downloads a browser.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
+
+export PULSYON_TEST_DATABASE_URL="${PULSYON_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+ensure_postgres_server "$PULSYON_TEST_DATABASE_URL"
+ensure_grpcurl "$root"
+ensure_buf "$root"
+ensure_chromium
+
+cd "$root"
+cargo build --quiet --bin pulsyon
+export PULSYON_BIN="$root/target/debug/pulsyon"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+npx --no-install playwright test -c tests/web/playwright.config.js "$@"

@@ -1,0 +1,3 @@
+"use strict";
+const { setUp } = require("./servers");
+module.exports = async () => { await setUp(); };

@@ -1,0 +1,3 @@
+"use strict";
+const { tearDown } = require("./servers");
+module.exports = async () => { await tearDown(); };

@@ -1,0 +1,29 @@
+// The dashboard's browser tests: Playwright's runner driving Debian's
+// Chromium (never a downloaded browser) against the real server.
+"use strict";
+
+const { defineConfig } = require("@playwright/test");
+
+module.exports = defineConfig({
+  testDir: __dirname,
+  testMatch: /.*\.spec\.js$/,
+  globalSetup: require.resolve("./global-setup.js"),
+  globalTeardown: require.resolve("./global-teardown.js"),
+  workers: 1,
+  fullyParallel: false,
+  retries: 0,
+  timeout: 180000,
+  expect: { timeout: 60000 },
+  reporter: [["list"]],
+  outputDir: require("node:path").join(__dirname, ".run", "results"),
+  use: {
+    browserName: "chromium",
+    launchOptions: {
+      executablePath: process.env.PULSYON_CHROMIUM || "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    },
+    viewport: { width: 1280, height: 900 },
+    trace: "off",
+  },
+});
