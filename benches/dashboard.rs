@@ -1,0 +1,436 @@
+//! Dashboard benchmark, against a running server: the first screen's JSON
+//! calls one after another over one keep-alive connection (latency per
+//! call), then many raw event-stream subscribers (`GET
+//! /api/v1/incidents/stream`, one HTTP/1.1 connection each, as browsers
+//! hold them): the server's memory per idle subscriber, and the time from
+//! each incident update's stamp to its arrival at every subscriber, updates
+//! written through the store as the detector writes them.
+//! `scripts/bench-dashboard.sh` runs it and writes docs/perf/dashboard.md.
+//!
+//!   cargo bench --bench dashboard -- --http ADDR --api-key KEY --database-url URL \
+//!       --tenant NAME --warmup-tenant NAME --pid PID
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use clap::Parser;
+use pulsyon::{
+    domain::{
+        incident::{Alert, Grouping},
+        rules::{Kind, Severity},
+    },
+    incidents::{self, lifecycle::Policy},
+    store::{self, Store},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The server's HTTP address (host:port).
+    #[arg(long)]
+    http: String,
+    /// API key with the `read` scope (the dashboard's login by key).
+    #[arg(long)]
+    api_key: String,
+    /// The server's database, to write updates as the detector does.
+    #[arg(long)]
+    database_url: String,
+    /// The tenant of the key.
+    #[arg(long)]
+    tenant: String,
+    /// Another tenant, whose update before the measured ones warms the
+    /// benchmark's database connection; the subscribers never receive it.
+    #[arg(long)]
+    warmup_tenant: String,
+    /// The server's process id, to read its memory and CPU.
+    #[arg(long)]
+    pid: u32,
+    /// Calls per case.
+    #[arg(long, default_value_t = 200)]
+    calls: usize,
+    /// Uncounted calls first.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Event-stream subscribers.
+    #[arg(long, default_value_t = 1_000)]
+    subscribers: usize,
+    /// Updates written, one a second.
+    #[arg(long, default_value_t = 20)]
+    updates: usize,
+    /// Ignored (cargo bench passes it).
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn proc_field(pid: u32, file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    proc_field(pid, "status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = proc_field(pid, "stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks * 10.0
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(host: &str) -> Conn {
+        let stream = TcpStream::connect(host).await.expect("connecting");
+        stream.set_nodelay(true).ok();
+        Conn {
+            reader: BufReader::new(stream),
+            host: host.to_owned(),
+        }
+    }
+
+    /// Sends a request; returns the status, the headers and the body.
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n",
+            self.host,
+            body.len()
+        );
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        self.reader
+            .get_mut()
+            .write_all(head.as_bytes())
+            .await
+            .expect("writing");
+        let (status, headers) = self.head().await;
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut out = Vec::new();
+        if let Some(len) = find("content-length") {
+            out.resize(len.parse().expect("content-length"), 0);
+            self.reader.read_exact(&mut out).await.expect("body");
+        } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut line = String::new();
+                self.reader.read_line(&mut line).await.expect("chunk");
+                let size = usize::from_str_radix(line.trim(), 16).expect("chunk size");
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).await.expect("chunk");
+                if size == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..size]);
+            }
+        }
+        (status, headers, out)
+    }
+
+    async fn head(&mut self) -> (u16, Vec<(String, String)>) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.expect("status");
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).await.expect("header");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        (status, headers)
+    }
+}
+
+/// A firing error-rate alert of `service`, stamped now.
+fn bench_alert(tenant_id: pulsyon::domain::TenantId, service: String) -> Alert {
+    Alert {
+        alert_id: 0,
+        tenant_id,
+        incident_id: None,
+        service,
+        endpoint: String::new(),
+        kind: Kind::ErrorRate,
+        severity: Severity::Warning,
+        observed: 0.3,
+        baseline: 0.01,
+        no_baseline: false,
+        threshold: 0.05,
+        window_secs: 90,
+        fired_at: time::OffsetDateTime::now_utc(),
+        cleared_at: None,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut conn = Conn::open(&args.http).await;
+    let login = serde_json::json!({ "api_key": args.api_key }).to_string();
+    let (status, headers, body) = conn
+        .call(
+            "POST",
+            "/api/v1/session",
+            &[("content-type", "application/json")],
+            &login,
+        )
+        .await;
+    assert_eq!(status, 200, "login: {}", String::from_utf8_lossy(&body));
+    let cookie = headers
+        .iter()
+        .find(|(n, _)| n == "set-cookie")
+        .and_then(|(_, v)| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+
+    // The service the detail cases read: the busiest one.
+    let (_, _, overview) = conn
+        .call("GET", "/api/v1/overview?range=1h", &[("cookie", &cookie)], "")
+        .await;
+    let overview: serde_json::Value = serde_json::from_slice(&overview).expect("overview");
+    let busiest = overview["services"]
+        .as_array()
+        .and_then(|s| s.iter().max_by_key(|s| s["requests"].as_u64()))
+        .and_then(|s| s["service"].as_str())
+        .expect("a service")
+        .to_owned();
+
+    println!("| call | case | calls | bytes per answer | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let cases: Vec<(String, &str)> = vec![
+        ("/api/v1/session".into(), "who is logged in"),
+        (
+            "/api/v1/overview?range=1h".into(),
+            "first screen: every service, 1 h",
+        ),
+        (
+            "/api/v1/overview?range=24h".into(),
+            "first screen: every service, 24 h",
+        ),
+        (
+            "/api/v1/overview?range=7d".into(),
+            "first screen: every service, 7 d",
+        ),
+        (
+            "/api/v1/incidents".into(),
+            "first screen: live incidents",
+        ),
+        (
+            format!("/api/v1/services/{busiest}?range=1h"),
+            "service detail, 1 h",
+        ),
+        (
+            format!("/api/v1/services/{busiest}?range=24h"),
+            "service detail, 24 h",
+        ),
+        ("/api/v1/ingest?range=1h".into(), "ingest page, 1 h"),
+    ];
+    for (path, case) in &cases {
+        let mut times = Vec::with_capacity(args.calls);
+        let mut bytes = 0;
+        for i in 0..args.warmup + args.calls {
+            let started = Instant::now();
+            let (status, _, body) = conn.call("GET", path, &[("cookie", &cookie)], "").await;
+            let ms = started.elapsed().as_secs_f64() * 1_000.0;
+            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON");
+            if i >= args.warmup {
+                times.push(ms);
+                bytes = body.len();
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let shown = path.split('?').next().unwrap_or(path);
+        println!(
+            "| `GET {shown}` | {case} | {} | {bytes} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            times.len(),
+            percentile(&times, 0.50),
+            percentile(&times, 0.95),
+            percentile(&times, 0.99),
+            times.last().copied().unwrap_or_default()
+        );
+    }
+
+    // The live feed: raw subscribers, one connection each.
+    let rss_before = rss_kib(args.pid);
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<(usize, f64)>::new()));
+    let started = Instant::now();
+    for _ in 0..args.subscribers {
+        let (host, cookie) = (args.http.clone(), cookie.clone());
+        let (subscribed, received, latencies) =
+            (subscribed.clone(), received.clone(), latencies.clone());
+        let updates = args.updates;
+        tokio::spawn(async move {
+            let mut conn = Conn::open(&host).await;
+            let request = format!(
+                "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
+            );
+            conn.reader
+                .get_mut()
+                .write_all(request.as_bytes())
+                .await
+                .expect("subscribing");
+            let (status, _) = conn.head().await;
+            assert_eq!(status, 200, "stream");
+            subscribed.fetch_add(1, Ordering::Relaxed);
+            let mut mine = Vec::with_capacity(updates);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match conn.reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                let Ok(update) = serde_json::from_str::<serde_json::Value>(data) else {
+                    continue;
+                };
+                let (Some(at), Some(service)) =
+                    (update["at"].as_str(), update["incident"]["service"].as_str())
+                else {
+                    continue;
+                };
+                let at = time::OffsetDateTime::parse(
+                    at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .expect("at");
+                let sent = SystemTime::UNIX_EPOCH
+                    + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
+                let ms = SystemTime::now()
+                    .duration_since(sent)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    * 1_000.0;
+                let k = service
+                    .strip_prefix("bench-")
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(usize::MAX);
+                mine.push((k, ms));
+                received.fetch_add(1, Ordering::Relaxed);
+                if mine.len() >= updates {
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .append(&mut mine);
+                }
+            }
+        });
+    }
+    while subscribed.load(Ordering::Relaxed) < args.subscribers {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "subscribing took too long"
+        );
+    }
+    let subscribe_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(args.pid);
+
+    let store = Store::connect(
+        store::options_from_url(&args.database_url).expect("--database-url"),
+        2,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("database");
+    let tenant = store.tenant_by_name(&args.tenant).await.expect("--tenant").id;
+    let warmup = store
+        .tenant_by_name(&args.warmup_tenant)
+        .await
+        .expect("--warmup-tenant")
+        .id;
+    let policy = Policy::default();
+    incidents::fire(
+        &store,
+        &bench_alert(warmup, "warmup".into()),
+        Grouping::Service,
+        &policy,
+    )
+    .await
+    .expect("the warm-up update");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = cpu_ms(args.pid);
+    for k in 0..args.updates {
+        let alert = bench_alert(tenant, format!("bench-{k}"));
+        incidents::fire(&store, &alert, Grouping::Service, &policy)
+            .await
+            .expect("writing an update");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let expected = args.subscribers * args.updates;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server_cpu_per_update = (cpu_ms(args.pid) - cpu_before) / args.updates.max(1) as f64;
+    let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
+    all.sort_by(f64::total_cmp);
+    let per_subscriber = rss_idle.saturating_sub(rss_before) as f64 / args.subscribers as f64;
+    println!();
+    println!(
+        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1}}}",
+        args.subscribers,
+        args.updates,
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.95),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default(),
+    );
+}
