@@ -19,14 +19,9 @@ use std::{
 };
 
 use clap::Parser;
-use pulsyon::{
-    domain::{
-        incident::{Alert, Grouping},
-        rules::{Kind, Severity},
-    },
-    incidents::{self, lifecycle::Policy},
-    store::{self, Store},
-};
+#[path = "support/mod.rs"]
+mod support;
+use support::{percentile, rss_kib, wait_subscribed, write_updates};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -68,37 +63,6 @@ struct Args {
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn proc_field(pid: u32, file: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    proc_field(pid, "status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_ms(pid: u32) -> f64 {
-    let stat = proc_field(pid, "stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks * 10.0
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -191,26 +155,6 @@ impl Conn {
     }
 }
 
-/// A firing error-rate alert of `service`, stamped now.
-fn bench_alert(tenant_id: pulsyon::domain::TenantId, service: String) -> Alert {
-    Alert {
-        alert_id: 0,
-        tenant_id,
-        incident_id: None,
-        service,
-        endpoint: String::new(),
-        kind: Kind::ErrorRate,
-        severity: Severity::Warning,
-        observed: 0.3,
-        baseline: 0.01,
-        no_baseline: false,
-        threshold: 0.05,
-        window_secs: 90,
-        fired_at: time::OffsetDateTime::now_utc(),
-        cleared_at: None,
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -234,7 +178,12 @@ async fn main() {
 
     // The service the detail cases read: the busiest one.
     let (_, _, overview) = conn
-        .call("GET", "/api/v1/overview?range=1h", &[("cookie", &cookie)], "")
+        .call(
+            "GET",
+            "/api/v1/overview?range=1h",
+            &[("cookie", &cookie)],
+            "",
+        )
         .await;
     let overview: serde_json::Value = serde_json::from_slice(&overview).expect("overview");
     let busiest = overview["services"]
@@ -260,10 +209,7 @@ async fn main() {
             "/api/v1/overview?range=7d".into(),
             "first screen: every service, 7 d",
         ),
-        (
-            "/api/v1/incidents".into(),
-            "first screen: live incidents",
-        ),
+        ("/api/v1/incidents".into(), "first screen: live incidents"),
         (
             format!("/api/v1/services/{busiest}?range=1h"),
             "service detail, 1 h",
@@ -338,18 +284,17 @@ async fn main() {
                 let Ok(update) = serde_json::from_str::<serde_json::Value>(data) else {
                     continue;
                 };
-                let (Some(at), Some(service)) =
-                    (update["at"].as_str(), update["incident"]["service"].as_str())
-                else {
+                let (Some(at), Some(service)) = (
+                    update["at"].as_str(),
+                    update["incident"]["service"].as_str(),
+                ) else {
                     continue;
                 };
-                let at = time::OffsetDateTime::parse(
-                    at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .expect("at");
-                let sent = SystemTime::UNIX_EPOCH
-                    + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
+                let at =
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .expect("at");
+                let sent =
+                    SystemTime::UNIX_EPOCH + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
                 let ms = SystemTime::now()
                     .duration_since(sent)
                     .unwrap_or_default()
@@ -370,61 +315,28 @@ async fn main() {
             }
         });
     }
-    while subscribed.load(Ordering::Relaxed) < args.subscribers {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "subscribing took too long"
-        );
-    }
-    let subscribe_secs = started.elapsed().as_secs_f64();
+    let subscribe_secs = wait_subscribed(&subscribed, args.subscribers, started).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_idle = rss_kib(args.pid);
 
-    let store = Store::connect(
-        store::options_from_url(&args.database_url).expect("--database-url"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("database");
-    let tenant = store.tenant_by_name(&args.tenant).await.expect("--tenant").id;
-    let warmup = store
-        .tenant_by_name(&args.warmup_tenant)
-        .await
-        .expect("--warmup-tenant")
-        .id;
-    let policy = Policy::default();
-    incidents::fire(
-        &store,
-        &bench_alert(warmup, "warmup".into()),
-        Grouping::Service,
-        &policy,
-    )
-    .await
-    .expect("the warm-up update");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_before = cpu_ms(args.pid);
-    for k in 0..args.updates {
-        let alert = bench_alert(tenant, format!("bench-{k}"));
-        incidents::fire(&store, &alert, Grouping::Service, &policy)
-            .await
-            .expect("writing an update");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
     let expected = args.subscribers * args.updates;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let server_cpu_per_update = (cpu_ms(args.pid) - cpu_before) / args.updates.max(1) as f64;
+    let written = write_updates(
+        &args.database_url,
+        (&args.tenant, &args.warmup_tenant),
+        args.updates,
+        args.pid,
+        (&received, expected),
+    )
+    .await;
+    let server_cpu_per_update = written.server_cpu_ms_per_update;
+    let commit_max = written.commit_ms.iter().copied().fold(0.0, f64::max);
     let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
     all.sort_by(f64::total_cmp);
     let per_subscriber = rss_idle.saturating_sub(rss_before) as f64 / args.subscribers as f64;
     println!();
     println!(
-        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1}}}",
+        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
         args.subscribers,
         args.updates,
         all.len(),

@@ -15,15 +15,10 @@ use std::{
 };
 
 use clap::Parser;
-use pulsyon::{
-    domain::{
-        incident::{Alert, Grouping},
-        rules::{Kind, Severity},
-    },
-    incidents::{self, lifecycle::Policy},
-    proto::v1::{self as pb, incidents_client::IncidentsClient},
-    store::{self, Store},
-};
+#[path = "support/mod.rs"]
+mod support;
+use pulsyon::proto::v1::{self as pb, incidents_client::IncidentsClient};
+use support::{percentile, rss_kib, wait_subscribed, write_updates};
 use tonic::{
     Request,
     metadata::MetadataValue,
@@ -67,63 +62,6 @@ struct Args {
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// CPU time the process has used (user and system), in milliseconds.
-/// /proc counts it in USER_HZ, which Linux fixes at 100 a second.
-fn cpu_ms(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces): utime is
-            // the 14th field of the line, stime the 15th.
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) * 10.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// A firing error-rate alert of `service`, stamped now.
-fn bench_alert(tenant_id: pulsyon::domain::TenantId, service: String) -> Alert {
-    Alert {
-        alert_id: 0,
-        tenant_id,
-        incident_id: None,
-        service,
-        endpoint: String::new(),
-        kind: Kind::ErrorRate,
-        severity: Severity::Warning,
-        observed: 0.3,
-        baseline: 0.01,
-        no_baseline: false,
-        threshold: 0.05,
-        window_secs: 90,
-        fired_at: time::OffsetDateTime::now_utc(),
-        cleared_at: None,
-    }
 }
 
 #[tokio::main]
@@ -201,65 +139,20 @@ async fn main() {
             }
         });
     }
-    while subscribed.load(Ordering::Relaxed) < args.subscribers {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "subscribing took too long"
-        );
-    }
-    let subscribe_secs = started.elapsed().as_secs_f64();
+    let subscribe_secs = wait_subscribed(&subscribed, args.subscribers, started).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_idle = rss_kib(args.pid);
 
-    let store = Store::connect(
-        store::options_from_url(&args.database_url).expect("--database-url"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("database");
-    let tenant = store
-        .tenant_by_name(&args.tenant)
-        .await
-        .expect("--tenant")
-        .id;
-    let warmup = store
-        .tenant_by_name(&args.warmup_tenant)
-        .await
-        .expect("--warmup-tenant")
-        .id;
-    // As the detector fires one: into its service's incident, default lifecycle.
-    let policy = Policy::default();
-    incidents::fire(
-        &store,
-        &bench_alert(warmup, "warmup".into()),
-        Grouping::Service,
-        &policy,
-    )
-    .await
-    .expect("writing the warm-up update");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu_before = cpu_ms(args.pid);
-    // How long each update's transaction took (stamp to commit), in ms.
-    let mut commit_ms = Vec::with_capacity(args.updates);
-    for k in 0..args.updates {
-        // Stamped now, before the transaction.
-        let alert = bench_alert(tenant, format!("bench-{k}"));
-        let writing = Instant::now();
-        incidents::fire(&store, &alert, Grouping::Service, &policy)
-            .await
-            .expect("writing an update");
-        commit_ms.push(writing.elapsed().as_secs_f64() * 1_000.0);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
     let expected = args.subscribers * args.updates;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // The server's CPU over the updates, their fan-out and the waits between.
-    let server_cpu_per_update = (cpu_ms(args.pid) - cpu_before) / args.updates.max(1) as f64;
+    let written = write_updates(
+        &args.database_url,
+        (&args.tenant, &args.warmup_tenant),
+        args.updates,
+        args.pid,
+        (&received, expected),
+    )
+    .await;
+    let server_cpu_per_update = written.server_cpu_ms_per_update;
     let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
     all.sort_by(f64::total_cmp);
@@ -280,7 +173,8 @@ async fn main() {
         .map(|v| format!("{v:.1}"))
         .collect::<Vec<_>>()
         .join(",");
-    let commit_text = commit_ms
+    let commit_text = written
+        .commit_ms
         .iter()
         .map(|v| format!("{v:.1}"))
         .collect::<Vec<_>>()

@@ -11,18 +11,13 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{BIN, Server, ServerOpts, TestDb, create_tenant, header, http, publish, ts};
+use common::{BIN, Server, ServerOpts, TestDb, alert, create_tenant, header, http, publish, ts};
 use pulsyon::{
-    domain::{
-        TenantId,
-        incident::Alert,
-        rules::{Kind, Severity},
-    },
+    domain::rules::Severity,
     proto::v1::{self as pb, ingest_client::IngestClient},
     store::{self, Store},
 };
 use serde_json::Value;
-use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -96,25 +91,6 @@ async fn open_store(db: &TestDb) -> Store {
         .unwrap()
 }
 
-fn alert(tenant: TenantId, service: &str) -> Alert {
-    Alert {
-        alert_id: 0,
-        tenant_id: tenant,
-        incident_id: None,
-        service: service.into(),
-        endpoint: String::new(),
-        kind: Kind::ErrorRate,
-        severity: Severity::Critical,
-        observed: 0.3,
-        baseline: 0.01,
-        no_baseline: false,
-        threshold: 0.05,
-        window_secs: 90,
-        fired_at: OffsetDateTime::now_utc(),
-        cleared_at: None,
-    }
-}
-
 /// A batch of `n` events of `service`, the last `bad` of them invalid (a
 /// status code out of range: rejected into the dead letters).
 fn batch(producer: &str, seq: u64, service: &str, n: usize, bad: usize) -> pb::EventBatch {
@@ -162,12 +138,20 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     let store = open_store(&db).await;
     let a = store.tenant_by_name("acme").await.unwrap().id;
     let b = store.tenant_by_name("globex").await.unwrap().id;
-    let (fired_a, _) = common::fire(&store, &alert(a, "checkout"), Duration::from_secs(300))
-        .await
-        .unwrap();
-    let (fired_b, _) = common::fire(&store, &alert(b, "warehouse"), Duration::from_secs(300))
-        .await
-        .unwrap();
+    let (fired_a, _) = common::fire(
+        &store,
+        &alert(a, "checkout", Severity::Critical),
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    let (fired_b, _) = common::fire(
+        &store,
+        &alert(b, "warehouse", Severity::Critical),
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
     let (ia, ib) = (
         fired_a.incident_id.unwrap().to_string(),
         fired_b.incident_id.unwrap().to_string(),
@@ -448,13 +432,17 @@ async fn the_event_stream_resumes_exactly_after_the_last_event_id() {
     let fire = |tenant, service: &'static str| {
         let store = store.clone();
         async move {
-            common::fire(&store, &alert(tenant, service), Duration::from_secs(300))
-                .await
-                .unwrap()
-                .1
-                .last()
-                .unwrap()
-                .seq
+            common::fire(
+                &store,
+                &alert(tenant, service, Severity::Critical),
+                Duration::from_secs(300),
+            )
+            .await
+            .unwrap()
+            .1
+            .last()
+            .unwrap()
+            .seq
         }
     };
 

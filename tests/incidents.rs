@@ -7,12 +7,12 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts};
+use common::{Server, ServerOpts, TestDb, alert, authed, create_tenant, fire, publish, ts};
 use pulsyon::{
     detect::{DetectConfig, Detector},
     domain::{
         BatchWrite, Event, TenantId,
-        incident::{Alert, UpdateKind},
+        incident::UpdateKind,
         rules::{Kind, Severity},
     },
     incidents::lifecycle::Policy,
@@ -399,25 +399,6 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
         (summary.open, summary.most_incident_prone_service.as_str()),
         (0, "payments")
     );
-}
-
-fn alert(tenant: TenantId, service: &str, severity: Severity) -> Alert {
-    Alert {
-        alert_id: 0,
-        tenant_id: tenant,
-        incident_id: None,
-        service: service.into(),
-        endpoint: String::new(),
-        kind: Kind::ErrorRate,
-        severity,
-        observed: 0.3,
-        baseline: 0.01,
-        no_baseline: false,
-        threshold: 0.05,
-        window_secs: 90,
-        fired_at: OffsetDateTime::now_utc(),
-        cleared_at: None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

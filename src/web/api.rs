@@ -57,8 +57,7 @@ pub(super) fn routes() -> Router<Dashboard> {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/stream", get(super::events::stream))
         .route("/api/v1/incidents/{id}", get(incident))
-        .route("/api/v1/incidents/{id}/acknowledge", post(acknowledge))
-        .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .route("/api/v1/incidents/{id}/{action}", post(by_hand))
         .route("/api/v1/services/{service}", get(service))
         .route("/api/v1/ingest", get(ingest))
         .route("/api/v1/failed/{id}", get(failed_event))
@@ -87,6 +86,7 @@ pub(super) enum ApiError {
     Login(LoginError),
     Store(StoreError),
     Forbidden(&'static str),
+    NotFound(&'static str),
     Invalid(String),
     /// A body that cannot be read: its status and why.
     Body(StatusCode, String),
@@ -142,6 +142,7 @@ impl IntoResponse for ApiError {
                 }
             },
             ApiError::Forbidden(why) => error(StatusCode::FORBIDDEN, why),
+            ApiError::NotFound(why) => error(StatusCode::NOT_FOUND, why),
             ApiError::Invalid(why) => error(StatusCode::BAD_REQUEST, why),
             ApiError::Body(status, why) => error(status, why),
         }
@@ -456,13 +457,19 @@ struct Note {
     note: String,
 }
 
+/// `POST /api/v1/incidents/{id}/acknowledge` or `.../resolve`, with an
+/// optional note: a responder's or admin's act, recorded under their name.
 async fn by_hand(
-    d: Dashboard,
+    State(d): State<Dashboard>,
     headers: HeaderMap,
-    id: String,
+    Path((id, action)): Path<(String, String)>,
     body: Bytes,
-    resolve: bool,
 ) -> Answer {
+    let resolve = match action.as_str() {
+        "acknowledge" => false,
+        "resolve" => true,
+        _ => return Err(ApiError::NotFound("no such action: acknowledge or resolve")),
+    };
     let session = session(&d, &headers).await?;
     if session.role < Role::Responder {
         return Err(ApiError::Forbidden(
@@ -489,24 +496,6 @@ async fn by_hand(
         StatusCode::OK,
         json!({ "incident": js::incident(&update.incident, None) }),
     ))
-}
-
-async fn acknowledge(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Answer {
-    by_hand(d, headers, id, body, false).await
-}
-
-async fn resolve(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Answer {
-    by_hand(d, headers, id, body, true).await
 }
 
 /// One service over the range: its health, its series (minute points up

@@ -457,3 +457,27 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// A firing error-rate alert of `service`, stamped now.
+pub fn alert(
+    tenant: pulsyon::domain::TenantId,
+    service: &str,
+    severity: pulsyon::domain::rules::Severity,
+) -> pulsyon::domain::incident::Alert {
+    pulsyon::domain::incident::Alert {
+        alert_id: 0,
+        tenant_id: tenant,
+        incident_id: None,
+        service: service.into(),
+        endpoint: String::new(),
+        kind: pulsyon::domain::rules::Kind::ErrorRate,
+        severity,
+        observed: 0.3,
+        baseline: 0.01,
+        no_baseline: false,
+        threshold: 0.05,
+        window_secs: 90,
+        fired_at: time::OffsetDateTime::now_utc(),
+        cleared_at: None,
+    }
+}
