@@ -95,10 +95,12 @@ pub(super) async fn stream(
     };
     let token = api::cookie_token(&headers).unwrap_or_default();
     let logins = d.logins.clone();
+    // The check's database future is boxed only while it runs: an idle
+    // stream holds a timer, not a query's state.
     let ended = Box::pin(async move {
         loop {
             tokio::time::sleep(SESSION_CHECK).await;
-            if logins.session(&token).await.is_err() {
+            if Box::pin(logins.session(&token)).await.is_err() {
                 return;
             }
         }

@@ -116,15 +116,48 @@ pub fn router(
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled; then lets the
-/// requests in flight finish.
+/// requests in flight finish (event streams end with the server's streams).
+///
+/// HTTP/1.1 connections of their own rather than `axum::serve`: an idle
+/// connection (a browser's event stream is one) then holds little beyond
+/// hyper's two buffers (docs/perf/dashboard.md).
 pub fn spawn(listener: TcpListener, router: Router, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::warn!(error = %err, "the HTTP endpoint failed");
+        let connections = tokio_util::task::TaskTracker::new();
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "http accept failed");
+                        // Out of descriptors, most likely: let some close.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let stop = stop.clone();
+            connections.spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = stop.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "http connection ended with an error");
+                }
+            });
         }
+        connections.close();
+        connections.wait().await;
     })
 }
 
