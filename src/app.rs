@@ -50,7 +50,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             for (name, starts) in Roles::TABLE {
                 println!("{name:<8} {starts}");
             }
-            println!("{:<8} every role in one process (the default)", "all");
+            for (name, stands_for) in Roles::GROUPS {
+                println!("{name:<8} = {stands_for}");
+            }
+            println!(
+                "ingest and writer run in one process unless --redis-url joins them (the Redis buffer); `all` is the default"
+            );
             Ok(())
         }
         Command::Healthcheck(args) => healthcheck(args).await,
@@ -360,7 +365,7 @@ struct Stops {
 struct ForDoors {
     /// The ingest pipeline (ingest role).
     pipeline: Option<crate::ingest::admit::Pipeline>,
-    /// The incident hub (query role).
+    /// The incident hub (query or web role).
     hub: Option<Arc<Hub<Rendered>>>,
 }
 
@@ -405,7 +410,7 @@ fn start_stages(
         ));
     }
     let mut hub = None;
-    if roles.query {
+    if roles.query || roles.web {
         let (h, task) =
             crate::incidents::hub::spawn(store.clone(), render_update, background.clone());
         hub = Some(h);
@@ -511,9 +516,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })],
         None => Vec::new(),
     };
-    // The dashboard, with the query role (what it reads).
+    // The dashboard, with the web role.
     let dashboard = match &hub {
-        Some(hub) if roles.query => Some(crate::web::Dashboard {
+        Some(hub) if roles.web => Some(crate::web::Dashboard {
             store: store.clone(),
             logins: Arc::new(
                 crate::auth::Logins::new(store.clone(), auth.clone(), SESSION_LIFETIME)

@@ -51,6 +51,8 @@ pub struct Roles {
     pub detect: bool,
     /// Query, Incidents (Watch and the incident hub) and Admin.
     pub query: bool,
+    /// The dashboard on the HTTP port (its pages, JSON API and event stream).
+    pub web: bool,
 }
 
 impl Roles {
@@ -60,17 +62,18 @@ impl Roles {
         writer: true,
         detect: true,
         query: true,
+        web: true,
     };
 
     /// Each role's name and what it starts, for `pulsyon roles`.
-    pub const TABLE: [(&'static str, &'static str); 4] = [
+    pub const TABLE: [(&'static str, &'static str); 5] = [
         (
             "ingest",
-            "serves pulsyon.v1.Ingest and OTLP traces (gRPC Export, HTTP /v1/traces): validation, per-tenant limits, admission into the writer's queue",
+            "serves pulsyon.v1.Ingest and OTLP traces (gRPC Export, HTTP /v1/traces): validation, per-tenant limits, admission into the writer's queue (this process's, or the Redis buffer with --redis-url)",
         ),
         (
             "writer",
-            "the batching writer (COPY into api_logs), the rollup task, the partition keeper",
+            "the batching writer (COPY into api_logs; drains the Redis buffer's shards it owns with --redis-url), the rollup task, the partition keeper",
         ),
         (
             "detect",
@@ -80,6 +83,17 @@ impl Roles {
             "query",
             "serves pulsyon.v1.Query, pulsyon.v1.Incidents (with the incident hub for Watch) and pulsyon.v1.Admin",
         ),
+        (
+            "web",
+            "the dashboard on the HTTP port: pages, JSON API, incident event stream (with the incident hub)",
+        ),
+    ];
+
+    /// The grouped names `--roles` takes, and what each stands for.
+    pub const GROUPS: [(&'static str, &'static str); 3] = [
+        ("write", "ingest,writer"),
+        ("read", "detect,query,web"),
+        ("all", "ingest,writer,detect,query,web"),
     ];
 
     /// A comma-separated list of role names, or `all`.
@@ -89,6 +103,7 @@ impl Roles {
             writer: false,
             detect: false,
             query: false,
+            web: false,
         };
         for name in list.split(',').map(str::trim) {
             match name {
@@ -97,10 +112,13 @@ impl Roles {
                 "writer" => roles.writer = true,
                 "detect" => roles.detect = true,
                 "query" => roles.query = true,
+                "web" => roles.web = true,
+                "write" => (roles.ingest, roles.writer) = (true, true),
+                "read" => (roles.detect, roles.query, roles.web) = (true, true, true),
                 "" => return Err("empty role name".into()),
                 other => {
                     return Err(format!(
-                        "unknown role {other:?} (roles: all, ingest, writer, detect, query)"
+                        "unknown role {other:?} (roles: all, ingest, writer, detect, query, web; groups: write, read)"
                     ));
                 }
             }
@@ -109,11 +127,12 @@ impl Roles {
     }
 
     /// Whether this combination can run: without a buffer between
-    /// processes, what ingest admits only this process's writer can write.
-    pub fn check(&self) -> Result<(), String> {
-        if self.ingest != self.writer {
+    /// processes (`buffer`: Redis is configured), what ingest admits only
+    /// this process's writer can write.
+    pub fn check(&self, buffer: bool) -> Result<(), String> {
+        if self.ingest != self.writer && !buffer {
             return Err(format!(
-                "invalid --roles: {} without {} needs a buffer between processes, and none is configured; run ingest and writer together",
+                "invalid --roles: {} without {} needs a buffer between processes: give --redis-url (Redis Streams), or run ingest and writer together",
                 if self.ingest { "ingest" } else { "writer" },
                 if self.ingest { "writer" } else { "ingest" },
             ));
@@ -123,7 +142,7 @@ impl Roles {
 
     /// The role names, comma-separated.
     pub fn names(&self) -> String {
-        let on = [self.ingest, self.writer, self.detect, self.query];
+        let on = [self.ingest, self.writer, self.detect, self.query, self.web];
         Roles::TABLE
             .iter()
             .zip(on)
@@ -364,7 +383,9 @@ pub struct ServeArgs {
     pub key_cache_ttl: Duration,
 
     /// What this process does: `all`, or a comma-separated list of
-    /// `ingest`, `writer`, `detect`, `query` (`pulsyon roles` says what each starts).
+    /// `ingest`, `writer`, `detect`, `query`, `web`, or the groups `write`
+    /// (ingest,writer) and `read` (detect,query,web); `pulsyon roles` says
+    /// what each starts.
     #[arg(long, env = "PULSYON_ROLES", default_value = "all", value_parser = Roles::parse)]
     pub roles: Roles,
 
@@ -728,7 +749,7 @@ impl ServeArgs {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.roles.check()?;
+        self.roles.check(false)?;
         if self.net.grpc_addr == self.net.http_addr && self.net.grpc_addr.port() != 0 {
             return Err(format!(
                 "invalid --http-addr: {} is also the --grpc-addr",
@@ -884,12 +905,21 @@ mod tests {
         assert_eq!(Roles::parse("all").unwrap(), Roles::ALL);
         let split = Roles::parse("query, detect").unwrap();
         assert!(split.query && split.detect && !split.ingest && !split.writer);
-        assert!(split.check().is_ok());
+        assert!(split.check(false).is_ok());
         assert_eq!(split.names(), "detect,query");
-        assert!(Roles::parse("ingest,writer").unwrap().check().is_ok());
+        assert!(Roles::parse("ingest,writer").unwrap().check(false).is_ok());
+        assert_eq!(Roles::parse("write").unwrap().names(), "ingest,writer");
+        assert_eq!(Roles::parse("read").unwrap().names(), "detect,query,web");
+        assert_eq!(
+            Roles::parse("write,read").unwrap(),
+            Roles::parse("all").unwrap()
+        );
         for alone in ["ingest", "writer,query"] {
-            let err = Roles::parse(alone).unwrap().check().unwrap_err();
+            let err = Roles::parse(alone).unwrap().check(false).unwrap_err();
             assert!(err.starts_with("invalid --roles"), "{err}");
+            assert!(err.contains("--redis-url"), "{err}");
+            // With a buffer between processes, each runs on its own.
+            assert!(Roles::parse(alone).unwrap().check(true).is_ok());
         }
         assert!(
             Roles::parse("ingest,wrtier")

@@ -101,10 +101,19 @@ async fn a_process_serves_reports_and_lists_only_its_roles_services() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    // Without the web role, the HTTP port has its probes but no dashboard.
+    let (status, _, _) = common::http(&server.http, "GET", "/", &[], "").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = common::http(&server.http, "GET", "/api/v1/overview", &[], "").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = common::http(&server.http, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200);
     // `pulsyon roles` says what each role starts.
     let (status, stdout, _) = cli(&["roles"]);
     assert!(status.success());
-    for role in ["ingest", "writer", "detect", "query", "all"] {
+    for role in [
+        "ingest", "writer", "detect", "query", "web", "write", "read", "all",
+    ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(role)),
             "{role} missing from:\n{stdout}"
