@@ -15,6 +15,8 @@ const PROTOS: &[&str] = &[
     "proto/pulsyon/v1/admin.proto",
 ];
 
+const INTERNAL_PROTOS: &[&str] = &["proto/pulsyon/internal/v1/buffer.proto"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     // New migration files must rebuild the binary that embeds them (sqlx::migrate!).
@@ -30,5 +32,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    // Pulsyon's internal records (never served, so outside the descriptor set
+    // that reflection lists), in a directory of their own: they refer to
+    // pulsyon.v1's types rather than generate them again.
+    let internal = out_dir.join("internal");
+    fs::create_dir_all(&internal)?;
+    tonic_prost_build::configure()
+        .btree_map(".")
+        .extern_path(".pulsyon.v1", "crate::proto::v1")
+        .build_client(false)
+        .build_server(false)
+        .out_dir(&internal)
+        .compile_fds(protox::compile(INTERNAL_PROTOS, ["proto"])?)?;
     Ok(())
 }

@@ -15,6 +15,12 @@ pub mod v1 {
     tonic::include_proto!("pulsyon.v1");
 }
 
+/// Pulsyon's internal records (`proto/pulsyon/internal/`): what one process
+/// writes for another, never served.
+pub mod internal {
+    include!(concat!(env!("OUT_DIR"), "/internal/pulsyon.internal.v1.rs"));
+}
+
 /// The encoded `FileDescriptorSet` of every Pulsyon proto (with comments), served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pulsyon_descriptor.bin"));

@@ -20,6 +20,7 @@ pub mod otlp_http;
 pub mod otlp_map;
 pub mod preauth;
 pub mod query;
+pub mod record;
 pub mod status;
 pub mod tls;
 pub mod tokens;

@@ -119,6 +119,26 @@ pub struct QueueDepth {
     pub capacity_bytes: u64,
 }
 
+/// Where a buffered batch's commit is reported, for an ingest process that
+/// answers only once its batches are committed (`--ack-after commit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// The ingest process's reply stream.
+    pub stream: String,
+    /// The batch's id in it.
+    pub id: String,
+}
+
+/// The buffer's record of a batch, both ways: the versioned message of
+/// proto/pulsyon/internal, given by the wiring so that the buffer knows no
+/// wire format.
+pub trait RecordCodec: Send + Sync + fmt::Debug {
+    /// The record of `batch` (and where its commit is reported).
+    fn encode(&self, batch: &BatchWrite, reply: Option<&ReplyTo>) -> Vec<u8>;
+    /// The batch of a record, or why it cannot be read.
+    fn decode(&self, bytes: &[u8]) -> Result<(BatchWrite, Option<ReplyTo>), String>;
+}
+
 /// One admitted batch on its way to the writer.
 #[derive(Debug)]
 pub struct Submission {
