@@ -222,3 +222,97 @@ async fn every_table_with_a_tenant_column_has_row_level_security() {
     .unwrap();
     assert!(protected >= 15, "{protected} tables protected");
 }
+
+fn one_event_batch(tenant: pulsyon::domain::TenantId, seq: i64) -> pulsyon::domain::BatchWrite {
+    let now = OffsetDateTime::now_utc();
+    pulsyon::domain::BatchWrite {
+        tenant_id: tenant,
+        producer_id: "fenced".into(),
+        seq,
+        received_at: now,
+        events: vec![pulsyon::domain::Event {
+            event_id: uuid::Uuid::now_v7(),
+            time: now,
+            service: "checkout".into(),
+            endpoint: "/pay".into(),
+            method: "POST".into(),
+            status_code: 200,
+            latency_ms: 5.0,
+            trace_id: String::new(),
+            request_id: String::new(),
+            attributes: vec![],
+            environment: String::new(),
+            release: String::new(),
+            host: String::new(),
+            request_bytes: 0,
+            response_bytes: 0,
+        }],
+        rejected: vec![],
+        overflowed: 0,
+        digest: [seq as u8; 32],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_lost_its_buffer_shard_cannot_commit_it() {
+    use pulsyon::store::{StoreError, buffer::FENCED};
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    common::create_tenant(&db.url, "acme");
+    let tenant = store.tenant_by_name("acme").await.unwrap().id;
+    let lease = Duration::from_secs(30);
+    store.ensure_buffer_shards(2).await.unwrap();
+    // A takes both shards; B finds none free while A's leases run.
+    let a = store.claim_buffer_shards("a", 2, 2, lease).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(
+        store
+            .claim_buffer_shards("b", 2, 2, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.buffer_writers("b").await.unwrap(), 2);
+    let a0 = a.iter().find(|f| f.shard == 0).copied().unwrap();
+    store
+        .write_batches_fenced(&[one_event_batch(tenant, 1)], true, &[a0])
+        .await
+        .unwrap();
+    // A stalls; its lease of shard 0 runs out and B takes the shard over.
+    let pool = common::pool(&db.url).await;
+    sqlx::query("UPDATE buffer_shards SET lease_until = now() - interval '1 s' WHERE shard = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let b = store.claim_buffer_shards("b", 2, 1, lease).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!((b[0].shard, b[0].epoch), (0, a0.epoch + 1));
+    // A wakes: its write under the old epoch fails and writes nothing; its
+    // renewal keeps only the shard it still holds.
+    let refused = store
+        .write_batches_fenced(&[one_event_batch(tenant, 2)], true, &[a0])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::State(FENCED)), "{refused:?}");
+    let kept = store.renew_buffer_shards("a", &a, lease).await.unwrap();
+    assert_eq!(kept.iter().map(|f| f.shard).collect::<Vec<_>>(), [1]);
+    store
+        .write_batches_fenced(&[one_event_batch(tenant, 2)], true, &[b[0]])
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM api_logs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "batch 1 by A, batch 2 by B only");
+    // A released shard is free at once.
+    store.release_buffer_shards("b", &b).await.unwrap();
+    assert_eq!(
+        store
+            .claim_buffer_shards("c", 2, 2, lease)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

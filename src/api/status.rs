@@ -106,6 +106,9 @@ pub fn from_ack_error(err: AckError) -> Status {
             Status::unavailable("the database is unavailable; resend unacknowledged batches later")
         }
         AckError::Write(WriteError::Internal) => Status::internal("the batch could not be stored"),
+        AckError::Write(WriteError::Fenced) => {
+            Status::unavailable("the batch's writer changed; resend unacknowledged batches")
+        }
         AckError::WriterStopped => Status::unavailable("the writer stopped; resend"),
     }
 }

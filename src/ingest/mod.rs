@@ -76,6 +76,10 @@ pub enum WriteError {
     /// The batch could not be written for another reason (logged).
     #[error("the batch could not be stored")]
     Internal,
+    /// The buffer shard it came from has another owner now, which commits
+    /// it instead (only for batches read from the buffer).
+    #[error("the buffer shard changed owner")]
+    Fenced,
 }
 
 /// Why a batch was not admitted.
@@ -148,20 +152,39 @@ pub struct Submission {
     pub bytes: usize,
     /// What it holds of its source until it is answered (queue space).
     pub held: Held,
+    /// The buffer shard it was read from and its owner's epoch: it commits
+    /// only while that still holds (`None` for the local queue).
+    pub fence: Option<crate::store::buffer::Fence>,
     /// Where its fate goes.
     pub reply: oneshot::Sender<Result<BatchFate, WriteError>>,
 }
 
-/// Queue space an admitted batch holds until it is answered: given back,
-/// and the queue's depth gauge updated, when dropped.
+/// What an admitted batch holds of its source until it is answered: the
+/// local queue's space (given back, and the depth gauge updated, when
+/// dropped), or nothing (a batch read from the buffer, whose entry stays
+/// pending there until it is acknowledged).
 #[derive(Debug)]
 pub struct Held {
+    /// Dropped with the submission: the space goes back.
+    _space: Option<QueueSpace>,
+}
+
+impl Held {
+    /// Holds nothing.
+    pub fn nothing() -> Held {
+        Held { _space: None }
+    }
+}
+
+/// Space of the local queue.
+#[derive(Debug)]
+struct QueueSpace {
     permit: OwnedSemaphorePermit,
     space: Arc<Semaphore>,
     space_kib: u32,
 }
 
-impl Drop for Held {
+impl Drop for QueueSpace {
     fn drop(&mut self) {
         // The permit goes back after this body: count it as given back.
         let free = self.space.available_permits() + self.permit.num_permits();
@@ -254,15 +277,18 @@ impl Admission for LocalQueue {
             metrics::gauge!("pulsyon_ingest_queue_bytes").set((used_kib * 1024) as f64);
             let (reply_tx, reply_rx) = oneshot::channel();
             let held = Held {
-                permit,
-                space: self.space.clone(),
-                space_kib: self.space_kib,
+                _space: Some(QueueSpace {
+                    permit,
+                    space: self.space.clone(),
+                    space_kib: self.space_kib,
+                }),
             };
             self.tx
                 .send(Submission {
                     batch,
                     bytes,
                     held,
+                    fence: None,
                     reply: reply_tx,
                 })
                 .await

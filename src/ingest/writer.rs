@@ -22,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 use super::{IngestConfig, Submission, WriteError};
 use crate::{
     domain::{BatchFate, BatchWrite, Outcome},
-    store::{Store, StoreError, partitions::Ensured},
+    store::{
+        Store, StoreError,
+        buffer::{FENCED, Fence},
+        partitions::Ensured,
+    },
 };
 
 /// Starts the batcher and its workers. Ends when the queue is drained after
@@ -112,23 +116,39 @@ impl Worker {
     async fn write(&self, submissions: Vec<Submission>) {
         let started = Instant::now();
         self.ensure_partitions(&submissions).await;
+        let fences: Vec<Option<Fence>> = submissions.iter().map(|s| s.fence).collect();
         let (batches, replies): (Vec<BatchWrite>, Vec<_>) = submissions
             .into_iter()
             .map(|s| (s.batch, (s.reply, s.held)))
             .unzip();
-        let results = match self.write_retrying(&batches).await {
+        let all_fences: Vec<Fence> = {
+            let mut f: Vec<Fence> = fences.iter().flatten().copied().collect();
+            f.sort_by_key(|f| (f.shard, f.epoch));
+            f.dedup();
+            f
+        };
+        let results = match self.write_retrying(&batches, &all_fences).await {
             Ok(fates) => fates.into_iter().map(Ok).collect(),
             Err(StoreError::Unavailable(_) | StoreError::Busy(_)) => {
                 vec![Err(WriteError::Unavailable); batches.len()]
             }
+            Err(StoreError::State(FENCED)) if batches.len() == 1 => {
+                metrics::counter!("pulsyon_buffer_fenced_writes_total").increment(1);
+                vec![Err(WriteError::Fenced)]
+            }
             Err(err) if batches.len() > 1 => {
                 tracing::warn!(error = %err, batches = batches.len(), "writer batch failed; writing its batches one by one");
                 let mut results = Vec::with_capacity(batches.len());
-                for batch in &batches {
-                    results.push(match self.write_retrying(std::slice::from_ref(batch)).await {
+                for (batch, fence) in batches.iter().zip(&fences) {
+                    let fence: Vec<Fence> = fence.iter().copied().collect();
+                    results.push(match self.write_retrying(std::slice::from_ref(batch), &fence).await {
                         Ok(fates) => Ok(fates[0]),
                         Err(StoreError::Unavailable(_) | StoreError::Busy(_)) => {
                             Err(WriteError::Unavailable)
+                        }
+                        Err(StoreError::State(FENCED)) => {
+                            metrics::counter!("pulsyon_buffer_fenced_writes_total").increment(1);
+                            Err(WriteError::Fenced)
                         }
                         Err(err) => {
                             tracing::error!(error = %err, producer = %batch.producer_id, seq = batch.seq, "batch could not be stored");
@@ -157,11 +177,19 @@ impl Worker {
         }
     }
 
-    async fn write_retrying(&self, batches: &[BatchWrite]) -> Result<Vec<BatchFate>, StoreError> {
+    async fn write_retrying(
+        &self,
+        batches: &[BatchWrite],
+        fences: &[Fence],
+    ) -> Result<Vec<BatchFate>, StoreError> {
         let deadline = Instant::now() + self.retry_for;
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.store.write_batches(batches, self.dedup).await {
+            match self
+                .store
+                .write_batches_fenced(batches, self.dedup, fences)
+                .await
+            {
                 Err(err) if err.is_retryable() && Instant::now() + delay < deadline => {
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
                     metrics::counter!("pulsyon_writer_retries_total").increment(1);

@@ -45,10 +45,25 @@ impl Store {
         batches: &[BatchWrite],
         dedup: bool,
     ) -> Result<Vec<BatchFate>, StoreError> {
-        match self.write_once(batches, dedup, Insert::Copy).await {
+        self.write_batches_fenced(batches, dedup, &[]).await
+    }
+
+    /// `write_batches` under `fences`: the write fails with
+    /// `StoreError::State(buffer::FENCED)`, writing nothing, unless each
+    /// buffer shard named is still held under its epoch.
+    pub async fn write_batches_fenced(
+        &self,
+        batches: &[BatchWrite],
+        dedup: bool,
+        fences: &[super::buffer::Fence],
+    ) -> Result<Vec<BatchFate>, StoreError> {
+        match self.write_once(batches, dedup, Insert::Copy, fences).await {
             Err(WriteFailure::EventStoredBefore) => {
                 metrics::counter!("pulsyon_writer_staged_writes_total").increment(1);
-                match self.write_once(batches, dedup, Insert::Staged).await {
+                match self
+                    .write_once(batches, dedup, Insert::Staged, fences)
+                    .await
+                {
                     Ok(fates) => Ok(fates),
                     Err(WriteFailure::Store(e)) => Err(e),
                     Err(WriteFailure::EventStoredBefore) => {
@@ -66,9 +81,14 @@ impl Store {
         batches: &[BatchWrite],
         dedup: bool,
         insert: Insert,
+        fences: &[super::buffer::Fence],
     ) -> Result<Vec<BatchFate>, WriteFailure> {
         let err = |e| WriteFailure::Store(classify(e, "ingest batch"));
         let mut tx = self.pool().begin().await.map_err(err)?;
+        // 0. The buffer shards the batches came from are still this writer's.
+        super::buffer::check_fences(&mut tx, fences)
+            .await
+            .map_err(WriteFailure::Store)?;
 
         // 1. The ledger decides which batches are processed.
         let processed: Vec<bool> = if dedup {

@@ -4,6 +4,7 @@
 //! Only `store/` (and the writer's COPY) knows sqlx. No database text leaves
 //! this module in a form meant for clients: callers see `StoreError` kinds.
 
+pub mod buffer;
 pub mod detect;
 pub mod embedded;
 pub mod events;
