@@ -112,7 +112,7 @@ impl RecordCodec for BufferRecord {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let reply = (!r.reply_stream.is_empty()).then(|| ReplyTo {
+        let reply = (!r.reply_stream.is_empty()).then_some(ReplyTo {
             stream: r.reply_stream,
             id: r.reply_id,
         });
