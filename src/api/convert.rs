@@ -358,6 +358,7 @@ pub fn ack_to_pb(a: &crate::ingest::admit::Ack) -> pb::BatchAck {
             .collect(),
         durability: match a.durability {
             Durability::Committed => pb::Durability::Committed as i32,
+            Durability::Buffered => pb::Durability::Buffered as i32,
         },
     }
 }

@@ -56,7 +56,7 @@ pub fn with_retry_trailer(mut status: Status, delay: Duration) -> Status {
 pub fn refused(r: Refused) -> Status {
     let delay = match &r {
         Refused::Throttled { retry_after, .. } => Some(*retry_after),
-        Refused::Overloaded(delay) => Some(*delay),
+        Refused::Overloaded(delay) | Refused::Unavailable(delay) => Some(*delay),
         _ => None,
     };
     let status = status::from_refused(r);

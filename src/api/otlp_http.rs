@@ -92,6 +92,11 @@ fn from_refusal(r: Refusal) -> Failure {
             "the server is overloaded",
             delay,
         ),
+        Refusal::Refused(Refused::Unavailable(delay)) => Failure::retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ingest buffer is unavailable",
+            delay,
+        ),
         Refusal::Refused(Refused::ShuttingDown) => Failure::retry(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",

@@ -63,6 +63,14 @@ pub fn from_refused(refused: Refused) -> Status {
             delay,
         ),
         Refused::ShuttingDown => ingest_shutting_down(),
+        Refused::Unavailable(delay) => Status::with_error_details(
+            Code::Unavailable,
+            format!(
+                "the ingest buffer is unavailable; retry in {} ms (resend unacknowledged batches)",
+                delay.as_millis()
+            ),
+            ErrorDetails::with_retry_info(Some(delay)),
+        ),
         Refused::Store(err) => from_store(err),
     }
 }

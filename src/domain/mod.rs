@@ -434,6 +434,9 @@ pub enum BatchFate {
     /// The same batch (tenant, producer, seq and digest) was processed
     /// before; nothing was written.
     Duplicate,
+    /// Appended to the buffer between processes; a writer commits it later
+    /// (never a writer's answer).
+    Buffered,
 }
 
 impl BatchFate {

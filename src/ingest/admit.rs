@@ -85,6 +85,8 @@ pub struct Incoming {
 pub enum Durability {
     /// Committed in PostgreSQL.
     Committed,
+    /// In the buffer between processes (Redis); a writer commits it later.
+    Buffered,
 }
 
 /// The answer to one batch.
@@ -129,6 +131,9 @@ pub enum Refused {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Where admitted batches go (the buffer) cannot be reached; retry after the delay.
+    #[error("the ingest buffer is unavailable")]
+    Unavailable(Duration),
     /// Reading what a limit needs failed.
     #[error("{0}")]
     Store(StoreError),
@@ -177,6 +182,15 @@ fn ack(seq: u64, events: usize, rejections: Vec<Rejection>, fate: BatchFate) -> 
             duplicates,
             rejections,
             durability: Durability::Committed,
+        },
+        // In the buffer: every valid event counts as accepted; a resent
+        // batch or event is recognised when a writer commits it.
+        BatchFate::Buffered => Ack {
+            seq,
+            accepted: events as u32,
+            duplicates: 0,
+            rejections,
+            durability: Durability::Buffered,
         },
         // The same batch was processed before: its events were stored (or
         // dead-lettered) then, so all of them count as duplicates now.
@@ -242,6 +256,7 @@ impl Pipeline {
                     .map_err(|e| match e {
                         AdmitError::Overloaded(delay) => Refused::Overloaded(delay),
                         AdmitError::ShuttingDown => Refused::ShuttingDown,
+                        AdmitError::Unavailable(delay) => Refused::Unavailable(delay),
                     })?,
             )
         };

@@ -91,6 +91,9 @@ pub enum AdmitError {
     /// The writer has stopped (shutdown).
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The buffer between processes cannot be reached; retry after the delay.
+    #[error("the ingest buffer is unavailable; retry in {0:?}")]
+    Unavailable(Duration),
 }
 
 /// Refused events not yet recorded, by tenant and cause.

@@ -259,7 +259,7 @@ fn record_outcome(batch: &BatchWrite, result: &Result<BatchFate, WriteError>) {
                 count(Outcome::Rejected, d.reason.as_str(), 1);
             }
         }
-        Ok(BatchFate::Duplicate) => {
+        Ok(BatchFate::Duplicate | BatchFate::Buffered) => {
             count(Outcome::Received, "", total);
             count(Outcome::Duplicate, "", total);
         }

@@ -268,7 +268,8 @@ impl Store {
             let total = (batch.events.len() + batch.rejected.len()) as i64;
             *outcomes.entry((t, m, Outcome::Received, "")).or_default() += total;
             match *fate {
-                BatchFate::Duplicate => {
+                // The store never answers Buffered; counted as processed.
+                BatchFate::Duplicate | BatchFate::Buffered => {
                     *outcomes.entry((t, m, Outcome::Duplicate, "")).or_default() += total
                 }
                 BatchFate::Stored { duplicates } => {

@@ -1,11 +1,15 @@
 //! The Redis bridge: the ingest rate budget shared by every process of a
-//! deployment. One round trip per batch runs a script that does, atomically
+//! deployment (here), and the ingest buffer between ingest and writer
+//! processes (`buffer`). One round trip per batch runs a script that does, atomically
 //! and on Redis's clock, the same GCRA step for events and for bytes as
 //! `ingest::limits::gcra`: both pass and are charged, or neither is.
 //!
 //! Only this module knows the redis crate. It never decides what happens when
 //! Redis is unreachable: it reports the error and the caller falls back to its
 //! local budget.
+
+pub mod buffer;
+mod conn;
 
 use std::time::Duration;
 
