@@ -342,6 +342,10 @@ struct Stages {
     /// Ingest and writer roles: the writer and the throttle-counter flusher.
     writer: Option<JoinHandle<()>>,
     flusher: Option<JoinHandle<()>>,
+    /// Writer role with the Redis buffer: its shards drained into the writer.
+    drain: Option<JoinHandle<()>>,
+    /// Ingest role with the Redis buffer: its fill read (and commit reports).
+    monitor: Option<JoinHandle<()>>,
 }
 
 /// Cancellation of each phase of the shutdown plan.
@@ -353,6 +357,9 @@ struct Stops {
     grpc: CancellationToken,
     /// Long streams (ingest, Watch) stop reading and end.
     streams: CancellationToken,
+    /// The buffer's drain hands nothing more to the writer, finishes and
+    /// acknowledges what it handed over, and gives its shards up.
+    drain: CancellationToken,
     /// The writer refuses new batches, drains and ends.
     writer: CancellationToken,
     /// Background stages.
@@ -379,7 +386,7 @@ fn render_update(u: &crate::domain::incident::Update) -> Rendered {
 
 /// Starts the background stages `roles` call for; returns them with what
 /// the doors need of them.
-fn start_stages(
+async fn start_stages(
     args: &ServeArgs,
     roles: Roles,
     store: &Store,
@@ -393,6 +400,8 @@ fn start_stages(
         detector: None,
         writer: None,
         flusher: None,
+        drain: None,
+        monitor: None,
     };
     if roles.writer {
         stages.partitions = Some(crate::ingest::partitions::spawn(
@@ -424,26 +433,79 @@ fn start_stages(
         ));
     }
     let mut pipeline = None;
-    // Ingest and writer run together (`Roles::check`): the local queue joins them.
-    if roles.ingest && roles.writer {
-        let ingest = crate::ingest::spawn(
+    // Where admitted batches wait for a writer: this process's queue (ingest
+    // and writer together), or the Redis buffer between processes.
+    let buffer = match args.redis.buffered(roles) {
+        true => Some(Arc::new(
+            crate::redis::buffer::Buffer::connect(
+                args.buffer_config(),
+                Arc::new(api::record::BufferRecord),
+            )
+            .await
+            .context("the ingest buffer (--redis-url)")?,
+        )),
+        false => None,
+    };
+    let local = if roles.writer {
+        let local = crate::ingest::spawn(
             store.clone(),
             &args.ingest_config(),
             background.clone(),
             stops.writer.clone(),
         );
+        stages.writer = Some(local.writer);
+        stages.flusher = Some(local.flusher);
+        if let Some(buffer) = &buffer {
+            stages.drain = Some(crate::redis::buffer::spawn_drain(
+                buffer.clone(),
+                store.clone(),
+                local.queue.sender(),
+                stops.drain.clone(),
+            ));
+        }
+        Some((local.queue, local.throttles))
+    } else {
+        None
+    };
+    if roles.ingest {
+        let (admission, throttles): (Arc<dyn crate::ingest::Admission>, _) = match (&buffer, local)
+        {
+            (Some(buffer), local) => {
+                let (admission, monitor) = crate::redis::buffer::RedisAdmission::start(
+                    buffer.clone(),
+                    background.clone(),
+                );
+                stages.monitor = Some(monitor);
+                let throttles = match local {
+                    Some((_, throttles)) => throttles,
+                    None => {
+                        let (throttles, flusher) =
+                            crate::ingest::spawn_flusher(store.clone(), background.clone());
+                        stages.flusher = Some(flusher);
+                        throttles
+                    }
+                };
+                (Arc::new(admission), throttles)
+            }
+            (None, Some((queue, throttles))) => (queue, throttles),
+            (None, None) => anyhow::bail!("ingest without writer needs the Redis buffer"),
+        };
         // With Redis, the ingest rate budget is shared by every process.
         let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> =
             match &args.redis.redis_url {
-                Some(url) => Some(Arc::new(
-                    crate::redis::RedisRates::new(url, &args.redis.redis_key_prefix)
-                        .context("--redis-url")?,
+                Some(_) => Some(Arc::new(
+                    crate::redis::RedisRates::new(
+                        &args.redis.urls(),
+                        args.redis.redis_cluster,
+                        &args.redis.redis_key_prefix,
+                    )
+                    .context("--redis-url")?,
                 )),
                 None => None,
             };
         pipeline = Some(crate::ingest::admit::Pipeline {
-            admission: ingest.queue,
-            throttles: ingest.throttles,
+            admission,
+            throttles,
             bounds: Arc::new(args.event_bounds()),
             guards: Arc::new(crate::ingest::limits::Guards {
                 rates: crate::ingest::limits::RateLimiter::new(shared),
@@ -451,8 +513,6 @@ fn start_stages(
                 cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
             }),
         });
-        stages.writer = Some(ingest.writer);
-        stages.flusher = Some(ingest.flusher);
     }
     Ok((stages, ForDoors { pipeline, hub }))
 }
@@ -501,7 +561,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // 4. The stages the roles call for, and the HTTP endpoint with the
     //    roles' HTTP doors (OTLP/HTTP with ingest).
-    let (stages, ForDoors { pipeline, hub }) = start_stages(&args, roles, &store, &stops)?;
+    let (stages, ForDoors { pipeline, hub }) =
+        start_stages(&args, roles, &store, &stops).await?;
     let auth = Arc::new(Authenticator::new(
         store.clone(),
         args.key_cache_ttl,
@@ -618,9 +679,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // 7.3 The writer refuses new batches (connections cut at the end of the
-    //     grace period may still hold admission handles), writes and answers
-    //     what it holds, and ends.
+    // 7.3 The buffer's drain stops reading, waits for what it handed over
+    //     and acknowledges it, gives its shards up; then the writer refuses
+    //     new batches (connections cut at the end of the grace period may
+    //     still hold admission handles), writes and answers what it holds,
+    //     and ends.
+    stops.drain.cancel();
+    if let Some(drain) = stages.drain
+        && tokio::time::timeout(args.shutdown_grace, drain)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the buffer drain did not finish within the grace period");
+    }
     stops.writer.cancel();
     if let Some(writer) = stages.writer
         && tokio::time::timeout(args.shutdown_grace, writer)
@@ -634,6 +705,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     stops.background.cancel();
     for task in [
         stages.flusher,
+        stages.monitor,
         stages.partitions,
         stages.rollups,
         stages.hub,

@@ -603,14 +603,81 @@ pub struct IncidentArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Redis")]
 pub struct RedisArgs {
-    /// Redis (`redis://host:port/db`): ingest rate limits hold across every
-    /// process sharing it. Unreachable, each process falls back to local limits.
+    /// Redis (`redis://host:port/db`; with `--redis-cluster`, comma-separated
+    /// seed nodes): ingest rate limits hold across every process sharing it
+    /// (unreachable, each process falls back to local limits), and it is the
+    /// buffer that lets ingest and writer run in separate processes.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// `--redis-url` names the nodes of a Redis Cluster.
+    #[arg(long, env = "PULSYON_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
 
     /// Prefix of Pulsyon's Redis keys (deployments sharing one Redis use different ones).
     #[arg(long, env = "PULSYON_REDIS_KEY_PREFIX", default_value = "pulsyon")]
     pub redis_key_prefix: String,
+
+    /// Where admitted batches wait for a writer: `local` (this process's
+    /// queue: ingest and writer together), `redis` (the buffer in Redis
+    /// Streams), or `auto` (redis when ingest and writer run apart).
+    #[arg(long, env = "PULSYON_BUFFER", default_value = "auto", value_parser = ["auto", "local", "redis"])]
+    pub buffer: String,
+
+    /// Streams of the buffer (each on its own Redis Cluster slot); every
+    /// process of a deployment must use the same number.
+    #[arg(long, env = "PULSYON_BUFFER_SHARDS", default_value_t = 8)]
+    pub buffer_shards: u32,
+
+    /// When an ingest process answers a batch: `buffered` (once it is in
+    /// Redis: DURABILITY_BUFFERED) or `commit` (once a writer committed it:
+    /// DURABILITY_COMMITTED).
+    #[arg(long, env = "PULSYON_ACK_AFTER", default_value = "buffered", value_parser = ["buffered", "commit"])]
+    pub ack_after: String,
+
+    /// Accept a Redis that keeps nothing on disk as the buffer (a BUFFERED
+    /// ack is then lost if Redis restarts).
+    #[arg(long, env = "PULSYON_ALLOW_VOLATILE_BUFFER")]
+    pub allow_volatile_buffer: bool,
+
+    /// Entries a buffer shard holds before ingest refuses (RESOURCE_EXHAUSTED
+    /// with a retry delay); nothing is ever dropped.
+    #[arg(long, env = "PULSYON_BUFFER_MAX_ENTRIES", default_value_t = 1_000_000)]
+    pub buffer_max_entries: u64,
+
+    /// Deliveries after which a buffer entry is poison (kept in
+    /// `buffer_poison`, acknowledged).
+    #[arg(long, env = "PULSYON_BUFFER_MAX_DELIVERIES", default_value_t = 5)]
+    pub buffer_max_deliveries: u32,
+
+    /// How long a writer's lease of a buffer shard lasts without renewal
+    /// (the time another writer waits to take a dead writer's shards over).
+    #[arg(long, env = "PULSYON_BUFFER_LEASE", default_value = "10s", value_parser = parse_duration)]
+    pub buffer_lease: Duration,
+}
+
+impl RedisArgs {
+    /// The Redis URLs: one, or a cluster's seeds.
+    pub fn urls(&self) -> Vec<String> {
+        self.redis_url
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether admitted batches go through the Redis buffer, for `roles`.
+    pub fn buffered(&self, roles: Roles) -> bool {
+        self.redis_url.is_some()
+            && match self.buffer.as_str() {
+                "redis" => true,
+                "local" => false,
+                _ => roles.ingest != roles.writer,
+            }
+    }
 }
 
 impl Cli {
@@ -731,6 +798,21 @@ impl ServeArgs {
         }
     }
 
+    /// The Redis buffer these flags describe.
+    pub fn buffer_config(&self) -> crate::redis::buffer::BufferConfig {
+        crate::redis::buffer::BufferConfig {
+            urls: self.redis.urls(),
+            cluster: self.redis.redis_cluster,
+            prefix: self.redis.redis_key_prefix.clone(),
+            shards: self.redis.buffer_shards,
+            max_entries: self.redis.buffer_max_entries,
+            max_deliveries: self.redis.buffer_max_deliveries,
+            lease: self.redis.buffer_lease,
+            ack_after_commit: self.redis.ack_after == "commit",
+            allow_volatile: self.redis.allow_volatile_buffer,
+        }
+    }
+
     /// The event bounds these flags describe.
     pub fn event_bounds(&self) -> crate::ingest::validate::EventBounds {
         crate::ingest::validate::EventBounds {
@@ -749,7 +831,22 @@ impl ServeArgs {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.roles.check(false)?;
+        self.roles.check(self.redis.buffered(self.roles))?;
+        if self.redis.buffer == "redis" && self.redis.redis_url.is_none() {
+            return Err("invalid --buffer redis: needs --redis-url".into());
+        }
+        if self.redis.buffer == "local" && self.roles.ingest != self.roles.writer {
+            return Err("invalid --buffer local: ingest and writer run apart; they need the Redis buffer".into());
+        }
+        if !(1..=1024).contains(&self.redis.buffer_shards) {
+            return Err("invalid --buffer-shards: 1 to 1024".into());
+        }
+        if self.redis.buffer_max_deliveries == 0 {
+            return Err("invalid --buffer-max-deliveries: at least 1".into());
+        }
+        if self.redis.buffer_lease < Duration::from_secs(2) {
+            return Err("invalid --buffer-lease: at least 2s".into());
+        }
         if self.net.grpc_addr == self.net.http_addr && self.net.grpc_addr.port() != 0 {
             return Err(format!(
                 "invalid --http-addr: {} is also the --grpc-addr",
@@ -835,10 +932,18 @@ impl ServeArgs {
             };
             return Err(format!("invalid {flag}: {problem}"));
         }
-        if let Some(url) = &self.redis.redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err("invalid --redis-url (REDIS_URL): expected redis://host:port".into());
+        if self.redis.redis_url.is_some() {
+            let urls = self.redis.urls();
+            if urls.is_empty()
+                || urls
+                    .iter()
+                    .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+            {
+                return Err("invalid --redis-url (REDIS_URL): expected redis://host:port".into());
+            }
+            if urls.len() > 1 && !self.redis.redis_cluster {
+                return Err("invalid --redis-url (REDIS_URL): several nodes need --redis-cluster".into());
+            }
         }
         if self.redis.redis_key_prefix.is_empty() || self.redis.redis_key_prefix.len() > 64 {
             return Err("invalid --redis-key-prefix: 1 to 64 characters".into());

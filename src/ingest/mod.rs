@@ -249,6 +249,14 @@ pub struct LocalQueue {
     throttles: Throttles,
 }
 
+impl LocalQueue {
+    /// A sender into the writer's queue, for another source of batches
+    /// (the Redis buffer's drain), which bounds what it sends itself.
+    pub fn sender(&self) -> mpsc::Sender<Submission> {
+        self.tx.clone()
+    }
+}
+
 impl Admission for LocalQueue {
     fn depth(&self) -> QueueDepth {
         let used_kib = (self.space_kib as usize).saturating_sub(self.space.available_permits());
@@ -344,6 +352,14 @@ pub fn spawn(
         writer,
         flusher,
     }
+}
+
+/// Starts the throttle-counter flusher alone (an ingest process without a
+/// writer); it ends at `stop`, after a last flush.
+pub fn spawn_flusher(store: Store, stop: CancellationToken) -> (Throttles, tokio::task::JoinHandle<()>) {
+    let throttles = Throttles::default();
+    let flusher = tokio::spawn(flush_throttled(store, throttles.clone(), stop));
+    (throttles, flusher)
 }
 
 /// Writes throttled counts to `ingest_outcomes` every second (and at stop).

@@ -13,7 +13,7 @@ mod conn;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use self::conn::Conn;
 use tokio::sync::Mutex;
 
 use crate::{
@@ -62,10 +62,11 @@ pub enum BridgeError {
 
 /// The rate budget in Redis.
 pub struct RedisRates {
-    client: redis::Client,
+    urls: Vec<String>,
+    cluster: bool,
     /// The connection, made on first use and remade after a failure, with
     /// the time of the last attempt (attempts are spaced by RECONNECT_EVERY).
-    conn: Mutex<(Option<ConnectionManager>, Option<tokio::time::Instant>)>,
+    conn: Mutex<(Option<Conn>, Option<tokio::time::Instant>)>,
     script: redis::Script,
     prefix: String,
 }
@@ -79,18 +80,23 @@ impl std::fmt::Debug for RedisRates {
 }
 
 impl RedisRates {
-    /// A budget on the Redis at `url`, under keys starting with `prefix`.
+    /// A budget in Redis, under keys starting with `prefix`.
     /// Connects lazily: an unreachable Redis at start-up is not an error.
-    pub fn new(url: &str, prefix: &str) -> Result<RedisRates, BridgeError> {
+    /// `urls` are one Redis, or the seeds of a Redis Cluster (`cluster`).
+    pub fn new(urls: &[String], cluster: bool, prefix: &str) -> Result<RedisRates, BridgeError> {
+        for url in urls {
+            redis::Client::open(url.as_str()).map_err(BridgeError::Url)?;
+        }
         Ok(RedisRates {
-            client: redis::Client::open(url).map_err(BridgeError::Url)?,
+            urls: urls.to_vec(),
+            cluster,
             conn: Mutex::new((None, None)),
             script: redis::Script::new(SCRIPT),
             prefix: prefix.to_owned(),
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, BridgeError> {
+    async fn connection(&self) -> Result<Conn, BridgeError> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = &guard.0 {
             return Ok(conn.clone());
@@ -100,7 +106,7 @@ impl RedisRates {
             return Err(BridgeError::Unavailable("reconnecting".into()));
         }
         guard.1 = Some(now);
-        let conn = tokio::time::timeout(TIMEOUT, ConnectionManager::new(self.client.clone()))
+        let conn = tokio::time::timeout(TIMEOUT, Conn::open(&self.urls, self.cluster))
             .await
             .map_err(|_| BridgeError::Unavailable("connect timed out".into()))?
             .map_err(|e| BridgeError::Unavailable(e.to_string()))?;
