@@ -471,10 +471,8 @@ async fn start_stages(
         let (admission, throttles): (Arc<dyn crate::ingest::Admission>, _) = match (&buffer, local)
         {
             (Some(buffer), local) => {
-                let (admission, monitor) = crate::redis::buffer::RedisAdmission::start(
-                    buffer.clone(),
-                    background.clone(),
-                );
+                let (admission, monitor) =
+                    crate::redis::buffer::RedisAdmission::start(buffer.clone(), background.clone());
                 stages.monitor = Some(monitor);
                 let throttles = match local {
                     Some((_, throttles)) => throttles,
@@ -561,8 +559,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // 4. The stages the roles call for, and the HTTP endpoint with the
     //    roles' HTTP doors (OTLP/HTTP with ingest).
-    let (stages, ForDoors { pipeline, hub }) =
-        start_stages(&args, roles, &store, &stops).await?;
+    let (stages, ForDoors { pipeline, hub }) = start_stages(&args, roles, &store, &stops).await?;
     let auth = Arc::new(Authenticator::new(
         store.clone(),
         args.key_cache_ttl,

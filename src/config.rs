@@ -836,7 +836,10 @@ impl ServeArgs {
             return Err("invalid --buffer redis: needs --redis-url".into());
         }
         if self.redis.buffer == "local" && self.roles.ingest != self.roles.writer {
-            return Err("invalid --buffer local: ingest and writer run apart; they need the Redis buffer".into());
+            return Err(
+                "invalid --buffer local: ingest and writer run apart; they need the Redis buffer"
+                    .into(),
+            );
         }
         if !(1..=1024).contains(&self.redis.buffer_shards) {
             return Err("invalid --buffer-shards: 1 to 1024".into());
@@ -942,7 +945,9 @@ impl ServeArgs {
                 return Err("invalid --redis-url (REDIS_URL): expected redis://host:port".into());
             }
             if urls.len() > 1 && !self.redis.redis_cluster {
-                return Err("invalid --redis-url (REDIS_URL): several nodes need --redis-cluster".into());
+                return Err(
+                    "invalid --redis-url (REDIS_URL): several nodes need --redis-cluster".into(),
+                );
             }
         }
         if self.redis.redis_key_prefix.is_empty() || self.redis.redis_key_prefix.len() > 64 {

@@ -356,7 +356,10 @@ pub fn spawn(
 
 /// Starts the throttle-counter flusher alone (an ingest process without a
 /// writer); it ends at `stop`, after a last flush.
-pub fn spawn_flusher(store: Store, stop: CancellationToken) -> (Throttles, tokio::task::JoinHandle<()>) {
+pub fn spawn_flusher(
+    store: Store,
+    stop: CancellationToken,
+) -> (Throttles, tokio::task::JoinHandle<()>) {
     let throttles = Throttles::default();
     let flusher = tokio::spawn(flush_throttled(store, throttles.clone(), stop));
     (throttles, flusher)

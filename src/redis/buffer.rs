@@ -296,8 +296,11 @@ struct Fill {
 #[derive(Debug, Default)]
 struct Waiters {
     next: AtomicU64,
-    map: Mutex<HashMap<String, (Instant, oneshot::Sender<Result<BatchFate, WriteError>>)>>,
+    map: Mutex<HashMap<String, (Instant, Answer)>>,
 }
+
+/// Where a batch's answer goes.
+type Answer = oneshot::Sender<Result<BatchFate, WriteError>>;
 
 /// Admission into the buffer: the ingest side.
 #[derive(Debug)]
@@ -466,7 +469,11 @@ async fn read_replies(
         if !entries.is_empty() {
             continue;
         }
-        let wait = if idle { IDLE_POLL * 5 } else { Duration::from_millis(2) };
+        let wait = if idle {
+            IDLE_POLL * 5
+        } else {
+            Duration::from_millis(2)
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -498,7 +505,11 @@ impl Admission for RedisAdmission {
         Box::pin(async move {
             let shard = self.buffer.shard_of(batch.tenant_id);
             let shard_full = {
-                let full = self.fill.full_shards.lock().unwrap_or_else(|p| p.into_inner());
+                let full = self
+                    .fill
+                    .full_shards
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 full.get(shard as usize).copied().unwrap_or(false)
             };
             if shard_full || self.fill.memory_full.load(Ordering::Relaxed) {
@@ -506,7 +517,9 @@ impl Admission for RedisAdmission {
                 return Err(AdmitError::Overloaded(Duration::from_secs(1)));
             }
             let (tx, rx) = oneshot::channel();
-            let reply = match &self.replies {
+            // With commit acks the reply stream answers; otherwise the
+            // append itself does.
+            let (reply_to, now): (Option<ReplyTo>, Option<Answer>) = match &self.replies {
                 Some((stream, waiters)) => {
                     let id = waiters.next.fetch_add(1, Ordering::Relaxed).to_string();
                     waiters
@@ -514,27 +527,17 @@ impl Admission for RedisAdmission {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(id.clone(), (Instant::now(), tx));
-                    Some((
-                        ReplyTo {
+                    (
+                        Some(ReplyTo {
                             stream: stream.clone(),
                             id,
-                        },
+                        }),
                         None,
-                    ))
+                    )
                 }
-                None => Some((
-                    ReplyTo {
-                        stream: String::new(),
-                        id: String::new(),
-                    },
-                    Some(tx),
-                )),
+                None => (None, Some(tx)),
             };
-            let (reply_to, now) = reply.expect("always set");
-            let record = self.buffer.codec.encode(
-                &batch,
-                (!reply_to.stream.is_empty()).then_some(&reply_to),
-            );
+            let record = self.buffer.codec.encode(&batch, reply_to.as_ref());
             match self.buffer.append(shard, &record).await {
                 Ok(_) => {
                     metrics::counter!("pulsyon_buffer_appended_total").increment(1);
@@ -545,12 +548,12 @@ impl Admission for RedisAdmission {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, shard, "buffer append failed");
-                    if let Some((_, waiters)) = &self.replies {
+                    if let (Some((_, waiters)), Some(r)) = (&self.replies, &reply_to) {
                         waiters
                             .map
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .remove(&reply_to.id);
+                            .remove(&r.id);
                     }
                     Err(AdmitError::Unavailable(Duration::from_secs(1)))
                 }
@@ -616,7 +619,11 @@ pub fn spawn_drain(
                 {
                     Ok(claimed) => {
                         for fence in claimed {
-                            tracing::info!(shard = fence.shard, epoch = fence.epoch, "buffer shard taken");
+                            tracing::info!(
+                                shard = fence.shard,
+                                epoch = fence.epoch,
+                                "buffer shard taken"
+                            );
                             let cancel = stop.child_token();
                             let task = tokio::spawn(drain_shard(
                                 buffer.clone(),
@@ -712,7 +719,9 @@ async fn drain_shard(
             }
         };
         if trimmed.elapsed() >= TRIM_EVERY {
-            trim(&buffer, &mut conn, shard).await;
+            if let Err(e) = trim(&buffer, &mut conn, shard).await {
+                tracing::debug!(error = %e, shard, "buffer trim failed");
+            }
             trimmed = Instant::now();
         }
         if entries.is_empty() {
@@ -823,10 +832,9 @@ async fn handle(
     for e in entries {
         let decoded = buffer.codec.decode(&e.record);
         let poison = match &decoded {
-            _ if e.deliveries > buffer.config.max_deliveries as usize => Some(format!(
-                "delivered {} times without a commit",
-                e.deliveries
-            )),
+            _ if e.deliveries > buffer.config.max_deliveries as usize => {
+                Some(format!("delivered {} times without a commit", e.deliveries))
+            }
             Err(why) => Some(why.clone()),
             Ok(_) => None,
         };
@@ -840,7 +848,9 @@ async fn handle(
                     metrics::counter!("pulsyon_buffer_poison_total").increment(1);
                     done.push(e.id);
                 }
-                Err(err) => tracing::warn!(error = %err, "poison entry could not be kept; retrying"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "poison entry could not be kept; retrying")
+                }
             }
             continue;
         }
@@ -913,10 +923,28 @@ async fn handle(
     result
 }
 
+impl Buffer {
+    /// Trims `shard` below the group's low-water mark (see `trim`); the
+    /// entries removed.
+    pub async fn trim_shard(&self, shard: u32) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        trim(self, &mut conn, shard).await
+    }
+}
+
+/// The stream id right after `id` (`ms-seq`).
+fn next_id(id: &str) -> String {
+    match id.split_once('-').map(|(ms, seq)| (ms, seq.parse::<u64>())) {
+        Some((ms, Ok(seq))) => format!("{ms}-{}", seq.saturating_add(1)),
+        _ => id.to_owned(),
+    }
+}
+
 /// Trims `shard` below the group's low-water mark: the oldest pending
-/// entry, or (none pending) the last delivered one. An entry below it was
+/// entry, or (none pending) the one after the last delivered. An entry below it was
 /// delivered and acknowledged; nothing pending or undelivered is removed.
-async fn trim(buffer: &Buffer, conn: &mut Conn, shard: u32) {
+/// Also reads the shard's pending count, lag and oldest pending age.
+async fn trim(buffer: &Buffer, conn: &mut Conn, shard: u32) -> redis::RedisResult<u64> {
     let key = buffer.key(shard);
     let summary: redis::RedisResult<(u64, Option<String>, Option<String>, Value)> =
         redis::cmd("XPENDING")
@@ -924,17 +952,15 @@ async fn trim(buffer: &Buffer, conn: &mut Conn, shard: u32) {
             .arg(GROUP)
             .query_async(conn)
             .await;
-    let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
-        conn.xinfo_groups(&key).await;
-    let (Ok((pending, oldest, _, _)), Ok(groups)) = (summary, groups) else {
-        return;
-    };
+    let (pending, oldest, _, _) = summary?;
+    let groups: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(&key).await?;
     let Some(group) = groups.groups.into_iter().find(|g| g.name == GROUP) else {
-        return;
+        return Ok(0);
     };
     let low = match (&oldest, pending) {
         (Some(oldest), n) if n > 0 => oldest.clone(),
-        _ => group.last_delivered_id.clone(),
+        // Nothing pending: everything delivered so far is acknowledged.
+        _ => next_id(&group.last_delivered_id),
     };
     let label = shard.to_string();
     metrics::gauge!("pulsyon_buffer_pending", "shard" => label.clone()).set(pending as f64);
@@ -952,20 +978,17 @@ async fn trim(buffer: &Buffer, conn: &mut Conn, shard: u32) {
         })
         .unwrap_or(0.0);
     metrics::gauge!("pulsyon_buffer_oldest_pending_seconds", "shard" => label).set(oldest_age);
-    if low == "0-0" {
-        return;
+    if low == "0-0" || low == "0-1" {
+        return Ok(0);
     }
-    let trimmed: redis::RedisResult<u64> = redis::cmd("XTRIM")
+    let trimmed: u64 = redis::cmd("XTRIM")
         .arg(&key)
         .arg("MINID")
         .arg(&low)
         .query_async(conn)
-        .await;
-    if let Ok(n) = trimmed
-        && n > 0
-    {
-        metrics::counter!("pulsyon_buffer_trimmed_total").increment(n);
-    }
+        .await?;
+    metrics::counter!("pulsyon_buffer_trimmed_total").increment(trimmed);
+    Ok(trimmed)
 }
 
 #[cfg(test)]
@@ -982,6 +1005,13 @@ mod tests {
             assert_eq!(parse_fate(&fate_text(fate)), Some(fate));
         }
         assert_eq!(parse_fate("x"), None);
+    }
+
+    #[test]
+    fn the_mark_after_the_last_delivered_entry_is_its_successor() {
+        assert_eq!(next_id("1700000000000-4"), "1700000000000-5");
+        assert_eq!(next_id("0-0"), "0-1");
+        assert_eq!(next_id("junk"), "junk");
     }
 
     #[test]

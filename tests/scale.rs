@@ -1,0 +1,495 @@
+//! Scale-out by role over the Redis buffer, with real processes: each test
+//! starts its own `redis-server` (append-only, `appendfsync always`) on a free
+//! port, its own database and several `pulsyon serve --roles ...` processes.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::{Server, ServerOpts, TestDb, authed, create_key, create_tenant, free_port, ts};
+use pulsyon::proto::v1::{self as pb, incidents_client::IncidentsClient};
+use tokio_stream::StreamExt;
+
+/// A redis-server of the test's own, append-only with `appendfsync always`.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(port, &dir.path().to_path_buf());
+        Redis { child, port, dir }
+    }
+
+    fn spawn(port: u16, dir: &PathBuf) -> Child {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn role(db: &TestDb, redis: &Redis, roles: &str, more: &[&str]) -> Server {
+    let url = redis.url();
+    let mut args: Vec<&str> = vec![
+        "--roles",
+        roles,
+        "--redis-url",
+        &url,
+        "--buffer-lease",
+        "3s",
+        "--rollup-interval",
+        "200ms",
+        "--detect-interval",
+        "1s",
+    ];
+    args.extend_from_slice(more);
+    Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    })
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let pool = common::pool(&db.url).await;
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+fn event(service: &str, status: u32) -> pulsyon_client::Event {
+    pulsyon_client::Event {
+        event_id: pulsyon_client::new_event_id(),
+        time: Some(ts(SystemTime::now())),
+        service: service.into(),
+        endpoint: "/pay".into(),
+        method: "POST".into(),
+        status_code: status,
+        latency_ms: 12.0,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_roles_store_every_acked_event_once_through_a_writer_killed_mid_load() {
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let reader = create_key(&db.url, "acme", "read");
+    let mut writers = [
+        role(&db, &redis, "writer", &[]),
+        role(&db, &redis, "writer", &[]),
+    ];
+    let ingest = [
+        role(&db, &redis, "ingest", &[]),
+        role(&db, &redis, "ingest", &[]),
+    ];
+    let watcher = role(&db, &redis, "detect,query", &[]);
+    let mut watch = IncidentsClient::new(watcher.channel().await)
+        .watch(authed(pb::WatchRequest::default(), &reader))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The Rust SDK through both ingest processes; one writer is killed
+    // (SIGKILL) while they send.
+    let clients = [
+        pulsyon_client::Client::connect(&format!("http://{}", ingest[0].grpc), &key)
+            .await
+            .unwrap(),
+        pulsyon_client::Client::connect(&format!("http://{}", ingest[1].grpc), &key)
+            .await
+            .unwrap(),
+    ];
+    let mut ids = HashSet::new();
+    for round in 0..40 {
+        for client in &clients {
+            for _ in 0..250 {
+                let e = event("checkout", 200);
+                ids.insert(e.event_id.clone());
+                client.send(e).await.unwrap();
+            }
+        }
+        if round == 15 {
+            writers[0].signal(nix::sys::signal::Signal::SIGKILL);
+            writers[0].wait_exit(Duration::from_secs(10));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for client in &clients {
+        client.flush().await.unwrap();
+    }
+    let stats: pulsyon_client::Stats = clients.iter().map(|c| c.stats()).sum();
+    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+
+    // Every acked event is stored once: the other writer claims the dead
+    // one's shards and their pending entries.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = count(&db, "SELECT count(*) FROM api_logs").await;
+        if stored >= ids.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stored} of {} stored:\n{}",
+            ids.len(),
+            writers[1].logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM api_logs").await,
+        ids.len() as i64,
+        "nothing stored twice"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
+        ids.len() as i64
+    );
+    let owners = count(
+        &db,
+        "SELECT count(DISTINCT owner) FROM buffer_shards WHERE lease_until > now()",
+    )
+    .await;
+    assert_eq!(owners, 1, "the surviving writer holds every shard");
+
+    // An error spike sent through an ingest process opens an incident that
+    // a Watch on the detect+query process receives.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let opened = loop {
+        for _ in 0..60 {
+            clients[1].send(event("payments", 503)).await.unwrap();
+        }
+        clients[1].flush().await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
+            Ok(Some(Ok(pb::WatchResponse {
+                payload: Some(pb::watch_response::Payload::Update(u)),
+            }))) => break u,
+            Ok(Some(Ok(_))) | Err(_) => {}
+            other => panic!("the watch ended: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "no incident");
+    };
+    assert_eq!(opened.kind, pb::UpdateKind::Opened as i32);
+    assert_eq!(opened.incident.unwrap().service, "payments");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_after_commit_an_acked_batch_is_already_in_postgresql() {
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let _writer = role(&db, &redis, "writer", &[]);
+    let ingest = role(&db, &redis, "ingest", &["--ack-after", "commit"]);
+    let mut client = pb::ingest_client::IngestClient::new(ingest.channel().await);
+    let pool = common::pool(&db.url).await;
+    for seq in 1..=20u64 {
+        let events: Vec<pb::Event> = (0..50)
+            .map(|_| pb::Event {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                time: Some(ts(SystemTime::now())),
+                service: "checkout".into(),
+                endpoint: "/pay".into(),
+                status_code: 200,
+                latency_ms: 3.0,
+                ..Default::default()
+            })
+            .collect();
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id.parse().unwrap()).collect();
+        let ack = common::publish(
+            &mut client,
+            &key,
+            pb::EventBatch {
+                producer_id: "commit-acks".into(),
+                seq,
+                events,
+            },
+        )
+        .await;
+        assert_eq!(ack.durability, pb::Durability::Committed as i32);
+        assert_eq!(ack.accepted, 50);
+        // At the moment of the ack, the rows are there.
+        let there: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM api_logs WHERE event_id = ANY($1)")
+                .bind(&ids)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(there, 50, "batch {seq} acked before its commit");
+    }
+    // The default level answers once the batch is in Redis, and says so.
+    let buffered = role(&db, &redis, "ingest", &[]);
+    let mut client = pb::ingest_client::IngestClient::new(buffered.channel().await);
+    let ack = common::publish(
+        &mut client,
+        &key,
+        pb::EventBatch {
+            producer_id: "buffered-acks".into(),
+            seq: 1,
+            events: vec![pb::Event {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                time: Some(ts(SystemTime::now())),
+                service: "checkout".into(),
+                status_code: 200,
+                ..Default::default()
+            }],
+        },
+    )
+    .await;
+    assert_eq!(ack.durability, pb::Durability::Buffered as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_entry_is_kept_acknowledged_counted_and_trimmed() {
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    create_tenant(&db.url, "acme");
+    // No writer yet: an entry read by a consumer that never acknowledges it
+    // (a writer that died) stays pending.
+    let stream = "pulsyon:buffer:{0}";
+    redis.cli(&["XGROUP", "CREATE", stream, "writers", "0", "MKSTREAM"]);
+    let garbage = redis.cli(&["XADD", stream, "*", "b", "not a record"]);
+    redis.cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "writers",
+        "ghost",
+        "COUNT",
+        "1",
+        "STREAMS",
+        stream,
+        ">",
+    ]);
+    assert_eq!(redis.cli(&["XLEN", stream]), "1");
+    let writer = role(&db, &redis, "writer", &["--buffer-shards", "1"]);
+    // The writer claims it, cannot read it as a batch: kept, acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&db, "SELECT count(*) FROM buffer_poison").await == 0 {
+        assert!(Instant::now() < deadline, "{}", writer.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = common::pool(&db.url).await;
+    let (entry, record): (String, Vec<u8>) =
+        sqlx::query_as("SELECT entry_id, record FROM buffer_poison")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (entry.as_str(), record.as_slice()),
+        (garbage.as_str(), &b"not a record"[..])
+    );
+    let metrics = common::http_get(&format!("http://{}/metrics", writer.http)).await;
+    assert!(
+        metrics.contains("pulsyon_buffer_poison_total 1"),
+        "{metrics}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis.cli(&["XLEN", stream]) != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the acknowledged entry is trimmed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimming_removes_only_entries_below_the_oldest_pending_one() {
+    use pulsyon::redis::buffer::{Buffer, BufferConfig};
+    let redis = Redis::start();
+    let buffer = Buffer::connect(
+        BufferConfig {
+            urls: vec![redis.url()],
+            cluster: false,
+            prefix: "pulsyon".into(),
+            shards: 1,
+            max_entries: 1_000,
+            max_deliveries: 5,
+            lease: Duration::from_secs(10),
+            ack_after_commit: false,
+            allow_volatile: false,
+        },
+        std::sync::Arc::new(pulsyon::api::record::BufferRecord),
+    )
+    .await
+    .unwrap();
+    let stream = buffer.key(0);
+    let add = |n: u32| {
+        (0..n)
+            .map(|i| redis.cli(&["XADD", &stream, "*", "b", &i.to_string()]))
+            .collect::<Vec<_>>()
+    };
+    let read = |consumer: &str, n: u32| {
+        redis.cli(&[
+            "XREADGROUP",
+            "GROUP",
+            "writers",
+            consumer,
+            "COUNT",
+            &n.to_string(),
+            "STREAMS",
+            &stream,
+            ">",
+        ]);
+    };
+    // Three delivered and acknowledged, two delivered and pending (a dead
+    // consumer's), one acknowledged after them, two never delivered.
+    let first = add(3);
+    read("a", 3);
+    for id in &first {
+        redis.cli(&["XACK", &stream, "writers", id]);
+    }
+    let pending = add(2);
+    read("dead", 2);
+    let after = add(1);
+    read("a", 1);
+    redis.cli(&["XACK", &stream, "writers", &after[0]]);
+    let undelivered = add(2);
+    assert_eq!(redis.cli(&["XLEN", &stream]), "8");
+    buffer.trim_shard(0).await.unwrap();
+    let left = redis.cli(&["XRANGE", &stream, "-", "+"]);
+    for id in &first {
+        assert!(
+            !left.contains(id.as_str()),
+            "an acknowledged entry below the mark stays: {left}"
+        );
+    }
+    for id in pending.iter().chain(&after).chain(&undelivered) {
+        assert!(left.contains(id.as_str()), "{id} was trimmed: {left}");
+    }
+    // The pending ones acknowledged: the mark moves to the last delivered.
+    for id in &pending {
+        redis.cli(&["XACK", &stream, "writers", id]);
+    }
+    buffer.trim_shard(0).await.unwrap();
+    let left = redis.cli(&["XRANGE", &stream, "-", "+"]);
+    for id in &pending {
+        assert!(!left.contains(id.as_str()), "{left}");
+    }
+    for id in &undelivered {
+        assert!(
+            left.contains(id.as_str()),
+            "an undelivered entry was trimmed: {left}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_keeps_nothing_on_disk_is_refused_as_the_buffer() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut volatile = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--appendonly", "no", "--save", ""])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = Command::new(common::BIN)
+        .args(["serve", "--roles", "ingest", "--redis-url", &url])
+        .args([
+            "--database-url",
+            &db.url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("keeps nothing on disk") && stderr.contains("--allow-volatile-buffer"),
+        "{stderr}"
+    );
+    // Allowed, it runs (and says so loudly).
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &[
+            "--roles",
+            "ingest",
+            "--redis-url",
+            &url,
+            "--allow-volatile-buffer",
+        ],
+        ..Default::default()
+    });
+    assert!(
+        server.logs().contains("allow-volatile-buffer"),
+        "{}",
+        server.logs()
+    );
+    // Without Redis at all, ingest without writer is a configuration error.
+    let out = Command::new(common::BIN)
+        .args(["serve", "--roles", "ingest", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--redis-url"), "{stderr}");
+    let _ = volatile.kill();
+    let _ = volatile.wait();
+}
