@@ -391,6 +391,7 @@ async fn start_stages(
     roles: Roles,
     store: &Store,
     stops: &Stops,
+    readiness: &Arc<Readiness>,
 ) -> anyhow::Result<(Stages, ForDoors)> {
     let background = &stops.background;
     let mut stages = Stages {
@@ -440,6 +441,7 @@ async fn start_stages(
             crate::redis::buffer::Buffer::connect(
                 args.buffer_config(),
                 Arc::new(api::record::BufferRecord),
+                Some(readiness.clone()),
             )
             .await
             .context("the ingest buffer (--redis-url)")?,
@@ -559,7 +561,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // 4. The stages the roles call for, and the HTTP endpoint with the
     //    roles' HTTP doors (OTLP/HTTP with ingest).
-    let (stages, ForDoors { pipeline, hub }) = start_stages(&args, roles, &store, &stops).await?;
+    let (stages, ForDoors { pipeline, hub }) =
+        start_stages(&args, roles, &store, &stops, &readiness).await?;
     let auth = Arc::new(Authenticator::new(
         store.clone(),
         args.key_cache_ttl,

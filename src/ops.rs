@@ -7,7 +7,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU8, Ordering},
 };
 
 use bytes::Bytes;
@@ -20,6 +20,8 @@ pub struct Readiness {
     db_up: AtomicBool,
     /// Shutdown has begun.
     stopping: AtomicBool,
+    /// The Redis buffer: 0 not used, 1 answering, 2 not answering.
+    buffer: AtomicU8,
 }
 
 impl Readiness {
@@ -34,9 +36,22 @@ impl Readiness {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
+    /// Records whether the Redis buffer answered its latest command.
+    pub fn set_buffer_up(&self, up: bool) {
+        self.buffer.store(if up { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Whether what the process depends on besides the database (the Redis
+    /// buffer, when used) answers.
+    pub fn dependencies_up(&self) -> bool {
+        self.buffer.load(Ordering::Relaxed) != 2
+    }
+
     /// Ready for traffic.
     pub fn is_ready(&self) -> bool {
-        self.db_up.load(Ordering::Relaxed) && !self.stopping.load(Ordering::Relaxed)
+        self.db_up.load(Ordering::Relaxed)
+            && self.dependencies_up()
+            && !self.stopping.load(Ordering::Relaxed)
     }
 }
 

@@ -363,6 +363,7 @@ async fn trimming_removes_only_entries_below_the_oldest_pending_one() {
             allow_volatile: false,
         },
         std::sync::Arc::new(pulsyon::api::record::BufferRecord),
+        None,
     )
     .await
     .unwrap();
@@ -492,4 +493,95 @@ async fn a_redis_that_keeps_nothing_on_disk_is_refused_as_the_buffer() {
     assert!(stderr.contains("--redis-url"), "{stderr}");
     let _ = volatile.kill();
     let _ = volatile.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_under_load_loses_no_acked_event() {
+    let db = TestDb::new().await;
+    let mut redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let _writer = role(&db, &redis, "writer", &[]);
+    let ingest = role(&db, &redis, "ingest", &[]);
+    let client = pulsyon_client::Client::connect_with(
+        &format!("http://{}", ingest.grpc),
+        &key,
+        pulsyon_client::ClientOptions {
+            max_backoff: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ready = || async {
+        let (status, _, _) = common::http(&ingest.http, "GET", "/readyz", &[], "").await;
+        status
+    };
+    assert_eq!(ready().await, 200);
+    let mut ids = HashSet::new();
+    for round in 0..30 {
+        for _ in 0..200 {
+            let e = event("checkout", 200);
+            ids.insert(e.event_id.clone());
+            client.send(e).await.unwrap();
+        }
+        if round == 10 {
+            // Redis dies (no shutdown: what it acknowledged is in its AOF).
+            let _ = redis.child.kill();
+            let _ = redis.child.wait();
+            // Ingest refuses with a retryable error, and its health says so.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ready().await != 503 {
+                assert!(Instant::now() < deadline, "readyz still 200 without Redis");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut raw = pb::ingest_client::IngestClient::new(ingest.channel().await);
+            let refused = raw
+                .publish_events(authed(
+                    pb::PublishEventsRequest {
+                        batch: Some(pb::EventBatch {
+                            producer_id: "probe".into(),
+                            seq: 1,
+                            events: vec![pb::Event {
+                                event_id: uuid::Uuid::now_v7().to_string(),
+                                time: Some(ts(SystemTime::now())),
+                                service: "checkout".into(),
+                                status_code: 200,
+                                ..Default::default()
+                            }],
+                        }),
+                    },
+                    &key,
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        }
+        if round == 18 {
+            redis.child = Redis::spawn(redis.port, &redis.dir.path().to_path_buf());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while ready().await != 200 {
+                assert!(Instant::now() < deadline, "readyz not back with Redis");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    client.flush().await.unwrap();
+    let stats = client.stats();
+    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
+        assert!(Instant::now() < deadline, "acked events missing");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
+        ids.len() as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM api_logs").await,
+        ids.len() as i64,
+        "nothing stored twice"
+    );
 }

@@ -80,20 +80,25 @@ pub fn spawn_monitor(
         // `None` until the first ping, so that the first result is always applied.
         let mut last: Option<bool> = None;
         loop {
-            let up = matches!(
+            let db_up = matches!(
                 tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
                 Ok(Ok(()))
             );
+            readiness.set_db_up(db_up);
+            let up = db_up && readiness.dependencies_up();
             if stop.is_cancelled() {
                 return;
             }
             if last != Some(up) {
                 if up {
                     tracing::info!("database reachable; serving");
-                } else {
+                } else if !db_up {
                     tracing::warn!("database unreachable; health is NOT_SERVING");
+                } else {
+                    tracing::warn!(
+                        "the ingest buffer (Redis) is unreachable; health is NOT_SERVING"
+                    );
                 }
-                readiness.set_db_up(up);
                 set_all(&reporter, roles, up).await;
                 last = Some(up);
             }

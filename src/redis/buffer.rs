@@ -131,6 +131,8 @@ pub struct Buffer {
     codec: Arc<dyn RecordCodec>,
     /// Whether Redis answered the latest command.
     up: AtomicBool,
+    /// Where the process's health learns it.
+    readiness: Option<Arc<crate::ops::Readiness>>,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -173,6 +175,7 @@ impl Buffer {
     pub async fn connect(
         config: BufferConfig,
         codec: Arc<dyn RecordCodec>,
+        readiness: Option<Arc<crate::ops::Readiness>>,
     ) -> Result<Buffer, BufferError> {
         for (url, p) in persistence(&config.urls).await? {
             let shown = redact(&url);
@@ -201,6 +204,7 @@ impl Buffer {
             config,
             codec,
             up: AtomicBool::new(true),
+            readiness,
         };
         for shard in 0..buffer.config.shards {
             buffer.ensure_group(shard).await?;
@@ -239,6 +243,9 @@ impl Buffer {
             Err(e) => !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()),
         };
         self.up.store(up, Ordering::Relaxed);
+        if let Some(r) = &self.readiness {
+            r.set_buffer_up(up);
+        }
         metrics::gauge!("pulsyon_redis_up").set(if up { 1.0 } else { 0.0 });
     }
 
