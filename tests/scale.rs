@@ -585,3 +585,180 @@ async fn redis_killed_and_restarted_under_load_loses_no_acked_event() {
         "nothing stored twice"
     );
 }
+
+/// A Redis Cluster of three masters (no replicas), each append-only.
+struct Cluster {
+    nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                let port = free_port();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ])
+                    .args([
+                        "--appendonly",
+                        "yes",
+                        "--appendfsync",
+                        "always",
+                        "--save",
+                        "",
+                    ])
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(Instant::now() < deadline, "redis-server did not start");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Redis { child, port, dir }
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster never became ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Cluster { nodes }
+    }
+
+    fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Redis::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The port of the master that serves `key`.
+    fn owner(&self, key: &str) -> u16 {
+        let slot: u64 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .unwrap();
+        *self
+            .nodes
+            .iter()
+            .map(|n| &n.port)
+            .find(|port| {
+                let mine = Command::new("redis-cli")
+                    .args([
+                        "-p",
+                        &port.to_string(),
+                        "CLUSTER",
+                        "COUNTKEYSINSLOT",
+                        &slot.to_string(),
+                    ])
+                    .output()
+                    .unwrap();
+                // The owner answers for its slot; the others hold no key of it.
+                String::from_utf8_lossy(&mine.stdout).trim() != "0"
+            })
+            .expect("a node holds the key")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_the_shards_spread_over_the_masters_and_nothing_is_lost_or_doubled() {
+    let db = TestDb::new().await;
+    let cluster = Cluster::start();
+    let urls = cluster.urls();
+    let start = |roles: &'static str| {
+        Server::start(ServerOpts {
+            database_url: Some(&db.url),
+            extra_args: &[
+                "--roles",
+                roles,
+                "--redis-url",
+                &urls,
+                "--redis-cluster",
+                "--buffer-lease",
+                "3s",
+            ],
+            ..Default::default()
+        })
+    };
+    let _writers = [start("writer"), start("writer")];
+    let ingest = start("ingest");
+    // Several tenants: their batches land on several shards.
+    let mut ids = HashSet::new();
+    let mut clients = Vec::new();
+    for t in 0..6 {
+        let key = create_tenant(&db.url, &format!("tenant{t}"));
+        clients.push(
+            pulsyon_client::Client::connect(&format!("http://{}", ingest.grpc), &key)
+                .await
+                .unwrap(),
+        );
+    }
+    for _ in 0..10 {
+        for client in &clients {
+            for _ in 0..100 {
+                let e = event("checkout", 200);
+                ids.insert(e.event_id.clone());
+                client.send(e).await.unwrap();
+            }
+        }
+    }
+    for client in &clients {
+        client.flush().await.unwrap();
+    }
+    let stats: pulsyon_client::Stats = clients.iter().map(|c| c.stats()).sum();
+    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "acked events missing:\n{}",
+            ingest.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM api_logs").await,
+        ids.len() as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
+        ids.len() as i64
+    );
+    // Every shard's stream exists (its consumer group made it); they lie on
+    // every master.
+    let masters: HashSet<u16> = (0..8)
+        .map(|shard| cluster.owner(&format!("pulsyon:buffer:{{{shard}}}")))
+        .collect();
+    assert_eq!(masters.len(), 3, "the shards sit on {masters:?}");
+}
