@@ -762,3 +762,72 @@ async fn on_a_redis_cluster_the_shards_spread_over_the_masters_and_nothing_is_lo
         .collect();
     assert_eq!(masters.len(), 3, "the shards sit on {masters:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_process_killed_mid_load_the_sdk_goes_on_through_the_other() {
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let _writer = role(&db, &redis, "writer", &[]);
+    let mut ingest = [
+        role(&db, &redis, "ingest", &[]),
+        role(&db, &redis, "ingest", &[]),
+    ];
+    let urls = format!("http://{},http://{}", ingest[0].grpc, ingest[1].grpc);
+    let client = pulsyon_client::Client::connect_with(
+        &urls,
+        &key,
+        pulsyon_client::ClientOptions {
+            max_backoff: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut ids = HashSet::new();
+    for round in 0..30 {
+        for _ in 0..200 {
+            let e = event("checkout", 200);
+            ids.insert(e.event_id.clone());
+            client.send(e).await.unwrap();
+        }
+        if round == 10 {
+            // Kill the process that serves the stream (the one appending).
+            let mut appended = Vec::new();
+            for node in &ingest {
+                let metrics = common::http_get(&format!("http://{}/metrics", node.http)).await;
+                appended.push(
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix("pulsyon_buffer_appended_total "))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0),
+                );
+            }
+            let serving = if appended[0] >= appended[1] { 0 } else { 1 };
+            assert!(appended[serving] > 0.0, "{appended:?}");
+            ingest[serving].signal(nix::sys::signal::Signal::SIGKILL);
+            ingest[serving].wait_exit(Duration::from_secs(10));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    client.flush().await.unwrap();
+    let stats = client.stats();
+    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
+        assert!(Instant::now() < deadline, "acked events missing");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM api_logs").await,
+        ids.len() as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
+        ids.len() as i64,
+        "no duplicate stored"
+    );
+    let _ = &ingest[1];
+}

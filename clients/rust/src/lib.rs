@@ -206,25 +206,39 @@ impl Client {
     }
 
     /// Connects with `options`. The stream itself opens in the background and
-    /// reopens by itself after a disconnect.
+    /// reopens by itself after a disconnect. `url` may name several servers,
+    /// comma-separated (`http://a:50051,http://b:50051`): the stream opens on
+    /// one that is up, and after a disconnect reopens on one that is.
     pub async fn connect_with(
         url: &str,
         api_key: &str,
         mut options: ClientOptions,
     ) -> Result<Client, Error> {
-        let endpoint = Channel::from_shared(url.to_owned())
-            .map_err(|e| Error::InvalidUrl(e.to_string()))?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(1 << 20))
-            .initial_connection_window_size(Some(4 << 20))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
+        // One server, or several (comma-separated) behind one balanced
+        // channel: a stream reopens on a server that is up.
+        let mut endpoints = Vec::new();
+        for one in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            endpoints.push(
+                Channel::from_shared(one.to_owned())
+                    .map_err(|e| Error::InvalidUrl(e.to_string()))?
+                    .tcp_nodelay(true)
+                    .initial_stream_window_size(Some(1 << 20))
+                    .initial_connection_window_size(Some(4 << 20))
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_while_idle(true)
+                    .connect_timeout(Duration::from_secs(5)),
+            );
+        }
         let auth: MetadataValue<_> = format!("Bearer {api_key}")
             .parse()
             .map_err(|_| Error::InvalidKey)?;
         options.batch_size = options.batch_size.clamp(1, MAX_BATCH_EVENTS);
         options.max_in_flight = options.max_in_flight.max(1);
-        let channel = endpoint.connect_lazy();
+        let channel = match endpoints.len() {
+            0 => return Err(Error::InvalidUrl("no server URL".into())),
+            1 => endpoints.remove(0).connect_lazy(),
+            _ => Channel::balance_list(endpoints.into_iter()),
+        };
         let (commands, rx) = mpsc::channel(options.max_buffered.max(1));
         let counters = Arc::new(Counters::default());
         let last_error = Arc::new(Mutex::new(None));
