@@ -41,6 +41,7 @@ trap 'cleanup_scale; cleanup' EXIT
 # start NAME ROLES [ARGS...]: a release server; its pid in PID_<NAME>, gRPC in GRPC_<NAME>.
 start() {
   local name=$1 roles=$2; shift 2
+  rm -f "$work/addr-$name"
   "$BIN/pulsyon" serve --database-url "$SERVER_DB_URL" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
     --roles "$roles" --addr-file "$work/addr-$name" "$@" 2>"$work/$name.log" &
   local pid=$!
