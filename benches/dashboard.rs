@@ -176,6 +176,111 @@ async fn main() {
         .expect("a session cookie")
         .to_owned();
 
+    // The live feed first, on the server as it started (as the Watch
+    // benchmark measures it): raw subscribers, one connection each.
+    let rss_before = rss_kib(args.pid);
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<(usize, f64)>::new()));
+    let started = Instant::now();
+    for _ in 0..args.subscribers {
+        let (host, cookie) = (args.http.clone(), cookie.clone());
+        let (subscribed, received, latencies) =
+            (subscribed.clone(), received.clone(), latencies.clone());
+        let updates = args.updates;
+        tokio::spawn(async move {
+            let mut conn = Conn::open(&host).await;
+            let request = format!(
+                "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
+            );
+            conn.reader
+                .get_mut()
+                .write_all(request.as_bytes())
+                .await
+                .expect("subscribing");
+            let (status, _) = conn.head().await;
+            assert_eq!(status, 200, "stream");
+            subscribed.fetch_add(1, Ordering::Relaxed);
+            let mut mine = Vec::with_capacity(updates);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match conn.reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                let Ok(update) = serde_json::from_str::<serde_json::Value>(data) else {
+                    continue;
+                };
+                let (Some(at), Some(service)) = (
+                    update["at"].as_str(),
+                    update["incident"]["service"].as_str(),
+                ) else {
+                    continue;
+                };
+                let at =
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .expect("at");
+                let sent =
+                    SystemTime::UNIX_EPOCH + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
+                let ms = SystemTime::now()
+                    .duration_since(sent)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    * 1_000.0;
+                // Only the benchmark's updates count.
+                let Some(k) = service
+                    .strip_prefix("bench-")
+                    .and_then(|k| k.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                mine.push((k, ms));
+                received.fetch_add(1, Ordering::Relaxed);
+                if mine.len() >= updates {
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .append(&mut mine);
+                }
+            }
+        });
+    }
+    let subscribe_secs = wait_subscribed(&subscribed, args.subscribers, started).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(args.pid);
+
+    let expected = args.subscribers * args.updates;
+    let written = write_updates(
+        &args.database_url,
+        (&args.tenant, &args.warmup_tenant),
+        args.updates,
+        args.pid,
+        (&received, expected),
+    )
+    .await;
+    let server_cpu_per_update = written.server_cpu_ms_per_update;
+    let commit_max = written.commit_ms.iter().copied().fold(0.0, f64::max);
+    let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
+    all.sort_by(f64::total_cmp);
+    let per_subscriber = rss_idle.saturating_sub(rss_before) as f64 / args.subscribers as f64;
+    println!();
+    println!(
+        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
+        args.subscribers,
+        args.updates,
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.95),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default(),
+    );
+
+    // Then the JSON calls, the subscribers still connected.
     // The service the detail cases read: the busiest one.
     let (_, _, overview) = conn
         .call(
@@ -245,104 +350,4 @@ async fn main() {
             times.last().copied().unwrap_or_default()
         );
     }
-
-    // The live feed: raw subscribers, one connection each.
-    let rss_before = rss_kib(args.pid);
-    let subscribed = Arc::new(AtomicUsize::new(0));
-    let received = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<(usize, f64)>::new()));
-    let started = Instant::now();
-    for _ in 0..args.subscribers {
-        let (host, cookie) = (args.http.clone(), cookie.clone());
-        let (subscribed, received, latencies) =
-            (subscribed.clone(), received.clone(), latencies.clone());
-        let updates = args.updates;
-        tokio::spawn(async move {
-            let mut conn = Conn::open(&host).await;
-            let request = format!(
-                "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
-            );
-            conn.reader
-                .get_mut()
-                .write_all(request.as_bytes())
-                .await
-                .expect("subscribing");
-            let (status, _) = conn.head().await;
-            assert_eq!(status, 200, "stream");
-            subscribed.fetch_add(1, Ordering::Relaxed);
-            let mut mine = Vec::with_capacity(updates);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match conn.reader.read_line(&mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let Some(data) = line.strip_prefix("data: ") else {
-                    continue;
-                };
-                let Ok(update) = serde_json::from_str::<serde_json::Value>(data) else {
-                    continue;
-                };
-                let (Some(at), Some(service)) = (
-                    update["at"].as_str(),
-                    update["incident"]["service"].as_str(),
-                ) else {
-                    continue;
-                };
-                let at =
-                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                        .expect("at");
-                let sent =
-                    SystemTime::UNIX_EPOCH + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
-                let ms = SystemTime::now()
-                    .duration_since(sent)
-                    .unwrap_or_default()
-                    .as_secs_f64()
-                    * 1_000.0;
-                let k = service
-                    .strip_prefix("bench-")
-                    .and_then(|k| k.parse().ok())
-                    .unwrap_or(usize::MAX);
-                mine.push((k, ms));
-                received.fetch_add(1, Ordering::Relaxed);
-                if mine.len() >= updates {
-                    latencies
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .append(&mut mine);
-                }
-            }
-        });
-    }
-    let subscribe_secs = wait_subscribed(&subscribed, args.subscribers, started).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_idle = rss_kib(args.pid);
-
-    let expected = args.subscribers * args.updates;
-    let written = write_updates(
-        &args.database_url,
-        (&args.tenant, &args.warmup_tenant),
-        args.updates,
-        args.pid,
-        (&received, expected),
-    )
-    .await;
-    let server_cpu_per_update = written.server_cpu_ms_per_update;
-    let commit_max = written.commit_ms.iter().copied().fold(0.0, f64::max);
-    let deliveries = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
-    all.sort_by(f64::total_cmp);
-    let per_subscriber = rss_idle.saturating_sub(rss_before) as f64 / args.subscribers as f64;
-    println!();
-    println!(
-        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
-        args.subscribers,
-        args.updates,
-        all.len(),
-        percentile(&all, 0.50),
-        percentile(&all, 0.95),
-        percentile(&all, 0.99),
-        all.last().copied().unwrap_or_default(),
-    );
 }

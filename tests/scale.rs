@@ -107,6 +107,36 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// Waits (60 s at most) until every event of `ids` is stored, then checks
+/// that each is stored exactly once and nothing else is.
+async fn assert_stored_once(db: &TestDb, ids: &HashSet<String>, context: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = count(db, "SELECT count(*) FROM api_logs").await;
+        if stored >= ids.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stored} of {} acked events stored:\n{}",
+            ids.len(),
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Late duplicates would arrive after the last first copy.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(db, "SELECT count(*) FROM api_logs").await,
+        ids.len() as i64,
+        "nothing stored twice"
+    );
+    assert_eq!(
+        count(db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
+        ids.len() as i64
+    );
+}
+
 fn event(service: &str, status: u32) -> pulsyon_client::Event {
     pulsyon_client::Event {
         event_id: pulsyon_client::new_event_id(),
@@ -175,30 +205,7 @@ async fn split_roles_store_every_acked_event_once_through_a_writer_killed_mid_lo
 
     // Every acked event is stored once: the other writer claims the dead
     // one's shards and their pending entries.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let stored = count(&db, "SELECT count(*) FROM api_logs").await;
-        if stored >= ids.len() as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{stored} of {} stored:\n{}",
-            ids.len(),
-            writers[1].logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM api_logs").await,
-        ids.len() as i64,
-        "nothing stored twice"
-    );
-    assert_eq!(
-        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
-        ids.len() as i64
-    );
+    assert_stored_once(&db, &ids, || writers[1].logs()).await;
     let owners = count(
         &db,
         "SELECT count(DISTINCT owner) FROM buffer_shards WHERE lease_until > now()",
@@ -569,21 +576,7 @@ async fn redis_killed_and_restarted_under_load_loses_no_acked_event() {
     client.flush().await.unwrap();
     let stats = client.stats();
     assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
-        assert!(Instant::now() < deadline, "acked events missing");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
-        ids.len() as i64
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM api_logs").await,
-        ids.len() as i64,
-        "nothing stored twice"
-    );
+    assert_stored_once(&db, &ids, String::new).await;
 }
 
 /// A Redis Cluster of three masters (no replicas), each append-only.
@@ -737,24 +730,7 @@ async fn on_a_redis_cluster_the_shards_spread_over_the_masters_and_nothing_is_lo
     }
     let stats: pulsyon_client::Stats = clients.iter().map(|c| c.stats()).sum();
     assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "acked events missing:\n{}",
-            ingest.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM api_logs").await,
-        ids.len() as i64
-    );
-    assert_eq!(
-        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
-        ids.len() as i64
-    );
+    assert_stored_once(&db, &ids, String::new).await;
     // Every shard's stream exists (its consumer group made it); they lie on
     // every master.
     let masters: HashSet<u16> = (0..8)
@@ -814,20 +790,6 @@ async fn an_ingest_process_killed_mid_load_the_sdk_goes_on_through_the_other() {
     client.flush().await.unwrap();
     let stats = client.stats();
     assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&db, "SELECT count(*) FROM api_logs").await < ids.len() as i64 {
-        assert!(Instant::now() < deadline, "acked events missing");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM api_logs").await,
-        ids.len() as i64
-    );
-    assert_eq!(
-        count(&db, "SELECT count(DISTINCT event_id) FROM api_logs").await,
-        ids.len() as i64,
-        "no duplicate stored"
-    );
+    assert_stored_once(&db, &ids, String::new).await;
     let _ = &ingest[1];
 }
