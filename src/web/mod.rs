@@ -1,6 +1,6 @@
 //! The HTTP port (`--http-addr`), on axum: the probes and metrics
 //! (`/metrics`, `/healthz`, `/readyz`), the HTTP doors of other modules
-//! (`ops::Door`, such as OTLP/HTTP's `POST /v1/traces`), and, with the query
+//! (`ops::Door`, such as OTLP/HTTP's `POST /v1/traces`), and, with the web
 //! role, the dashboard: its pages (embedded in the binary, `assets.rs`),
 //! its JSON API under `/api/v1/` (`api.rs`: the same query and store
 //! functions as the gRPC services, checked against the session's tenant and
