@@ -346,6 +346,8 @@ struct Stages {
     drain: Option<JoinHandle<()>>,
     /// Ingest role with the Redis buffer: its fill read (and commit reports).
     monitor: Option<JoinHandle<()>>,
+    /// Ingest role with Redis: the renewal of its streams' shared slots.
+    stream_slots: Option<JoinHandle<()>>,
 }
 
 /// Cancellation of each phase of the shutdown plan.
@@ -403,6 +405,7 @@ async fn start_stages(
         flusher: None,
         drain: None,
         monitor: None,
+        stream_slots: None,
     };
     if roles.writer {
         stages.partitions = Some(crate::ingest::partitions::spawn(
@@ -490,6 +493,21 @@ async fn start_stages(
             (None, Some((queue, throttles))) => (queue, throttles),
             (None, None) => anyhow::bail!("ingest without writer needs the Redis buffer"),
         };
+        // With Redis, each tenant's concurrent streams are counted across processes.
+        let shared_streams: Option<Arc<dyn crate::ingest::limits::SharedStreams>> =
+            match &args.redis.redis_url {
+                Some(_) => {
+                    let (streams, task) = crate::redis::streams::RedisStreams::start(
+                        &args.redis.urls(),
+                        args.redis.redis_cluster,
+                        &args.redis.redis_key_prefix,
+                        background.clone(),
+                    );
+                    stages.stream_slots = Some(task);
+                    Some(streams)
+                }
+                None => None,
+            };
         // With Redis, the ingest rate budget is shared by every process.
         let shared: Option<Arc<dyn crate::ingest::limits::SharedBudget>> =
             match &args.redis.redis_url {
@@ -509,7 +527,9 @@ async fn start_stages(
             bounds: Arc::new(args.event_bounds()),
             guards: Arc::new(crate::ingest::limits::Guards {
                 rates: crate::ingest::limits::RateLimiter::new(shared),
-                streams: Arc::default(),
+                streams: Arc::new(crate::ingest::limits::StreamSlots::with_shared(
+                    shared_streams,
+                )),
                 cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
             }),
         });
@@ -706,6 +726,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for task in [
         stages.flusher,
         stages.monitor,
+        stages.stream_slots,
         stages.partitions,
         stages.rollups,
         stages.hub,

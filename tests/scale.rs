@@ -793,3 +793,50 @@ async fn an_ingest_process_killed_mid_load_the_sdk_goes_on_through_the_other() {
     assert_stored_once(&db, &ids, String::new).await;
     let _ = &ingest[1];
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_concurrent_streams_are_counted_across_ingest_processes() {
+    use tokio_stream::wrappers::ReceiverStream;
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    // Two processes with every role (each its own queue), one limit of 1 stream.
+    let nodes = [
+        role(&db, &redis, "all", &["--limit-streams", "1"]),
+        role(&db, &redis, "all", &["--limit-streams", "1"]),
+    ];
+    let channels = [nodes[0].channel().await, nodes[1].channel().await];
+    let open = |channel: tonic::transport::Channel| {
+        let key = key.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::StreamEventsRequest>(1);
+            let answer = pb::ingest_client::IngestClient::new(channel)
+                .stream_events(authed(ReceiverStream::new(rx), &key))
+                .await;
+            (tx, answer)
+        }
+    };
+    let (held_tx, held) = open(channels[0].clone()).await;
+    let held = held.expect("the first stream opens");
+    // The tenant's one stream is open on the other process: refused here.
+    let (_tx, refused) = open(channels[1].clone()).await;
+    let refused = refused.expect_err("a second stream across processes");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("stream"), "{refused:?}");
+    // Closed there, a stream opens here.
+    drop(held_tx);
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_tx, answer) = open(channels[1].clone()).await;
+        if answer.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -164,6 +164,7 @@ impl IngestService {
         let slot = self
             .pipeline
             .open_stream(&caller)
+            .await
             .map_err(status::from_refused)?;
         let mut inbound = request.into_inner();
         let (out, out_rx) = mpsc::channel(self.max_in_flight + 1);

@@ -220,10 +220,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// A slot for one more open stream of the caller's tenant, or the
     /// refusal (held until the stream ends).
-    pub fn open_stream(&self, caller: &Principal) -> Result<StreamSlot, Refused> {
+    pub async fn open_stream(&self, caller: &Principal) -> Result<StreamSlot, Refused> {
         self.guards
             .streams
             .open(caller.tenant_id, caller.limits.max_streams)
+            .await
             .ok_or_else(|| {
                 throttled(
                     caller,

@@ -237,10 +237,28 @@ pub struct Guards {
     pub cardinality: Cardinality,
 }
 
-/// Concurrent ingest streams per tenant in this process.
+/// The concurrent streams of each tenant across every ingest process (a
+/// Redis-backed count with leases, `crate::redis`).
+pub trait SharedStreams: Send + Sync + std::fmt::Debug {
+    /// Takes slot `id` of `tenant` unless `max` are held in all; an error
+    /// when the shared count cannot be read (the caller falls back to its own).
+    fn acquire<'a>(
+        &'a self,
+        tenant: TenantId,
+        id: &'a str,
+        max: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+    /// Gives slot `id` of `tenant` back (in the background).
+    fn release(&self, tenant: TenantId, id: String);
+}
+
+/// Concurrent ingest streams per tenant: in this process, and across
+/// processes when there is a shared count (which, when it does not answer,
+/// is left to this process's own).
 #[derive(Debug, Default)]
 pub struct StreamSlots {
     open: Mutex<HashMap<TenantId, u32>>,
+    shared: Option<Arc<dyn SharedStreams>>,
 }
 
 /// One open stream; closing it (dropping) frees the slot.
@@ -248,11 +266,38 @@ pub struct StreamSlots {
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
     tenant: TenantId,
+    /// Its id in the shared count, when it holds one there.
+    shared: Option<String>,
 }
 
 impl StreamSlots {
-    /// A slot for a new stream of `tenant`, if it has fewer than `max` open.
-    pub fn open(self: &Arc<Self>, tenant: TenantId, max: u32) -> Option<StreamSlot> {
+    /// Slots counted across processes by `shared`.
+    pub fn with_shared(shared: Option<Arc<dyn SharedStreams>>) -> StreamSlots {
+        StreamSlots {
+            open: Mutex::default(),
+            shared,
+        }
+    }
+
+    /// A slot for a new stream of `tenant`, if it has fewer than `max` open
+    /// (in this process, and in all of them when counted across processes).
+    pub async fn open(self: &Arc<Self>, tenant: TenantId, max: u32) -> Option<StreamSlot> {
+        let mut slot = self.open_local(tenant, max)?;
+        if let Some(shared) = &self.shared {
+            let id = uuid::Uuid::now_v7().to_string();
+            match shared.acquire(tenant, &id, max).await {
+                Ok(true) => slot.shared = Some(id),
+                // Dropping `slot` gives the local one back.
+                Ok(false) => return None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "shared stream count unavailable; counting locally");
+                }
+            }
+        }
+        Some(slot)
+    }
+
+    fn open_local(self: &Arc<Self>, tenant: TenantId, max: u32) -> Option<StreamSlot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(tenant).or_default();
         if *n >= max {
@@ -262,6 +307,7 @@ impl StreamSlots {
         Some(StreamSlot {
             slots: self.clone(),
             tenant,
+            shared: None,
         })
     }
 
@@ -274,6 +320,9 @@ impl StreamSlots {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        if let (Some(id), Some(shared)) = (self.shared.take(), &self.slots.shared) {
+            shared.release(self.tenant, id);
+        }
         let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = open.get_mut(&self.tenant) {
             *n = n.saturating_sub(1);
@@ -485,16 +534,16 @@ mod tests {
             .expect("another tenant is unaffected");
     }
 
-    #[test]
-    fn stream_slots_are_bounded_per_tenant_and_freed_on_drop() {
+    #[tokio::test]
+    async fn stream_slots_are_bounded_per_tenant_and_freed_on_drop() {
         let slots = Arc::new(StreamSlots::default());
-        let first = slots.open(TenantId(1), 2).unwrap();
-        let _second = slots.open(TenantId(1), 2).unwrap();
-        assert!(slots.open(TenantId(1), 2).is_none());
-        assert!(slots.open(TenantId(2), 2).is_some(), "per tenant");
+        let first = slots.open(TenantId(1), 2).await.unwrap();
+        let _second = slots.open(TenantId(1), 2).await.unwrap();
+        assert!(slots.open(TenantId(1), 2).await.is_none());
+        assert!(slots.open(TenantId(2), 2).await.is_some(), "per tenant");
         drop(first);
         assert_eq!(slots.count(TenantId(1)), 1);
-        assert!(slots.open(TenantId(1), 2).is_some());
+        assert!(slots.open(TenantId(1), 2).await.is_some());
     }
 
     #[test]

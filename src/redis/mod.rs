@@ -10,6 +10,7 @@
 
 pub mod buffer;
 mod conn;
+pub mod streams;
 
 use std::time::Duration;
 
