@@ -530,7 +530,17 @@ async fn start_stages(
                 streams: Arc::new(crate::ingest::limits::StreamSlots::with_shared(
                     shared_streams,
                 )),
-                cardinality: crate::ingest::limits::Cardinality::new(store.clone()),
+                cardinality: crate::ingest::limits::Cardinality::with_shared(
+                    store.clone(),
+                    args.redis.redis_url.as_ref().map(|_| {
+                        Arc::new(crate::redis::catalogue::RedisCatalogue::new(
+                            &args.redis.urls(),
+                            args.redis.redis_cluster,
+                            &args.redis.redis_key_prefix,
+                        ))
+                            as Arc<dyn crate::ingest::limits::SharedCatalogue>
+                    }),
+                ),
             }),
         });
     }

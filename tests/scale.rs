@@ -840,3 +840,51 @@ async fn a_tenants_concurrent_streams_are_counted_across_ingest_processes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_service_limit_holds_across_ingest_processes() {
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let nodes = [
+        role(&db, &redis, "all", &["--limit-services", "2"]),
+        role(&db, &redis, "all", &["--limit-services", "2"]),
+    ];
+    let batch = |seq: u64, service: &str| pb::EventBatch {
+        producer_id: "catalogue".into(),
+        seq,
+        events: (0..5)
+            .map(|_| pb::Event {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                time: Some(ts(SystemTime::now())),
+                service: service.into(),
+                endpoint: "/x".into(),
+                status_code: 200,
+                ..Default::default()
+            })
+            .collect(),
+    };
+    // Both processes know "alpha"; then "beta" arrives through one and
+    // "gamma" through the other, which by itself knows only one service:
+    // past the tenant's limit of 2 in all, "gamma" goes to the overflow bucket.
+    let mut a = pb::ingest_client::IngestClient::new(nodes[0].channel().await);
+    let mut b = pb::ingest_client::IngestClient::new(nodes[1].channel().await);
+    common::publish(&mut b, &key, batch(1, "alpha")).await;
+    common::publish(&mut a, &key, batch(2, "alpha")).await;
+    common::publish(&mut a, &key, batch(3, "beta")).await;
+    common::publish(&mut b, &key, batch(4, "gamma")).await;
+    let services = |name: &'static str| {
+        let db = &db;
+        async move {
+            count(
+                db,
+                &format!("SELECT count(*) FROM api_logs WHERE service = '{name}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(services("alpha").await, 10);
+    assert_eq!(services("beta").await, 5);
+    assert_eq!(services("gamma").await, 0, "the third service fits nowhere");
+    assert_eq!(services("_overflow").await, 5);
+}

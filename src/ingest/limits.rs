@@ -392,22 +392,87 @@ impl Known {
     }
 }
 
+impl Known {
+    /// Whether `event`'s service and endpoint are known here.
+    fn knows(&self, event: &Event) -> bool {
+        self.services
+            .get(&event.service)
+            .is_some_and(|endpoints| endpoints.contains(&event.endpoint))
+    }
+
+    /// Puts `event` where the shared catalogue decided (`service_ok`,
+    /// `endpoint_ok`: under the limits), and remembers it; whether it was
+    /// rewritten to the overflow bucket.
+    fn apply(&mut self, event: &mut Event, service_ok: bool, endpoint_ok: bool) -> bool {
+        let mut rewritten = false;
+        if !service_ok {
+            let service = std::mem::replace(&mut event.service, OVERFLOW.to_owned());
+            let endpoint = std::mem::replace(&mut event.endpoint, OVERFLOW.to_owned());
+            set_attribute(event, OVERFLOW_SERVICE_ATTR, service);
+            set_attribute(event, OVERFLOW_ENDPOINT_ATTR, endpoint);
+            rewritten = true;
+        } else if !endpoint_ok {
+            let endpoint = std::mem::replace(&mut event.endpoint, OVERFLOW.to_owned());
+            set_attribute(event, OVERFLOW_ENDPOINT_ATTR, endpoint);
+            rewritten = true;
+        }
+        self.services
+            .entry(event.service.clone())
+            .or_default()
+            .insert(event.endpoint.clone());
+        rewritten
+    }
+}
+
+/// What the shared catalogue answers for each (service, endpoint): whether
+/// the service, then the endpoint, fits.
+pub type Fits<'a> = Pin<Box<dyn Future<Output = Result<Vec<(bool, bool)>, String>> + Send + 'a>>;
+
+/// Each tenant's services and endpoints across every ingest process (Redis
+/// sets, `crate::redis`).
+pub trait SharedCatalogue: Send + Sync + std::fmt::Debug {
+    /// Records what the store's catalogue holds (idempotent).
+    fn seed<'a>(
+        &'a self,
+        tenant: TenantId,
+        pairs: &'a [(String, String)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+    /// For each (service, endpoint): whether the service, then the endpoint,
+    /// is (now) among the tenant's, within `limits`; an error when the
+    /// shared sets cannot be read (the caller decides alone).
+    fn admit<'a>(
+        &'a self,
+        tenant: TenantId,
+        pairs: &'a [(String, String)],
+        limits: &'a TenantLimits,
+    ) -> Fits<'a>;
+}
+
 /// The cardinality guard of ingest: per tenant, the services and endpoints
-/// this process knows, seeded from the store on a tenant's first batch.
+/// this process knows, seeded from the store on a tenant's first batch; a
+/// new one is decided by the shared catalogue when there is one (so the
+/// limits hold across processes), else here.
 #[derive(Debug)]
 pub struct Cardinality {
     store: Store,
     /// Per tenant; never held across an await, so one tenant's first batch
     /// (a catalogue read) does not stall the others.
     known: Mutex<HashMap<TenantId, Known>>,
+    shared: Option<Arc<dyn SharedCatalogue>>,
 }
 
 impl Cardinality {
     /// A guard that seeds from `store`.
     pub fn new(store: Store) -> Cardinality {
+        Cardinality::with_shared(store, None)
+    }
+
+    /// A guard that seeds from `store` and decides new names with `shared`.
+    pub fn with_shared(store: Store, shared: Option<Arc<dyn SharedCatalogue>>) -> Cardinality {
         Cardinality {
             store,
             known: Mutex::new(HashMap::new()),
+            shared,
         }
     }
 
@@ -427,7 +492,42 @@ impl Cardinality {
         let seed = if seeded {
             None
         } else {
-            Some(Known::from_pairs(self.store.catalogue_pairs(tenant).await?))
+            let pairs = self.store.catalogue_pairs(tenant).await?;
+            if let Some(shared) = &self.shared
+                && let Err(e) = shared.seed(tenant, &pairs).await
+            {
+                tracing::debug!(error = %e, "shared catalogue not seeded");
+            }
+            Some(Known::from_pairs(pairs))
+        };
+        // Names this process does not know yet: the shared catalogue decides.
+        let decided: Option<HashMap<(String, String), (bool, bool)>> = match &self.shared {
+            None => None,
+            Some(shared) => {
+                let unknown: Vec<(String, String)> = {
+                    let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                    let k = known.get(&tenant).or(seed.as_ref());
+                    let mut set: HashSet<(String, String)> = HashSet::new();
+                    for e in events.iter() {
+                        if e.service != OVERFLOW && !k.is_some_and(|k| k.knows(e)) {
+                            set.insert((e.service.clone(), e.endpoint.clone()));
+                        }
+                    }
+                    set.into_iter().collect()
+                };
+                if unknown.is_empty() {
+                    None
+                } else {
+                    match shared.admit(tenant, &unknown, limits).await {
+                        Ok(answers) => Some(unknown.into_iter().zip(answers).collect()),
+                        Err(e) => {
+                            metrics::counter!("pulsyon_cardinality_fallbacks_total").increment(1);
+                            tracing::debug!(error = %e, "shared catalogue unavailable; deciding locally");
+                            None
+                        }
+                    }
+                }
+            }
         };
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         // Two first batches may both read the catalogue; the first to get here keeps its seed.
@@ -436,7 +536,16 @@ impl Cardinality {
             .or_insert_with(|| seed.unwrap_or_default());
         let mut rewritten = 0;
         for e in events {
-            if k.admit(e, limits) {
+            let decision = decided
+                .as_ref()
+                .and_then(|d| d.get(&(e.service.clone(), e.endpoint.clone())).copied());
+            let changed = match decision {
+                Some((service_ok, endpoint_ok)) if !k.knows(e) => {
+                    k.apply(e, service_ok, endpoint_ok)
+                }
+                _ => k.admit(e, limits),
+            };
+            if changed {
                 rewritten += 1;
             }
         }

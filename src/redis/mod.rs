@@ -9,6 +9,7 @@
 //! local budget.
 
 pub mod buffer;
+pub mod catalogue;
 mod conn;
 pub mod streams;
 
