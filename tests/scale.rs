@@ -150,6 +150,72 @@ fn event(service: &str, status: u32) -> pulsyon_client::Event {
     }
 }
 
+/// The scenario every topology runs: the Rust SDK through each ingest URL
+/// (one client each), `mid_load` called partway; every acked event stored
+/// exactly once; then an error spike through an ingest process opens an
+/// incident that a Watch on `watcher` receives.
+async fn scenario(
+    db: &TestDb,
+    ingest: &[String],
+    watcher: &Server,
+    (key, reader): (&str, &str),
+    mut mid_load: impl FnMut(),
+) {
+    let mut watch = IncidentsClient::new(watcher.channel().await)
+        .watch(authed(pb::WatchRequest::default(), reader))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut clients = Vec::new();
+    for grpc in ingest {
+        clients.push(
+            pulsyon_client::Client::connect(&format!("http://{grpc}"), key)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut ids = HashSet::new();
+    for round in 0..40 {
+        for client in &clients {
+            for _ in 0..250 {
+                let e = event("checkout", 200);
+                ids.insert(e.event_id.clone());
+                client.send(e).await.unwrap();
+            }
+        }
+        if round == 15 {
+            mid_load();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for client in &clients {
+        client.flush().await.unwrap();
+    }
+    let stats: pulsyon_client::Stats = clients.iter().map(|c| c.stats()).sum();
+    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+    assert_stored_once(db, &ids, String::new).await;
+
+    let spike = clients.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let opened = loop {
+        for _ in 0..60 {
+            spike.send(event("payments", 503)).await.unwrap();
+        }
+        spike.flush().await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
+            Ok(Some(Ok(pb::WatchResponse {
+                payload: Some(pb::watch_response::Payload::Update(u)),
+            }))) => break u,
+            Ok(Some(Ok(_))) | Err(_) => {}
+            other => panic!("the watch ended: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "no incident");
+    };
+    assert_eq!(opened.kind, pb::UpdateKind::Opened as i32);
+    assert_eq!(opened.incident.unwrap().service, "payments");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_roles_store_every_acked_event_once_through_a_writer_killed_mid_load() {
     let db = TestDb::new().await;
@@ -165,73 +231,39 @@ async fn split_roles_store_every_acked_event_once_through_a_writer_killed_mid_lo
         role(&db, &redis, "ingest", &[]),
     ];
     let watcher = role(&db, &redis, "detect,query", &[]);
-    let mut watch = IncidentsClient::new(watcher.channel().await)
-        .watch(authed(pb::WatchRequest::default(), &reader))
-        .await
-        .unwrap()
-        .into_inner();
-
-    // The Rust SDK through both ingest processes; one writer is killed
-    // (SIGKILL) while they send.
-    let clients = [
-        pulsyon_client::Client::connect(&format!("http://{}", ingest[0].grpc), &key)
-            .await
-            .unwrap(),
-        pulsyon_client::Client::connect(&format!("http://{}", ingest[1].grpc), &key)
-            .await
-            .unwrap(),
-    ];
-    let mut ids = HashSet::new();
-    for round in 0..40 {
-        for client in &clients {
-            for _ in 0..250 {
-                let e = event("checkout", 200);
-                ids.insert(e.event_id.clone());
-                client.send(e).await.unwrap();
-            }
-        }
-        if round == 15 {
-            writers[0].signal(nix::sys::signal::Signal::SIGKILL);
-            writers[0].wait_exit(Duration::from_secs(10));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for client in &clients {
-        client.flush().await.unwrap();
-    }
-    let stats: pulsyon_client::Stats = clients.iter().map(|c| c.stats()).sum();
-    assert_eq!(stats.acked, ids.len() as u64, "{stats:?}");
-    assert_eq!(stats.dropped, 0);
-
-    // Every acked event is stored once: the other writer claims the dead
-    // one's shards and their pending entries.
-    assert_stored_once(&db, &ids, || writers[1].logs()).await;
+    // The scenario, one writer killed (SIGKILL) while the SDK sends.
+    let urls = [ingest[0].grpc.clone(), ingest[1].grpc.clone()];
+    scenario(&db, &urls, &watcher, (&key, &reader), || {
+        writers[0].signal(nix::sys::signal::Signal::SIGKILL);
+        writers[0].wait_exit(Duration::from_secs(10));
+    })
+    .await;
     let owners = count(
         &db,
         "SELECT count(DISTINCT owner) FROM buffer_shards WHERE lease_until > now()",
     )
     .await;
     assert_eq!(owners, 1, "the surviving writer holds every shard");
+}
 
-    // An error spike sent through an ingest process opens an incident that
-    // a Watch on the detect+query process receives.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let opened = loop {
-        for _ in 0..60 {
-            clients[1].send(event("payments", 503)).await.unwrap();
-        }
-        clients[1].flush().await.unwrap();
-        match tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
-            Ok(Some(Ok(pb::WatchResponse {
-                payload: Some(pb::watch_response::Payload::Update(u)),
-            }))) => break u,
-            Ok(Some(Ok(_))) | Err(_) => {}
-            other => panic!("the watch ended: {other:?}"),
-        }
-        assert!(Instant::now() < deadline, "no incident");
-    };
-    assert_eq!(opened.kind, pb::UpdateKind::Opened as i32);
-    assert_eq!(opened.incident.unwrap().service, "payments");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_with_every_role_runs_the_same_scenario() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let reader = create_key(&db.url, "acme", "read");
+    let all = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--rollup-interval", "200ms", "--detect-interval", "1s"],
+        ..Default::default()
+    });
+    scenario(
+        &db,
+        std::slice::from_ref(&all.grpc),
+        &all,
+        (&key, &reader),
+        || {},
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
