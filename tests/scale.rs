@@ -920,3 +920,87 @@ async fn a_tenants_service_limit_holds_across_ingest_processes() {
     assert_eq!(services("gamma").await, 0, "the third service fits nowhere");
     assert_eq!(services("_overflow").await, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_never_commits_becomes_poison_after_its_deliveries() {
+    use pulsyon::ingest::RecordCodec;
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    create_tenant(&db.url, "acme");
+    // A readable batch of a tenant that does not exist: every write of it
+    // fails, so it is delivered again and again.
+    let now = time::OffsetDateTime::now_utc();
+    let batch = pulsyon::domain::BatchWrite {
+        tenant_id: pulsyon::domain::TenantId(987_654),
+        producer_id: "ghost".into(),
+        seq: 1,
+        received_at: now,
+        events: vec![pulsyon::domain::Event {
+            event_id: uuid::Uuid::now_v7(),
+            time: now,
+            service: "checkout".into(),
+            endpoint: "/pay".into(),
+            method: "POST".into(),
+            status_code: 200,
+            latency_ms: 1.0,
+            trace_id: String::new(),
+            request_id: String::new(),
+            attributes: vec![],
+            environment: String::new(),
+            release: String::new(),
+            host: String::new(),
+            request_bytes: 0,
+            response_bytes: 0,
+        }],
+        rejected: vec![],
+        overflowed: 0,
+        digest: [1; 32],
+    };
+    let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = "pulsyon:buffer:{0}";
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("writers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id: String = redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("b")
+        .arg(record.as_slice())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let writer = role(
+        &db,
+        &redis,
+        "writer",
+        &["--buffer-shards", "1", "--buffer-max-deliveries", "3"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "SELECT count(*) FROM buffer_poison").await == 0 {
+        assert!(Instant::now() < deadline, "{}", writer.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pool = common::pool(&db.url).await;
+    let (entry, deliveries, reason): (String, i32, String) =
+        sqlx::query_as("SELECT entry_id, deliveries, reason FROM buffer_poison")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entry, id);
+    assert_eq!(deliveries, 4, "kept after its third failed delivery");
+    assert!(reason.contains("delivered"), "{reason}");
+    // Acknowledged: nothing of it is pending any more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis.cli(&["XPENDING", stream, "writers"]).starts_with('0') {
+        assert!(Instant::now() < deadline, "still pending");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
