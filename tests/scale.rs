@@ -1004,3 +1004,95 @@ async fn a_batch_that_never_commits_becomes_poison_after_its_deliveries() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_poison_batch_goes_to_its_tenants_dead_letters() {
+    use pulsyon::ingest::RecordCodec;
+    let db = TestDb::new().await;
+    let redis = Redis::start();
+    let key = create_tenant(&db.url, "acme");
+    let store = pulsyon::store::Store::connect(
+        pulsyon::store::options_from_url(&db.url).unwrap(),
+        2,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let tenant = store.tenant_by_name("acme").await.unwrap().id;
+    let now = time::OffsetDateTime::now_utc();
+    let batch = pulsyon::domain::BatchWrite {
+        tenant_id: tenant,
+        producer_id: "stuck".into(),
+        seq: 7,
+        received_at: now,
+        events: vec![pulsyon::domain::Event {
+            event_id: uuid::Uuid::now_v7(),
+            time: now,
+            service: "checkout".into(),
+            endpoint: "/pay".into(),
+            method: "POST".into(),
+            status_code: 200,
+            latency_ms: 1.0,
+            trace_id: String::new(),
+            request_id: String::new(),
+            attributes: vec![],
+            environment: String::new(),
+            release: String::new(),
+            host: String::new(),
+            request_bytes: 0,
+            response_bytes: 0,
+        }],
+        rejected: vec![],
+        overflowed: 0,
+        digest: [7; 32],
+    };
+    let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
+    let stream = "pulsyon:buffer:{0}";
+    redis.cli(&["XGROUP", "CREATE", stream, "writers", "0", "MKSTREAM"]);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("b")
+        .arg(record.as_slice())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Delivered once to a consumer that died: with one delivery allowed, the
+    // writer that claims it keeps it as poison instead of writing it.
+    redis.cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "writers",
+        "dead",
+        "COUNT",
+        "1",
+        "STREAMS",
+        stream,
+        ">",
+    ]);
+    let writer = role(
+        &db,
+        &redis,
+        "writer,query",
+        &["--buffer-shards", "1", "--buffer-max-deliveries", "1"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&db, "SELECT count(*) FROM failed_events").await == 0 {
+        assert!(Instant::now() < deadline, "{}", writer.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM api_logs").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM buffer_poison").await, 0);
+    // The tenant sees it through the Query API, reason and record included.
+    let listed = pulsyon::proto::v1::query_client::QueryClient::new(writer.channel().await)
+        .list_failed_events(authed(pb::ListFailedEventsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let letter = &listed.failed_events[0];
+    assert_eq!(letter.reason, pb::RejectReason::PoisonBatch as i32);
+    assert_eq!(letter.payload, record);
+    assert!(letter.message.contains("1 events"), "{}", letter.message);
+}

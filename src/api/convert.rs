@@ -169,6 +169,7 @@ pub fn reject_reason_to_pb(reason: RejectReason) -> i32 {
         RejectReason::InvalidText => P::InvalidText,
         RejectReason::InvalidTime => P::InvalidTime,
         RejectReason::MalformedEvent => P::MalformedEvent,
+        RejectReason::PoisonBatch => P::PoisonBatch,
     }) as i32
 }
 

@@ -363,6 +363,9 @@ pub enum RejectReason {
     InvalidText = "invalid_text",
     /// The event's bytes are not a decodable `pulsyon.v1.Event`.
     MalformedEvent = "malformed_event",
+    /// The batch waited in the ingest buffer and could not be committed
+    /// after every delivery; its record is the payload.
+    PoisonBatch = "poison_batch",
 }
 }
 

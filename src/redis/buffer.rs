@@ -846,6 +846,17 @@ async fn handle(
             Ok(_) => None,
         };
         if let Some(reason) = poison {
+            // A readable batch goes to its tenant's dead letters, whole; one
+            // that cannot be read (or whose tenant cannot take it) to the
+            // buffer's own.
+            if let Ok((batch, _)) = &decoded
+                && poison_to_dead_letters(store, fence, batch, &e, &reason).await
+            {
+                tracing::error!(shard = fence.shard, entry = %e.id, %reason, "poison batch in the buffer: kept in the tenant's dead letters and acknowledged");
+                metrics::counter!("pulsyon_buffer_poison_total").increment(1);
+                done.push(e.id);
+                continue;
+            }
             tracing::error!(shard = fence.shard, entry = %e.id, %reason, "poison entry in the buffer: kept in buffer_poison and acknowledged");
             match store
                 .add_buffer_poison(fence.shard, &e.id, e.deliveries as i64, &reason, &e.record)
@@ -928,6 +939,48 @@ async fn handle(
         }
     }
     result
+}
+
+/// Keeps a poison batch in its tenant's dead letters: one dead letter whose
+/// payload is the whole record (outside the batch ledger, so a resend of the
+/// same batch is still stored). Whether it was kept.
+async fn poison_to_dead_letters(
+    store: &Store,
+    fence: Fence,
+    batch: &BatchWrite,
+    entry: &Entry,
+    reason: &str,
+) -> bool {
+    let letter = BatchWrite {
+        tenant_id: batch.tenant_id,
+        producer_id: batch.producer_id.clone(),
+        seq: batch.seq,
+        received_at: batch.received_at,
+        events: Vec::new(),
+        rejected: vec![crate::domain::DeadLetter {
+            index: 0,
+            reason: crate::domain::RejectReason::PoisonBatch,
+            message: format!(
+                "buffer entry {} of shard {} ({} events): {reason}",
+                entry.id,
+                fence.shard,
+                batch.events.len() + batch.rejected.len()
+            ),
+            payload: entry.record.clone(),
+        }],
+        overflowed: 0,
+        digest: batch.digest,
+    };
+    match store
+        .write_batches_fenced(std::slice::from_ref(&letter), false, &[fence])
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "poison batch not kept in the dead letters");
+            false
+        }
+    }
 }
 
 impl Buffer {

@@ -28,6 +28,7 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_INVALID_TEXT: _ClassVar[RejectReason]
     REJECT_REASON_INVALID_TIME: _ClassVar[RejectReason]
     REJECT_REASON_MALFORMED_EVENT: _ClassVar[RejectReason]
+    REJECT_REASON_POISON_BATCH: _ClassVar[RejectReason]
 
 class Durability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +51,7 @@ REJECT_REASON_CARDINALITY_LIMIT: RejectReason
 REJECT_REASON_INVALID_TEXT: RejectReason
 REJECT_REASON_INVALID_TIME: RejectReason
 REJECT_REASON_MALFORMED_EVENT: RejectReason
+REJECT_REASON_POISON_BATCH: RejectReason
 DURABILITY_UNSPECIFIED: Durability
 DURABILITY_COMMITTED: Durability
 DURABILITY_BUFFERED: Durability
