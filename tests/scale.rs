@@ -555,7 +555,12 @@ async fn redis_killed_and_restarted_under_load_loses_no_acked_event() {
         let (status, _, _) = common::http(&ingest.http, "GET", "/readyz", &[], "").await;
         status
     };
-    assert_eq!(ready().await, 200);
+    // Ready once its first database ping answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready().await != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", ingest.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut ids = HashSet::new();
     for round in 0..30 {
         for _ in 0..200 {
