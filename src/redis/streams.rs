@@ -112,7 +112,8 @@ impl RedisStreams {
         if let Some(c) = &*guard {
             return Ok(c.clone());
         }
-        let c = tokio::time::timeout(TIMEOUT, Conn::open(&self.urls, self.cluster))
+        // Connecting may take longer than a command (a first connection).
+        let c = tokio::time::timeout(TIMEOUT * 8, Conn::open(&self.urls, self.cluster))
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|e| e.to_string())?;
