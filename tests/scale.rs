@@ -934,33 +934,7 @@ async fn a_batch_that_never_commits_becomes_poison_after_its_deliveries() {
     create_tenant(&db.url, "acme");
     // A readable batch of a tenant that does not exist: every write of it
     // fails, so it is delivered again and again.
-    let now = time::OffsetDateTime::now_utc();
-    let batch = pulsyon::domain::BatchWrite {
-        tenant_id: pulsyon::domain::TenantId(987_654),
-        producer_id: "ghost".into(),
-        seq: 1,
-        received_at: now,
-        events: vec![pulsyon::domain::Event {
-            event_id: uuid::Uuid::now_v7(),
-            time: now,
-            service: "checkout".into(),
-            endpoint: "/pay".into(),
-            method: "POST".into(),
-            status_code: 200,
-            latency_ms: 1.0,
-            trace_id: String::new(),
-            request_id: String::new(),
-            attributes: vec![],
-            environment: String::new(),
-            release: String::new(),
-            host: String::new(),
-            request_bytes: 0,
-            response_bytes: 0,
-        }],
-        rejected: vec![],
-        overflowed: 0,
-        digest: [1; 32],
-    };
+    let batch = common::one_event_batch(pulsyon::domain::TenantId(987_654), "ghost", 1);
     let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -1024,33 +998,7 @@ async fn a_readable_poison_batch_goes_to_its_tenants_dead_letters() {
     .await
     .unwrap();
     let tenant = store.tenant_by_name("acme").await.unwrap().id;
-    let now = time::OffsetDateTime::now_utc();
-    let batch = pulsyon::domain::BatchWrite {
-        tenant_id: tenant,
-        producer_id: "stuck".into(),
-        seq: 7,
-        received_at: now,
-        events: vec![pulsyon::domain::Event {
-            event_id: uuid::Uuid::now_v7(),
-            time: now,
-            service: "checkout".into(),
-            endpoint: "/pay".into(),
-            method: "POST".into(),
-            status_code: 200,
-            latency_ms: 1.0,
-            trace_id: String::new(),
-            request_id: String::new(),
-            attributes: vec![],
-            environment: String::new(),
-            release: String::new(),
-            host: String::new(),
-            request_bytes: 0,
-            response_bytes: 0,
-        }],
-        rejected: vec![],
-        overflowed: 0,
-        digest: [7; 32],
-    };
+    let batch = common::one_event_batch(tenant, "stuck", 7);
     let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
     let stream = "pulsyon:buffer:{0}";
     redis.cli(&["XGROUP", "CREATE", stream, "writers", "0", "MKSTREAM"]);

@@ -223,36 +223,6 @@ async fn every_table_with_a_tenant_column_has_row_level_security() {
     assert!(protected >= 15, "{protected} tables protected");
 }
 
-fn one_event_batch(tenant: pulsyon::domain::TenantId, seq: i64) -> pulsyon::domain::BatchWrite {
-    let now = OffsetDateTime::now_utc();
-    pulsyon::domain::BatchWrite {
-        tenant_id: tenant,
-        producer_id: "fenced".into(),
-        seq,
-        received_at: now,
-        events: vec![pulsyon::domain::Event {
-            event_id: uuid::Uuid::now_v7(),
-            time: now,
-            service: "checkout".into(),
-            endpoint: "/pay".into(),
-            method: "POST".into(),
-            status_code: 200,
-            latency_ms: 5.0,
-            trace_id: String::new(),
-            request_id: String::new(),
-            attributes: vec![],
-            environment: String::new(),
-            release: String::new(),
-            host: String::new(),
-            request_bytes: 0,
-            response_bytes: 0,
-        }],
-        rejected: vec![],
-        overflowed: 0,
-        digest: [seq as u8; 32],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_lost_its_buffer_shard_cannot_commit_it() {
     use pulsyon::store::{StoreError, buffer::FENCED};
@@ -275,7 +245,7 @@ async fn a_writer_that_lost_its_buffer_shard_cannot_commit_it() {
     assert_eq!(store.buffer_writers("b").await.unwrap(), 2);
     let a0 = a.iter().find(|f| f.shard == 0).copied().unwrap();
     store
-        .write_batches_fenced(&[one_event_batch(tenant, 1)], true, &[a0])
+        .write_batches_fenced(&[common::one_event_batch(tenant, "fenced", 1)], true, &[a0])
         .await
         .unwrap();
     // A stalls; its lease of shard 0 runs out and B takes the shard over.
@@ -290,14 +260,18 @@ async fn a_writer_that_lost_its_buffer_shard_cannot_commit_it() {
     // A wakes: its write under the old epoch fails and writes nothing; its
     // renewal keeps only the shard it still holds.
     let refused = store
-        .write_batches_fenced(&[one_event_batch(tenant, 2)], true, &[a0])
+        .write_batches_fenced(&[common::one_event_batch(tenant, "fenced", 2)], true, &[a0])
         .await
         .unwrap_err();
     assert!(matches!(refused, StoreError::State(FENCED)), "{refused:?}");
     let kept = store.renew_buffer_shards("a", &a, lease).await.unwrap();
     assert_eq!(kept.iter().map(|f| f.shard).collect::<Vec<_>>(), [1]);
     store
-        .write_batches_fenced(&[one_event_batch(tenant, 2)], true, &[b[0]])
+        .write_batches_fenced(
+            &[common::one_event_batch(tenant, "fenced", 2)],
+            true,
+            &[b[0]],
+        )
         .await
         .unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM api_logs")

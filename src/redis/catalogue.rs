@@ -5,7 +5,7 @@
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-use super::conn::Conn;
+use super::conn::{Conn, Lazy};
 use crate::{
     domain::{TenantId, TenantLimits},
     ingest::limits::{Fits, SharedCatalogue},
@@ -32,10 +32,8 @@ return {1, 0}
 
 /// The shared catalogue.
 pub struct RedisCatalogue {
-    urls: Vec<String>,
-    cluster: bool,
     prefix: String,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    conn: Lazy,
     admit: redis::Script,
 }
 
@@ -52,10 +50,8 @@ impl RedisCatalogue {
     /// starting with `prefix`. Connects on first use.
     pub fn new(urls: &[String], cluster: bool, prefix: &str) -> RedisCatalogue {
         RedisCatalogue {
-            urls: urls.to_vec(),
-            cluster,
             prefix: prefix.to_owned(),
-            conn: tokio::sync::Mutex::new(None),
+            conn: Lazy::new(urls, cluster),
             admit: redis::Script::new(ADMIT),
         }
     }
@@ -72,17 +68,8 @@ impl RedisCatalogue {
     }
 
     async fn connection(&self) -> Result<Conn, String> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = &*guard {
-            return Ok(c.clone());
-        }
         // Connecting may take longer than a command (a first connection).
-        let c = tokio::time::timeout(TIMEOUT * 8, Conn::open(&self.urls, self.cluster))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        *guard = Some(c.clone());
-        Ok(c)
+        self.conn.get(TIMEOUT * 8).await
     }
 }
 

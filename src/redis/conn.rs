@@ -72,3 +72,40 @@ impl ConnectionLike for Conn {
         }
     }
 }
+
+/// A connection made on first use and kept: one Redis or a cluster.
+pub struct Lazy {
+    urls: Vec<String>,
+    cluster: bool,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+}
+
+impl Lazy {
+    /// To `urls` (one Redis, or a cluster's seeds).
+    pub fn new(urls: &[String], cluster: bool) -> Lazy {
+        Lazy {
+            urls: urls.to_vec(),
+            cluster,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The connection, made now if there is none (within `wait`).
+    pub async fn get(&self, wait: Duration) -> Result<Conn, String> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = &*guard {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(wait, Conn::open(&self.urls, self.cluster))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The connection if one is made, without waiting.
+    pub fn made(&self) -> Option<Conn> {
+        self.conn.try_lock().ok().and_then(|c| c.clone())
+    }
+}

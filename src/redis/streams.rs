@@ -16,7 +16,7 @@ use std::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::Conn;
+use super::conn::{Conn, Lazy};
 use crate::{domain::TenantId, ingest::limits::SharedStreams};
 
 /// How long a slot lives without renewal.
@@ -51,10 +51,8 @@ return 0
 
 /// The shared stream count.
 pub struct RedisStreams {
-    urls: Vec<String>,
-    cluster: bool,
     prefix: String,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    conn: Lazy,
     held: Mutex<HashSet<(i64, String)>>,
     acquire: redis::Script,
     renew: redis::Script,
@@ -78,10 +76,8 @@ impl RedisStreams {
         stop: CancellationToken,
     ) -> (Arc<RedisStreams>, JoinHandle<()>) {
         let streams = Arc::new(RedisStreams {
-            urls: urls.to_vec(),
-            cluster,
             prefix: prefix.to_owned(),
-            conn: tokio::sync::Mutex::new(None),
+            conn: Lazy::new(urls, cluster),
             held: Mutex::new(HashSet::new()),
             acquire: redis::Script::new(ACQUIRE),
             renew: redis::Script::new(RENEW),
@@ -108,17 +104,8 @@ impl RedisStreams {
     }
 
     async fn connection(&self) -> Result<Conn, String> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = &*guard {
-            return Ok(c.clone());
-        }
         // Connecting may take longer than a command (a first connection).
-        let c = tokio::time::timeout(TIMEOUT * 8, Conn::open(&self.urls, self.cluster))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        *guard = Some(c.clone());
-        Ok(c)
+        self.conn.get(TIMEOUT * 8).await
     }
 
     async fn renew_all(&self) -> Result<(), String> {
@@ -180,8 +167,7 @@ impl SharedStreams for RedisStreams {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(tenant.0, id.clone()));
         let key = self.key(tenant);
-        let conn = self.conn.try_lock().ok().and_then(|c| c.clone());
-        if let Some(mut conn) = conn {
+        if let Some(mut conn) = self.conn.made() {
             tokio::spawn(async move {
                 let _: redis::RedisResult<i64> = redis::cmd("ZREM")
                     .arg(key)

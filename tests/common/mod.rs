@@ -481,3 +481,38 @@ pub fn alert(
         cleared_at: None,
     }
 }
+
+/// A batch of one valid event of `tenant`, now (its digest made from `seq`).
+pub fn one_event_batch(
+    tenant: pulsyon::domain::TenantId,
+    producer: &str,
+    seq: i64,
+) -> pulsyon::domain::BatchWrite {
+    let now = time::OffsetDateTime::now_utc();
+    pulsyon::domain::BatchWrite {
+        tenant_id: tenant,
+        producer_id: producer.into(),
+        seq,
+        received_at: now,
+        events: vec![pulsyon::domain::Event {
+            event_id: uuid::Uuid::now_v7(),
+            time: now,
+            service: "checkout".into(),
+            endpoint: "/pay".into(),
+            method: "POST".into(),
+            status_code: 200,
+            latency_ms: 5.0,
+            trace_id: String::new(),
+            request_id: String::new(),
+            attributes: vec![],
+            environment: String::new(),
+            release: String::new(),
+            host: String::new(),
+            request_bytes: 0,
+            response_bytes: 0,
+        }],
+        rejected: vec![],
+        overflowed: 0,
+        digest: [seq as u8; 32],
+    }
+}
