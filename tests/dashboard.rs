@@ -355,6 +355,16 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     assert!(body.contains("pulsyon_"), "{body}");
 }
 
+/// A server whose only incident updates are the test's, with a heartbeat
+/// every second.
+fn feed_server(db: &TestDb) -> Server {
+    Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
+        ..Default::default()
+    })
+}
+
 /// A raw event-stream client: reads what arrives until `want` update ids
 /// were seen or `limit` passes.
 struct Events {
@@ -419,11 +429,7 @@ async fn the_event_stream_resumes_exactly_after_the_last_event_id() {
     create_tenant(&db.url, "acme");
     create_tenant(&db.url, "globex");
     user(&db.url, "acme", "viewer", "vera");
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &["--detector", "false", "--watch-heartbeat", "1s"],
-        ..Default::default()
-    });
+    let server = feed_server(&db);
     let addr = server.http.as_str();
     let store = open_store(&db).await;
     let a = store.tenant_by_name("acme").await.unwrap().id;
@@ -500,4 +506,194 @@ async fn the_event_stream_resumes_exactly_after_the_last_event_id() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+/// An HTTP/1.1 client that reads answers by their framing (content-length,
+/// or chunks checked strictly), on one connection.
+struct Framed {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Framed {
+    async fn connect(addr: &str) -> Framed {
+        Framed {
+            stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, head: &str) {
+        self.stream.write_all(head.as_bytes()).await.unwrap();
+    }
+
+    /// Reads until `n` bytes are buffered; false if the connection ended first.
+    async fn fill(&mut self, n: usize) -> bool {
+        let mut chunk = [0u8; 4096];
+        while self.buf.len() < n {
+            let read = tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut chunk))
+                .await
+                .expect("timed out")
+                .unwrap();
+            if read == 0 {
+                return false;
+            }
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+        true
+    }
+
+    /// Takes bytes up to and including `end`.
+    async fn take_through(&mut self, end: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.windows(end.len()).position(|w| w == end) {
+                return self.buf.drain(..i + end.len()).collect();
+            }
+            let want = self.buf.len() + 1;
+            assert!(self.fill(want).await, "the connection ended");
+        }
+    }
+
+    /// An answer's status and headers (names lowercased).
+    async fn head(&mut self) -> (u16, Vec<(String, String)>) {
+        let head = String::from_utf8(self.take_through(b"\r\n\r\n").await).unwrap();
+        let mut lines = head.lines();
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status.parse().unwrap(), headers)
+    }
+
+    /// The next chunk of a chunked body (empty: the last one).
+    async fn chunk(&mut self) -> Vec<u8> {
+        let line = self.take_through(b"\r\n").await;
+        let size = std::str::from_utf8(&line[..line.len() - 2]).unwrap();
+        let size = usize::from_str_radix(size, 16).unwrap_or_else(|_| panic!("size {size:?}"));
+        assert!(
+            self.fill(size + 2).await,
+            "the connection ended inside a chunk"
+        );
+        let data: Vec<u8> = self.buf.drain(..size + 2).collect();
+        assert_eq!(&data[size..], b"\r\n", "a chunk ends with CRLF");
+        data[..size].to_vec()
+    }
+
+    /// Chunks until their text holds `want`.
+    async fn text_until(&mut self, want: &str) -> String {
+        let mut text = String::new();
+        while !text.contains(want) {
+            let chunk = self.chunk().await;
+            assert!(!chunk.is_empty(), "the body ended; got: {text}");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        text
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_requests() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    user(&db.url, "acme", "viewer", "vera");
+    let server = feed_server(&db);
+    let addr = server.http.as_str();
+    let store = open_store(&db).await;
+    let acme = store.tenant_by_name("acme").await.unwrap().id;
+    let cookie = login(addr, "acme", "vera").await;
+    let stream_request = format!(
+        "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n"
+    );
+
+    // The connection's first request: chunks, and the connection closes
+    // when the stream ends.
+    let mut first = Framed::connect(addr).await;
+    first.send(&stream_request).await;
+    let (status, headers) = first.head().await;
+    assert_eq!(status, 200);
+    for (name, value) in [
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-store"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "close"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(header(&headers, name), Some(value), "{name}: {headers:?}");
+    }
+    assert!(header(&headers, "content-security-policy").is_some());
+    assert!(header(&headers, "date").is_some());
+    assert!(
+        first
+            .text_until(": heartbeat")
+            .await
+            .starts_with("retry: 1000\n\n")
+    );
+
+    // After another request on a kept-alive connection.
+    let mut later = Framed::connect(addr).await;
+    later
+        .send(&format!(
+            "GET /api/v1/session HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n"
+        ))
+        .await;
+    let (status, headers) = later.head().await;
+    assert_eq!(status, 200);
+    let len: usize = header(&headers, "content-length").unwrap().parse().unwrap();
+    assert!(later.fill(len).await);
+    let who: Value = serde_json::from_slice(&later.buf.drain(..len).collect::<Vec<_>>()).unwrap();
+    assert_eq!(who["actor"], "vera", "{who}");
+    later.send(&stream_request).await;
+    let (status, headers) = later.head().await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("text/event-stream"));
+    later.text_until(": heartbeat").await;
+
+    // One update reaches both, alike.
+    let seq = common::fire(
+        &store,
+        &alert(acme, "checkout", Severity::Critical),
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap()
+    .1
+    .last()
+    .unwrap()
+    .seq;
+    let want = format!("id: {seq}\nevent: update\n");
+    let a = first.text_until(&want).await;
+    let b = later.text_until(&want).await;
+    let event = |t: &str| {
+        t[t.find(&want).unwrap()..]
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(event(&a), event(&b));
+
+    // Without a session: the refusal, whole, then the connection closes.
+    let mut refused = Framed::connect(addr).await;
+    refused
+        .send(&format!(
+            "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {addr}\r\n\r\n"
+        ))
+        .await;
+    let (status, _) = refused.head().await;
+    assert_eq!(status, 401);
+    let mut body = Vec::new();
+    loop {
+        let chunk = refused.chunk().await;
+        if chunk.is_empty() {
+            break;
+        }
+        body.extend(chunk);
+    }
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert!(error["error"].is_string(), "{error}");
+    assert!(
+        !refused.fill(refused.buf.len() + 1).await,
+        "the connection closes"
+    );
 }

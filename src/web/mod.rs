@@ -14,6 +14,7 @@
 
 mod api;
 mod assets;
+mod conn;
 mod events;
 mod json;
 
@@ -118,9 +119,9 @@ pub fn router(
 /// Serves `router` on `listener` until `stop` is cancelled; then lets the
 /// requests in flight finish (event streams end with the server's streams).
 ///
-/// HTTP/1.1 connections of their own rather than `axum::serve`: an idle
-/// connection (a browser's event stream is one) then holds little beyond
-/// hyper's two buffers (docs/perf/dashboard.md).
+/// Connections of its own rather than `axum::serve`: one whose first
+/// request is the event stream is served without hyper's buffers
+/// (`conn.rs`, docs/perf/dashboard.md).
 pub fn spawn(listener: TcpListener, router: Router, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let connections = tokio_util::task::TaskTracker::new();
@@ -138,23 +139,7 @@ pub fn spawn(listener: TcpListener, router: Router, stop: CancellationToken) -> 
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
-            let stop = stop.clone();
-            connections.spawn(async move {
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                let result = tokio::select! {
-                    result = conn.as_mut() => result,
-                    _ = stop.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                };
-                if let Err(err) = result {
-                    tracing::debug!(error = %err, "http connection ended with an error");
-                }
-            });
+            connections.spawn(conn::serve(stream, router.clone(), stop.clone()));
         }
         connections.close();
         connections.wait().await;
