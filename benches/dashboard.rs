@@ -21,7 +21,7 @@ use std::{
 use clap::Parser;
 #[path = "support/mod.rs"]
 mod support;
-use support::{percentile, rss_kib, wait_subscribed, write_updates};
+use support::{percentile, rss_kib, write_updates};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -57,12 +57,30 @@ struct Args {
     /// Event-stream subscribers.
     #[arg(long, default_value_t = 1_000)]
     subscribers: usize,
+    /// Idle subscribers in all (the first `subscribers` included) at the
+    /// first and the second reading of the memory per idle subscriber.
+    #[arg(long, default_value_t = 3_000)]
+    memory_from: usize,
+    #[arg(long, default_value_t = 5_000)]
+    memory_to: usize,
     /// Updates written, one a second.
     #[arg(long, default_value_t = 20)]
     updates: usize,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// What a subscriber's connection carries before its stream.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    /// The stream is its first request.
+    Nothing,
+    /// Another request first (as a browser reusing a connection).
+    Request,
+    /// A request whose body is chunked first (the server leaves such a
+    /// connection to hyper).
+    ChunkedRequest,
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -99,9 +117,15 @@ impl Conn {
         }
         head.push_str("\r\n");
         head.push_str(body);
+        self.exchange(&head).await
+    }
+
+    /// Sends a whole request as written; returns the status, the headers and
+    /// the body of the answer.
+    async fn exchange(&mut self, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
         self.reader
             .get_mut()
-            .write_all(head.as_bytes())
+            .write_all(request.as_bytes())
             .await
             .expect("writing");
         let (status, headers) = self.head().await;
@@ -131,6 +155,40 @@ impl Conn {
         (status, headers, out)
     }
 
+    /// A new connection subscribed to the event stream, its answer's head
+    /// read, after what `first` sends on it first.
+    async fn subscribe(host: &str, cookie: &str, first: First) -> Conn {
+        let mut conn = Conn::open(host).await;
+        match first {
+            First::Nothing => {}
+            First::Request => {
+                let (status, _, _) = conn
+                    .call("GET", "/api/v1/session", &[("cookie", cookie)], "")
+                    .await;
+                assert_eq!(status, 200, "session");
+            }
+            First::ChunkedRequest => {
+                let (status, _, _) = conn
+                    .exchange(&format!(
+                        "GET /healthz HTTP/1.1\r\nhost: {host}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+                    ))
+                    .await;
+                assert_eq!(status, 200, "healthz");
+            }
+        }
+        let request = format!(
+            "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
+        );
+        conn.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("subscribing");
+        let (status, _) = conn.head().await;
+        assert_eq!(status, 200, "stream");
+        conn
+    }
+
     async fn head(&mut self) -> (u16, Vec<(String, String)>) {
         let mut line = String::new();
         self.reader.read_line(&mut line).await.expect("status");
@@ -155,6 +213,29 @@ impl Conn {
     }
 }
 
+/// The process's resident memory once it holds still: read every second
+/// until three reads in a row are within 256 KiB of the one before (at
+/// most a minute). A server just started still gives memory back (threads
+/// of its blocking pool end, start-up work is freed) for some seconds.
+pub async fn settled_rss_kib(pid: u32) -> u64 {
+    let mut last = rss_kib(pid);
+    let mut still = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = rss_kib(pid);
+        still = if now.abs_diff(last) <= 256 {
+            still + 1
+        } else {
+            0
+        };
+        last = now;
+        if still >= 3 {
+            break;
+        }
+    }
+    last
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -177,30 +258,22 @@ async fn main() {
         .to_owned();
 
     // The live feed first, on the server as it started (as the Watch
-    // benchmark measures it): raw subscribers, one connection each.
-    let rss_before = rss_kib(args.pid);
-    let subscribed = Arc::new(AtomicUsize::new(0));
+    // benchmark measures it): raw subscribers, one connection each, opened
+    // one after another (each waits for its answer's head). A few streams
+    // opened and closed first make the one-off allocations (the hub's group,
+    // the first of each path).
+    for _ in 0..10 {
+        drop(Conn::subscribe(&args.http, &cookie, First::Nothing).await);
+    }
+    let rss_before = settled_rss_kib(args.pid).await;
     let received = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<(usize, f64)>::new()));
     let started = Instant::now();
     for _ in 0..args.subscribers {
-        let (host, cookie) = (args.http.clone(), cookie.clone());
-        let (subscribed, received, latencies) =
-            (subscribed.clone(), received.clone(), latencies.clone());
+        let mut conn = Conn::subscribe(&args.http, &cookie, First::Nothing).await;
+        let (received, latencies) = (received.clone(), latencies.clone());
         let updates = args.updates;
         tokio::spawn(async move {
-            let mut conn = Conn::open(&host).await;
-            let request = format!(
-                "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
-            );
-            conn.reader
-                .get_mut()
-                .write_all(request.as_bytes())
-                .await
-                .expect("subscribing");
-            let (status, _) = conn.head().await;
-            assert_eq!(status, 200, "stream");
-            subscribed.fetch_add(1, Ordering::Relaxed);
             let mut mine = Vec::with_capacity(updates);
             let mut line = String::new();
             loop {
@@ -249,9 +322,8 @@ async fn main() {
             }
         });
     }
-    let subscribe_secs = wait_subscribed(&subscribed, args.subscribers, started).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_idle = rss_kib(args.pid);
+    let subscribe_secs = started.elapsed().as_secs_f64();
+    let rss_idle = settled_rss_kib(args.pid).await;
 
     let expected = args.subscribers * args.updates;
     let written = write_updates(
@@ -268,10 +340,47 @@ async fn main() {
     let mut all: Vec<f64> = deliveries.iter().map(|d| d.1).collect();
     all.sort_by(f64::total_cmp);
     let per_subscriber = rss_idle.saturating_sub(rss_before) as f64 / args.subscribers as f64;
+
+    // Memory per idle subscriber at a larger count: more idle subscribers
+    // (kept open, not read), resident memory read at `memory_from` and
+    // `memory_to` in all; the slope between them. Below some thousands the
+    // allocator's free pages from the start-up work (the Argon2 decoy hash
+    // of the logins, database and catalogue reads) absorb new subscribers,
+    // and it gives memory back at moments of its own: the first thousand's
+    // figure above mostly shows that.
+    let mut idle = Vec::new();
+    let mut rss_from = 0;
+    for n in args.subscribers..args.memory_to {
+        if n == args.memory_from {
+            rss_from = settled_rss_kib(args.pid).await;
+        }
+        idle.push(Conn::subscribe(&args.http, &cookie, First::Nothing).await);
+    }
+    let rss_to = settled_rss_kib(args.pid).await;
+    let count = args.memory_to.saturating_sub(args.memory_from).max(1);
+    let slope = rss_to.saturating_sub(rss_from) as f64 / count as f64;
+    // As many again, each after another request on its connection (as
+    // browsers reuse connections); then as many on connections hyper serves.
+    let mut slopes = Vec::new();
+    let mut rss_last = rss_to;
+    for first in [First::Request, First::ChunkedRequest] {
+        for _ in 0..count {
+            idle.push(Conn::subscribe(&args.http, &cookie, first).await);
+        }
+        let rss = settled_rss_kib(args.pid).await;
+        slopes.push((rss, rss.saturating_sub(rss_last) as f64 / count as f64));
+        rss_last = rss;
+    }
+    let [(rss_reused, slope_reused), (rss_hyper, slope_hyper)] = slopes[..] else {
+        unreachable!()
+    };
+    drop(idle);
     println!();
     println!(
-        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber\":{per_subscriber:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
+        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber_first\":{per_subscriber:.2},\"memory_from\":{},\"memory_to\":{},\"rss_from_kib\":{rss_from},\"rss_to_kib\":{rss_to},\"kib_per_idle_subscriber\":{slope:.2},\"rss_reused_kib\":{rss_reused},\"kib_per_idle_subscriber_reused\":{slope_reused:.2},\"rss_hyper_kib\":{rss_hyper},\"kib_per_idle_subscriber_hyper\":{slope_hyper:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
         args.subscribers,
+        args.memory_from,
+        args.memory_to,
         args.updates,
         all.len(),
         percentile(&all, 0.50),

@@ -18,7 +18,7 @@ use clap::Parser;
 #[path = "support/mod.rs"]
 mod support;
 use pulsyon::proto::v1::{self as pb, incidents_client::IncidentsClient};
-use support::{percentile, rss_kib, wait_subscribed, write_updates};
+use support::{percentile, rss_kib, write_updates};
 use tonic::{
     Request,
     metadata::MetadataValue,
@@ -62,6 +62,19 @@ struct Args {
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// Waits until `subscribed` reaches `n` (at most 5 minutes from `started`),
+/// then returns the seconds it took.
+pub async fn wait_subscribed(subscribed: &AtomicUsize, n: usize, started: Instant) -> f64 {
+    while subscribed.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "subscribing took too long"
+        );
+    }
+    started.elapsed().as_secs_f64()
 }
 
 #[tokio::main]

@@ -625,6 +625,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = crate::web::spawn(
         http_listener,
         crate::web::router(metrics, readiness.clone(), doors, dashboard),
+        args.net.first_request_timeout,
         stops.http.clone(),
     );
 

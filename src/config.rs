@@ -452,8 +452,9 @@ pub struct NetArgs {
     #[arg(long, env = "PULSYON_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
 
-    /// How long a new connection has to send its first request (the HTTP/2
-    /// preface, then a request's headers; TLS handshakes have 10 s of their own).
+    /// How long a new connection has to send its first request (on the gRPC
+    /// port the HTTP/2 preface, then a request's headers, TLS handshakes having
+    /// 10 s of their own; on the HTTP port the first request's head).
     #[arg(long, env = "PULSYON_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub first_request_timeout: Duration,
 }

@@ -580,6 +580,35 @@ impl Framed {
         data[..size].to_vec()
     }
 
+    /// The body of an answer whose head was read.
+    async fn body_of(&mut self, headers: &[(String, String)]) -> Vec<u8> {
+        if let Some(len) = header(headers, "content-length") {
+            let len: usize = len.parse().unwrap();
+            assert!(self.fill(len).await, "the connection ended inside a body");
+            return self.buf.drain(..len).collect();
+        }
+        assert_eq!(
+            header(headers, "transfer-encoding"),
+            Some("chunked"),
+            "{headers:?}"
+        );
+        let mut body = Vec::new();
+        loop {
+            let chunk = self.chunk().await;
+            if chunk.is_empty() {
+                return body;
+            }
+            body.extend(chunk);
+        }
+    }
+
+    /// The next answer's body (its status 200).
+    async fn body(&mut self) -> Vec<u8> {
+        let (status, headers) = self.head().await;
+        assert_eq!(status, 200, "{headers:?}");
+        self.body_of(&headers).await
+    }
+
     /// Chunks until their text holds `want`.
     async fn text_until(&mut self, want: &str) -> String {
         let mut text = String::new();
@@ -593,7 +622,7 @@ impl Framed {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_requests() {
+async fn kept_alive_connections_answer_in_order_and_carry_event_streams() {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
     user(&db.url, "acme", "viewer", "vera");
@@ -602,12 +631,11 @@ async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_re
     let store = open_store(&db).await;
     let acme = store.tenant_by_name("acme").await.unwrap().id;
     let cookie = login(addr, "acme", "vera").await;
-    let stream_request = format!(
-        "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n"
-    );
+    let get =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n");
+    let stream_request = get("/api/v1/incidents/stream");
 
-    // The connection's first request: chunks, and the connection closes
-    // when the stream ends.
+    // A stream first on its connection: chunks, security headers.
     let mut first = Framed::connect(addr).await;
     first.send(&stream_request).await;
     let (status, headers) = first.head().await;
@@ -616,7 +644,6 @@ async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_re
         ("content-type", "text/event-stream"),
         ("cache-control", "no-store"),
         ("transfer-encoding", "chunked"),
-        ("connection", "close"),
         ("x-content-type-options", "nosniff"),
     ] {
         assert_eq!(header(&headers, name), Some(value), "{name}: {headers:?}");
@@ -630,26 +657,60 @@ async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_re
             .starts_with("retry: 1000\n\n")
     );
 
-    // After another request on a kept-alive connection.
+    // One kept-alive connection: a HEAD (a length, no body), two requests
+    // sent at once (answered in order), a refused stream (the connection
+    // stays), then the stream.
     let mut later = Framed::connect(addr).await;
     later
-        .send(&format!(
-            "GET /api/v1/session HTTP/1.1\r\nhost: {addr}\r\ncookie: {cookie}\r\n\r\n"
-        ))
+        .send(&format!("HEAD / HTTP/1.1\r\nhost: {addr}\r\n\r\n"))
         .await;
     let (status, headers) = later.head().await;
     assert_eq!(status, 200);
-    let len: usize = header(&headers, "content-length").unwrap().parse().unwrap();
-    assert!(later.fill(len).await);
-    let who: Value = serde_json::from_slice(&later.buf.drain(..len).collect::<Vec<_>>()).unwrap();
+    assert!(
+        header(&headers, "content-length").is_some_and(|n| n != "0"),
+        "{headers:?}"
+    );
+    later
+        .send(&format!("{}{}", get("/api/v1/session"), get("/healthz")))
+        .await;
+    let who: Value = serde_json::from_slice(&later.body().await).unwrap();
     assert_eq!(who["actor"], "vera", "{who}");
+    assert_eq!(later.body().await, b"ok\n");
+    later
+        .send(&format!(
+            "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {addr}\r\n\r\n"
+        ))
+        .await;
+    let (status, headers) = later.head().await;
+    assert_eq!(status, 401);
+    let error: Value = serde_json::from_slice(&later.body_of(&headers).await).unwrap();
+    assert!(error["error"].is_string(), "{error}");
     later.send(&stream_request).await;
     let (status, headers) = later.head().await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("text/event-stream"));
     later.text_until(": heartbeat").await;
 
-    // One update reaches both, alike.
+    // A connection hyper serves (its first request's body is chunked).
+    let mut chunked = Framed::connect(addr).await;
+    let login =
+        serde_json::json!({ "tenant": "acme", "user": "vera", "password": PASSWORD }).to_string();
+    chunked
+        .send(&format!(
+            "POST /api/v1/session HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             transfer-encoding: chunked\r\n\r\n{:x}\r\n{login}\r\n0\r\n\r\n",
+            login.len()
+        ))
+        .await;
+    let (status, headers) = chunked.head().await;
+    assert_eq!(status, 200);
+    chunked.body_of(&headers).await;
+    chunked.send(&stream_request).await;
+    let (status, _) = chunked.head().await;
+    assert_eq!(status, 200);
+    chunked.text_until(": heartbeat").await;
+
+    // One update reaches all three, alike.
     let seq = common::fire(
         &store,
         &alert(acme, "checkout", Severity::Critical),
@@ -662,8 +723,6 @@ async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_re
     .unwrap()
     .seq;
     let want = format!("id: {seq}\nevent: update\n");
-    let a = first.text_until(&want).await;
-    let b = later.text_until(&want).await;
     let event = |t: &str| {
         t[t.find(&want).unwrap()..]
             .split("\n\n")
@@ -671,29 +730,15 @@ async fn an_event_stream_is_served_alike_first_on_a_connection_or_after_other_re
             .unwrap()
             .to_owned()
     };
-    assert_eq!(event(&a), event(&b));
-
-    // Without a session: the refusal, whole, then the connection closes.
-    let mut refused = Framed::connect(addr).await;
-    refused
-        .send(&format!(
-            "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {addr}\r\n\r\n"
-        ))
-        .await;
-    let (status, _) = refused.head().await;
-    assert_eq!(status, 401);
-    let mut body = Vec::new();
-    loop {
-        let chunk = refused.chunk().await;
-        if chunk.is_empty() {
-            break;
-        }
-        body.extend(chunk);
+    let a = event(&first.text_until(&want).await);
+    assert_eq!(a, event(&later.text_until(&want).await));
+    assert_eq!(a, event(&chunked.text_until(&want).await));
+    // Two streams were served by the connection loop, one by hyper.
+    let (_, _, metrics) = http(addr, "GET", "/metrics", &[], "").await;
+    for line in [
+        "pulsyon_dashboard_streams_total{served=\"direct\"} 2",
+        "pulsyon_dashboard_streams_total{served=\"hyper\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
-    let error: Value = serde_json::from_slice(&body).unwrap();
-    assert!(error["error"].is_string(), "{error}");
-    assert!(
-        !refused.fill(refused.buf.len() + 1).await,
-        "the connection closes"
-    );
 }

@@ -75,19 +75,6 @@ pub fn bench_alert(tenant_id: TenantId, service: String) -> Alert {
     }
 }
 
-/// Waits until `subscribed` reaches `n` (at most 5 minutes from `started`),
-/// then returns the seconds it took.
-pub async fn wait_subscribed(subscribed: &AtomicUsize, n: usize, started: Instant) -> f64 {
-    while subscribed.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "subscribing took too long"
-        );
-    }
-    started.elapsed().as_secs_f64()
-}
-
 /// What writing the updates cost.
 pub struct Written {
     /// Server CPU per update over the updates, their fan-out and the waits between.

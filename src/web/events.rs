@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, State},
+    extract::{Extension, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -69,6 +69,7 @@ fn sequence(text: &str) -> Result<i64, api::ApiError> {
 
 pub(super) async fn stream(
     State(d): State<Dashboard>,
+    direct: Option<Extension<super::conn::Direct>>,
     headers: HeaderMap,
     Query(start): Query<Start>,
 ) -> Result<Response, api::ApiError> {
@@ -125,7 +126,10 @@ pub(super) async fn stream(
             None
         }
     };
-    metrics::counter!("pulsyon_dashboard_streams_total").increment(1);
+    // Served by the connection loop of conn.rs, or on a connection hyper
+    // serves, which holds more memory while idle.
+    let served = if direct.is_some() { "direct" } else { "hyper" };
+    metrics::counter!("pulsyon_dashboard_streams_total", "served" => served).increment(1);
     let opening =
         futures_util::stream::iter(first.into_iter().map(Ok::<_, std::convert::Infallible>));
     let items = futures_util::stream::unfold(feed, |state| async move {

@@ -118,11 +118,18 @@ pub fn router(
 
 /// Serves `router` on `listener` until `stop` is cancelled; then lets the
 /// requests in flight finish (event streams end with the server's streams).
+/// A connection whose first request's head has not come within
+/// `first_request` is closed.
 ///
-/// Connections of its own rather than `axum::serve`: one whose first
-/// request is the event stream is served without hyper's buffers
-/// (`conn.rs`, docs/perf/dashboard.md).
-pub fn spawn(listener: TcpListener, router: Router, stop: CancellationToken) -> JoinHandle<()> {
+/// Connections of its own rather than `axum::serve`: plain requests are
+/// answered by the connection loop of `conn.rs`, which holds no buffer
+/// while a connection idles (an event stream's), the rest by hyper.
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    first_request: Duration,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let connections = tokio_util::task::TaskTracker::new();
         loop {
@@ -139,7 +146,12 @@ pub fn spawn(listener: TcpListener, router: Router, stop: CancellationToken) -> 
                 },
             };
             let _ = stream.set_nodelay(true);
-            connections.spawn(conn::serve(stream, router.clone(), stop.clone()));
+            connections.spawn(conn::serve(
+                stream,
+                router.clone(),
+                first_request,
+                stop.clone(),
+            ));
         }
         connections.close();
         connections.wait().await;
