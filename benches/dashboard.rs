@@ -435,19 +435,8 @@ async fn main() {
         ("/api/v1/ingest?range=1h".into(), "ingest page, 1 h"),
     ];
     for (path, case) in &cases {
-        let mut times = Vec::with_capacity(args.calls);
-        let mut bytes = 0;
-        for i in 0..args.warmup + args.calls {
-            let started = Instant::now();
-            let (status, _, body) = conn.call("GET", path, &[("cookie", &cookie)], "").await;
-            let ms = started.elapsed().as_secs_f64() * 1_000.0;
-            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON");
-            if i >= args.warmup {
-                times.push(ms);
-                bytes = body.len();
-            }
-        }
+        let (mut times, bytes) =
+            timed_calls(&mut conn, path, &cookie, args.warmup, args.calls).await;
         times.sort_by(f64::total_cmp);
         let shown = path.split('?').next().unwrap_or(path);
         println!(
@@ -459,4 +448,73 @@ async fn main() {
             times.last().copied().unwrap_or_default()
         );
     }
+
+    // Two cases again, on a connection of the port's own loop and on one
+    // hyper serves, in alternating rounds (so that the machine's drift
+    // falls on both alike).
+    let mut own = Conn::open(&args.http).await;
+    let mut hyper = Conn::open(&args.http).await;
+    hyper
+        .exchange(&format!(
+            "GET /healthz HTTP/1.1\r\nhost: {}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            args.http
+        ))
+        .await;
+    let mut fields = Vec::new();
+    for (name, path) in [
+        ("session", "/api/v1/session"),
+        ("overview", "/api/v1/overview?range=1h"),
+    ] {
+        let (mut on_own, mut on_hyper) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            on_own.extend(
+                timed_calls(&mut own, path, &cookie, 1, args.calls / 5)
+                    .await
+                    .0,
+            );
+            on_hyper.extend(
+                timed_calls(&mut hyper, path, &cookie, 1, args.calls / 5)
+                    .await
+                    .0,
+            );
+        }
+        for (kind, times) in [("own", &mut on_own), ("hyper", &mut on_hyper)] {
+            times.sort_by(f64::total_cmp);
+            fields.push(format!(
+                "\"{name}_{kind}_p50_ms\":{:.2},\"{name}_{kind}_p99_ms\":{:.2}",
+                percentile(times, 0.50),
+                percentile(times, 0.99)
+            ));
+        }
+    }
+    println!(
+        "{{\"compare_calls\":{},{}}}",
+        args.calls / 5 * 5,
+        fields.join(",")
+    );
+}
+
+/// `warmup` uncounted calls of `path`, then `calls` timed ones (ms, from
+/// sending to the parsed JSON), and the size of the last answer.
+async fn timed_calls(
+    conn: &mut Conn,
+    path: &str,
+    cookie: &str,
+    warmup: usize,
+    calls: usize,
+) -> (Vec<f64>, usize) {
+    let mut times = Vec::with_capacity(calls);
+    let mut bytes = 0;
+    for i in 0..warmup + calls {
+        let started = Instant::now();
+        let (status, _, body) = conn.call("GET", path, &[("cookie", cookie)], "").await;
+        let ms = started.elapsed().as_secs_f64() * 1_000.0;
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<serde_json::Value>(&body).expect("JSON");
+        if i >= warmup {
+            times.push(ms);
+            bytes = body.len();
+        }
+    }
+    (times, bytes)
 }

@@ -53,9 +53,11 @@ OUT=$(cd "$root" && cargo bench --quiet --bench dashboard -- --http "$HTTP" --ap
   --database-url "$DB_URL" --tenant bench --warmup-tenant warmup --pid "$server_pid" \
   --calls "$CALLS" --subscribers "$SUBS")
 TABLE=$(echo "$OUT" | grep '^|')
-FEED=$(echo "$OUT" | grep '^{')
+FEED=$(echo "$OUT" | grep '^{"subscribers"')
+CMP=$(echo "$OUT" | grep '^{"compare_calls"')
 echo "$TABLE"
 echo "$FEED"
+echo "$CMP"
 
 say "the page in Chromium"
 PAGE=$(cd "$root" && node benches/dashboard-page.js "http://$HTTP" "$KEY" 20)
@@ -90,6 +92,12 @@ out="$root/docs/perf/dashboard.md"
   echo "client's, from sending the request to the parsed JSON. The service cases read the busiest service."
   echo
   echo "$TABLE"
+  echo
+  echo "The port's own connection loop (ADR 0017) answered these. Two cases again, $(j "$CMP" compare_calls) calls each"
+  echo "in alternating rounds on a connection of that loop and on one hyper serves (its first request's"
+  echo "body chunked), p50 / p99 ms: session $(j "$CMP" session_own_p50_ms) / $(j "$CMP" session_own_p99_ms) on the loop,"
+  echo "$(j "$CMP" session_hyper_p50_ms) / $(j "$CMP" session_hyper_p99_ms) on hyper; overview 1 h $(j "$CMP" overview_own_p50_ms) / $(j "$CMP" overview_own_p99_ms) on the loop,"
+  echo "$(j "$CMP" overview_hyper_p50_ms) / $(j "$CMP" overview_hyper_p99_ms) on hyper."
   echo
   echo "## The page"
   echo
