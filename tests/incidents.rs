@@ -1349,3 +1349,63 @@ async fn a_backtest_finds_the_spike_writes_nothing_and_tries_candidate_rules() {
         err.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_alert_of_each_listed_incident_is_read_in_one_go() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    create_tenant(&db.url, "globex");
+    let store = open_store(&db).await;
+    let (a, b) = (
+        tenant_id(&store, "acme").await,
+        tenant_id(&store, "globex").await,
+    );
+    let now = OffsetDateTime::now_utc();
+    let at =
+        |alert: pulsyon::domain::incident::Alert, secs_ago: i64| pulsyon::domain::incident::Alert {
+            fired_at: now - time::Duration::seconds(secs_ago),
+            ..alert
+        };
+    // Checkout: an error-rate alert, then a latency one joins its incident.
+    let (first, _) = fire(
+        &store,
+        &at(alert(a, "checkout", Severity::Warning), 60),
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    let (latest, _) = fire(
+        &store,
+        &pulsyon::domain::incident::Alert {
+            kind: Kind::LatencyP95,
+            observed: 900.0,
+            ..at(alert(a, "checkout", Severity::Critical), 10)
+        },
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.incident_id, latest.incident_id, "one incident");
+    let (search, _) = fire(
+        &store,
+        &at(alert(a, "search", Severity::Warning), 30),
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    let ids = [latest.incident_id.unwrap(), search.incident_id.unwrap()];
+    let mut newest = store.newest_alerts(a, &ids).await.unwrap();
+    newest.sort_by_key(|x| x.incident_id);
+    let got: Vec<_> = newest.iter().map(|x| (x.incident_id, x.alert_id)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (latest.incident_id, latest.alert_id),
+            (search.incident_id, search.alert_id)
+        ]
+    );
+    assert_eq!(newest[0].kind, Kind::LatencyP95);
+    // Another tenant reads nothing of them; no ids, nothing.
+    assert!(store.newest_alerts(b, &ids).await.unwrap().is_empty());
+    assert!(store.newest_alerts(a, &[]).await.unwrap().is_empty());
+}

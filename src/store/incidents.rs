@@ -535,6 +535,32 @@ impl Store {
         Ok((incident, alerts, timeline))
     }
 
+    /// The newest alert (by firing time, then id) of each of `incident_ids`
+    /// that has one, in one read: what a list of incidents explains itself by.
+    pub async fn newest_alerts(
+        &self,
+        tenant: TenantId,
+        incident_ids: &[i64],
+    ) -> Result<Vec<Alert>, StoreError> {
+        if incident_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.tenant_tx(tenant).await?;
+        let sql = format!(
+            "SELECT DISTINCT ON (incident_id) {ALERT_COLUMNS} FROM alerts \
+             WHERE tenant_id = $1 AND incident_id = ANY($2) \
+             ORDER BY incident_id, fired_at DESC, alert_id DESC"
+        );
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(incident_ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "alerts"))?;
+        super::commit(tx, "alerts").await?;
+        rows.into_iter().map(Alert::try_from).collect()
+    }
+
     /// Deletes the incidents resolved before `cutoff`, with their alerts and
     /// outbox rows, and raises the outbox horizon past the deleted sequences,
     /// in one transaction under the outbox lock. Returns the incidents deleted.

@@ -400,19 +400,30 @@ async fn incidents(
             MAX_LISTED,
         )
         .await?;
-    let mut listed = Vec::with_capacity(rows.len());
-    for i in &rows {
-        let explanation = if i.status == IncidentStatus::Resolved {
-            None
-        } else {
-            let (_, alerts, _) = d.store.incident(session.tenant_id, i.incident_id).await?;
-            alerts
-                .iter()
-                .max_by_key(|a| a.fired_at)
-                .map(crate::incidents::explain::alert)
-        };
-        listed.push(js::incident(i, explanation));
-    }
+    // A live incident explains itself by its newest alert (as one incident's
+    // page does), read for all of them at once.
+    let live: Vec<i64> = rows
+        .iter()
+        .filter(|i| i.status != IncidentStatus::Resolved)
+        .map(|i| i.incident_id)
+        .collect();
+    let newest: std::collections::HashMap<i64, _> = d
+        .store
+        .newest_alerts(session.tenant_id, &live)
+        .await?
+        .into_iter()
+        .filter_map(|a| Some((a.incident_id?, a)))
+        .collect();
+    let listed: Vec<_> = rows
+        .iter()
+        .map(|i| {
+            let explanation = (i.status != IncidentStatus::Resolved)
+                .then(|| newest.get(&i.incident_id))
+                .flatten()
+                .map(crate::incidents::explain::alert);
+            js::incident(i, explanation)
+        })
+        .collect();
     Ok(reply(
         StatusCode::OK,
         json!({ "seq": seq, "incidents": listed }),
