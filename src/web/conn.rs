@@ -85,8 +85,8 @@ pub(super) async fn serve(
                 request,
                 keep_alive,
             } => {
-                // Boxed: the router's future is done with before an event
-                // stream idles, and the task holds only what it needs.
+                // Boxed, as hyper's connection below: the task's own state
+                // stays small whichever way the connection goes.
                 if !Box::pin(conn.answer(&router, *request, keep_alive, &stop)).await {
                     return;
                 }
