@@ -55,7 +55,7 @@ pub(super) fn routes() -> Router<Dashboard> {
         )
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/incidents", get(incidents))
-        .route(super::conn::STREAM_PATH, get(super::events::stream))
+        .route("/api/v1/incidents/stream", get(super::events::stream))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/{action}", post(by_hand))
         .route("/api/v1/services/{service}", get(service))

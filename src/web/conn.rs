@@ -37,9 +37,6 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// The route of the incident event stream.
-pub(super) const STREAM_PATH: &str = "/api/v1/incidents/stream";
-
 /// Marks a request this module serves (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Direct;
@@ -504,7 +501,7 @@ mod tests {
         else {
             panic!("not taken: {stream}")
         };
-        assert_eq!(request.uri().path(), STREAM_PATH);
+        assert_eq!(request.uri().path(), "/api/v1/incidents/stream");
         assert_eq!(request.uri().query(), Some("after=3"));
         assert_eq!(request.headers()["last-event-id"], "7");
         assert_eq!(request.headers()["cookie"], "pulsyon_session=x");
