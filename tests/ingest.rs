@@ -281,10 +281,22 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
             "20ms",
             "--stream-max-in-flight",
             "2",
+            // The key stays cached for the whole test: no key lookup races the load.
+            "--key-cache-ttl",
+            "1h",
         ],
     )
     .await;
     let channel = server.channel().await;
+    // One batch first reads the key and the tenant's catalogue, so the
+    // concurrent batches below need no database connection to be admitted.
+    let warm = publish(
+        &mut IngestClient::new(channel.clone()),
+        &key,
+        batch("p-warm", 0, vec![full_event(0)]),
+    )
+    .await;
+    let mut accepted = u64::from(warm.accepted);
     let mut tasks = Vec::new();
     for producer in 0..12 {
         let channel = channel.clone();
@@ -307,8 +319,8 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
             results
         }));
     }
-    let mut accepted = 0u64;
-    let mut refused = 0;
+    // Refused events by the cause each refusal named (its ErrorInfo reason).
+    let mut refused_by_cause: BTreeMap<String, i64> = BTreeMap::new();
     for task in tasks {
         for result in task.await.unwrap() {
             match result {
@@ -320,14 +332,20 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
                         .get_details_retry_info()
                         .expect("RetryInfo in the status details");
                     assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()));
-                    refused += 1;
+                    let info = status
+                        .get_details_error_info()
+                        .expect("ErrorInfo naming the cause");
+                    assert_eq!(info.domain, "pulsyon.dev");
+                    *refused_by_cause
+                        .entry(info.reason.to_ascii_lowercase())
+                        .or_default() += 2_000;
                 }
             }
         }
     }
     assert!(
-        refused > 0,
-        "the queue never overflowed; the test needs more load"
+        refused_by_cause.get("overload").is_some_and(|&n| n > 0),
+        "the queue never overflowed; the test needs more load: {refused_by_cause:?}"
     );
     let pg = pool(&db.url).await;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_logs")
@@ -339,26 +357,127 @@ async fn overload_refuses_with_a_retry_delay_and_never_accepts_then_drops() {
         "exactly the acknowledged events are stored"
     );
 
-    // Throttled events are counted (flushed within a second or two) and the outcomes reconcile.
-    let expected = refused as i64 * 2_000;
-    let mut throttled = 0i64;
-    for _ in 0..100 {
-        throttled = sqlx::query_scalar(
-            "SELECT coalesce(sum(count), 0)::int8 FROM ingest_outcomes WHERE outcome = 'throttled'",
+    // Throttled events are counted by cause (flushed within a second or two)
+    // and match what each client was told, cause by cause.
+    let expected: i64 = refused_by_cause.values().sum();
+    let mut throttled: BTreeMap<String, i64> = BTreeMap::new();
+    for _ in 0..300 {
+        throttled = sqlx::query_as::<_, (String, i64)>(
+            "SELECT reason, sum(count)::int8 FROM ingest_outcomes \
+             WHERE outcome = 'throttled' GROUP BY reason",
         )
-        .fetch_one(&pg)
+        .fetch_all(&pg)
         .await
-        .unwrap();
-        if throttled >= expected {
+        .unwrap()
+        .into_iter()
+        .collect();
+        if throttled.values().sum::<i64>() >= expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(throttled, expected);
+    assert_eq!(throttled, refused_by_cause);
     let metrics = common::http_get(&format!("http://{}/metrics", server.http)).await;
     assert!(
         metrics.contains("pulsyon_ingest_queue_capacity_bytes 1048576"),
         "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_because_the_database_is_busy_says_so_and_is_counted_with_its_cause() {
+    use pulsyon::proto::v1::query_client::QueryClient;
+    use tonic_types::StatusExt;
+    let db = TestDb::new().await;
+    // Two request connections: a tenant's first batches read its catalogue through them.
+    let (server, key) = start(&db, &["--db-read-connections", "2"]).await;
+    let channel = server.channel().await;
+    let pg = pool(&db.url).await;
+    // Every catalogue read now waits, holding its connection: the ingest
+    // path's connections are drained.
+    let mut lock = pg.begin().await.unwrap();
+    sqlx::query("LOCK TABLE services IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    const BATCHES: u64 = 6;
+    const EVENTS: usize = 10;
+    let tasks: Vec<_> = (0..BATCHES)
+        .map(|seq| {
+            let mut client = IngestClient::new(channel.clone());
+            let key = key.clone();
+            tokio::spawn(async move {
+                let events = (0..EVENTS).map(full_event).collect();
+                let req = pb::PublishEventsRequest {
+                    batch: Some(batch("p-busy", seq, events)),
+                };
+                client.publish_events(authed(req, &key)).await
+            })
+        })
+        .collect();
+    // Two batches hold the connections; the others are refused once the
+    // pool's acquire timeout passes. Wait for those refusals, then let go.
+    while tasks.iter().filter(|t| t.is_finished()).count() < (BATCHES - 2) as usize {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lock.rollback().await.unwrap();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(ack) => accepted += u64::from(ack.into_inner().ack.unwrap().accepted),
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().starts_with("database busy"),
+                    "{}",
+                    status.message()
+                );
+                let info = status.get_details_error_info().expect("ErrorInfo");
+                assert_eq!(info.reason, "DATABASE_BUSY");
+                let retry = status.get_details_retry_info().expect("RetryInfo");
+                assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()));
+                refused += EVENTS as u64;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        (BATCHES - 2) * EVENTS as u64,
+        "the others were refused"
+    );
+    assert_eq!(
+        accepted,
+        2 * EVENTS as u64,
+        "the two that held connections were stored"
+    );
+
+    // GetIngestStats names the cause, and received = stored + throttled.
+    let mut query = QueryClient::new(channel);
+    let mut total = pb::IngestMinute::default();
+    for _ in 0..300 {
+        total = query
+            .get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), &key))
+            .await
+            .unwrap()
+            .into_inner()
+            .total
+            .unwrap();
+        if total.throttled >= refused && total.stored >= accepted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        total.throttled_by_cause,
+        vec![pb::ThrottleCount {
+            cause: pb::ThrottleCause::DatabaseBusy as i32,
+            count: refused,
+        }]
+    );
+    assert_eq!((total.stored, total.throttled), (accepted, refused));
+    assert_eq!(
+        total.received,
+        total.stored + total.duplicates + total.rejected + total.throttled + total.filtered
     );
 }
 

@@ -67,7 +67,9 @@ fn ingest_minute(minute: OffsetDateTime, m: query::Outcomes) -> pb::IngestMinute
                     Some(ThrottleCause::EventRate) => pb::ThrottleCause::EventRate,
                     Some(ThrottleCause::ByteRate) => pb::ThrottleCause::ByteRate,
                     Some(ThrottleCause::Overload) => pb::ThrottleCause::Overload,
-                    _ => pb::ThrottleCause::Unspecified,
+                    Some(ThrottleCause::Streams) => pb::ThrottleCause::Streams,
+                    Some(ThrottleCause::DatabaseBusy) => pb::ThrottleCause::DatabaseBusy,
+                    None => pb::ThrottleCause::Unspecified,
                 } as i32,
                 count,
             })

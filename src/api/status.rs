@@ -14,6 +14,7 @@ use crate::{
     ingest::{
         WriteError,
         admit::{AckError, Refused},
+        limits::ThrottleCause,
     },
     store::StoreError,
 };
@@ -25,6 +26,23 @@ pub fn retry_in(message: String, delay: Duration) -> Status {
         message,
         ErrorDetails::with_retry_info(Some(delay)),
     )
+}
+
+/// The domain of the `google.rpc.ErrorInfo` this server attaches.
+pub const ERROR_DOMAIN: &str = "pulsyon.dev";
+
+/// As [`retry_in`], with a `google.rpc.ErrorInfo` whose reason names the
+/// limit that refused (`THROTTLE_CAUSE_*` of the contract without its
+/// prefix, e.g. `DATABASE_BUSY`), so a client can tell causes apart without
+/// reading the message.
+pub fn refused_by(cause: ThrottleCause, message: String, delay: Duration) -> Status {
+    let mut details = ErrorDetails::with_retry_info(Some(delay));
+    details.set_error_info(
+        cause.as_str().to_ascii_uppercase(),
+        ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// Maps a refused caller: UNAUTHENTICATED for the key, PERMISSION_DENIED
@@ -45,17 +63,19 @@ pub fn from_refused(refused: Refused) -> Status {
     match refused {
         Refused::Invalid { field, message } => invalid(field, message),
         Refused::Throttled {
+            cause,
             retry_after,
             message,
-            ..
-        } => retry_in(
+        } => refused_by(
+            cause,
             format!(
                 "{message}; retry in {} ms (resend unacknowledged batches)",
                 retry_after.as_millis()
             ),
             retry_after,
         ),
-        Refused::Overloaded(delay) => retry_in(
+        Refused::Overloaded(delay) => refused_by(
+            ThrottleCause::Overload,
             format!(
                 "the server is overloaded; retry in {} ms (resend unacknowledged batches)",
                 delay.as_millis()
@@ -129,11 +149,12 @@ pub fn from_store(err: StoreError) -> Status {
             Status::unavailable("the database is unavailable; retry later")
         }
         StoreError::Busy(what) => {
-            tracing::warn!(what, "every request connection busy");
+            tracing::warn!(what, "every database connection busy");
             let delay = Duration::from_millis(200);
-            retry_in(
+            refused_by(
+                ThrottleCause::DatabaseBusy,
                 format!(
-                    "the server is busy with too many concurrent queries; retry in {} ms",
+                    "database busy: no connection was free to read {what}; retry in {} ms",
                     delay.as_millis()
                 ),
                 delay,

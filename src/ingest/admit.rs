@@ -33,6 +33,8 @@ use crate::{
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Longest producer id.
 pub const MAX_PRODUCER_ID: usize = 128;
+/// When a batch refused because the database was busy may come back.
+const DATABASE_BUSY_RETRY: Duration = Duration::from_millis(200);
 
 /// One event as a door hands it over.
 // Nearly every event is `Decoded`: boxing it would cost an allocation per
@@ -292,12 +294,27 @@ impl Pipeline {
                 .count(caller.tenant_id, events as i64, t.cause);
             return Err(throttled(caller, t));
         }
-        batch.overflowed = self
+        batch.overflowed = match self
             .guards
             .cardinality
             .admit(caller.tenant_id, &caller.limits, &mut batch.events)
             .await
-            .map_err(Refused::Store)?;
+        {
+            Ok(overflowed) => overflowed,
+            // The catalogue could not be read because every connection was
+            // taken: a refusal like an overload, counted with its cause so
+            // that the outcomes reconcile with what the client was told.
+            Err(StoreError::Busy(_)) => {
+                let t = Throttled {
+                    cause: ThrottleCause::DatabaseBusy,
+                    retry_after: DATABASE_BUSY_RETRY,
+                };
+                self.throttles
+                    .count(caller.tenant_id, events as i64, t.cause);
+                return Err(throttled(caller, t));
+            }
+            Err(err) => return Err(Refused::Store(err)),
+        };
         Ok(())
     }
 }
@@ -318,6 +335,10 @@ fn throttled(caller: &Principal, t: Throttled) -> Refused {
             caller.tenant_name, caller.limits.max_streams
         ),
         ThrottleCause::Overload => "the server is overloaded".to_owned(),
+        ThrottleCause::DatabaseBusy => format!(
+            "database busy: no connection was free to read tenant {}'s services for its limits",
+            caller.tenant_name
+        ),
     };
     // Never ask for a retry sooner than 10 ms: a zero delay invites a busy loop.
     let retry_after = t.retry_after.max(Duration::from_millis(10));

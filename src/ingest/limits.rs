@@ -40,15 +40,19 @@ pub enum ThrottleCause {
     ByteRate,
     /// The tenant's concurrent streams.
     Streams,
+    /// No database connection was free for what admission reads (the
+    /// server, not the tenant, is the limit).
+    DatabaseBusy,
 }
 
 impl ThrottleCause {
     /// Every cause.
-    pub const ALL: [ThrottleCause; 4] = [
+    pub const ALL: [ThrottleCause; 5] = [
         ThrottleCause::Overload,
         ThrottleCause::EventRate,
         ThrottleCause::ByteRate,
         ThrottleCause::Streams,
+        ThrottleCause::DatabaseBusy,
     ];
 
     /// The stored name.
@@ -58,6 +62,7 @@ impl ThrottleCause {
             ThrottleCause::EventRate => "event_rate",
             ThrottleCause::ByteRate => "byte_rate",
             ThrottleCause::Streams => "streams",
+            ThrottleCause::DatabaseBusy => "database_busy",
         }
     }
 

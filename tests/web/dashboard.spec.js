@@ -1,6 +1,7 @@
 // The dashboard in a real browser (Debian's Chromium) against the real
 // server, with history seeded through the ingest API (servers.js). The
-// screenshots of docs/dashboard.md are taken here.
+// screenshots of docs/dashboard.md are taken here (into tests/web/.run/screenshots
+// unless PULSYON_SCREENSHOTS_DIR says otherwise).
 "use strict";
 
 const { test: base, expect } = require("@playwright/test");
@@ -8,7 +9,10 @@ const { execFileSync } = require("node:child_process");
 const path = require("node:path");
 const { readState, startServer, stopServer, root } = require("./servers");
 
-const shots = path.join(root, "docs", "dashboard");
+// Screenshots go to the run's own directory; scripts/refresh-dashboard-pictures.sh
+// points this at docs/dashboard/ to refresh the docs' pictures on purpose.
+const shots = process.env.PULSYON_SCREENSHOTS_DIR || path.join(__dirname, ".run", "screenshots");
+require("node:fs").mkdirSync(shots, { recursive: true });
 
 // Every page of a test records console errors, page errors and requests to
 // any host but the server's own.

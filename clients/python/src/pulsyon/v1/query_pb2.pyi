@@ -33,6 +33,8 @@ class ThrottleCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     THROTTLE_CAUSE_OVERLOAD: _ClassVar[ThrottleCause]
     THROTTLE_CAUSE_EVENT_RATE: _ClassVar[ThrottleCause]
     THROTTLE_CAUSE_BYTE_RATE: _ClassVar[ThrottleCause]
+    THROTTLE_CAUSE_STREAMS: _ClassVar[ThrottleCause]
+    THROTTLE_CAUSE_DATABASE_BUSY: _ClassVar[ThrottleCause]
 HEALTH_STATUS_UNSPECIFIED: HealthStatus
 HEALTH_STATUS_HEALTHY: HealthStatus
 HEALTH_STATUS_DEGRADED: HealthStatus
@@ -46,6 +48,8 @@ THROTTLE_CAUSE_UNSPECIFIED: ThrottleCause
 THROTTLE_CAUSE_OVERLOAD: ThrottleCause
 THROTTLE_CAUSE_EVENT_RATE: ThrottleCause
 THROTTLE_CAUSE_BYTE_RATE: ThrottleCause
+THROTTLE_CAUSE_STREAMS: ThrottleCause
+THROTTLE_CAUSE_DATABASE_BUSY: ThrottleCause
 
 class TimeRange(_message.Message):
     __slots__ = ("start", "end")
