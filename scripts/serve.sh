@@ -20,7 +20,16 @@ fi
 ensure_grpcurl "$root"
 
 cd "$root"
-say "building the release binary (the first build takes several minutes)"
-cargo build --release
-say "grpcurl is in $root/tools/bin; the API key of tenant default is in ${PULSYON_DATA_DIR:-.pulsyon}/api-key after the first start"
+if [ -x target/release/pulsyon ]; then
+  say "building the release binary"
+else
+  say "building the release binary (the first build takes several minutes)"
+fi
+cargo build --release -p pulsyon -p pulsyon-loadgen
+say "grpcurl is in $root/tools/bin and the CLI is $root/target/release/pulsyon: in another terminal, export PATH=\"$root/tools/bin:$root/target/release:\$PATH\""
+if [ -z "${DATABASE_URL:-}" ]; then
+  say "the API key of tenant default is in ${PULSYON_DATA_DIR:-.pulsyon}/api-key after the first start"
+else
+  say "with DATABASE_URL no tenant is made: once serving, 'target/release/pulsyon tenant create NAME' prints the new tenant's first key (every scope)"
+fi
 exec "$root/target/release/pulsyon" serve "$@"

@@ -21,5 +21,5 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check \
   -r tests/python/requirements-sdk.txt "$work"/dist/pulsyon_sdk-*.whl
 say "Python SDK tests (pytest)"
-PULSYON_BIN="$root/target/debug/pulsyon" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider \
+PYTHONDONTWRITEBYTECODE=1 PULSYON_BIN="$root/target/debug/pulsyon" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider \
   clients/python/tests "$@"

@@ -2,8 +2,9 @@
 # The dashboard's browser tests (tests/web): Playwright's runner (pinned in
 # package.json) driving Debian's Chromium against the real server built
 # here, with a database of its own on the test PostgreSQL. Screenshots of
-# each page land in docs/dashboard/. Installs Chromium with apt, and the npm
-# tools, when they are missing; never downloads a browser.
+# each page land in tests/web/.run/screenshots/ (scripts/refresh-dashboard-pictures.sh
+# writes them into docs/dashboard/). Installs Chromium with apt, Node.js 20+
+# and the npm tools, when they are missing; never downloads a browser.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -11,6 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export PULSYON_TEST_DATABASE_URL="${PULSYON_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
 ensure_postgres_server "$PULSYON_TEST_DATABASE_URL"
 ensure_grpcurl "$root"
+ensure_node "$root"
 ensure_buf "$root"
 ensure_chromium
 
