@@ -68,6 +68,24 @@ echo 'fresh' >"$machine/etc/hostname"
 mkdir -p "$machine/.harness"
 cp "$(command -v tini-static)" "$machine/.harness/tini"
 cp "$root/scripts/check-fresh-machine-inside.sh" "$machine/.harness/inside.sh"
+# This workplace's network: the CA certificates this host trusts beyond
+# Debian's (a proxy that re-signs TLS) become the machine's system CAs too,
+# and the variables that point tools at the bundle go in with them; a user
+# behind such a proxy sets up the same on any machine.
+python3 - "$machine" <<'PY'
+import sys, re
+pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+host = pem.findall(open("/etc/ssl/certs/ca-certificates.crt").read())
+fresh = set(pem.findall(open(sys.argv[1] + "/etc/ssl/certs/ca-certificates.crt").read()))
+for i, cert in enumerate(c for c in host if c not in fresh):
+    open(f"{sys.argv[1]}/usr/local/share/ca-certificates/workplace-{i}.crt", "w").write(cert + "\n")
+PY
+chroot "$machine" update-ca-certificates >/dev/null 2>&1
+ca_env=()
+for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+  [ -n "${!v:-}" ] && ca_env+=("$v=/etc/ssl/certs/ca-certificates.crt")
+done
+say "workplace CA certificates carried in: $(ls "$machine"/usr/local/share/ca-certificates | wc -l); variables: ${ca_env[*]:-none}"
 git clone -q --bare "$root" "$machine/tmp/pulsyon.git"
 say "cloned $(git -C "$root" rev-parse --short HEAD) ($(git -C "$root" log -1 --format=%s | cut -c1-60))"
 
@@ -76,6 +94,7 @@ say "cloned $(git -C "$root" rev-parse --short HEAD) ($(git -C "$root" log -1 --
 unshare --net --pid --mount --fork --kill-child bash -c '
   set -e
   m="$1"
+  shift
   for _ in $(seq 1 100); do ip link show tap0 >/dev/null 2>&1 && break; sleep 0.1; done
   ip link set lo up
   mount -t proc proc "$m/proc"
@@ -83,9 +102,9 @@ unshare --net --pid --mount --fork --kill-child bash -c '
   mount --rbind /dev "$m/dev"
   mount -t tmpfs -o size=4g tmpfs "$m/dev/shm"
   exec chroot "$m" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-    PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" \
     /.harness/tini -s -- /bin/bash /.harness/inside.sh
-' _ "$machine" &
+' _ "$machine" "${ca_env[@]}" &
 inner=$!
 for _ in $(seq 1 100); do
   [ "$(readlink "/proc/$inner/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ] && break
