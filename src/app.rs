@@ -302,6 +302,30 @@ async fn ensure_default_tenant(store: &Store, data_dir: &Path) -> anyhow::Result
     Ok(())
 }
 
+/// A port's connection limit: `flag` when set, else `quarters` of the
+/// open-file limit less 1,024 (the gRPC port 3, the HTTP port 1), at least 64.
+fn connection_limit(flag: usize, quarters: u64) -> usize {
+    match flag {
+        0 => ((crate::edge::fd_limit().saturating_sub(1024) * quarters / 4) as usize).max(64),
+        n => n,
+    }
+}
+
+/// Reads the HTTP port's TLS files, when given (clap requires both).
+fn read_http_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
+    let (Some(cert), Some(key)) = (&args.net.http_tls_cert, &args.net.http_tls_key) else {
+        return Ok(None);
+    };
+    let read = |flag: &str, path: &Path| {
+        fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
+    };
+    Ok(Some(api::TlsMaterial {
+        cert: read("--http-tls-cert", cert)?,
+        key: read("--http-tls-key", key)?,
+        client_ca: None,
+    }))
+}
+
 /// Reads the TLS files named by the flags (validated to come in complete sets).
 fn read_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
     let read = |flag: &str, path: &Path| {
@@ -552,11 +576,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let roles = args.active_roles();
     let metrics = crate::diagnostics::init_metrics().context("installing the metrics recorder")?;
     let tls = read_tls(&args)?;
+    let http_tls = read_http_tls(&args)?
+        .map(|m| crate::edge::tls::acceptor(&m, &[b"h2", b"http/1.1"]))
+        .transpose()
+        .context("the HTTP port's TLS (--http-tls-cert, --http-tls-key)")?;
     // 1. Listeners first, so that a taken port fails fast.
     let grpc_listener = bind(args.net.grpc_addr, "gRPC (--grpc-addr)").await?;
     let http_listener = bind(args.net.http_addr, "HTTP (--http-addr)").await?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    // Before the ports' connection limits are computed from it.
+    crate::edge::raise_fd_limit();
 
     let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
@@ -607,6 +637,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })],
         None => Vec::new(),
     };
+    // One bound on a tenant's concurrent queries, shared by both doors.
+    let gate = crate::query::gate::QueryGate::new(args.limits.limit_concurrent_queries);
     // The dashboard, with the web role.
     let dashboard = match &hub {
         Some(hub) if roles.web => Some(crate::web::Dashboard {
@@ -619,13 +651,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admission: pipeline.as_ref().map(|p| p.admission.clone()),
             heartbeat: args.incidents.watch_heartbeat,
             shutdown: stops.streams.clone(),
+            tls: http_tls.is_some(),
+            gate: gate.clone(),
         }),
         _ => None,
     };
     let http = crate::web::spawn(
         http_listener,
         crate::web::router(metrics, readiness.clone(), doors, dashboard),
-        args.net.first_request_timeout,
+        crate::web::Edge {
+            limits: crate::edge::ConnLimits::new(
+                connection_limit(args.net.http_max_connections, 1),
+                args.net.first_request_timeout,
+                "http",
+                "--http-max-connections",
+            )
+            .evicting(),
+            header_timeout: args.net.first_request_timeout,
+            idle_timeout: args.net.http_idle_timeout,
+            tls: http_tls,
+        },
         stops.http.clone(),
     );
 
@@ -640,15 +685,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let deps = ApiDeps {
         roles,
         tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
-        gate: api::gate::QueryGate::new(args.limits.limit_concurrent_queries),
+        gate: gate.clone(),
         connections: {
-            api::conn::raise_fd_limit();
-            let max = match args.net.max_connections {
-                0 => (api::conn::fd_limit().saturating_sub(1024) as usize).max(64),
-                n => n,
-            };
-            tracing::info!(max_connections = max, "connection limit");
-            api::conn::ConnLimits::new(max, args.net.first_request_timeout)
+            let max = connection_limit(args.net.max_connections, 3);
+            tracing::info!(
+                max_connections = max,
+                http_max_connections = connection_limit(args.net.http_max_connections, 1),
+                "connection limits"
+            );
+            crate::edge::ConnLimits::new(
+                max,
+                args.net.first_request_timeout,
+                "grpc",
+                "--max-connections",
+            )
         },
         store: store.clone(),
         auth,
@@ -748,8 +798,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         let _ = task.await;
     }
+    // Answers in flight are written whole; a client that does not read its
+    // answer holds the exit up for the grace period at most.
     stops.http.cancel();
-    let _ = http.await;
+    if tokio::time::timeout(args.shutdown_grace, http)
+        .await
+        .is_err()
+    {
+        tracing::warn!("http connections still open after the grace period; closing them");
+    }
     // 7.5 The database last.
     store.close().await;
     if let Some(c) = cluster.as_mut() {

@@ -446,17 +446,40 @@ pub struct NetArgs {
     #[arg(long, env = "PULSYON_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
 
-    /// Most connections to the gRPC port at once (0: the open-file limit less
-    /// 1,024 kept for the database, files and the HTTP port). Past it new
-    /// connections are closed at once, counted and logged.
+    /// Most connections to the gRPC port at once (0: three quarters of the
+    /// open-file limit less 1,024 kept for the database and files; the HTTP
+    /// port has the other quarter). Past it new connections are closed at
+    /// once, counted and logged.
     #[arg(long, env = "PULSYON_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
 
-    /// How long a new connection has to send its first request (on the gRPC
-    /// port the HTTP/2 preface, then a request's headers, TLS handshakes having
-    /// 10 s of their own; on the HTTP port the first request's head).
+    /// How long a new connection has to send its first request (the HTTP/2
+    /// preface, then a request's headers, or an HTTP/1.1 request head; TLS
+    /// handshakes have 10 s of their own). On the HTTP port also the longest
+    /// wait for every later HTTP/1.1 request head, kept-alive or trickled.
     #[arg(long, env = "PULSYON_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub first_request_timeout: Duration,
+
+    /// Most connections to the HTTP port at once (0: a quarter of the
+    /// open-file limit less 1,024). Past it the oldest connection that has
+    /// not sent a request is closed to make room, or else the new one.
+    #[arg(long, env = "PULSYON_HTTP_MAX_CONNECTIONS", default_value_t = 0)]
+    pub http_max_connections: usize,
+
+    /// An HTTP/2 connection to the HTTP port with no request in flight this
+    /// long is closed.
+    #[arg(long, env = "PULSYON_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_idle_timeout: Duration,
+
+    /// PEM certificate chain: serve the HTTP port over TLS (with
+    /// --http-tls-key; ALPN h2 and http/1.1; the session cookie is then
+    /// `Secure`). May be the same files as --tls-cert.
+    #[arg(long, env = "PULSYON_HTTP_TLS_CERT", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --http-tls-cert.
+    #[arg(long, env = "PULSYON_HTTP_TLS_KEY", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
 }
 
 /// The ingest pipeline and the writer.
@@ -888,6 +911,7 @@ impl ServeArgs {
             ("--ingest-idle-timeout", self.ingest.ingest_idle_timeout),
             ("--key-cache-ttl", self.key_cache_ttl),
             ("--first-request-timeout", self.net.first_request_timeout),
+            ("--http-idle-timeout", self.net.http_idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(format!("invalid {name}: must be more than 0"));

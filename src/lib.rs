@@ -36,6 +36,7 @@ pub mod config;
 pub mod detect;
 pub mod diagnostics;
 pub mod domain;
+pub mod edge;
 pub mod incidents;
 pub mod ingest;
 pub mod ops;

@@ -106,6 +106,14 @@ impl<S: Connected> Connected for Coalesced<S> {
     }
 }
 
+impl<S: Connected> Connected for crate::edge::Guarded<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.get_ref().connect_info()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ pub struct IncidentsService {
     /// Signs and verifies page tokens.
     pub tokens: Arc<super::tokens::PageTokens>,
     /// Bounds each tenant's concurrent queries.
-    pub gate: Arc<super::gate::QueryGate>,
+    pub gate: Arc<crate::query::gate::QueryGate>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -305,7 +305,10 @@ impl Incidents for IncidentsService {
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         let (from, to) = convert::time_range(
@@ -335,7 +338,10 @@ impl Incidents for IncidentsService {
         request: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::GetIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let id = incident_id(&request.get_ref().incident_id)?;
         let (incident, alerts, timeline) = self
             .store
@@ -367,7 +373,10 @@ impl Incidents for IncidentsService {
         request: Request<pb::AcknowledgeIncidentRequest>,
     ) -> Result<Response<pb::AcknowledgeIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let incident = self
             .by_hand(
@@ -388,7 +397,10 @@ impl Incidents for IncidentsService {
         request: Request<pb::ResolveIncidentRequest>,
     ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let incident = self
             .by_hand(caller.tenant_id, &req.incident_id, true, &req.by, &req.note)
@@ -403,7 +415,10 @@ impl Incidents for IncidentsService {
         request: Request<pb::GetIncidentSummaryRequest>,
     ) -> Result<Response<pb::GetIncidentSummaryResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let window = match request.into_inner().window {
             None => 7 * DAY,
             Some(d) if d.seconds == 0 && d.nanos == 0 => 7 * DAY,

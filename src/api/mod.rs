@@ -9,9 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod coalesce;
 pub mod codec;
-pub mod conn;
 pub mod convert;
-pub mod gate;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
@@ -54,7 +52,7 @@ pub enum ApiError {
     Transport(#[from] tonic::transport::Error),
     /// The TLS material cannot be used.
     #[error("tls: {0}")]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] crate::edge::tls::TlsError),
 }
 
 /// What the services need.
@@ -83,21 +81,12 @@ pub struct ApiDeps {
     /// Signs and verifies page tokens (the key shared through the database).
     pub tokens: Arc<tokens::PageTokens>,
     /// Bounds each tenant's concurrent queries.
-    pub gate: Arc<gate::QueryGate>,
+    pub gate: Arc<crate::query::gate::QueryGate>,
     /// Bounds on connections (how many, how soon the first request).
-    pub connections: conn::ConnLimits,
+    pub connections: crate::edge::ConnLimits,
 }
 
-/// PEM material for TLS on the gRPC port, read at start-up.
-#[derive(Debug, Clone)]
-pub struct TlsMaterial {
-    /// Certificate chain.
-    pub cert: Vec<u8>,
-    /// Private key.
-    pub key: Vec<u8>,
-    /// CA bundle for client certificates; `Some` requires them (mutual TLS).
-    pub client_ca: Option<Vec<u8>>,
-}
+pub use crate::edge::tls::TlsMaterial;
 
 pub use codec::{MAX_MESSAGE_BYTES, TRANSPORT_MAX_MESSAGE_BYTES};
 
@@ -244,7 +233,8 @@ pub async fn serve(
                                     continue;
                                 };
                                 let _ = tcp.set_nodelay(true);
-                                let conn = conn::Guarded::new(coalesce::Coalesced::new(tcp), slot);
+                                let conn =
+                                    crate::edge::Guarded::new(coalesce::Coalesced::new(tcp), slot);
                                 return Some((Ok::<_, std::io::Error>(conn), (listener, limits)));
                             }
                             Err(err) => {

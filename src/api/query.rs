@@ -40,7 +40,7 @@ pub struct QueryService {
     /// Signs and verifies page tokens.
     pub tokens: Arc<super::tokens::PageTokens>,
     /// Bounds each tenant's concurrent queries.
-    pub gate: Arc<super::gate::QueryGate>,
+    pub gate: Arc<crate::query::gate::QueryGate>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -286,7 +286,10 @@ impl Query for QueryService {
         request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let now = OffsetDateTime::now_utc();
         let services = self
             .store
@@ -330,7 +333,10 @@ impl Query for QueryService {
         request: Request<pb::QueryEventsRequest>,
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let limits = &caller.limits;
         let mut filter = event_filter(&req, OffsetDateTime::now_utc(), limits.max_query_range)?;
@@ -397,7 +403,10 @@ impl Query for QueryService {
         request: Request<pb::GetServiceHealthRequest>,
     ) -> Result<Response<pb::GetServiceHealthResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let window = match req.window {
             None => HOUR,
@@ -440,7 +449,10 @@ impl Query for QueryService {
         request: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let service =
             text_filter("service", req.service)?.ok_or_else(|| invalid("service", "required"))?;
@@ -481,7 +493,10 @@ impl Query for QueryService {
         request: Request<pb::ListFailedEventsRequest>,
     ) -> Result<Response<pb::ListFailedEventsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let reason = match req.reason {
             0 => None,
@@ -534,7 +549,10 @@ impl Query for QueryService {
         request: Request<pb::GetFailedEventRequest>,
     ) -> Result<Response<pb::GetFailedEventResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let id: i64 = request
             .into_inner()
             .failed_id
@@ -555,7 +573,10 @@ impl Query for QueryService {
         request: Request<pb::GetIngestStatsRequest>,
     ) -> Result<Response<pb::GetIngestStatsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self.gate.enter(&caller)?;
+        let _running = self
+            .gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let (from, to) = convert::time_range(
             req.range.as_ref(),

@@ -45,6 +45,14 @@ pub fn refused_by(cause: ThrottleCause, message: String, delay: Duration) -> Sta
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
+/// A query past its tenant's concurrent bound: RESOURCE_EXHAUSTED with RetryInfo.
+pub fn from_busy(busy: crate::query::gate::Busy) -> Status {
+    retry_in(
+        format!("{busy}; retry in {} ms", busy.retry_after.as_millis()),
+        busy.retry_after,
+    )
+}
+
 /// Maps a refused caller: UNAUTHENTICATED for the key, PERMISSION_DENIED
 /// for its scope.
 pub fn from_auth(err: AuthError) -> Status {

@@ -8,76 +8,26 @@
 //! server a connection whose handshake failed, nor keep accepting after the
 //! server has stopped taking connections.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{io, time::Duration};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{
-        RootCertStore, ServerConfig,
-        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-        server::WebPkiClientVerifier,
-    },
-    server::TlsStream,
-};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 
-use super::{TlsMaterial, coalesce::Coalesced, conn::Guarded};
+use super::coalesce::Coalesced;
+use crate::edge::{
+    Guarded,
+    tls::{TlsError, TlsMaterial},
+};
 
 /// Longest a client may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections handshaken but not yet taken by the server.
 const READY: usize = 64;
 
-/// Why the TLS material cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A PEM file holds no usable certificate or key.
-    #[error("{0}")]
-    Pem(String),
-    /// rustls refused the configuration.
-    #[error("tls configuration: {0}")]
-    Config(String),
-}
-
-/// The server's TLS configuration: its identity, HTTP/2 by ALPN, and client
-/// certificates from `client_ca` required when it is set (mutual TLS).
+/// The gRPC port's TLS configuration: HTTP/2 by ALPN.
 pub fn acceptor(tls: &TlsMaterial) -> Result<TlsAcceptor, TlsError> {
-    let certs = certificates("--tls-cert", &tls.cert)?;
-    let key = PrivateKeyDer::from_pem_slice(&tls.key)
-        .map_err(|err| TlsError::Pem(format!("--tls-key: no private key ({err})")))?;
-    let builder = ServerConfig::builder();
-    let builder = match &tls.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            let (added, _) = roots.add_parsable_certificates(certificates("--tls-client-ca", ca)?);
-            if added == 0 {
-                return Err(TlsError::Pem(
-                    "--tls-client-ca: no usable CA certificate".into(),
-                ));
-            }
-            let verifier = WebPkiClientVerifier::builder(roots.into())
-                .build()
-                .map_err(|err| TlsError::Config(err.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|err| TlsError::Config(err.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-fn certificates(flag: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| TlsError::Pem(format!("{flag}: {err}")))?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem(format!("{flag}: no certificate")));
-    }
-    Ok(certs)
+    crate::edge::tls::acceptor(tls, &[b"h2"])
 }
 
 /// The connections of `listener`, each after its TLS handshake, wrapped for
@@ -85,7 +35,7 @@ fn certificates(flag: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, 
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    limits: super::conn::ConnLimits,
+    limits: crate::edge::ConnLimits,
 ) -> impl Stream<Item = io::Result<Guarded<Coalesced<TlsStream<TcpStream>>>>> {
     let (ready, rx) = tokio::sync::mpsc::channel(READY);
     tokio::spawn(async move {
@@ -128,23 +78,4 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(rx)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unusable_material_is_refused_with_the_flag_named() {
-        let material = TlsMaterial {
-            cert: b"not a certificate".to_vec(),
-            key: Vec::new(),
-            client_ca: None,
-        };
-        let Err(err) = acceptor(&material) else {
-            panic!("accepted material without a certificate");
-        };
-        let err = err.to_string();
-        assert!(err.contains("--tls-cert"), "{err}");
-    }
 }

@@ -7,6 +7,8 @@
 //! rescanning raw events; every call is confined to one tenant by the
 //! store's row-level security.
 
+pub mod gate;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use time::OffsetDateTime;

@@ -1,12 +1,13 @@
-//! The dashboard's JSON API under `/api/v1/`. Each handler finds the
-//! session of the request's cookie (`session`), checks its role, and calls
+//! The dashboard's JSON API under `/api/v1/`. Each handler takes its
+//! `Caller` (the session of the request's cookie, holding a slot of the
+//! tenant's concurrent-query bound that the gRPC doors share), checks its role, and calls
 //! the same query (src/query) and store functions as the gRPC services with
 //! the session's tenant: the store's row-level security confines every
 //! answer to it. Errors are `{"error": ...}` with the HTTP status that fits.
 //!
 //! `/api/v1/session`: `POST` logs in (`{"tenant", "user", "password"}` or
 //! `{"api_key"}`) and sets the session cookie (`HttpOnly`,
-//! `SameSite=Strict`, `Path=/`; a random token whose SHA-256 alone is
+//! `SameSite=Strict`, `Path=/`, and `Secure` with TLS; a random token whose SHA-256 alone is
 //! stored, `crate::auth::Logins`); `GET` says who (`logged_in` false
 //! without a live session); `DELETE` logs out.
 
@@ -90,6 +91,8 @@ pub(super) enum ApiError {
     Invalid(String),
     /// A body that cannot be read: its status and why.
     Body(StatusCode, String),
+    /// The tenant runs its most queries at once.
+    Busy(crate::query::gate::Busy),
 }
 
 impl From<LoginError> for ApiError {
@@ -145,6 +148,15 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(why) => error(StatusCode::NOT_FOUND, why),
             ApiError::Invalid(why) => error(StatusCode::BAD_REQUEST, why),
             ApiError::Body(status, why) => error(status, why),
+            ApiError::Busy(busy) => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, &busy);
+                // Whole seconds only: a shorter delay rounds up to one.
+                let secs = busy.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                response
+            }
         }
     }
 }
@@ -162,6 +174,37 @@ pub(super) fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// The caller of a JSON API read or change: the request's live session,
+/// with a slot of its tenant's concurrent-query bound held until the
+/// handler returns (past the bound: 429 with `Retry-After`). Every handler
+/// but the session's own and the event stream (which holds no query while
+/// it idles) takes one.
+pub(super) struct Caller {
+    /// Who: tenant, actor, role.
+    pub session: SessionInfo,
+    /// The query slot, given back when the handler ends.
+    _running: crate::query::gate::Running,
+}
+
+impl axum::extract::FromRequestParts<Dashboard> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        d: &Dashboard,
+    ) -> Result<Caller, ApiError> {
+        let session = session(d, &parts.headers).await?;
+        let running = d
+            .gate
+            .enter(session.tenant_id, &session.tenant_name)
+            .map_err(ApiError::Busy)?;
+        Ok(Caller {
+            session,
+            _running: running,
+        })
+    }
 }
 
 /// The live session of the request, or why there is none.
@@ -244,13 +287,20 @@ async fn login(State(d): State<Dashboard>, headers: HeaderMap, body: Bytes) -> A
     tracing::info!(tenant = %made.info.tenant_name, actor = %made.info.actor, "dashboard login");
     let mut response = reply(StatusCode::OK, described(&made.info));
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={seconds}",
-        made.token
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={seconds}{}",
+        made.token,
+        secure(&d)
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// The cookie's `Secure` attribute when the port serves TLS (a browser
+/// then never sends the session over plaintext).
+fn secure(d: &Dashboard) -> &'static str {
+    if d.tls { "; Secure" } else { "" }
 }
 
 /// Who the cookie's session is; `{"logged_in": false}` without one (the
@@ -269,7 +319,10 @@ async fn logout(State(d): State<Dashboard>, headers: HeaderMap) -> Answer {
     let token = cookie_token(&headers).ok_or(LoginError::NoSession)?;
     d.logins.logout(&token).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let gone = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let gone = format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure(&d)
+    );
     if let Ok(v) = HeaderValue::from_str(&gone) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -312,10 +365,9 @@ fn rank(v: Verdict) -> u8 {
 /// worst first, with its recent buckets.
 async fn overview(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Query(range): Query<Range>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     let (name, window) = range.window()?;
     let now = OffsetDateTime::now_utc();
     let tenant = session.tenant_id;
@@ -371,10 +423,9 @@ struct IncidentsQuery {
 /// moment of the read (the event stream resumes after it).
 async fn incidents(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Query(q): Query<IncidentsQuery>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     // The sequence before the read: an update after it is sent by the
     // stream even if the read saw it already (applying it twice is harmless).
     let (_, seq) = d.store.update_seq_bounds().await?;
@@ -440,10 +491,9 @@ fn incident_id(id: &str) -> Result<i64, ApiError> {
 /// One incident: its alerts with their explanations and its timeline.
 async fn incident(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     let id = incident_id(&id)?;
     let (incident, alerts, timeline) = d.store.incident(session.tenant_id, id).await?;
     let explanation = alerts
@@ -472,6 +522,7 @@ struct Note {
 /// optional note: a responder's or admin's act, recorded under their name.
 async fn by_hand(
     State(d): State<Dashboard>,
+    Caller { session, .. }: Caller,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
@@ -481,7 +532,6 @@ async fn by_hand(
         "resolve" => true,
         _ => return Err(ApiError::NotFound("no such action: acknowledge or resolve")),
     };
-    let session = session(&d, &headers).await?;
     if session.role < Role::Responder {
         return Err(ApiError::Forbidden(
             "a viewer may not acknowledge or resolve incidents",
@@ -513,11 +563,10 @@ async fn by_hand(
 /// to a day, hours past it), its endpoints, its recent 5xx and incidents.
 async fn service(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Path(service): Path<String>,
     Query(range): Query<Range>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     let (name, window) = range.window()?;
     let tenant = session.tenant_id;
     let now = OffsetDateTime::now_utc();
@@ -586,10 +635,9 @@ async fn service(
 /// in total, the latest dead letters, this process's writer queue.
 async fn ingest(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Query(range): Query<Range>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     let (name, window) = range.window()?;
     let tenant = session.tenant_id;
     let now = OffsetDateTime::now_utc();
@@ -621,10 +669,9 @@ async fn ingest(
 /// One dead letter with its payload (on demand: lists leave it out).
 async fn failed_event(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    Caller { session, .. }: Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let session = session(&d, &headers).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::Invalid("not a dead letter id".into()))?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Extension, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -69,7 +69,7 @@ fn sequence(text: &str) -> Result<i64, api::ApiError> {
 
 pub(super) async fn stream(
     State(d): State<Dashboard>,
-    direct: Option<Extension<super::conn::Direct>>,
+    version: axum::http::Version,
     headers: HeaderMap,
     Query(start): Query<Start>,
 ) -> Result<Response, api::ApiError> {
@@ -126,10 +126,12 @@ pub(super) async fn stream(
             None
         }
     };
-    // Served by the connection loop of conn.rs, or on a connection hyper
-    // serves, which holds more memory while idle.
-    let served = if direct.is_some() { "direct" } else { "hyper" };
-    metrics::counter!("pulsyon_dashboard_streams_total", "served" => served).increment(1);
+    let http = if version == axum::http::Version::HTTP_2 {
+        "2"
+    } else {
+        "1.1"
+    };
+    metrics::counter!("pulsyon_dashboard_streams_total", "http" => http).increment(1);
     let opening =
         futures_util::stream::iter(first.into_iter().map(Ok::<_, std::convert::Infallible>));
     let items = futures_util::stream::unfold(feed, |state| async move {

@@ -14,9 +14,9 @@
 
 mod api;
 mod assets;
-mod conn;
 mod events;
 mod json;
+mod serve;
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,7 +31,6 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -43,6 +42,7 @@ use crate::{
 };
 
 pub use events::render_update;
+pub use serve::{BODY_TIMEOUT, Edge, spawn};
 
 /// What the dashboard reads and acts on.
 #[derive(Clone)]
@@ -59,6 +59,10 @@ pub struct Dashboard {
     pub heartbeat: Duration,
     /// Cancelled when the server stops: event streams end.
     pub shutdown: CancellationToken,
+    /// The port serves TLS: the session cookie is `Secure`.
+    pub tls: bool,
+    /// The per-tenant bound on concurrent queries (shared with the gRPC door).
+    pub gate: Arc<crate::query::gate::QueryGate>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -113,49 +117,10 @@ pub fn router(
     }
     router
         .fallback(not_found)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            serve::BODY_TIMEOUT,
+        ))
         .layer(middleware::from_fn(access_log))
-}
-
-/// Serves `router` on `listener` until `stop` is cancelled; then lets the
-/// requests in flight finish (event streams end with the server's streams).
-/// A connection whose first request's head has not come within
-/// `first_request` is closed.
-///
-/// Connections of its own rather than `axum::serve`: plain requests are
-/// answered by the connection loop of `conn.rs`, which holds no buffer
-/// while a connection idles (an event stream's), the rest by hyper.
-pub fn spawn(
-    listener: TcpListener,
-    router: Router,
-    first_request: Duration,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let connections = tokio_util::task::TaskTracker::new();
-        loop {
-            let (stream, _) = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "http accept failed");
-                        // Out of descriptors, most likely: let some close.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            connections.spawn(conn::serve(
-                stream,
-                router.clone(),
-                first_request,
-                stop.clone(),
-            ));
-        }
-        connections.close();
-        connections.wait().await;
-    })
 }
 
 async fn serve_door(door: Arc<dyn Door>, request: Request) -> Response {
