@@ -418,3 +418,100 @@ async fn one_tenants_json_reads_past_its_bound_get_429_while_another_tenant_is_s
     }
     assert_eq!(get(a, "/api/v1/overview").await.unwrap().0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_a_large_json_answer_is_written_lets_it_arrive_whole() {
+    use pulsyon::proto::v1 as pb;
+    let db = TestDb::new().await;
+    let key = common::create_tenant(&db.url, "acme");
+    let mut server = start(&db, &[]);
+    // A thousand services make the overview a JSON answer of some 300 KB.
+    let mut ingest = pb::ingest_client::IngestClient::new(server.channel().await);
+    let events = (0..1_000)
+        .map(|i| pb::Event {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            time: Some(common::ts(std::time::SystemTime::now())),
+            service: format!("service-{i:04}-with-a-long-name-to-make-the-answer-large"),
+            endpoint: "/api/v1/things/{id}".into(),
+            status_code: 200,
+            latency_ms: 10.0,
+            ..Default::default()
+        })
+        .collect();
+    let batch = pb::EventBatch {
+        producer_id: "p".into(),
+        seq: 1,
+        events,
+    };
+    assert_eq!(
+        common::publish(&mut ingest, &key, batch).await.accepted,
+        1_000
+    );
+    let cookie = login_with_key(&server.http, &key).await;
+    let request = format!(
+        "GET /api/v1/overview?range=1h HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
+    );
+    // Until the rollups hold every service.
+    loop {
+        let (_, _, body) = common::http(
+            &server.http,
+            "GET",
+            "/api/v1/overview?range=1h",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["services"].as_array().is_some_and(|s| s.len() == 1_000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A client with a small window reads the head and a little, then the
+    // server is told to stop while most of the answer is still unwritten.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.http.parse().unwrap()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = vec![0u8; 4096];
+    let n = stream.read(&mut bytes).await.unwrap();
+    bytes.truncate(n);
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    // Until the port stops accepting: its shutdown has begun, this
+    // connection's included.
+    while TcpStream::connect(&server.http).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest))
+        .await
+        .expect("the answer ends")
+        .unwrap();
+    bytes.extend_from_slice(&rest);
+    let text = String::from_utf8(bytes).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .expect("a length")
+        .parse()
+        .unwrap();
+    assert!(length > 200_000, "a large answer: {length} bytes");
+    assert_eq!(body.len(), length, "the whole answer arrived");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["services"].as_array().unwrap().len(), 1_000);
+    let status = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits");
+    assert!(status.success(), "{status}");
+}
