@@ -9,7 +9,8 @@ Reads every `crate::<module>` reference of each top-level module of `src/`
 - `store` uses anything but `domain` and `stats` (no stage is imported by
   the database layer);
 - a crate that speaks a transport or a database is named outside its module
-  (tonic/prost: `api`, `proto`; sqlx: `store`; redis: `redis`; axum: `web`).
+  (tonic/prost: `api`, `proto`; sqlx: `store`; redis: `redis`; axum: `web`;
+  hyper and http: `api` and `web`).
 Prints the graph with `-v`.
 """
 import os
@@ -26,6 +27,12 @@ OWNERS = {
     "sqlx": {"store"},
     "redis": {"redis"},
     "axum": {"web"},
+    # HTTP itself: the doors that speak it (gRPC and OTLP in api, the HTTP port in web).
+    "hyper": {"api", "web"},
+    "hyper_util": {"api", "web"},
+    "http": {"api", "web"},
+    "http_body": {"api", "web"},
+    "http_body_util": {"api", "web"},
 }
 
 

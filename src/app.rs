@@ -29,7 +29,7 @@ use crate::{
     },
     domain::{ApiKeySecret, Role, Scope},
     incidents::hub::{Hub, Rendered},
-    ops::{self, Readiness},
+    ops::Readiness,
     store::{
         self, Store, StoreError,
         embedded::{Cluster, EmbeddedError},
@@ -628,13 +628,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.key_cache_ttl,
         args.tenant_limits(),
     ));
-    let doors: Vec<Arc<dyn ops::Door>> = match &pipeline {
-        Some(pipeline) => vec![Arc::new(api::otlp_http::OtlpHttp {
-            service: api::otlp::OtlpService {
-                auth: auth.clone(),
-                pipeline: pipeline.clone(),
-            },
-        })],
+    let doors: Vec<crate::web::HttpDoor> = match &pipeline {
+        Some(pipeline) => vec![crate::web::HttpDoor {
+            path: api::otlp_http::TRACES_PATH,
+            service: tower::util::BoxCloneSyncService::new(api::otlp_http::OtlpHttp {
+                service: api::otlp::OtlpService {
+                    auth: auth.clone(),
+                    pipeline: pipeline.clone(),
+                },
+            }),
+        }],
         None => Vec::new(),
     };
     // One bound on a tenant's concurrent queries, shared by both doors.

@@ -1,17 +1,9 @@
 //! What the HTTP port (src/web) serves for the other modules: the
-//! readiness flags `/readyz` answers from, and `Door`, an HTTP door of
-//! another module (such as OTLP/HTTP's `POST /v1/traces`) served at one
-//! path. The probes must never block or share state with the gRPC path
-//! beyond the `Readiness` flags.
+//! readiness flags `/readyz` answers from. The probes must never block or
+//! share state with the gRPC path beyond the `Readiness` flags. (Another
+//! module's HTTP door is a `tower::Service`, `web::HttpDoor`.)
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::atomic::{AtomicBool, AtomicU8, Ordering},
-};
-
-use bytes::Bytes;
-use http_body_util::{Full, combinators::UnsyncBoxBody};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Whether the process should receive traffic.
 #[derive(Debug, Default)]
@@ -53,18 +45,4 @@ impl Readiness {
             && self.dependencies_up()
             && !self.stopping.load(Ordering::Relaxed)
     }
-}
-
-/// The body of a request a door receives.
-pub type DoorBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// An HTTP door served on the HTTP port at one path.
-pub trait Door: Send + Sync {
-    /// The path it answers.
-    fn path(&self) -> &'static str;
-    /// Answers one request of that path.
-    fn handle(
-        &self,
-        request: hyper::Request<DoorBody>,
-    ) -> Pin<Box<dyn Future<Output = hyper::Response<Full<Bytes>>> + Send + '_>>;
 }

@@ -8,10 +8,13 @@
 //! (throttled) and 503 (overloaded, unavailable) with `Retry-After`. The key
 //! is checked before the body is read.
 
-use std::{future::Future, io::Read, pin::Pin, time::Duration};
+use std::{convert::Infallible, future::Future, io::Read, pin::Pin, time::Duration};
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, Response, StatusCode, body::Bytes};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Body, Bytes},
+};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -23,7 +26,6 @@ use crate::{
         WriteError,
         admit::{AckError, Refused},
     },
-    ops::{Door, DoorBody},
 };
 
 /// The path of trace exports.
@@ -122,7 +124,9 @@ fn from_refusal(r: Refusal) -> Failure {
     }
 }
 
-/// The OTLP/HTTP trace door.
+/// The OTLP/HTTP trace door: a `tower::Service` the HTTP port mounts at
+/// [`TRACES_PATH`].
+#[derive(Clone)]
 pub struct OtlpHttp {
     /// The export both OTLP doors share.
     pub service: OtlpService,
@@ -190,11 +194,15 @@ impl OtlpHttp {
             .map_err(from_auth)
     }
 
-    async fn export(
+    async fn export<B>(
         &self,
-        request: Request<DoorBody>,
+        request: Request<B>,
         encoding: Encoding,
-    ) -> Result<Response<Full<Bytes>>, Failure> {
+    ) -> Result<Response<Full<Bytes>>, Failure>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // The key before the body: nothing is read for a caller without one
         // (the head apart: the body is not shared between threads).
         let (head, body) = request.into_parts();
@@ -258,16 +266,35 @@ impl OtlpHttp {
     }
 }
 
-impl Door for OtlpHttp {
-    fn path(&self) -> &'static str {
-        TRACES_PATH
+impl<B> tower::Service<Request<B>> for OtlpHttp
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
     }
 
-    fn handle(
-        &self,
-        request: Request<DoorBody>,
-    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
-        Box::pin(async move {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let door = self.clone();
+        Box::pin(async move { Ok(door.handle(request).await) })
+    }
+}
+
+impl OtlpHttp {
+    async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        {
             let content_type = request
                 .headers()
                 .get("content-type")
@@ -301,7 +328,7 @@ impl Door for OtlpHttp {
                 Ok(response) => response,
                 Err(failure) => fail(failure, encoding),
             }
-        })
+        }
     }
 }
 

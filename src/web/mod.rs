@@ -1,6 +1,7 @@
 //! The HTTP port (`--http-addr`), on axum: the probes and metrics
 //! (`/metrics`, `/healthz`, `/readyz`), the HTTP doors of other modules
-//! (`ops::Door`, such as OTLP/HTTP's `POST /v1/traces`), and, with the web
+//! ([`HttpDoor`]: a `tower::Service` at a path, such as OTLP/HTTP's
+//! `POST /v1/traces`), and, with the web
 //! role, the dashboard: its pages (embedded in the binary, `assets.rs`),
 //! its JSON API under `/api/v1/` (`api.rs`: the same query and store
 //! functions as the gRPC services, checked against the session's tenant and
@@ -27,9 +28,8 @@ use axum::{
     http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::get,
 };
-use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -37,12 +37,25 @@ use crate::{
     auth::Logins,
     incidents::hub::{Hub, Rendered},
     ingest::Admission,
-    ops::{Door, DoorBody, Readiness},
+    ops::Readiness,
     store::Store,
 };
 
 pub use events::render_update;
 pub use serve::{BODY_TIMEOUT, Edge, spawn};
+
+/// Another module's HTTP door: a service mounted at `path` (every method;
+/// the door answers the ones it does not take).
+pub struct HttpDoor {
+    /// The path it answers.
+    pub path: &'static str,
+    /// The door.
+    pub service: tower::util::BoxCloneSyncService<
+        Request,
+        axum::http::Response<http_body_util::Full<bytes::Bytes>>,
+        std::convert::Infallible,
+    >,
+}
 
 /// What the dashboard reads and acts on.
 #[derive(Clone)]
@@ -88,7 +101,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub fn router(
     metrics: PrometheusHandle,
     readiness: Arc<Readiness>,
-    doors: Vec<Arc<dyn Door>>,
+    doors: Vec<HttpDoor>,
     dashboard: Option<Dashboard>,
 ) -> Router {
     let probes = Probes { metrics, readiness };
@@ -98,13 +111,9 @@ pub fn router(
         .route("/readyz", get(readyz))
         .with_state(probes);
     for door in doors {
-        let path = door.path();
-        router = router.route(
-            path,
-            any(move |request: Request| {
-                let door = door.clone();
-                async move { serve_door(door, request).await }
-            }),
+        router = router.route_service(
+            door.path,
+            tower::ServiceExt::map_response(door.service, |r| r.map(Body::new)),
         );
     }
     if let Some(dashboard) = dashboard {
@@ -121,12 +130,6 @@ pub fn router(
             serve::BODY_TIMEOUT,
         ))
         .layer(middleware::from_fn(access_log))
-}
-
-async fn serve_door(door: Arc<dyn Door>, request: Request) -> Response {
-    let request =
-        request.map(|body| -> DoorBody { body.map_err(std::io::Error::other).boxed_unsync() });
-    door.handle(request).await.map(Body::new)
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
