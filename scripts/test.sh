@@ -59,7 +59,7 @@ fi
 say "summary (also in target/test-logs/summary.txt)"
 {
   # Each Rust test binary's result line, named by its binary.
-  awk '/^ *Running / { name = $2 } /^ *Doc-tests / { name = "doc-tests " $2 }
+  awk '/^ *Running / { name = ($2 == "unittests") ? $3 : $2 } /^ *Doc-tests / { name = "doc-tests " $2 }
        /^test result:/ { sub(/^test result: /, ""); printf "  %-44s %s\n", name, $0 }' "$log_dir/rust.log" || true
   printf '%s\n' "${summary[@]}"
 } | tee "$log_dir/summary.txt"

@@ -687,7 +687,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the page-token secret")?;
     let deps = ApiDeps {
         roles,
-        tokens: Arc::new(api::tokens::PageTokens::new(&token_secret)),
+        tokens: Arc::new(
+            api::tokens::PageTokens::new(&token_secret)
+                .map_err(|e| anyhow::anyhow!("the page-token secret: {e}"))?,
+        ),
         gate: gate.clone(),
         connections: {
             let max = connection_limit(args.net.max_connections, 3);

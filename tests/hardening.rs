@@ -706,7 +706,9 @@ async fn page_tokens_are_signed_and_a_forged_range_past_the_cap_is_refused() {
             .fetch_one(&pg)
             .await
             .unwrap();
-    let signed = pulsyon::api::tokens::PageTokens::new(&secret).sign(forged_body);
+    let signed = pulsyon::api::tokens::PageTokens::new(&secret)
+        .unwrap()
+        .sign(forged_body);
     let err = query
         .query_events(authed(page(signed), &key))
         .await

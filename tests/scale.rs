@@ -805,20 +805,32 @@ async fn an_ingest_process_killed_mid_load_the_sdk_goes_on_through_the_other() {
             client.send(e).await.unwrap();
         }
         if round == 10 {
-            // Kill the process that serves the stream (the one appending).
-            let mut appended = Vec::new();
-            for node in &ingest {
-                let metrics = common::http_get(&format!("http://{}/metrics", node.http)).await;
-                appended.push(
-                    metrics
-                        .lines()
-                        .find_map(|l| l.strip_prefix("pulsyon_buffer_appended_total "))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0),
+            // Kill the process that serves the stream (the one appending),
+            // once it has appended: on a slow machine the SDK's first batch
+            // may not have gone out yet.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let appended = loop {
+                let mut appended = Vec::new();
+                for node in &ingest {
+                    let metrics = common::http_get(&format!("http://{}/metrics", node.http)).await;
+                    appended.push(
+                        metrics
+                            .lines()
+                            .find_map(|l| l.strip_prefix("pulsyon_buffer_appended_total "))
+                            .and_then(|v| v.trim().parse::<f64>().ok())
+                            .unwrap_or(0.0),
+                    );
+                }
+                if appended.iter().any(|&n| n > 0.0) {
+                    break appended;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no batch appended: {appended:?}"
                 );
-            }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             let serving = if appended[0] >= appended[1] { 0 } else { 1 };
-            assert!(appended[serving] > 0.0, "{appended:?}");
             ingest[serving].signal(nix::sys::signal::Signal::SIGKILL);
             ingest[serving].wait_exit(Duration::from_secs(10));
         }

@@ -30,12 +30,12 @@ impl std::fmt::Debug for PageTokens {
 }
 
 impl PageTokens {
-    /// Tokens under `secret` (32 bytes or more).
-    pub fn new(secret: &[u8]) -> PageTokens {
-        PageTokens {
-            // HMAC takes a key of any length.
-            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
-        }
+    /// Tokens under `secret` (32 bytes or more; HMAC takes a key of any
+    /// length, so an error here is a bug of the crate's).
+    pub fn new(secret: &[u8]) -> Result<PageTokens, hmac::digest::InvalidLength> {
+        Ok(PageTokens {
+            mac: Hmac::<Sha256>::new_from_slice(secret)?,
+        })
     }
 
     fn tag(&self, body: &str) -> [u8; 32] {
@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn hmac_matches_the_rfc_4231_vector() {
         // RFC 4231 test case 2: key "Jefe".
-        let tokens = PageTokens::new(b"Jefe");
+        let tokens = PageTokens::new(b"Jefe").unwrap();
         let tag = tokens.tag("what do ya want for nothing?");
         let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_signed_token_opens_and_any_change_is_refused() {
-        let tokens = PageTokens::new(&[7; 32]);
+        let tokens = PageTokens::new(&[7; 32]).unwrap();
         let signed = tokens.sign("18f3a.2a".into());
         assert_eq!(tokens.open(&signed).unwrap(), "18f3a.2a");
         assert_eq!(tokens.open("").unwrap(), "");
@@ -113,6 +113,6 @@ mod tests {
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
         }
         // Another server secret: refused.
-        assert!(PageTokens::new(&[8; 32]).open(&signed).is_err());
+        assert!(PageTokens::new(&[8; 32]).unwrap().open(&signed).is_err());
     }
 }
