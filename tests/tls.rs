@@ -141,3 +141,105 @@ async fn tls_and_mutual_tls_admit_only_the_right_clients() {
         "no client certificate: refused"
     );
 }
+
+/// A TLS connection to `addr` trusting `ca`, offering `alpn`.
+async fn tls_connect(
+    addr: &str,
+    ca: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls::{
+        ClientConfig, RootCertStore,
+        pki_types::{CertificateDer, ServerName, pem::PemObject},
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_over_tls_speaks_h2_and_http_1_1_and_its_session_cookie_is_secure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new().await;
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, _) = make_certs(certs.path());
+    let path = |name: &str| certs.path().join(name).to_str().unwrap().to_owned();
+    let (cert, key) = (path("server.pem"), path("server.key"));
+    let args = [
+        "--http-tls-cert",
+        cert.as_str(),
+        "--http-tls-key",
+        key.as_str(),
+    ];
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    });
+    let api_key = common::create_tenant(&db.url, "acme");
+
+    // HTTP/2 by ALPN: two requests on one connection.
+    let tls = tls_connect(&server.http, &ca, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    for _ in 0..2 {
+        let request = hyper::Request::get("https://localhost/healthz")
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            text.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(text, b"ok\n");
+    }
+
+    // HTTP/1.1 by ALPN: a login's cookie is Secure.
+    let mut tls = tls_connect(&server.http, &ca, &[b"http/1.1"]).await;
+    let body = serde_json::json!({ "api_key": api_key }).to_string();
+    tls.write_all(
+        format!(
+            "POST /api/v1/session HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie.contains("; secure"), "{cookie}");
+
+    // Plaintext on the TLS port gets no answer.
+    let mut plain = tokio::net::TcpStream::connect(&server.http).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    let _ = plain.read_to_end(&mut bytes).await;
+    assert!(!bytes.starts_with(b"HTTP/1.1 200"), "{bytes:?}");
+}
