@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's browser tests (tests/web): Playwright's runner (pinned in
 # package.json) driving Debian's Chromium against the real server built
-# here, with a database of its own on the test PostgreSQL. Screenshots of
+# here, with a database of its own on the test PostgreSQL, twice: over plain
+# HTTP/1.1, then with the HTTP port on TLS (HTTP/2 by ALPN, a demo certificate). Screenshots of
 # each page land in tests/web/.run/screenshots/ (scripts/refresh-dashboard-pictures.sh
 # writes them into docs/dashboard/). Installs Chromium with apt, Node.js 20+
 # and the npm tools, when they are missing; never downloads a browser.
@@ -20,4 +21,7 @@ cd "$root"
 cargo build --quiet --bin pulsyon
 export PULSYON_BIN="$root/target/debug/pulsyon"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+say "browser tests over plain HTTP/1.1"
 npx --no-install playwright test -c tests/web/playwright.config.js "$@"
+say "browser tests over TLS (HTTP/2 by ALPN)"
+PULSYON_WEB_TLS=1 npx --no-install playwright test -c tests/web/playwright.config.js "$@"

@@ -203,10 +203,13 @@ fn same_origin(request: &Request) -> bool {
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return true;
     };
+    // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` the
+    // request's URI carries.
     let host = request
         .headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
     let origin_host = origin
         .to_str()
         .ok()
@@ -251,5 +254,17 @@ mod tests {
         assert!(same_origin(&req(Some("http://127.0.0.1:9464"))));
         assert!(!same_origin(&req(Some("http://evil.example"))));
         assert!(!same_origin(&req(Some("null"))));
+        // HTTP/2: the host is the URI's authority.
+        let h2 = |origin: &str| {
+            Request::builder()
+                .method(Method::POST)
+                .version(axum::http::Version::HTTP_2)
+                .uri("https://127.0.0.1:9464/api/v1/session")
+                .header(header::ORIGIN, origin)
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert!(same_origin(&h2("https://127.0.0.1:9464")));
+        assert!(!same_origin(&h2("https://evil.example")));
     }
 }

@@ -15,7 +15,7 @@ module.exports = defineConfig({
   timeout: 180000,
   expect: { timeout: 60000 },
   reporter: [["list"]],
-  outputDir: require("node:path").join(__dirname, ".run", "results"),
+  outputDir: require("node:path").join(__dirname, ".run", process.env.PULSYON_WEB_TLS ? "results-tls" : "results"),
   use: {
     browserName: "chromium",
     launchOptions: {
@@ -24,6 +24,8 @@ module.exports = defineConfig({
         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     },
     viewport: { width: 1280, height: 900 },
+    // The TLS run's demo certificate (scripts/test-web.sh runs both).
+    ignoreHTTPSErrors: true,
     trace: "off",
   },
 });

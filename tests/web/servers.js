@@ -12,6 +12,12 @@ const root = path.resolve(__dirname, "..", "..");
 const runDir = path.join(__dirname, ".run");
 const statePath = path.join(runDir, "state.json");
 const bin = process.env.PULSYON_BIN || path.join(root, "target", "debug", "pulsyon");
+// PULSYON_WEB_TLS=1: the HTTP port serves TLS (a demo CA's certificate), so
+// the browser speaks HTTP/2 to it; this process's own requests (readiness,
+// OTLP spans) accept that certificate.
+const tls = Boolean(process.env.PULSYON_WEB_TLS);
+if (tls) process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+const scheme = tls ? "https" : "http";
 const PASSWORD = "correct horse battery staple";
 
 function cli(args, input) {
@@ -41,7 +47,7 @@ async function waitHealthy(http, timeoutMs) {
   const deadline = Date.now() + (timeoutMs || 60000);
   for (;;) {
     try {
-      const res = await fetch(`http://${http}/readyz`);
+      const res = await fetch(`${scheme}://${http}/readyz`);
       if (res.ok) return;
     } catch (_) { /* not yet */ }
     if (Date.now() > deadline) throw new Error(`server at ${http} never became ready`);
@@ -58,6 +64,7 @@ async function startServer(state, name) {
     "--grpc-addr", s.grpc, "--http-addr", s.http,
     "--detect-interval", "1s", "--rollup-interval", "200ms", "--watch-heartbeat", "2s",
     "--data-dir", path.join(runDir, name),
+    ...(state.tls ? ["--http-tls-cert", state.tls.cert, "--http-tls-key", state.tls.key] : []),
   ], { stdio: ["ignore", log, log], detached: false, env: { ...process.env, RUST_LOG: "info" } });
   child.unref();
   s.pid = child.pid;
@@ -90,7 +97,12 @@ async function setUp() {
   const dbName = `pulsyon_test_web_${process.pid}`;
   execFileSync("psql", [admin, "-qc", `CREATE DATABASE ${dbName}`]);
   const databaseUrl = admin.replace(/\/[^/]*$/, "/" + dbName);
-  const state = { admin, dbName, databaseUrl, password: PASSWORD, servers: {}, keys: {} };
+  const state = { admin, dbName, databaseUrl, password: PASSWORD, servers: {}, keys: {}, scheme };
+  if (tls) {
+    const certs = path.join(runDir, "certs");
+    execFileSync(path.join(root, "scripts", "make-demo-certs.sh"), [certs], { stdio: "ignore" });
+    state.tls = { cert: path.join(certs, "server.pem"), key: path.join(certs, "server.key") };
+  }
   writeState(state);
   cli(["migrate", "--database-url", databaseUrl]);
   for (const tenant of ["acme", "globex"]) {
@@ -124,4 +136,4 @@ async function tearDown() {
   } catch (_) { /* left for scripts/test.sh to drop */ }
 }
 
-module.exports = { setUp, tearDown, readState, writeState, startServer, stopServer, root, runDir };
+module.exports = { setUp, tearDown, readState, writeState, startServer, stopServer, root, runDir, tls };
