@@ -291,3 +291,183 @@ where
         })
     }
 }
+
+/// Fuzzing of the HTTP port's request handling: raw bytes, from the
+/// committed corpus under `fuzz/corpus/http_requests/` mutated by proptest,
+/// go through the port's whole connection path (the first-request guard,
+/// hyper, the router's layers and the probes) on an in-memory connection,
+/// with time paused so that every deadline passes at once. Never a panic,
+/// never an answer that is not HTTP, never a 5xx. A short run is part of
+/// every `cargo test`; `PROPTEST_CASES` raises it.
+#[cfg(test)]
+mod fuzz {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn corpus() -> Vec<Vec<u8>> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/http_requests");
+        let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .expect("the committed corpus")
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        seeds.sort();
+        assert!(seeds.len() >= 8, "the corpus is committed");
+        seeds
+    }
+
+    /// Serves `bytes` as one connection's input; returns what was answered.
+    fn serve(bytes: &[u8]) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // One router and one server for every case: building them is
+            // most of a case's time.
+            static PORT: std::sync::OnceLock<(Router, auto::Builder<TokioExecutor>)> =
+                std::sync::OnceLock::new();
+            let (router, builder) = PORT.get_or_init(|| {
+                let router = super::super::router(
+                    metrics_exporter_prometheus::PrometheusBuilder::new()
+                        .build_recorder()
+                        .handle(),
+                    Arc::new(crate::ops::Readiness::default()),
+                    Vec::new(),
+                    None,
+                );
+                let edge = Edge {
+                    limits: ConnLimits::new(1, Duration::from_secs(10), "fuzz", "--fuzz"),
+                    header_timeout: Duration::from_secs(10),
+                    idle_timeout: Duration::from_secs(60),
+                    tls: None,
+                };
+                (router, builder(&edge))
+            });
+            let (router, builder) = (router.clone(), builder.clone());
+            let limits = ConnLimits::new(1, Duration::from_secs(10), "fuzz", "--fuzz").evicting();
+            let (mut client, server) = tokio::io::duplex(1 << 20);
+            let slot = limits.admit("127.0.0.1:1".parse().unwrap()).unwrap();
+            let stop = CancellationToken::new();
+            let served = tokio::spawn(async move {
+                serve_connection(
+                    Guarded::new(server, slot),
+                    &builder,
+                    router,
+                    Duration::from_secs(60),
+                    stop,
+                )
+                .await
+            });
+            client.write_all(bytes).await.unwrap();
+            let mut out = Vec::new();
+            // Time is paused: deadlines pass as soon as nothing else can run.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(120), client.read_to_end(&mut out)).await;
+            drop(client);
+            let _ = served.await;
+            out
+        })
+    }
+
+    fn check(bytes: &[u8]) {
+        let out = serve(bytes);
+        if out.is_empty() {
+            return;
+        }
+        // HTTP/2 frames answer the whole preface, and nothing else.
+        if out.starts_with(b"\0") {
+            assert!(
+                bytes.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+                "{out:?}"
+            );
+            return;
+        }
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 ") || text.starts_with("HTTP/1.0 "),
+            "{text:?}"
+        );
+        // 503 is /readyz's answer here (no database); a 500 is a bug.
+        for status in text
+            .match_indices("HTTP/1.1 ")
+            .filter_map(|(i, _)| text.get(i + 9..i + 12))
+            .filter_map(|s| s.parse::<u16>().ok())
+        {
+            assert_ne!(
+                status,
+                500,
+                "for {:?}:\n{text}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+        for &(at, kind, byte) in edits {
+            let len = bytes.len().max(1);
+            match kind % 4 {
+                0 if !bytes.is_empty() => bytes[at % len] = byte,
+                1 => bytes.truncate(at % len),
+                2 => {
+                    let at = at % (bytes.len() + 1);
+                    bytes.insert(at, byte);
+                }
+                // HTTP's own separators, where they hurt most.
+                _ => {
+                    let at = at % (bytes.len() + 1);
+                    let piece: &[u8] = match byte % 5 {
+                        0 => b"\r\n",
+                        1 => b"\n",
+                        2 => b":",
+                        3 => b" ",
+                        _ => b"\r\ncontent-length: 1\r\n",
+                    };
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn mutated_requests_are_answered_as_http_or_closed(
+            seed in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..8),
+        ) {
+            let seeds = corpus();
+            check(&mutate(seeds[seed.index(seeds.len())].clone(), &edits));
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_answered_as_http_or_closed(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            check(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_corpus_is_answered() {
+        for seed in corpus() {
+            check(&seed);
+        }
+        // A plain request gets its answer.
+        let out = serve(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
