@@ -2,9 +2,10 @@
 //! calls one after another over one keep-alive connection (latency per
 //! call), then many raw event-stream subscribers (`GET
 //! /api/v1/incidents/stream`, one HTTP/1.1 connection each, as browsers
-//! hold them): the server's memory per idle subscriber, and the time from
-//! each incident update's stamp to its arrival at every subscriber, updates
-//! written through the store as the detector writes them.
+//! hold them): the server's memory per idle subscriber (then on kept-alive
+//! connections, then over HTTP/2 with six streams per connection), and the
+//! time from each incident update's stamp to its arrival at every
+//! subscriber, updates written through the store as the detector writes them.
 //! `scripts/bench-dashboard.sh` runs it and writes docs/perf/dashboard.md.
 //!
 //!   cargo bench --bench dashboard -- --http ADDR --api-key KEY --database-url URL \
@@ -78,9 +79,6 @@ enum First {
     Nothing,
     /// Another request first (as a browser reusing a connection).
     Request,
-    /// A request whose body is chunked first (the server leaves such a
-    /// connection to hyper).
-    ChunkedRequest,
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -167,14 +165,6 @@ impl Conn {
                     .await;
                 assert_eq!(status, 200, "session");
             }
-            First::ChunkedRequest => {
-                let (status, _, _) = conn
-                    .exchange(&format!(
-                        "GET /healthz HTTP/1.1\r\nhost: {host}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
-                    ))
-                    .await;
-                assert_eq!(status, 200, "healthz");
-            }
         }
         let request = format!(
             "GET /api/v1/incidents/stream HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
@@ -210,6 +200,47 @@ impl Conn {
             }
         }
         (status, headers)
+    }
+}
+
+/// Event streams per HTTP/2 connection in the memory measure.
+const H2_STREAMS: usize = 6;
+
+/// One HTTP/2 connection (prior knowledge) holding `H2_STREAMS` idle event
+/// streams, their answers' heads received.
+struct H2Subscriber {
+    _client: h2::client::SendRequest<bytes::Bytes>,
+    _streams: Vec<h2::RecvStream>,
+    _connection: tokio::task::JoinHandle<()>,
+}
+
+impl H2Subscriber {
+    async fn open(host: &str, cookie: &str) -> H2Subscriber {
+        let tcp = TcpStream::connect(host).await.expect("connecting");
+        tcp.set_nodelay(true).ok();
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.expect("h2 ready");
+        let mut streams = Vec::with_capacity(H2_STREAMS);
+        for _ in 0..H2_STREAMS {
+            let request = hyper::Request::get(format!("http://{host}/api/v1/incidents/stream"))
+                .header("cookie", cookie)
+                .header("accept", "text/event-stream")
+                .body(())
+                .expect("request");
+            let (response, _) = client.send_request(request, true).expect("sending");
+            let response = response.await.expect("answer");
+            assert_eq!(response.status(), 200, "h2 stream");
+            streams.push(response.into_body());
+            client = client.ready().await.expect("h2 ready");
+        }
+        H2Subscriber {
+            _client: client,
+            _streams: streams,
+            _connection: connection,
+        }
     }
 }
 
@@ -360,24 +391,25 @@ async fn main() {
     let count = args.memory_to.saturating_sub(args.memory_from).max(1);
     let slope = rss_to.saturating_sub(rss_from) as f64 / count as f64;
     // As many again, each after another request on its connection (as
-    // browsers reuse connections); then as many on connections hyper serves.
-    let mut slopes = Vec::new();
-    let mut rss_last = rss_to;
-    for first in [First::Request, First::ChunkedRequest] {
-        for _ in 0..count {
-            idle.push(Conn::subscribe(&args.http, &cookie, first).await);
-        }
-        let rss = settled_rss_kib(args.pid).await;
-        slopes.push((rss, rss.saturating_sub(rss_last) as f64 / count as f64));
-        rss_last = rss;
+    // browsers reuse connections).
+    for _ in 0..count {
+        idle.push(Conn::subscribe(&args.http, &cookie, First::Request).await);
     }
-    let [(rss_reused, slope_reused), (rss_hyper, slope_hyper)] = slopes[..] else {
-        unreachable!()
-    };
+    let rss_reused = settled_rss_kib(args.pid).await;
+    let slope_reused = rss_reused.saturating_sub(rss_to) as f64 / count as f64;
+    // As many again over HTTP/2 (prior knowledge), `H2_STREAMS` streams per
+    // connection, as a browser's tabs share one connection to an origin.
+    let mut h2_idle = Vec::new();
+    for _ in 0..count.div_ceil(H2_STREAMS) {
+        h2_idle.push(H2Subscriber::open(&args.http, &cookie).await);
+    }
+    let rss_h2 = settled_rss_kib(args.pid).await;
+    let slope_h2 = rss_h2.saturating_sub(rss_reused) as f64 / (h2_idle.len() * H2_STREAMS) as f64;
+    drop(h2_idle);
     drop(idle);
     println!();
     println!(
-        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber_first\":{per_subscriber:.2},\"memory_from\":{},\"memory_to\":{},\"rss_from_kib\":{rss_from},\"rss_to_kib\":{rss_to},\"kib_per_idle_subscriber\":{slope:.2},\"rss_reused_kib\":{rss_reused},\"kib_per_idle_subscriber_reused\":{slope_reused:.2},\"rss_hyper_kib\":{rss_hyper},\"kib_per_idle_subscriber_hyper\":{slope_hyper:.2},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
+        "{{\"subscribers\":{},\"subscribe_secs\":{subscribe_secs:.1},\"rss_before_kib\":{rss_before},\"rss_idle_kib\":{rss_idle},\"kib_per_idle_subscriber_first\":{per_subscriber:.2},\"memory_from\":{},\"memory_to\":{},\"rss_from_kib\":{rss_from},\"rss_to_kib\":{rss_to},\"kib_per_idle_subscriber\":{slope:.2},\"rss_reused_kib\":{rss_reused},\"kib_per_idle_subscriber_reused\":{slope_reused:.2},\"rss_h2_kib\":{rss_h2},\"kib_per_idle_subscriber_h2\":{slope_h2:.2},\"h2_streams_per_connection\":{H2_STREAMS},\"updates\":{},\"deliveries_expected\":{expected},\"deliveries\":{},\"p50_ms\":{:.1},\"p95_ms\":{:.1},\"p99_ms\":{:.1},\"max_ms\":{:.1},\"server_cpu_ms_per_update\":{server_cpu_per_update:.1},\"commit_ms_max\":{commit_max:.1}}}",
         args.subscribers,
         args.memory_from,
         args.memory_to,
@@ -449,49 +481,6 @@ async fn main() {
         );
     }
 
-    // Two cases again, on a connection of the port's own loop and on one
-    // hyper serves, in alternating rounds (so that the machine's drift
-    // falls on both alike).
-    let mut own = Conn::open(&args.http).await;
-    let mut hyper = Conn::open(&args.http).await;
-    hyper
-        .exchange(&format!(
-            "GET /healthz HTTP/1.1\r\nhost: {}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-            args.http
-        ))
-        .await;
-    let mut fields = Vec::new();
-    for (name, path) in [
-        ("session", "/api/v1/session"),
-        ("overview", "/api/v1/overview?range=1h"),
-    ] {
-        let (mut on_own, mut on_hyper) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
-            on_own.extend(
-                timed_calls(&mut own, path, &cookie, 1, args.calls / 5)
-                    .await
-                    .0,
-            );
-            on_hyper.extend(
-                timed_calls(&mut hyper, path, &cookie, 1, args.calls / 5)
-                    .await
-                    .0,
-            );
-        }
-        for (kind, times) in [("own", &mut on_own), ("hyper", &mut on_hyper)] {
-            times.sort_by(f64::total_cmp);
-            fields.push(format!(
-                "\"{name}_{kind}_p50_ms\":{:.2},\"{name}_{kind}_p99_ms\":{:.2}",
-                percentile(times, 0.50),
-                percentile(times, 0.99)
-            ));
-        }
-    }
-    println!(
-        "{{\"compare_calls\":{},{}}}",
-        args.calls / 5 * 5,
-        fields.join(",")
-    );
 }
 
 /// `warmup` uncounted calls of `path`, then `calls` timed ones (ms, from

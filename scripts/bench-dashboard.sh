@@ -54,10 +54,8 @@ OUT=$(cd "$root" && cargo bench --quiet --bench dashboard -- --http "$HTTP" --ap
   --calls "$CALLS" --subscribers "$SUBS")
 TABLE=$(echo "$OUT" | grep '^|')
 FEED=$(echo "$OUT" | grep '^{"subscribers"')
-CMP=$(echo "$OUT" | grep '^{"compare_calls"')
 echo "$TABLE"
 echo "$FEED"
-echo "$CMP"
 
 say "the page in Chromium"
 PAGE=$(cd "$root" && node benches/dashboard-page.js "http://$HTTP" "$KEY" 20)
@@ -77,7 +75,8 @@ out="$root/docs/perf/dashboard.md"
   echo "Targets: each first-screen JSON call p99 under 50 ms on the 10-million-event data set of"
   echo "docs/perf/queries.md; the page usable (first data drawn) under 1 s on loopback; the live feed"
   echo "to 1,000 raw subscribers within the Watch targets (docs/perf/watch.md: an update reaches every"
-  echo "subscriber with p99 <= 100 ms; <= 16 KiB per idle subscriber)."
+  echo "subscriber with p99 <= 100 ms); memory per idle browser stream <= 24 KiB over HTTP/1.1 and"
+  echo "<= 8 KiB over HTTP/2 (issue 27: a bounded, timed-out, correct port first)."
   echo
   echo "## Data"
   echo
@@ -93,11 +92,7 @@ out="$root/docs/perf/dashboard.md"
   echo
   echo "$TABLE"
   echo
-  echo "The port's own connection loop (ADR 0017) answered these. Two cases again, $(j "$CMP" compare_calls) calls each"
-  echo "in alternating rounds on a connection of that loop and on one hyper serves (its first request's"
-  echo "body chunked), p50 / p99 ms: session $(j "$CMP" session_own_p50_ms) / $(j "$CMP" session_own_p99_ms) on the loop,"
-  echo "$(j "$CMP" session_hyper_p50_ms) / $(j "$CMP" session_hyper_p99_ms) on hyper; overview 1 h $(j "$CMP" overview_own_p50_ms) / $(j "$CMP" overview_own_p99_ms) on the loop,"
-  echo "$(j "$CMP" overview_hyper_p50_ms) / $(j "$CMP" overview_hyper_p99_ms) on hyper."
+  echo "hyper serves every connection of the HTTP port (ADR 0018)."
   echo
   echo "## The page"
   echo
@@ -132,18 +127,18 @@ out="$root/docs/perf/dashboard.md"
   echo "  and it gives memory back at moments of its own, so only a larger count shows the cost."
   echo "- Then $(( $(j "$FEED" memory_to) - $(j "$FEED" memory_from) )) more, each opened after another request on its connection"
   echo "  (\`GET /api/v1/session\`), as a browser that reuses a connection does: $(j "$FEED" rss_to_kib) KiB to $(j "$FEED" rss_reused_kib) KiB,"
-  echo "  **$(j "$FEED" kib_per_idle_subscriber_reused) KiB per idle subscriber**; and as many on connections hyper serves (their first"
-  echo "  request's body is chunked): to $(j "$FEED" rss_hyper_kib) KiB, $(j "$FEED" kib_per_idle_subscriber_hyper) KiB per idle subscriber."
+  echo "  **$(j "$FEED" kib_per_idle_subscriber_reused) KiB per idle subscriber** over HTTP/1.1 (target <= 24 KiB)."
+  echo "- Then as many streams over HTTP/2 (prior knowledge, as a browser's tabs share its one TLS connection"
+  echo "  to an origin; TLS's own buffers not counted), $(j "$FEED" h2_streams_per_connection) streams per connection: to $(j "$FEED" rss_h2_kib) KiB,"
+  echo "  **$(j "$FEED" kib_per_idle_subscriber_h2) KiB per idle stream** over HTTP/2 (target <= 8 KiB)."
   echo "- Updates: $(j "$FEED" updates), one a second, written through the store as the detector writes them;"
   echo "  deliveries $(j "$FEED" deliveries) of $(j "$FEED" deliveries_expected) expected."
   echo "- Time from an update's stamp to its arrival, over every delivery: p50 $(j "$FEED" p50_ms) ms,"
   echo "  p95 $(j "$FEED" p95_ms) ms, **p99 $(j "$FEED" p99_ms) ms**, max $(j "$FEED" max_ms) ms."
   echo "- Server CPU (user and system) per update, its fan-out included: $(j "$FEED" server_cpu_ms_per_update) ms."
   echo
-  echo "The HTTP port answers a browser's plain requests in its own connection loop (src/web/conn.rs,"
-  echo "ADR 0017), which holds no buffer between requests or between an event stream's events; hyper,"
-  echo "which serves the other connections, holds a read and a write buffer (8 KiB each) for a"
-  echo "connection's life: the last two figures above, from one run, are that difference. Watch"
-  echo "subscribers share HTTP/2 connections (100 per connection in docs/perf/watch.md)."
+  echo "hyper holds a read and a write buffer for an HTTP/1.1 connection's life, so a browser's stream"
+  echo "over HTTP/1.1 costs its connection's buffers; over HTTP/2 the connection's cost is shared by its"
+  echo "streams (ADR 0018). Watch subscribers share HTTP/2 connections (100 per connection in docs/perf/watch.md)."
 } >"$out"
 say "wrote $out"
