@@ -480,7 +480,6 @@ async fn main() {
             times.last().copied().unwrap_or_default()
         );
     }
-
 }
 
 /// `warmup` uncounted calls of `path`, then `calls` timed ones (ms, from

@@ -12,7 +12,7 @@ use super::{
     auth::Authenticator,
     convert,
     incidents::{alert_to_pb, kind_to_pb, severity_from_pb, severity_to_pb},
-    status::{from_store, invalid},
+    status::{self, from_store, invalid},
 };
 use crate::{
     detect::{backtest, settings_for},
@@ -38,16 +38,12 @@ pub struct AdminService {
 }
 
 fn new_secret() -> Result<ApiKeySecret, Status> {
-    ApiKeySecret::generate().map_err(|err| {
-        tracing::error!(error = %err, "no randomness for a new key");
-        Status::internal("internal error")
-    })
+    ApiKeySecret::generate().map_err(|err| status::internal("no randomness for a new key", err))
 }
 
 /// A failure of the password machinery (no randomness): logged, answered INTERNAL.
 fn internal(err: crate::auth::PasswordError) -> Status {
-    tracing::error!(error = %err, "password hashing failed");
-    Status::internal("internal error")
+    status::internal("password hashing failed", err)
 }
 
 #[tonic::async_trait]

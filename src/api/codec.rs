@@ -80,12 +80,12 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
         use prost::bytes::Buf;
         let len = buf.remaining();
         if len > MAX_MESSAGE_BYTES {
-            return Err(Status::invalid_argument(format!(
+            return Err(super::status::malformed_message(format!(
                 "message of {len} bytes, at most {MAX_MESSAGE_BYTES}: send smaller batches"
             )));
         }
-        U::decode(buf)
-            .map(Some)
-            .map_err(|err| Status::invalid_argument(format!("malformed protobuf message: {err}")))
+        U::decode(buf).map(Some).map_err(|err| {
+            super::status::malformed_message(format!("malformed protobuf message: {err}"))
+        })
     }
 }

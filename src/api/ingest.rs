@@ -318,8 +318,7 @@ impl Service<http::Request<Body>> for IngestRoutes {
                 Ok(grpc.unary(PublishMethod(service), request).await)
             }),
             other => {
-                let status =
-                    Status::unimplemented(format!("{other} is not a method of pulsyon.v1.Ingest"));
+                let status = status::no_such_method(other, "pulsyon.v1.Ingest");
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }

@@ -179,6 +179,23 @@ pub fn from_store(err: StoreError) -> Status {
     }
 }
 
+/// A message the codec refuses: too large, or not protobuf.
+pub fn malformed_message(problem: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(problem.to_string())
+}
+
+/// A method the service does not have.
+pub fn no_such_method(method: &str, service: &str) -> Status {
+    Status::unimplemented(format!("{method} is not a method of {service}"))
+}
+
+/// A failure that is a bug or a broken environment: logged with its
+/// detail here, answered INTERNAL with a generic message.
+pub fn internal(what: &str, detail: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %detail, what, "internal error");
+    Status::internal("internal error")
+}
+
 /// A precise `INVALID_ARGUMENT` naming the field at fault.
 pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))

@@ -58,7 +58,7 @@ impl WatchFrame {
         match self {
             WatchFrame::Message(message) => Ok(*message),
             WatchFrame::Encoded(bytes) => pb::WatchResponse::decode(bytes)
-                .map_err(|_| Status::internal("an incident update could not be read back")),
+                .map_err(|err| super::status::internal("reading an incident update back", err)),
         }
     }
 }
@@ -111,7 +111,7 @@ fn write_frame(frame: WatchFrame, dst: &mut impl BufMut) -> Result<(), Status> {
         }
         WatchFrame::Message(message) => message
             .encode(dst)
-            .map_err(|err| Status::internal(format!("encoding a watch message: {err}"))),
+            .map_err(|err| super::status::internal("encoding a watch message", err)),
     }
 }
 
