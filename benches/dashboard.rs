@@ -421,7 +421,10 @@ async fn main() {
         all.last().copied().unwrap_or_default(),
     );
 
-    // Then the JSON calls, the subscribers still connected.
+    // Then the JSON calls, the subscribers still connected, on a new
+    // connection: the login's has idled past the port's header deadline
+    // (a browser opens another too).
+    let mut conn = Conn::open(&args.http).await;
     // The service the detail cases read: the busiest one.
     let (_, _, overview) = conn
         .call(

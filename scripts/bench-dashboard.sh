@@ -44,7 +44,9 @@ EVENTS=$(psql "$DB_URL" -Atc "SELECT count(*) FROM api_logs")
 # A fresh server for the measures, as docs/perf/watch.md's (no detector, so
 # the only updates are the benchmark's): its memory is not the seeding's leftovers.
 stop_server
-start_server --detector false --watch-heartbeat 60s
+# Every subscriber of the measure holds an HTTP connection: more than the
+# default quarter of the descriptors.
+start_server --detector false --watch-heartbeat 60s --http-max-connections 15000 --max-connections 2000
 HTTP=$(sed -n 's/^http=//p' "$work/addr")
 sleep 2
 
