@@ -112,39 +112,36 @@ pub fn spawn(
                 continue;
             }
             let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
-            let (idle, tls) = (edge.idle_timeout, edge.tls.clone());
-            connections.spawn(async move {
-                let Some(slot) = admitted.slot().await else {
-                    return;
-                };
-                let _ = stream.set_nodelay(true);
-                match tls {
-                    None => {
-                        serve_connection(Guarded::new(stream, slot), &builder, router, idle, stop)
-                            .await
-                    }
-                    Some(acceptor) => {
-                        // The handshake comes before the first request's deadline counts.
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                        {
-                            Ok(Ok(tls)) => {
-                                serve_connection(
-                                    Guarded::new(tls, slot),
-                                    &builder,
-                                    router,
-                                    idle,
-                                    stop,
-                                )
+            let idle = edge.idle_timeout;
+            // One task kind per port kind: a plaintext connection's task is
+            // not sized by the TLS state it never holds (every idle browser
+            // stream keeps its task).
+            match edge.tls.clone() {
+                None => connections.spawn(async move {
+                    let Some(slot) = admitted.slot().await else {
+                        return;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    serve_connection(Guarded::new(stream, slot), &builder, router, idle, stop).await
+                }),
+                Some(acceptor) => connections.spawn(async move {
+                    let Some(slot) = admitted.slot().await else {
+                        return;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    // The handshake comes before the first request's deadline counts.
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(Guarded::new(tls, slot), &builder, router, idle, stop)
                                 .await
-                            }
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, error = %err, "tls handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                         }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "tls handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                     }
-                }
-            });
+                }),
+            };
         }
         connections.close();
         connections.wait().await;
