@@ -3,9 +3,11 @@
 //! `crate::redis` runs), concurrent ingest streams, and the cardinality of
 //! services and endpoints with its overflow bucket.
 //!
-//! Pure, in-process state only: it never talks to the database or Redis; the
-//! rate limiter delegates to a shared budget when one is configured and falls
-//! back to this module's local one when that is unreachable.
+//! In-process state, reaching out only through seams: the rate limiter
+//! delegates to a shared budget when one is configured (Redis, through
+//! `crate::redis`) and falls back to this module's local one when that is
+//! unreachable; the cardinality guard reads a tenant's stored catalogue once
+//! (the store) and asks the shared catalogue about names it has not seen.
 
 use std::{
     collections::{HashMap, HashSet},
