@@ -4,10 +4,9 @@
 //! services and endpoints with its overflow bucket.
 //!
 //! In-process state, reaching out only through seams: the rate limiter
-//! delegates to a shared budget when one is configured (Redis, through
-//! `crate::redis`) and falls back to this module's local one when that is
-//! unreachable; the cardinality guard reads a tenant's stored catalogue once
-//! (the store) and asks the shared catalogue about names it has not seen.
+//! delegates to a shared budget (Redis) when configured, falling back to its
+//! local one; the cardinality guard reads a tenant's stored catalogue once
+//! and asks the shared catalogue about names it has not seen.
 
 use std::{
     collections::{HashMap, HashSet},
