@@ -587,6 +587,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_addr = http_listener.local_addr()?;
     // Before the ports' connection limits are computed from it.
     crate::edge::raise_fd_limit();
+    let grpc_max = connection_limit(args.net.max_connections, 3);
+    let http_max = connection_limit(args.net.http_max_connections, 1);
+    tracing::info!(
+        max_connections = grpc_max,
+        http_max_connections = http_max,
+        "connection limits"
+    );
 
     let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
@@ -664,7 +671,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crate::web::router(metrics, readiness.clone(), doors, dashboard),
         crate::web::Edge {
             limits: crate::edge::ConnLimits::new(
-                connection_limit(args.net.http_max_connections, 1),
+                http_max,
                 args.net.first_request_timeout,
                 "http",
                 "--http-max-connections",
@@ -692,20 +699,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("the page-token secret: {e}"))?,
         ),
         gate: gate.clone(),
-        connections: {
-            let max = connection_limit(args.net.max_connections, 3);
-            tracing::info!(
-                max_connections = max,
-                http_max_connections = connection_limit(args.net.http_max_connections, 1),
-                "connection limits"
-            );
-            crate::edge::ConnLimits::new(
-                max,
-                args.net.first_request_timeout,
-                "grpc",
-                "--max-connections",
-            )
-        },
+        connections: crate::edge::ConnLimits::new(
+            grpc_max,
+            args.net.first_request_timeout,
+            "grpc",
+            "--max-connections",
+        ),
         store: store.clone(),
         auth,
         pipeline,

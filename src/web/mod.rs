@@ -42,7 +42,7 @@ use crate::{
 };
 
 pub use events::render_update;
-pub use serve::{BODY_TIMEOUT, Edge, spawn};
+pub use serve::{Edge, spawn};
 
 /// Another module's HTTP door: a service mounted at `path` (every method;
 /// the door answers the ones it does not take).
