@@ -44,9 +44,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The HTTP/2 frame type that opens a request.
 const HEADERS: u8 = 0x1;
-/// How long a connection admitted by evicting another waits for the slot
-/// the evicted one gives back.
-const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// Bounds on the connections of one listener.
 #[derive(Debug, Clone)]
@@ -84,7 +81,11 @@ pub enum Admitted {
     /// A slot was free.
     Now(Slot),
     /// The oldest silent connection is being closed to make room: the slot
-    /// comes once it is gone ([`Admitted::slot`]).
+    /// comes once it is gone ([`Admitted::slot`]). It waits at most the
+    /// port's first-request deadline: on a loaded machine
+    /// the evicted connection's task may take a while to run and give its
+    /// slot back, and a client that did nothing wrong is not dropped for it.
+    /// Waiters are bounded: each closed a distinct connection of the port.
     AfterEviction(ConnLimits),
     /// Every slot is held by a connection that sent a request: closed.
     Refused,
@@ -98,11 +99,13 @@ impl Admitted {
             Admitted::Now(slot) => Some(slot),
             Admitted::Refused => None,
             Admitted::AfterEviction(limits) => {
-                let permit =
-                    tokio::time::timeout(EVICTION_WAIT, limits.slots.clone().acquire_owned())
-                        .await
-                        .ok()?
-                        .ok()?;
+                let permit = tokio::time::timeout(
+                    limits.first_request,
+                    limits.slots.clone().acquire_owned(),
+                )
+                .await
+                .ok()?
+                .ok()?;
                 Some(limits.slot(permit))
             }
         }
