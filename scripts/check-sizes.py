@@ -14,7 +14,6 @@ MAX_FILE = 700
 MAX_FN = 120
 # Path (under src/) -> why it may stay over MAX_FILE lines.
 FILES = {
-    "config.rs": "one clap tree for every subcommand; split into config/ by issue 28",
     "redis/buffer.rs": "producer, drain, trim and persistence check together; split into redis/buffer/ by issue 28",
     "domain/mod.rs": "the vocabulary in one file; to split by concern with issue 28",
     "detect/rules.rs": "every rule's arithmetic and its unit tests; to split with issue 28",
@@ -26,7 +25,6 @@ FUNCTIONS = {
     "api/mod.rs::serve": "the gRPC server's services per role; to make steps of (issue 28)",
     "ingest/validate.rs::check": "one event's checks in contract order; to split by field group (issue 28)",
     "store/incidents.rs::fire_alert": "the lifecycle decision and its writes in one transaction (issue 28)",
-    "config.rs::validate": "cross-field rules and what clap could say; to move into clap (issue 28)",
     "detect/backtest.rs::run": "the replay loop; to make steps of (issue 28)",
 }
 FN = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?(?:const\s+)?(?:unsafe\s+)?fn\s+(\w+)")

@@ -23,15 +23,17 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            // One clear line: clap's first line names the flag and the problem.
+            // Clap's first paragraph: the flag and the problem, with the
+            // missing flags or the possible values (not the usage text).
             let rendered = err.render().to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            let problem: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .collect();
+            match problem.is_empty() {
+                true => eprintln!("error: invalid arguments"),
+                false => eprintln!("{}", problem.join("\n")),
+            }
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };

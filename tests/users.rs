@@ -119,7 +119,7 @@ async fn the_cli_creates_users_with_a_given_or_generated_password_stored_only_as
         (
             vec!["--tenant", "acme", "--role", "owner", "dave"],
             "",
-            "invalid --role",
+            "for '--role <ROLE>'",
         ),
         (
             vec!["--tenant", "acme", "--role", "viewer", "Dave Smith"],

@@ -111,11 +111,10 @@ pub async fn create_tenant(name: String, db: &crate::config::DbArgs) -> anyhow::
 /// `pulsyon key create`: a key of a tenant with the scopes given.
 pub async fn create_key(
     tenant: String,
-    scopes: &str,
+    scopes: Vec<Scope>,
     name: String,
     db: &crate::config::DbArgs,
 ) -> anyhow::Result<()> {
-    let scopes = Scope::parse_list(scopes).map_err(anyhow::Error::msg)?;
     with_database(db, |store| async move {
         let tenant = match store.tenant_by_name(&tenant).await {
             Err(StoreError::NotFound(_)) => anyhow::bail!("no tenant named {tenant:?}"),
@@ -133,12 +132,11 @@ pub async fn create_key(
 /// input, or generated and printed once.
 pub async fn create_user(
     tenant: String,
-    role: &str,
+    role: Role,
     password_stdin: bool,
     name: String,
     db: &crate::config::DbArgs,
 ) -> anyhow::Result<()> {
-    let role = Role::parse(role).context("--role")?;
     let (password, generated) = if password_stdin {
         let mut line = String::new();
         std::io::stdin()

@@ -45,13 +45,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             scopes,
             name,
             db,
-        }) => commands::create_key(tenant, &scopes, name, &db).await,
+        }) => commands::create_key(tenant, scopes.0, name, &db).await,
         Command::User(UserCommand::Create {
             tenant,
             role,
             password_stdin,
             name,
             db,
-        }) => commands::create_user(tenant, &role, password_stdin, name, &db).await,
+        }) => commands::create_user(tenant, role, password_stdin, name, &db).await,
     }
 }
