@@ -124,7 +124,7 @@ async fn the_cli_creates_users_with_a_given_or_generated_password_stored_only_as
         (
             vec!["--tenant", "acme", "--role", "viewer", "Dave Smith"],
             "",
-            "invalid user name",
+            "use 1 to 64 of a-z",
         ),
         (
             vec!["--tenant", "nobody", "--role", "viewer", "erin"],
