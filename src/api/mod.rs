@@ -105,6 +105,61 @@ pub async fn health(
     (reporter, service)
 }
 
+/// Reflection of exactly what this process serves (its roles' services,
+/// health and reflection); every type stays describable.
+fn reflection(roles: Roles) -> tonic_reflection::server::Builder<'static> {
+    health::served(roles)
+        .into_iter()
+        .chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ])
+        .fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(opentelemetry_proto::DESCRIPTORS)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(name),
+        )
+}
+
+/// The plaintext port's connections: admitted by the port's limits, Nagle
+/// off, writes coalesced. The builder's `tcp_nodelay` only reaches sockets
+/// tonic accepts itself; these come from our listener, so Nagle is turned
+/// off here. Without it a small answer waits for the client's delayed ACK
+/// (about 40 ms).
+fn plaintext_incoming(
+    listener: TcpListener,
+    limits: crate::edge::ConnLimits,
+) -> impl futures_util::Stream<
+    Item = std::io::Result<crate::edge::Guarded<coalesce::Coalesced<tokio::net::TcpStream>>>,
+> {
+    Box::pin(futures_util::stream::unfold(
+        (listener, limits),
+        |(listener, limits)| async move {
+            loop {
+                match listener.accept().await {
+                    Ok((tcp, peer)) => {
+                        // Refused: dropping the socket closes it.
+                        let Some(slot) = limits.admit(peer) else {
+                            continue;
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        let conn = crate::edge::Guarded::new(coalesce::Coalesced::new(tcp), slot);
+                        return Some((Ok::<_, std::io::Error>(conn), (listener, limits)));
+                    }
+                    Err(err) => {
+                        // Out of descriptors, say: wait instead of spinning.
+                        tracing::warn!(error = %err, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        },
+    ))
+}
+
 /// Serves every gRPC service on `listener` until `stop` is cancelled, then
 /// stops accepting and waits for in-flight calls (the caller bounds the wait).
 pub async fn serve(
@@ -115,27 +170,9 @@ pub async fn serve(
     >,
     stop: CancellationToken,
 ) -> Result<(), ApiError> {
-    // Reflection lists exactly what this process serves (its roles'
-    // services, health and reflection); every type stays describable.
-    let reflection = || {
-        health::served(deps.roles)
-            .into_iter()
-            .chain([
-                "grpc.health.v1.Health",
-                "grpc.reflection.v1.ServerReflection",
-                "grpc.reflection.v1alpha.ServerReflection",
-            ])
-            .fold(
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(opentelemetry_proto::DESCRIPTORS)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
-                |builder, name| builder.with_service_name(name),
-            )
-    };
-    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1 = reflection(deps.roles).build_v1()?;
     // grpcurl 1.8 and many other tools only speak v1alpha.
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1alpha = reflection(deps.roles).build_v1alpha()?;
     let query = deps.roles.query.then_some(());
 
     // Checked before anything is served: bad material fails the start.
@@ -217,35 +254,7 @@ pub async fn serve(
                 .await?
         }
         None => {
-            // The builder's `tcp_nodelay` only reaches sockets tonic accepts
-            // itself; these come from our listener, so Nagle is turned off
-            // here. Without it a small answer waits for the client's delayed
-            // ACK (about 40 ms).
-            let limits = deps.connections;
-            let incoming = Box::pin(futures_util::stream::unfold(
-                (listener, limits),
-                |(listener, limits)| async move {
-                    loop {
-                        match listener.accept().await {
-                            Ok((tcp, peer)) => {
-                                // Refused: dropping the socket closes it.
-                                let Some(slot) = limits.admit(peer) else {
-                                    continue;
-                                };
-                                let _ = tcp.set_nodelay(true);
-                                let conn =
-                                    crate::edge::Guarded::new(coalesce::Coalesced::new(tcp), slot);
-                                return Some((Ok::<_, std::io::Error>(conn), (listener, limits)));
-                            }
-                            Err(err) => {
-                                // Out of descriptors, say: wait instead of spinning.
-                                tracing::warn!(error = %err, "accepting a connection failed");
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            }
-                        }
-                    }
-                },
-            ));
+            let incoming = plaintext_incoming(listener, deps.connections);
             router
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await?

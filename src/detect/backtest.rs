@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::{DetectConfig, Effect, State, Subject, baselines, rules::Window, weighted_windows};
 use crate::{
     domain::{
-        incident::{Alert, Decision, Existing},
+        incident::{Alert, Decision, Existing, Grouping},
         rules::{Kind, Overrides, Severity},
     },
     incidents::{explain, lifecycle},
@@ -95,17 +95,14 @@ pub fn run(
         by_minute.entry(r.bucket).or_default().push(r);
     }
     let step = time::Duration::try_from(config.interval).unwrap_or(time::Duration::seconds(5));
-    let mut state = State::default();
-    let mut out = Outcome::default();
-    let mut open: HashMap<(i64, String), usize> = HashMap::new();
-    let mut firing: HashMap<(Subject, Kind), (usize, usize)> = HashMap::new();
+    let mut replay = Replay::default();
     let mut current_baselines = HashMap::new();
     let mut baseline_minute = None;
-    let mut next_id = 1;
     let mut t = from;
     while t < to {
         let minute = stats::floor(t, 60);
         let window_from = minute - time::Duration::minutes(1);
+        // Baselines once a minute, from the rows before the window.
         if baseline_minute != Some(minute) {
             let start = window_from - config.baseline;
             let long_start = window_from - config.long_baseline;
@@ -116,7 +113,7 @@ pub fn run(
         }
         let windows = windows_at(&by_minute, t);
         let window_secs = (t - window_from).whole_seconds() as i32;
-        let effects = state.evaluate(
+        let effects = replay.state.evaluate(
             &current_baselines,
             &windows,
             window_secs,
@@ -124,75 +121,108 @@ pub fn run(
             config,
             t,
         );
-        out.evaluations += 1;
+        replay.out.evaluations += 1;
         for effect in effects {
             match effect {
-                Effect::Fire(mut alert, grouping) => {
-                    alert.alert_id = next_id;
-                    next_id += 1;
-                    let key = (
-                        alert.tenant_id.0,
-                        grouping.incident_service(&alert).to_owned(),
-                    );
-                    let same = |i: &Simulated| (i.tenant_id, &i.service) == (key.0, &key.1);
-                    let existing = Existing {
-                        open: open
-                            .get(&key)
-                            .map(|&i| (i as i64, out.incidents[i].severity)),
-                        last_resolved: out.incidents.iter().enumerate().rev().find_map(|(n, i)| {
-                            if same(i) {
-                                i.resolved_at.map(|r| (n as i64, r))
-                            } else {
-                                None
-                            }
-                        }),
-                    };
-                    let decision =
-                        lifecycle::on_alert(&existing, alert.severity, t, &config.lifecycle);
-                    let index = match decision {
-                        Decision::Join { incident_id, .. } => incident_id as usize,
-                        Decision::Reopen { incident_id } => {
-                            let incident = &mut out.incidents[incident_id as usize];
-                            incident.resolved_at = None;
-                            incident.reopen_count += 1;
-                            incident.severity = alert.severity;
-                            incident_id as usize
-                        }
-                        Decision::Open => {
-                            out.incidents.push(Simulated {
-                                tenant_id: key.0,
-                                service: key.1.clone(),
-                                severity: alert.severity,
-                                opened_at: t,
-                                resolved_at: None,
-                                reopen_count: 0,
-                                alerts: Vec::new(),
-                            });
-                            out.incidents.len() - 1
-                        }
-                    };
-                    open.insert(key, index);
-                    let incident = &mut out.incidents[index];
-                    incident.severity = incident.severity.max(alert.severity);
-                    let subject = Subject::of_alert(&alert);
-                    state.firing.insert(
-                        (subject.clone(), alert.kind),
-                        (alert.alert_id, alert.severity),
-                    );
-                    firing.insert((subject, alert.kind), (index, incident.alerts.len()));
-                    incident.alerts.push(alert);
-                }
-                Effect::Clear(subject, kind) => {
-                    state.firing.remove(&(subject.clone(), kind));
-                    if let Some((i, a)) = firing.remove(&(subject, kind)) {
-                        out.incidents[i].alerts[a].cleared_at = Some(t);
-                    }
-                }
+                Effect::Fire(alert, grouping) => replay.fire(alert, grouping, t, config),
+                Effect::Clear(subject, kind) => replay.clear(subject, kind, t),
             }
         }
-        // Resolution after the clear period.
-        open.retain(|_, i| {
-            let incident = &mut out.incidents[*i];
+        replay.resolve_due(t, config);
+        t += step;
+    }
+    replay.out
+}
+
+/// A replay's state between evaluations: the detector's, and the incidents
+/// simulated so far.
+#[derive(Default)]
+struct Replay {
+    state: State,
+    out: Outcome,
+    /// The unresolved incident of each (tenant, service), by index.
+    open: HashMap<(i64, String), usize>,
+    /// Where each firing alert is: (incident, alert) indices.
+    firing: HashMap<(Subject, Kind), (usize, usize)>,
+    next_id: i64,
+}
+
+impl Replay {
+    /// An alert fires: the lifecycle joins, reopens or opens its incident.
+    fn fire(
+        &mut self,
+        mut alert: Alert,
+        grouping: Grouping,
+        t: OffsetDateTime,
+        config: &DetectConfig,
+    ) {
+        self.next_id += 1;
+        alert.alert_id = self.next_id;
+        let key = (
+            alert.tenant_id.0,
+            grouping.incident_service(&alert).to_owned(),
+        );
+        let incidents = &self.out.incidents;
+        let existing = Existing {
+            open: self
+                .open
+                .get(&key)
+                .map(|&i| (i as i64, incidents[i].severity)),
+            last_resolved: incidents.iter().enumerate().rev().find_map(|(n, i)| {
+                ((i.tenant_id, &i.service) == (key.0, &key.1))
+                    .then_some(i.resolved_at.map(|r| (n as i64, r)))
+                    .flatten()
+            }),
+        };
+        let decision = lifecycle::on_alert(&existing, alert.severity, t, &config.lifecycle);
+        let index = match decision {
+            Decision::Join { incident_id, .. } => incident_id as usize,
+            Decision::Reopen { incident_id } => {
+                let incident = &mut self.out.incidents[incident_id as usize];
+                incident.resolved_at = None;
+                incident.reopen_count += 1;
+                incident.severity = alert.severity;
+                incident_id as usize
+            }
+            Decision::Open => {
+                self.out.incidents.push(Simulated {
+                    tenant_id: key.0,
+                    service: key.1.clone(),
+                    severity: alert.severity,
+                    opened_at: t,
+                    resolved_at: None,
+                    reopen_count: 0,
+                    alerts: Vec::new(),
+                });
+                self.out.incidents.len() - 1
+            }
+        };
+        self.open.insert(key, index);
+        let incident = &mut self.out.incidents[index];
+        incident.severity = incident.severity.max(alert.severity);
+        let subject = Subject::of_alert(&alert);
+        self.state.firing.insert(
+            (subject.clone(), alert.kind),
+            (alert.alert_id, alert.severity),
+        );
+        self.firing
+            .insert((subject, alert.kind), (index, incident.alerts.len()));
+        incident.alerts.push(alert);
+    }
+
+    /// An alert's condition holds no more.
+    fn clear(&mut self, subject: Subject, kind: Kind, t: OffsetDateTime) {
+        self.state.firing.remove(&(subject.clone(), kind));
+        if let Some((i, a)) = self.firing.remove(&(subject, kind)) {
+            self.out.incidents[i].alerts[a].cleared_at = Some(t);
+        }
+    }
+
+    /// Incidents whose alerts all stayed clear for the clear period resolve.
+    fn resolve_due(&mut self, t: OffsetDateTime, config: &DetectConfig) {
+        let incidents = &mut self.out.incidents;
+        self.open.retain(|_, i| {
+            let incident = &mut incidents[*i];
             let all_clear = incident.alerts.iter().all(|a| a.cleared_at.is_some());
             let last_clear = incident.alerts.iter().filter_map(|a| a.cleared_at).max();
             if lifecycle::due_to_resolve(all_clear, last_clear, t, &config.lifecycle) {
@@ -202,9 +232,7 @@ pub fn run(
                 true
             }
         });
-        t += step;
     }
-    out
 }
 
 /// Loads what a replay of [from, to) needs (one tenant or all) and runs it,

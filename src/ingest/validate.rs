@@ -107,7 +107,25 @@ struct Checked {
     response_bytes: i64,
 }
 
+/// The checks in the contract's order: size, id, time, fields, attributes,
+/// byte counts; the first that fails is the event's reason.
 fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Checked, Refusal> {
+    check_size(raw, limits)?;
+    let event_id = check_id(raw)?;
+    let time = check_time(raw, now, limits)?;
+    check_fields(raw)?;
+    check_attributes(raw, limits)?;
+    let (request_bytes, response_bytes) = check_byte_counts(raw)?;
+    Ok(Checked {
+        event_id,
+        time,
+        request_bytes,
+        response_bytes,
+    })
+}
+
+/// The encoded event's size.
+fn check_size(raw: &RawEvent, limits: &EventBounds) -> Result<(), Refusal> {
     if raw.encoded_len > limits.max_event_bytes {
         return Err((
             RejectReason::EventTooLarge,
@@ -117,6 +135,11 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             ),
         ));
     }
+    Ok(())
+}
+
+/// `event_id`: a UUID, not the nil one.
+fn check_id(raw: &RawEvent) -> Result<uuid::Uuid, Refusal> {
     let event_id = uuid::Uuid::try_parse(&raw.event_id).map_err(|_| {
         (
             RejectReason::InvalidEventId,
@@ -129,6 +152,15 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             "event_id: the nil UUID is not an id".into(),
         ));
     }
+    Ok(event_id)
+}
+
+/// `time`: a valid timestamp, within the retention and not too far ahead.
+fn check_time(
+    raw: &RawEvent,
+    now: OffsetDateTime,
+    limits: &EventBounds,
+) -> Result<OffsetDateTime, Refusal> {
     let (seconds, nanos) = raw
         .time
         .ok_or((RejectReason::MissingTime, "time: missing".to_owned()))?;
@@ -166,6 +198,11 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             ),
         ));
     }
+    Ok(time)
+}
+
+/// The service, the text fields, the status code and the latency.
+fn check_fields(raw: &RawEvent) -> Result<(), Refusal> {
     if raw.service.is_empty() {
         return Err((RejectReason::MissingService, "service: missing".into()));
     }
@@ -197,6 +234,11 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             ),
         ));
     }
+    Ok(())
+}
+
+/// The attributes: how many, each key's and value's length and text.
+fn check_attributes(raw: &RawEvent, limits: &EventBounds) -> Result<(), Refusal> {
     if raw.attributes.len() > limits.max_attributes {
         return Err((
             RejectReason::TooManyAttributes,
@@ -226,6 +268,11 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             ));
         }
     }
+    Ok(())
+}
+
+/// The request and response sizes, as stored (signed 64 bits).
+fn check_byte_counts(raw: &RawEvent) -> Result<(i64, i64), Refusal> {
     let request_bytes = i64::try_from(raw.request_bytes).map_err(|_| {
         (
             RejectReason::FieldTooLong,
@@ -238,12 +285,7 @@ fn check(raw: &RawEvent, now: OffsetDateTime, limits: &EventBounds) -> Result<Ch
             "response_bytes: larger than 2^63-1".to_owned(),
         )
     })?;
-    Ok(Checked {
-        event_id,
-        time,
-        request_bytes,
-        response_bytes,
-    })
+    Ok((request_bytes, response_bytes))
 }
 
 fn build(raw: RawEvent, checked: Checked) -> Event {

@@ -161,109 +161,18 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(err)?;
         lock_outbox(&mut tx).await?;
         let at = alert.fired_at;
-        let open: Option<(i64, String)> = sqlx::query_as(
-            "SELECT incident_id, severity FROM incidents \
-             WHERE tenant_id = $1 AND service = $2 AND status <> 'resolved' FOR UPDATE",
-        )
-        .bind(alert.tenant_id.0)
-        .bind(incident_service)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        let last_resolved: Option<(i64, OffsetDateTime)> = sqlx::query_as(
-            "SELECT incident_id, resolved_at FROM incidents \
-             WHERE tenant_id = $1 AND service = $2 AND status = 'resolved' \
-             ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
-        )
-        .bind(alert.tenant_id.0)
-        .bind(incident_service)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        let existing = Existing {
-            open: open
-                .map(|(id, severity)| {
-                    Ok::<_, StoreError>((id, named("severity", &severity, Severity::parse)?))
-                })
-                .transpose()?,
-            last_resolved,
-        };
+        // 1. The service's incidents, locked: the open one, the last resolved.
+        let existing = existing_incidents(&mut tx, alert.tenant_id, incident_service).await?;
+        // 2. The lifecycle decides; the incident joined, escalated, reopened or opened.
         let decision = decide(&existing);
-        let incident_id = match decision {
-            Decision::Join {
-                incident_id,
-                escalate: false,
-            } => {
-                sqlx::query(
-                    "UPDATE incidents SET last_alert_at = $2, updated_at = now() WHERE incident_id = $1",
-                )
-                .bind(incident_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-                incident_id
-            }
-            // Escalating and reopening both take the alert's severity and title.
-            Decision::Join { incident_id, .. } | Decision::Reopen { incident_id } => {
-                let sql = if matches!(decision, Decision::Reopen { .. }) {
-                    "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
-                       acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
-                       last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
-                     WHERE incident_id = $1"
-                } else {
-                    "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
-                     WHERE incident_id = $1"
-                };
-                sqlx::query(sql)
-                    .bind(incident_id)
-                    .bind(alert.severity.as_str())
-                    .bind(title)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                incident_id
-            }
-            Decision::Open => sqlx::query_scalar(
-                "INSERT INTO incidents (tenant_id, service, title, severity, status, opened_at, last_alert_at) \
-                 VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
-            )
-            .bind(alert.tenant_id.0)
-            .bind(incident_service)
-            .bind(title)
-            .bind(alert.severity.as_str())
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?,
-        };
-        let mut updates = Vec::new();
-        let alert_id: i64 = sqlx::query_scalar(
-            "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
-                                 threshold, window_secs, fired_at, no_baseline) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING alert_id",
-        )
-        .bind(alert.tenant_id.0)
-        .bind(incident_id)
-        .bind(&alert.service)
-        .bind(&alert.endpoint)
-        .bind(alert.kind.as_str())
-        .bind(alert.severity.as_str())
-        .bind(alert.observed)
-        .bind(alert.baseline)
-        .bind(alert.threshold)
-        .bind(alert.window_secs)
-        .bind(at)
-        .bind(alert.no_baseline)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
+        let incident_id = apply_decision(&mut tx, decision, alert, incident_service, title).await?;
+        // 3. The alert, in its incident, and the updates the decision makes.
         let stored = Alert {
-            alert_id,
+            alert_id: insert_alert(&mut tx, alert, incident_id).await?,
             incident_id: Some(incident_id),
             ..alert.clone()
         };
+        let mut updates = Vec::new();
         for &kind in decision.updates() {
             updates.push(
                 record(
@@ -631,4 +540,135 @@ impl Store {
             top_service: top,
         })
     }
+}
+
+/// A service's incidents as the lifecycle sees them, locked for the
+/// transaction: the open one, and the last resolved.
+async fn existing_incidents(
+    tx: &mut sqlx::PgConnection,
+    tenant: crate::domain::TenantId,
+    incident_service: &str,
+) -> Result<Existing, StoreError> {
+    let err = |e| classify(e, "incident");
+    let open: Option<(i64, String)> = sqlx::query_as(
+        "SELECT incident_id, severity FROM incidents \
+         WHERE tenant_id = $1 AND service = $2 AND status <> 'resolved' FOR UPDATE",
+    )
+    .bind(tenant.0)
+    .bind(incident_service)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(err)?;
+    let last_resolved: Option<(i64, OffsetDateTime)> = sqlx::query_as(
+        "SELECT incident_id, resolved_at FROM incidents \
+         WHERE tenant_id = $1 AND service = $2 AND status = 'resolved' \
+         ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(tenant.0)
+    .bind(incident_service)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(err)?;
+    let existing = Existing {
+        open: open
+            .map(|(id, severity)| {
+                Ok::<_, StoreError>((id, named("severity", &severity, Severity::parse)?))
+            })
+            .transpose()?,
+        last_resolved,
+    };
+    Ok(existing)
+}
+
+/// Carries a decision out; the incident the alert belongs to.
+async fn apply_decision(
+    tx: &mut sqlx::PgConnection,
+    decision: Decision,
+    alert: &Alert,
+    incident_service: &str,
+    title: &str,
+) -> Result<i64, StoreError> {
+    let err = |e| classify(e, "incident");
+    let at = alert.fired_at;
+    let incident_id = match decision {
+        Decision::Join {
+            incident_id,
+            escalate: false,
+        } => {
+            sqlx::query(
+                "UPDATE incidents SET last_alert_at = $2, updated_at = now() WHERE incident_id = $1",
+            )
+            .bind(incident_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            incident_id
+        }
+        // Escalating and reopening both take the alert's severity and title.
+        Decision::Join { incident_id, .. } | Decision::Reopen { incident_id } => {
+            let sql = if matches!(decision, Decision::Reopen { .. }) {
+                "UPDATE incidents SET status = 'open', resolved_at = NULL, resolved_by = NULL, \
+                   acknowledged_at = NULL, acknowledged_by = NULL, severity = $2, title = $3, \
+                   last_alert_at = $4, reopen_count = reopen_count + 1, updated_at = now() \
+                 WHERE incident_id = $1"
+            } else {
+                "UPDATE incidents SET severity = $2, title = $3, last_alert_at = $4, updated_at = now() \
+                 WHERE incident_id = $1"
+            };
+            sqlx::query(sql)
+                .bind(incident_id)
+                .bind(alert.severity.as_str())
+                .bind(title)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            incident_id
+        }
+        Decision::Open => sqlx::query_scalar(
+            "INSERT INTO incidents (tenant_id, service, title, severity, status, opened_at, last_alert_at) \
+             VALUES ($1, $2, $3, $4, 'open', $5, $5) RETURNING incident_id",
+        )
+        .bind(alert.tenant_id.0)
+        .bind(incident_service)
+        .bind(title)
+        .bind(alert.severity.as_str())
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?,
+    };
+    Ok(incident_id)
+}
+
+/// Stores the alert in its incident; its id.
+async fn insert_alert(
+    tx: &mut sqlx::PgConnection,
+    alert: &Alert,
+    incident_id: i64,
+) -> Result<i64, StoreError> {
+    let err = |e| classify(e, "incident");
+    let at = alert.fired_at;
+    let alert_id: i64 = sqlx::query_scalar(
+        "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
+                             threshold, window_secs, fired_at, no_baseline) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING alert_id",
+    )
+    .bind(alert.tenant_id.0)
+    .bind(incident_id)
+    .bind(&alert.service)
+    .bind(&alert.endpoint)
+    .bind(alert.kind.as_str())
+    .bind(alert.severity.as_str())
+    .bind(alert.observed)
+    .bind(alert.baseline)
+    .bind(alert.threshold)
+    .bind(alert.window_secs)
+    .bind(at)
+    .bind(alert.no_baseline)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(err)?;
+    Ok(alert_id)
 }
