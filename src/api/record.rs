@@ -9,7 +9,7 @@ use prost::Message;
 use super::convert;
 use crate::{
     domain::{BatchWrite, DeadLetter, Event, TenantId},
-    ingest::{RecordCodec, ReplyTo},
+    ingest::{RecordCodec, RecordError, ReplyTo},
     proto::{internal as rec, v1 as pb},
 };
 
@@ -20,22 +20,23 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BufferRecord;
 
-fn event_from_pb(e: pb::Event) -> Result<Event, String> {
+fn event_from_pb(e: pb::Event) -> Result<Event, RecordError> {
+    let invalid = |m: &str| RecordError::Invalid(m.to_owned());
     let time = e
         .time
         .as_ref()
         .and_then(convert::from_timestamp)
-        .ok_or("an event without a valid time")?;
+        .ok_or_else(|| invalid("an event without a valid time"))?;
     Ok(Event {
-        event_id: e
-            .event_id
-            .parse()
-            .map_err(|_| format!("event id {:?} is not a UUID", e.event_id))?,
+        event_id: e.event_id.parse().map_err(|_| {
+            RecordError::Invalid(format!("event id {:?} is not a UUID", e.event_id))
+        })?,
         time,
         service: e.service,
         endpoint: e.endpoint,
         method: e.method,
-        status_code: i16::try_from(e.status_code).map_err(|_| "status code out of range")?,
+        status_code: i16::try_from(e.status_code)
+            .map_err(|_| invalid("status code out of range"))?,
         latency_ms: e.latency_ms,
         trace_id: e.trace_id,
         request_id: e.request_id,
@@ -43,9 +44,10 @@ fn event_from_pb(e: pb::Event) -> Result<Event, String> {
         environment: e.environment,
         release: e.release,
         host: e.host,
-        request_bytes: i64::try_from(e.request_bytes).map_err(|_| "request bytes out of range")?,
+        request_bytes: i64::try_from(e.request_bytes)
+            .map_err(|_| invalid("request bytes out of range"))?,
         response_bytes: i64::try_from(e.response_bytes)
-            .map_err(|_| "response bytes out of range")?,
+            .map_err(|_| invalid("response bytes out of range"))?,
     })
 }
 
@@ -76,24 +78,26 @@ impl RecordCodec for BufferRecord {
         .encode_to_vec()
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<(BatchWrite, Option<ReplyTo>), String> {
-        let r = rec::BufferedBatch::decode(bytes).map_err(|e| format!("not a record: {e}"))?;
+    fn decode(&self, bytes: &[u8]) -> Result<(BatchWrite, Option<ReplyTo>), RecordError> {
+        let invalid = |m: &str| RecordError::Invalid(m.to_owned());
+        let r = rec::BufferedBatch::decode(bytes)
+            .map_err(|e| RecordError::Undecodable(e.to_string()))?;
         if r.version != VERSION {
-            return Err(format!(
-                "record version {} (this build reads {VERSION})",
-                r.version
-            ));
+            return Err(RecordError::Version {
+                found: r.version,
+                reads: VERSION,
+            });
         }
         let received_at = r
             .received_at
             .as_ref()
             .and_then(convert::from_timestamp)
-            .ok_or("a record without a valid received_at")?;
+            .ok_or_else(|| invalid("a record without a valid received_at"))?;
         let digest: [u8; 32] = r
             .digest
             .as_slice()
             .try_into()
-            .map_err(|_| "a digest that is not 32 bytes")?;
+            .map_err(|_| invalid("a digest that is not 32 bytes"))?;
         let events = r
             .events
             .into_iter()
@@ -105,13 +109,14 @@ impl RecordCodec for BufferRecord {
             .map(|d| {
                 Ok(DeadLetter {
                     index: d.index,
-                    reason: convert::reject_reason_from_pb(d.reason)
-                        .ok_or_else(|| format!("unknown reject reason {}", d.reason))?,
+                    reason: convert::reject_reason_from_pb(d.reason).ok_or_else(|| {
+                        RecordError::Invalid(format!("unknown reject reason {}", d.reason))
+                    })?,
                     message: d.message,
                     payload: d.payload,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RecordError>>()?;
         let reply = (!r.reply_stream.is_empty()).then_some(ReplyTo {
             stream: r.reply_stream,
             id: r.reply_id,
@@ -191,11 +196,21 @@ mod tests {
 
     #[test]
     fn garbage_and_unknown_versions_are_refused_not_guessed() {
-        assert!(BufferRecord.decode(b"\xff\xff\xff").is_err());
+        assert!(matches!(
+            BufferRecord.decode(b"\xff\xff\xff"),
+            Err(RecordError::Undecodable(_))
+        ));
         let mut future =
             rec::BufferedBatch::decode(BufferRecord.encode(&batch(), None).as_slice()).unwrap();
         future.version = 2;
         let err = BufferRecord.decode(&future.encode_to_vec()).unwrap_err();
-        assert!(err.contains("version 2"), "{err}");
+        assert_eq!(
+            err,
+            RecordError::Version {
+                found: 2,
+                reads: VERSION
+            }
+        );
+        assert!(err.to_string().contains("version 2"), "{err}");
     }
 }

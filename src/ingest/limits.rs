@@ -159,9 +159,22 @@ impl LocalRates {
     }
 }
 
+/// Why a count shared across processes (the rate budget, the streams, the
+/// catalogue) gave no answer; the caller then limits on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shared count did not answer: {0}")]
+pub struct SharedUnavailable(pub String);
+
+impl From<String> for SharedUnavailable {
+    /// The bridge's own description of what failed.
+    fn from(why: String) -> SharedUnavailable {
+        SharedUnavailable(why)
+    }
+}
+
 /// The answer of a shared budget: a verdict, or why there is none.
 pub type Charge<'a> =
-    Pin<Box<dyn Future<Output = Result<Result<(), Throttled>, String>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Result<(), Throttled>, SharedUnavailable>> + Send + 'a>>;
 
 /// A rate budget shared by every process (the Redis bridge). An `Err` means
 /// it could not answer; the caller then uses its local budget.
@@ -253,7 +266,7 @@ pub trait SharedStreams: Send + Sync + std::fmt::Debug {
         tenant: TenantId,
         id: &'a str,
         max: u32,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>>;
     /// Gives slot `id` of `tenant` back (in the background).
     fn release(&self, tenant: TenantId, id: String);
 }
@@ -432,7 +445,8 @@ impl Known {
 
 /// What the shared catalogue answers for each (service, endpoint): whether
 /// the service, then the endpoint, fits.
-pub type Fits<'a> = Pin<Box<dyn Future<Output = Result<Vec<(bool, bool)>, String>> + Send + 'a>>;
+pub type Fits<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<(bool, bool)>, SharedUnavailable>> + Send + 'a>>;
 
 /// Each tenant's services and endpoints across every ingest process (Redis
 /// sets, `crate::redis`).
@@ -442,7 +456,7 @@ pub trait SharedCatalogue: Send + Sync + std::fmt::Debug {
         &'a self,
         tenant: TenantId,
         pairs: &'a [(String, String)],
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<(), SharedUnavailable>> + Send + 'a>>;
     /// For each (service, endpoint): whether the service, then the endpoint,
     /// is (now) among the tenant's, within `limits`; an error when the
     /// shared sets cannot be read (the caller decides alone).

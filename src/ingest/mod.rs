@@ -143,7 +143,26 @@ pub trait RecordCodec: Send + Sync + fmt::Debug {
     /// The record of `batch` (and where its commit is reported).
     fn encode(&self, batch: &BatchWrite, reply: Option<&ReplyTo>) -> Vec<u8>;
     /// The batch of a record, or why it cannot be read.
-    fn decode(&self, bytes: &[u8]) -> Result<(BatchWrite, Option<ReplyTo>), String>;
+    fn decode(&self, bytes: &[u8]) -> Result<(BatchWrite, Option<ReplyTo>), RecordError>;
+}
+
+/// Why a buffered record cannot be read back (its entry is then poison).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes are not a record.
+    #[error("not a record: {0}")]
+    Undecodable(String),
+    /// A record of a version this build does not read.
+    #[error("record version {found} (this build reads {reads})")]
+    Version {
+        /// The record's.
+        found: u32,
+        /// This build's.
+        reads: u32,
+    },
+    /// A record whose content breaks the batch's rules.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// One admitted batch on its way to the writer.

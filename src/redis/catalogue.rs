@@ -3,6 +3,7 @@
 //! hash tag (`{<tenant>}`) so that one script decides on one cluster slot
 //! whether a new name still fits the tenant's limits.
 
+use crate::ingest::limits::SharedUnavailable;
 use std::{future::Future, pin::Pin, time::Duration};
 
 use super::conn::{Conn, Lazy};
@@ -78,7 +79,7 @@ impl SharedCatalogue for RedisCatalogue {
         &'a self,
         tenant: TenantId,
         pairs: &'a [(String, String)],
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move {
             if pairs.is_empty() {
                 return Ok(());
@@ -95,7 +96,7 @@ impl SharedCatalogue for RedisCatalogue {
             tokio::time::timeout(TIMEOUT * 4, pipe.query_async::<()>(&mut conn))
                 .await
                 .map_err(|_| "timed out".to_owned())?
-                .map_err(|e| e.to_string())
+                .map_err(|e| SharedUnavailable(e.to_string()))
         })
     }
 

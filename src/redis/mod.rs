@@ -13,6 +13,7 @@ pub mod catalogue;
 mod conn;
 pub mod streams;
 
+use crate::ingest::limits::SharedUnavailable;
 use std::time::Duration;
 
 use self::conn::Conn;
@@ -179,7 +180,7 @@ impl SharedBudget for RedisRates {
         Box::pin(async move {
             RedisRates::charge(self, tenant, limits, events, bytes)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| SharedUnavailable(e.to_string()))
         })
     }
 }

@@ -5,6 +5,7 @@
 //! after `LEASE`. Acquiring drops the expired ones and counts the rest in one
 //! script, so two processes cannot both take the last slot.
 
+use crate::ingest::limits::SharedUnavailable;
 use std::{
     collections::HashSet,
     future::Future,
@@ -142,7 +143,7 @@ impl SharedStreams for RedisStreams {
         tenant: TenantId,
         id: &'a str,
         max: u32,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move {
             let mut conn = self.connection().await?;
             let mut call = self.acquire.key(self.key(tenant));

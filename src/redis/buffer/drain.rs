@@ -303,7 +303,7 @@ async fn handle(
             _ if e.deliveries > buffer.config.max_deliveries as usize => {
                 Some(format!("delivered {} times without a commit", e.deliveries))
             }
-            Err(why) => Some(why.clone()),
+            Err(why) => Some(why.to_string()),
             Ok(_) => None,
         };
         if let Some(reason) = poison {
