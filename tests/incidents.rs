@@ -582,15 +582,10 @@ async fn incidents_resolved_past_the_retention_go_with_their_updates_and_a_resum
     .await
     .unwrap();
 
-    pulsyon::ingest::partitions::maintain(
-        &store,
-        pulsyon::ingest::partitions::Retention {
-            events: Duration::from_secs(30 * 86_400),
-            incidents: Duration::from_secs(400 * 86_400),
-        },
-    )
-    .await
-    .unwrap();
+    let pruned = pulsyon::incidents::retention::prune(&store, Duration::from_secs(400 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "the one incident resolved 500 days ago");
 
     // The old incident is gone with its alert and its updates; the others stay whole.
     let count = |sql: &'static str, id: i64| {

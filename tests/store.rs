@@ -41,15 +41,9 @@ async fn the_keeper_makes_partitions_ahead_and_drops_those_past_the_retention() 
         "idempotent"
     );
 
-    let strays = partitions::maintain(
-        &store,
-        partitions::Retention {
-            events: Duration::from_secs(30 * 86_400),
-            incidents: Duration::from_secs(400 * 86_400),
-        },
-    )
-    .await
-    .unwrap();
+    let strays = partitions::maintain(&store, Duration::from_secs(30 * 86_400))
+        .await
+        .unwrap();
     assert_eq!(strays, 0);
     let days = store.list_partitions().await.unwrap();
     assert!(!days.contains(&old), "past the retention: dropped");

@@ -259,6 +259,7 @@ impl Running {
             stages.monitor.take(),
             stages.stream_slots.take(),
             stages.partitions.take(),
+            stages.incident_retention.take(),
             stages.rollups.take(),
             stages.hub.take(),
             stages.detector.take(),

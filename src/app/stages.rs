@@ -26,6 +26,8 @@ use crate::{
 pub struct Stages {
     /// Writer role: partitions ahead, retention.
     pub partitions: Option<JoinHandle<()>>,
+    /// Writer role: incidents past their retention deleted.
+    pub incident_retention: Option<JoinHandle<()>>,
     /// Writer role: rollup deltas merged.
     pub rollups: Option<JoinHandle<()>>,
     /// Query role: incident updates fanned out to Watch.
@@ -143,14 +145,17 @@ pub async fn start_stages(
     Ok((stages, ForDoors { pipeline, hub }))
 }
 
-/// Partitions ahead, retention and rollups (the writer role).
+/// Partitions ahead, the retention of events and incidents, rollups (the
+/// writer role).
 fn start_upkeep(args: &ServeArgs, store: &Store, stop: &CancellationToken, stages: &mut Stages) {
     stages.partitions = Some(crate::ingest::partitions::spawn(
         store.clone(),
-        crate::ingest::partitions::Retention {
-            events: args.ingest.retention,
-            incidents: args.incidents.incident_retention,
-        },
+        args.ingest.retention,
+        stop.clone(),
+    ));
+    stages.incident_retention = Some(crate::incidents::retention::spawn(
+        store.clone(),
+        args.incidents.incident_retention,
         stop.clone(),
     ));
     stages.rollups = Some(crate::rollup::spawn(

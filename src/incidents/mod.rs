@@ -8,6 +8,7 @@ pub mod explain;
 pub mod feed;
 pub mod hub;
 pub mod lifecycle;
+pub mod retention;
 
 use time::OffsetDateTime;
 

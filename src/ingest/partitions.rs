@@ -1,11 +1,10 @@
 //! The partition keeper: at start-up and every hour, makes the daily
 //! partitions of `api_logs` from yesterday to two days ahead, drops those
-//! older than the retention, prunes the batch ledger alike, reports rows
-//! in the default partition, and deletes incidents resolved longer ago than
-//! the incident retention (with their alerts and outbox rows).
+//! older than the retention, prunes the batch ledger alike, and reports rows
+//! in the default partition (incidents have their own retention,
+//! `incidents::retention`).
 //!
-//! It never drops a partition that may still hold events within the retention,
-//! and never deletes an incident that is not resolved.
+//! It never drops a partition that may still hold events within the retention.
 
 use std::time::Duration;
 
@@ -20,18 +19,9 @@ const EVERY: Duration = Duration::from_secs(3600);
 /// Days made ahead of today.
 pub const DAYS_AHEAD: i64 = 2;
 
-/// How long things are kept.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Raw events and the batch ledger.
-    pub events: Duration,
-    /// Incidents after their resolution, with their alerts and updates.
-    pub incidents: Duration,
-}
-
 /// One pass: make, drop, prune, report. Returns the rows counted in the default partition.
-pub async fn maintain(store: &Store, keep: Retention) -> Result<i64, StoreError> {
-    let retention = keep.events;
+/// `retention`: how long raw events and the batch ledger are kept.
+pub async fn maintain(store: &Store, retention: Duration) -> Result<i64, StoreError> {
     let today = OffsetDateTime::now_utc().date();
     for offset in -1..=DAYS_AHEAD {
         let day = today + time::Duration::days(offset);
@@ -59,15 +49,6 @@ pub async fn maintain(store: &Store, keep: Retention) -> Result<i64, StoreError>
             "pruned the batch ledger past the retention"
         );
     }
-    let incidents = store
-        .prune_incidents(OffsetDateTime::now_utc() - keep.incidents)
-        .await?;
-    if incidents > 0 {
-        tracing::info!(
-            incidents,
-            "deleted incidents resolved before the incident retention"
-        );
-    }
     let strays = store.default_partition_rows(1_000_000).await?;
     metrics::gauge!("pulsyon_default_partition_rows").set(strays as f64);
     if strays > 0 {
@@ -80,10 +61,10 @@ pub async fn maintain(store: &Store, keep: Retention) -> Result<i64, StoreError>
 }
 
 /// Runs `maintain` now and then every hour until `stop`.
-pub fn spawn(store: Store, keep: Retention, stop: CancellationToken) -> JoinHandle<()> {
+pub fn spawn(store: Store, retention: Duration, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(err) = maintain(&store, keep).await {
+            if let Err(err) = maintain(&store, retention).await {
                 tracing::warn!(error = %err, "partition maintenance failed; trying again later");
             }
             tokio::select! {
