@@ -23,7 +23,7 @@ ALLOWED = {"store": {"domain", "stats"}}
 # Crate -> the top-level modules that may name it (app wires them up).
 OWNERS = {
     "tonic": {"api", "proto", "app"},
-    "prost": {"api", "proto", "app"},
+    "prost": {"api", "proto", "app", "wire"},
     "sqlx": {"store"},
     "redis": {"redis"},
     "axum": {"web"},

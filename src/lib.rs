@@ -22,7 +22,10 @@
 //! - `detect`: detection rules, the leader's detector, the backtest;
 //! - `config`: the one configuration tree (flags, env, defaults, roles, validation);
 //!   `diagnostics`: the server's own logs and metrics; `ops`: `/metrics`, `/healthz`, `/readyz`;
-//! - `api`: the gRPC doors (one file per service, status mapping, health);
+//! - `wire`: the protobuf forms of domain types (the contract's messages, the
+//!   buffer's record);
+//! - `api`: the gRPC doors (one file per service, status mapping, health) and
+//!   the OTLP doors (`api::otlp`: gRPC, HTTP, the span mapping);
 //! - `seed`: `pulsyon seed`, generated history through the ingest API;
 //! - `app`: wiring by role, start-up steps and the shutdown plan.
 
@@ -48,3 +51,4 @@ pub mod seed;
 pub mod stats;
 pub mod store;
 pub mod web;
+pub mod wire;

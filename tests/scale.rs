@@ -401,7 +401,7 @@ async fn trimming_removes_only_entries_below_the_oldest_pending_one() {
             ack_after_commit: false,
             allow_volatile: false,
         },
-        std::sync::Arc::new(pulsyon::api::record::BufferRecord),
+        std::sync::Arc::new(pulsyon::wire::record::BufferRecord),
         None,
     )
     .await
@@ -947,7 +947,7 @@ async fn a_batch_that_never_commits_becomes_poison_after_its_deliveries() {
     // A readable batch of a tenant that does not exist: every write of it
     // fails, so it is delivered again and again.
     let batch = common::one_event_batch(pulsyon::domain::TenantId(987_654), "ghost", 1);
-    let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
+    let record = pulsyon::wire::record::BufferRecord.encode(&batch, None);
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let stream = "pulsyon:buffer:{0}";
@@ -1011,7 +1011,7 @@ async fn a_readable_poison_batch_goes_to_its_tenants_dead_letters() {
     .unwrap();
     let tenant = store.tenant_by_name("acme").await.unwrap().id;
     let batch = common::one_event_batch(tenant, "stuck", 7);
-    let record = pulsyon::api::record::BufferRecord.encode(&batch, None);
+    let record = pulsyon::wire::record::BufferRecord.encode(&batch, None);
     let stream = "pulsyon:buffer:{0}";
     redis.cli(&["XGROUP", "CREATE", stream, "writers", "0", "MKSTREAM"]);
     let client = redis::Client::open(redis.url()).unwrap();

@@ -180,7 +180,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::SetTenantLimitsResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         let overrides = match &request.get_ref().overrides {
-            Some(o) => convert::overrides_from_pb(o)?,
+            Some(o) => super::request::overrides_from_pb(o)?,
             None => Default::default(),
         };
         self.store
@@ -284,7 +284,7 @@ impl Admin for AdminService {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         let req = request.into_inner();
         let now = time::OffsetDateTime::now_utc();
-        let (from, to) = convert::time_range(req.range.as_ref(), DAY, 7 * DAY, now)?;
+        let (from, to) = super::request::time_range(req.range.as_ref(), DAY, 7 * DAY, now)?;
         if from < now - 8 * DAY {
             return Err(invalid(
                 "range.start",

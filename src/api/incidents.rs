@@ -311,22 +311,24 @@ impl Incidents for IncidentsService {
             .map_err(super::status::from_busy)?;
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
-        let (from, to) = convert::time_range(
+        let (from, to) = super::request::time_range(
             req.range.as_ref(),
             7 * DAY,
             400 * DAY,
             OffsetDateTime::now_utc(),
         )?;
-        let limit = convert::page_size(req.page_size, 50, 500)?;
-        let cursor = convert::decode_page_token(self.tokens.open(&req.page_token)?)?;
+        let limit = super::request::page_size(req.page_size, 50, 500)?;
+        let cursor = super::request::decode_page_token(self.tokens.open(&req.page_token)?)?;
         let mut rows = self
             .store
             .incidents(caller.tenant_id, &filter, from, to, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, limit, |i| {
-            convert::encode_page_token(i.opened_at, i.incident_id)
-        }));
+        let next_page_token = self
+            .tokens
+            .sign(super::request::next_page(&mut rows, limit, |i| {
+                super::request::encode_page_token(i.opened_at, i.incident_id)
+            }));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: rows.iter().map(incident_to_pb).collect(),
             next_page_token,

@@ -9,16 +9,14 @@ pub mod admin;
 pub mod auth;
 pub mod coalesce;
 pub mod codec;
-pub mod convert;
+pub(crate) use crate::wire::convert;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
 pub mod otlp;
-pub mod otlp_http;
-pub mod otlp_map;
 pub mod preauth;
 pub mod query;
-pub mod record;
+pub mod request;
 pub mod status;
 pub mod tls;
 pub mod tokens;
@@ -204,7 +202,7 @@ pub async fn serve(
                 shutdown: deps.shutdown.clone(),
             })
         }))
-        // OTLP traces through the same pipeline (api/otlp.rs), gzip accepted.
+        // OTLP traces through the same pipeline (api/otlp/mod.rs), gzip accepted.
         .add_optional_service(deps.pipeline.clone().map(|pipeline| {
             TraceServiceServer::new(otlp::OtlpService {
                 auth: deps.auth.clone(),

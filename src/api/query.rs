@@ -239,7 +239,8 @@ fn event_filter(
         ms if ms.is_finite() && ms > 0.0 => Some(ms),
         ms => return Err(invalid("min_latency_ms", format!("{ms} is not a latency"))),
     };
-    let (from, to) = convert::time_range(req.range.as_ref(), HOUR.min(max_range), max_range, now)?;
+    let (from, to) =
+        super::request::time_range(req.range.as_ref(), HOUR.min(max_range), max_range, now)?;
     Ok(EventFilter {
         service: text_filter("service", req.service.clone())?,
         endpoint: text_filter("endpoint", req.endpoint.clone())?,
@@ -340,7 +341,7 @@ impl Query for QueryService {
         let req = request.into_inner();
         let limits = &caller.limits;
         let mut filter = event_filter(&req, OffsetDateTime::now_utc(), limits.max_query_range)?;
-        let limit = convert::page_size(
+        let limit = super::request::page_size(
             req.page_size,
             100.min(limits.max_page_size),
             limits.max_page_size,
@@ -363,7 +364,7 @@ impl Query for QueryService {
                     "page_token",
                     format!(
                         "its range spans more than the cap of {}",
-                        convert::human(limits.max_query_range)
+                        super::request::human(limits.max_query_range)
                     ),
                 ));
             }
@@ -375,16 +376,18 @@ impl Query for QueryService {
             .query_events(caller.tenant_id, &filter, cursor, limit + 1)
             .await
             .map_err(from_store)?;
-        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, limit, |r| {
-            EventsToken {
-                from: filter.from,
-                to: filter.to,
-                at: r.event.time,
-                id: r.event.event_id,
-                fingerprint: print,
-            }
-            .encode()
-        }));
+        let next_page_token = self
+            .tokens
+            .sign(super::request::next_page(&mut rows, limit, |r| {
+                EventsToken {
+                    from: filter.from,
+                    to: filter.to,
+                    at: r.event.time,
+                    id: r.event.event_id,
+                    fingerprint: print,
+                }
+                .encode()
+            }));
         let events = rows
             .iter()
             .map(|r| pb::StoredEvent {
@@ -465,7 +468,7 @@ impl Query for QueryService {
                 .and_then(Step::of)
                 .ok_or_else(|| invalid("step", "must be 1m, 1h or 1d"))?,
         };
-        let (from, to) = convert::time_range(
+        let (from, to) = super::request::time_range(
             req.range.as_ref(),
             HOUR,
             step.cap(),
@@ -505,11 +508,15 @@ impl Query for QueryService {
                     .ok_or_else(|| invalid("reason", "unknown reject reason"))?,
             ),
         };
-        let (from, to) =
-            convert::time_range(req.range.as_ref(), DAY, 31 * DAY, OffsetDateTime::now_utc())?;
+        let (from, to) = super::request::time_range(
+            req.range.as_ref(),
+            DAY,
+            31 * DAY,
+            OffsetDateTime::now_utc(),
+        )?;
         let max_page = caller.limits.max_page_size;
-        let limit = convert::page_size(req.page_size, 100.min(max_page), max_page)?;
-        let cursor = convert::decode_page_token(self.tokens.open(&req.page_token)?)?;
+        let limit = super::request::page_size(req.page_size, 100.min(max_page), max_page)?;
+        let cursor = super::request::decode_page_token(self.tokens.open(&req.page_token)?)?;
         let mut rows = self
             .store
             .failed_events(
@@ -534,9 +541,11 @@ impl Query for QueryService {
             .unwrap_or(rows.len())
             .max(1);
         let cut = (fit as i64).min(limit);
-        let next_page_token = self.tokens.sign(convert::next_page(&mut rows, cut, |r| {
-            convert::encode_page_token(r.received_at, r.failed_id)
-        }));
+        let next_page_token = self
+            .tokens
+            .sign(super::request::next_page(&mut rows, cut, |r| {
+                super::request::encode_page_token(r.received_at, r.failed_id)
+            }));
         let failed_events = rows.into_iter().map(failed_event_to_pb).collect();
         Ok(Response::new(pb::ListFailedEventsResponse {
             failed_events,
@@ -578,21 +587,23 @@ impl Query for QueryService {
             .enter(caller.tenant_id, &caller.tenant_name)
             .map_err(super::status::from_busy)?;
         let req = request.into_inner();
-        let (from, to) = convert::time_range(
+        let (from, to) = super::request::time_range(
             req.range.as_ref(),
             Duration::from_secs(3600),
             31 * DAY,
             OffsetDateTime::now_utc(),
         )?;
-        let limit = convert::page_size(req.page_size, 60, 1440)?;
-        let before =
-            convert::decode_page_token(self.tokens.open(&req.page_token)?)?.map(|(at, _)| at);
+        let limit = super::request::page_size(req.page_size, 60, 1440)?;
+        let before = super::request::decode_page_token(self.tokens.open(&req.page_token)?)?
+            .map(|(at, _)| at);
         let (minutes, more) =
             query::outcome_minutes(&self.store, caller.tenant_id, (from, to), before, limit)
                 .await
                 .map_err(from_store)?;
         let next_page_token = match (more, minutes.last()) {
-            (true, Some((last, _))) => self.tokens.sign(convert::encode_page_token(*last, 0)),
+            (true, Some((last, _))) => self
+                .tokens
+                .sign(super::request::encode_page_token(*last, 0)),
             _ => String::new(),
         };
         let minutes: Vec<pb::IngestMinute> = minutes

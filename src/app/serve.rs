@@ -320,8 +320,8 @@ fn otlp_http_door(doors: &Doors) -> Vec<crate::web::HttpDoor> {
         return Vec::new();
     };
     vec![crate::web::HttpDoor {
-        path: api::otlp_http::TRACES_PATH,
-        service: tower::util::BoxCloneSyncService::new(api::otlp_http::OtlpHttp {
+        path: api::otlp::http::TRACES_PATH,
+        service: tower::util::BoxCloneSyncService::new(api::otlp::http::OtlpHttp {
             service: api::otlp::OtlpService {
                 auth: doors.auth.clone(),
                 pipeline: pipeline.clone(),

@@ -172,7 +172,7 @@ async fn connect_buffer(
 ) -> anyhow::Result<Arc<Buffer>> {
     let buffer = Buffer::connect(
         args.buffer_config(),
-        Arc::new(api::record::BufferRecord),
+        Arc::new(crate::wire::record::BufferRecord),
         Some(readiness.clone()),
     )
     .await

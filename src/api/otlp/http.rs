@@ -18,7 +18,7 @@ use hyper::{
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use super::otlp::{OtlpService, Refusal, response};
+use super::{OtlpService, Refusal, response};
 use crate::{
     auth::AuthError,
     domain::{Principal, Scope},

@@ -1,6 +1,6 @@
 //! The OTLP/gRPC door: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
 //! Every OpenTelemetry exporter or collector becomes a producer: its server
-//! spans are request events (`otlp_map`), through the same ingest pipeline
+//! spans are request events (`map`; `http` is the OTLP/HTTP door), through the same ingest pipeline
 //! as `Ingest.StreamEvents` (validation, limits, dedup, dead letters,
 //! outcomes). The answer comes only after the events are committed; spans
 //! refused by validation are counted in `partial_success` (and kept as dead
@@ -8,6 +8,9 @@
 //! the delay both in `grpc-status-details-bin` and in the
 //! `google.rpc.retryinfo-bin` trailer that OpenTelemetry exporters read.
 //! The key comes from `authorization: Bearer <key>` or `x-api-key`.
+
+pub mod http;
+pub mod map;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
-use super::{auth::Authenticator, otlp_map, status};
+use super::{auth::Authenticator, status};
 use crate::{
     domain::{Principal, Scope},
     ingest::admit::{Ack, Pipeline, Refused},
@@ -90,7 +93,7 @@ impl OtlpService {
         caller: &Principal,
         request: &ExportTraceServiceRequest,
     ) -> Result<Ack, Refusal> {
-        let mapped = otlp_map::map(request, &self.pipeline.bounds);
+        let mapped = map::map(request, &self.pipeline.bounds);
         self.pipeline.throttles.filtered(
             caller.tenant_id,
             mapped.filtered as i64,
