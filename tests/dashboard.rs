@@ -15,7 +15,6 @@ use common::{BIN, Server, ServerOpts, TestDb, alert, create_tenant, header, http
 use pulsyon::{
     domain::rules::Severity,
     proto::v1::{self as pb, ingest_client::IngestClient},
-    store::{self, Store},
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,13 +83,6 @@ async fn post(addr: &str, cookie: &str, path: &str, body: &str) -> (u16, Value) 
     )
 }
 
-async fn open_store(db: &TestDb) -> Store {
-    let options = store::options_from_url(&db.url).unwrap();
-    Store::connect(options, 4, Duration::from_secs(10))
-        .await
-        .unwrap()
-}
-
 /// A batch of `n` events of `service`, the last `bad` of them invalid (a
 /// status code out of range: rejected into the dead letters).
 fn batch(producer: &str, seq: u64, service: &str, n: usize, bad: usize) -> pb::EventBatch {
@@ -135,7 +127,7 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     let mut ingest = IngestClient::new(server.channel().await);
     publish(&mut ingest, &key_a, batch("a", 1, "checkout", 50, 2)).await;
     publish(&mut ingest, &key_b, batch("b", 1, "warehouse", 40, 1)).await;
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let a = store.tenant_by_name("acme").await.unwrap().id;
     let b = store.tenant_by_name("globex").await.unwrap().id;
     let (fired_a, _) = common::fire(
@@ -431,7 +423,7 @@ async fn the_event_stream_resumes_exactly_after_the_last_event_id() {
     user(&db.url, "acme", "viewer", "vera");
     let server = feed_server(&db);
     let addr = server.http.as_str();
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let a = store.tenant_by_name("acme").await.unwrap().id;
     let b = store.tenant_by_name("globex").await.unwrap().id;
     let cookie = login(addr, "acme", "vera").await;
@@ -628,7 +620,7 @@ async fn kept_alive_connections_answer_in_order_and_carry_event_streams() {
     user(&db.url, "acme", "viewer", "vera");
     let server = feed_server(&db);
     let addr = server.http.as_str();
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let acme = store.tenant_by_name("acme").await.unwrap().id;
     let cookie = login(addr, "acme", "vera").await;
     let get =

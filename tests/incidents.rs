@@ -19,20 +19,11 @@ use pulsyon::{
     proto::v1::{self as pb, incidents_client::IncidentsClient},
     rollup::{self, RollupConfig},
     stats,
-    store::{self, Store},
+    store::Store,
 };
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming, transport::Channel};
-
-async fn open_store(db: &TestDb) -> Store {
-    let options = store::options_from_url(&db.url).unwrap();
-    let store = Store::connect(options, 4, Duration::from_secs(10))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 async fn tenant_id(store: &Store, name: &str) -> TenantId {
     store.tenant_by_name(name).await.unwrap().id
@@ -81,7 +72,7 @@ struct Scenario {
 impl Scenario {
     /// The detector of tenant `acme` (created before) on `db`, at sequence 0.
     async fn new(db: &TestDb, config: DetectConfig) -> Scenario {
-        let store = open_store(db).await;
+        let store = db.store().await;
         let tenant = tenant_id(&store, "acme").await;
         let detector = Detector::new(store.clone(), config).await.unwrap();
         Scenario {
@@ -411,7 +402,7 @@ async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only
         extra_args: &["--detector", "false"],
         ..Default::default()
     });
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let (a, b) = (
         tenant_id(&store, "acme").await,
         tenant_id(&store, "globex").await,
@@ -540,7 +531,7 @@ async fn one_tenant_without_detector() -> (TestDb, Server, Store, TenantId, Stri
         extra_args: &["--detector", "false"],
         ..Default::default()
     });
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let acme = tenant_id(&store, "acme").await;
     (db, server, store, acme, key)
 }
@@ -1350,7 +1341,7 @@ async fn the_newest_alert_of_each_listed_incident_is_read_in_one_go() {
     let db = TestDb::new().await;
     create_tenant(&db.url, "acme");
     create_tenant(&db.url, "globex");
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let (a, b) = (
         tenant_id(&store, "acme").await,
         tenant_id(&store, "globex").await,

@@ -1002,13 +1002,7 @@ async fn a_readable_poison_batch_goes_to_its_tenants_dead_letters() {
     let db = TestDb::new().await;
     let redis = Redis::start();
     let key = create_tenant(&db.url, "acme");
-    let store = pulsyon::store::Store::connect(
-        pulsyon::store::options_from_url(&db.url).unwrap(),
-        2,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let store = db.store().await;
     let tenant = store.tenant_by_name("acme").await.unwrap().id;
     let batch = common::one_event_batch(tenant, "stuck", 7);
     let record = pulsyon::wire::record::BufferRecord.encode(&batch, None);

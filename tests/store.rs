@@ -5,28 +5,13 @@ mod common;
 use std::time::Duration;
 
 use common::TestDb;
-use pulsyon::{
-    ingest::partitions,
-    store::{Store, options_from_url, partitions::Ensured},
-};
+use pulsyon::{ingest::partitions, store::partitions::Ensured};
 use time::OffsetDateTime;
-
-async fn store(db: &TestDb) -> Store {
-    let store = Store::connect(
-        options_from_url(&db.url).unwrap(),
-        4,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keeper_makes_partitions_ahead_and_drops_those_past_the_retention() {
     let db = TestDb::new().await;
-    let store = store(&db).await;
+    let store = db.store().await;
     let today = OffsetDateTime::now_utc().date();
     let old = today - time::Duration::days(40);
     let recent = today - time::Duration::days(10);
@@ -59,7 +44,7 @@ async fn the_keeper_makes_partitions_ahead_and_drops_those_past_the_retention() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_held_by_the_default_partition_is_reported_not_lost() {
     let db = TestDb::new().await;
-    let store = store(&db).await;
+    let store = db.store().await;
     let pg = common::pool(&db.url).await;
     let day = OffsetDateTime::now_utc().date() - time::Duration::days(5);
     // A stray row of that day lands in the default partition (no daily one yet).
@@ -87,7 +72,7 @@ async fn a_day_held_by_the_default_partition_is_reported_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_transaction_cannot_reach_another_tenants_rows_even_without_a_where_clause() {
     let db = TestDb::new().await;
-    let store = store(&db).await;
+    let store = db.store().await;
     let pg = common::pool(&db.url).await;
     let secret = |_: ()| pulsyon::domain::ApiKeySecret::generate().unwrap();
     let (a, _) = store
@@ -191,7 +176,7 @@ async fn a_tenant_transaction_cannot_reach_another_tenants_rows_even_without_a_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_table_with_a_tenant_column_has_row_level_security() {
     let db = TestDb::new().await;
-    let _store = store(&db).await;
+    let _store = db.store().await;
     let pg = common::pool(&db.url).await;
     let unprotected: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c \
@@ -221,7 +206,7 @@ async fn every_table_with_a_tenant_column_has_row_level_security() {
 async fn a_writer_that_lost_its_buffer_shard_cannot_commit_it() {
     use pulsyon::store::{StoreError, buffer::FENCED};
     let db = TestDb::new().await;
-    let store = store(&db).await;
+    let store = db.store().await;
     common::create_tenant(&db.url, "acme");
     let tenant = store.tenant_by_name("acme").await.unwrap().id;
     let lease = Duration::from_secs(30);

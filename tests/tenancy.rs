@@ -17,7 +17,6 @@ use pulsyon::{
         self as pb, admin_client::AdminClient, incidents_client::IncidentsClient,
         ingest_client::IngestClient, query_client::QueryClient,
     },
-    store::{self, Store},
 };
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
@@ -44,13 +43,6 @@ fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
         seq,
         events,
     }
-}
-
-async fn open_store(db: &TestDb) -> Store {
-    let options = store::options_from_url(&db.url).unwrap();
-    Store::connect(options, 2, Duration::from_secs(10))
-        .await
-        .unwrap()
 }
 
 fn alert(tenant: pulsyon::domain::TenantId, service: &str) -> Alert {
@@ -125,7 +117,7 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
         ..Default::default()
     });
     let channel = server.channel().await;
-    let store = open_store(&db).await;
+    let store = db.store().await;
     let b = store.tenant_by_name("globex").await.unwrap().id;
     let a = store.tenant_by_name("acme").await.unwrap().id;
     let (mut ingest, mut query, mut incidents, mut admin) = (

@@ -573,3 +573,6 @@ async fn lead(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

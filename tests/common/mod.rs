@@ -48,6 +48,16 @@ impl TestDb {
             name,
         }
     }
+
+    /// The store on this database, migrated (the one opener of every test).
+    pub async fn store(&self) -> pulsyon::store::Store {
+        let options = pulsyon::store::options_from_url(&self.url).unwrap();
+        let store = pulsyon::store::Store::connect(options, 4, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
 }
 
 impl Drop for TestDb {
