@@ -313,11 +313,7 @@ impl Query for QueryService {
                     first_seen: Some(convert::timestamp(first_seen)),
                     last_seen: Some(convert::timestamp(last_seen)),
                     requests_last_hour: requests,
-                    error_rate_last_hour: if requests == 0 {
-                        0.0
-                    } else {
-                        errors as f64 / requests as f64
-                    },
+                    error_rate_last_hour: crate::query::error_rate(errors, requests),
                     health: current
                         .get(&name)
                         .map(|j| health_to_pb(j.status))

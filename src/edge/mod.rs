@@ -5,8 +5,9 @@
 //!   at once, counted (`pulsyon_connections_refused_total{port}`) and logged
 //!   (at most once a second per port); on a port that evicts (the HTTP
 //!   port), the oldest connection that has not sent a request yet is closed
-//!   to make room instead, counted as `reason="evicted"`, so that a flood of
-//!   silent connections cannot keep a real client out;
+//!   to make room instead, counted as `reason="evicted"`, and its slot goes
+//!   to the new connection at once (never a wait on the evicted one's task),
+//!   so that a flood of silent connections cannot keep a real client out;
 //! - a connection must send its first request within `first_request` (for
 //!   HTTP/2 the preface, then a HEADERS frame; for HTTP/1.1 a whole request
 //!   head), or it is closed and counted
@@ -73,43 +74,19 @@ struct Unproven {
     evict: CancellationToken,
     /// Set once its first request came: no longer evictable.
     proven: AtomicBool,
+    /// The connection's slot; an eviction hands it to the new connection
+    /// at once (the evicted one closes at its next read, without a slot).
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// What became of a new connection.
 #[derive(Debug)]
 pub enum Admitted {
-    /// A slot was free.
+    /// A slot was free, or the oldest silent connection's was handed over
+    /// (that connection closes at its next read).
     Now(Slot),
-    /// The oldest silent connection is being closed to make room: the slot
-    /// comes once it is gone ([`Admitted::slot`]). It waits at most the
-    /// port's first-request deadline: on a loaded machine
-    /// the evicted connection's task may take a while to run and give its
-    /// slot back, and a client that did nothing wrong is not dropped for it.
-    /// Waiters are bounded: each closed a distinct connection of the port.
-    AfterEviction(ConnLimits),
     /// Every slot is held by a connection that sent a request: closed.
     Refused,
-}
-
-impl Admitted {
-    /// The slot, waiting for an evicted connection's when needed; `None`:
-    /// refused (the caller drops the socket).
-    pub async fn slot(self) -> Option<Slot> {
-        match self {
-            Admitted::Now(slot) => Some(slot),
-            Admitted::Refused => None,
-            Admitted::AfterEviction(limits) => {
-                let permit = tokio::time::timeout(
-                    limits.first_request,
-                    limits.slots.clone().acquire_owned(),
-                )
-                .await
-                .ok()?
-                .ok()?;
-                Some(limits.slot(permit))
-            }
-        }
-    }
 }
 
 impl ConnLimits {
@@ -152,36 +129,40 @@ impl ConnLimits {
     }
 
     /// As [`ConnLimits::admit`], evicting the oldest silent connection when
-    /// full (on a port made with [`ConnLimits::evicting`]).
+    /// full (on a port made with [`ConnLimits::evicting`]): its slot goes to
+    /// the new connection at once, so a real client never waits on the
+    /// evicted connection's task, however loaded the machine.
     pub fn admit_or_evict(&self, peer: std::net::SocketAddr) -> Admitted {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Admitted::Now(self.slot(permit));
         }
-        if self.evict_oldest_silent() {
+        if let Some(permit) = self.evict_oldest_silent() {
             metrics::counter!("pulsyon_connections_closed_total", "port" => self.port, "reason" => "evicted")
                 .increment(1);
-            return Admitted::AfterEviction(self.clone());
+            return Admitted::Now(self.slot(permit));
         }
         self.refused(peer);
         Admitted::Refused
     }
 
-    /// Closes the oldest connection that has not sent a request; false if none.
-    fn evict_oldest_silent(&self) -> bool {
-        let Some(unproven) = &self.unproven else {
-            return false;
-        };
+    /// Closes the oldest connection that has not sent a request and takes
+    /// its slot; `None` if there is none.
+    fn evict_oldest_silent(&self) -> Option<OwnedSemaphorePermit> {
+        let unproven = self.unproven.as_ref()?;
         let mut queue = unproven.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(oldest) = queue.pop_front() {
             if let Some(conn) = oldest.upgrade()
                 && !conn.proven.load(Ordering::Relaxed)
                 && !conn.evict.is_cancelled()
             {
+                let permit = conn.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
                 conn.evict.cancel();
-                return true;
+                if permit.is_some() {
+                    return permit;
+                }
             }
         }
-        false
+        None
     }
 
     fn refused(&self, peer: std::net::SocketAddr) {
@@ -200,8 +181,16 @@ impl ConnLimits {
     fn slot(&self, permit: OwnedSemaphorePermit) -> Slot {
         metrics::gauge!("pulsyon_connections_open", "port" => self.port)
             .set((self.max - self.slots.available_permits()) as f64);
-        let unproven = self.unproven.as_ref().map(|queue| {
-            let conn = Arc::new(Unproven::default());
+        // On a port that evicts the permit lives with what eviction can reach.
+        let (permit, unproven) = match &self.unproven {
+            None => (Some(permit), None),
+            Some(_) => (None, Some(permit)),
+        };
+        let unproven = self.unproven.as_ref().zip(unproven).map(|(queue, permit)| {
+            let conn = Arc::new(Unproven {
+                permit: Mutex::new(Some(permit)),
+                ..Unproven::default()
+            });
             let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
             // Bounded: entries of connections gone or proven are pruned
             // once the queue outgrows the slots.
@@ -228,7 +217,8 @@ impl ConnLimits {
 /// A connection's slot, given back when the connection closes.
 #[derive(Debug)]
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    /// The permit (on a port that evicts, held in `unproven` instead).
+    _permit: Option<OwnedSemaphorePermit>,
     first_request: Duration,
     slots: Arc<Semaphore>,
     max: usize,
@@ -239,8 +229,14 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // The permit returns after this body; count it as returned already.
-        let open = self.max - self.slots.available_permits() - 1;
+        // The permit returns after this body (an evicted connection's went
+        // to its successor); count it as returned already.
+        let held = self._permit.is_some()
+            || self
+                .unproven
+                .as_ref()
+                .is_some_and(|u| u.permit.lock().unwrap_or_else(|p| p.into_inner()).is_some());
+        let open = self.max - self.slots.available_permits() - usize::from(held);
         metrics::gauge!("pulsyon_connections_open", "port" => self.port).set(open as f64);
     }
 }
@@ -550,19 +546,29 @@ mod tests {
         b_client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 64];
         assert!(b.read(&mut buf).await.unwrap() > 0);
-        // A third connection evicts a (silent), which then reads an error.
-        let admitted = limits.admit_or_evict(peer);
-        assert!(matches!(admitted, Admitted::AfterEviction(_)));
+        // A third connection evicts a (silent), taking its slot at once; a
+        // then reads an error.
+        let Admitted::Now(c) = limits.admit_or_evict(peer) else {
+            panic!("a's slot goes to the third connection");
+        };
         let err = a.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         drop(a);
-        let c = admitted.slot().await.expect("a's slot");
         // Full of proven (b) and unproven-but-newest (c): c is evicted next, b never.
-        let _c = Guarded::new(tokio::io::duplex(64).0, c);
-        assert!(matches!(
-            limits.admit_or_evict(peer),
-            Admitted::AfterEviction(_)
-        ));
+        let (c_io, _c_client) = tokio::io::duplex(64);
+        let mut c = Guarded::new(c_io, c);
+        let Admitted::Now(d) = limits.admit_or_evict(peer) else {
+            panic!("c's slot goes to the fourth connection");
+        };
+        assert_eq!(
+            c.read(&mut buf).await.unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        // Once d sends a request too, every slot is proven: refused.
+        let (d_io, mut d_client) = tokio::io::duplex(1024);
+        let mut d = Guarded::new(d_io, d);
+        d_client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(d.read(&mut buf).await.unwrap() > 0);
         assert!(matches!(limits.admit_or_evict(peer), Admitted::Refused));
     }
 }

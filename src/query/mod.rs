@@ -138,11 +138,17 @@ pub struct Health {
 impl Health {
     /// The 5xx share (0 without requests).
     pub fn error_rate(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            self.errors as f64 / self.requests as f64
-        }
+        error_rate(self.errors, self.requests)
+    }
+}
+
+/// The 5xx share of `requests` (0 without requests): computed here alone,
+/// so that every door shows the same figure.
+pub fn error_rate(errors: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        errors as f64 / requests as f64
     }
 }
 

@@ -22,7 +22,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Dashboard, json as js};
@@ -65,7 +65,7 @@ pub(super) fn routes() -> Router<Dashboard> {
 }
 
 /// A JSON answer that is never cached.
-fn reply(status: StatusCode, body: Value) -> Response {
+fn reply(status: StatusCode, body: impl Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()
@@ -75,7 +75,12 @@ fn reply(status: StatusCode, body: Value) -> Response {
 
 /// A refusal: `{"error": message}`.
 pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    reply(status, json!({ "error": message.to_string() }))
+    reply(
+        status,
+        Refusal {
+            error: message.to_string(),
+        },
+    )
 }
 
 async fn wrong_method() -> Response {
@@ -239,15 +244,41 @@ fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::Body(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
 
-fn described(session: &SessionInfo) -> Value {
-    json!({
-        "logged_in": true,
-        "tenant": session.tenant_name,
-        "actor": session.actor,
-        "role": session.role.as_str(),
-        "may_respond": session.role >= Role::Responder,
-        "expires_at": js::time(session.expires_at),
-    })
+/// A refusal: `{"error": message}`.
+#[derive(Debug, Serialize)]
+struct Refusal {
+    error: String,
+}
+
+/// Who the session is; only `logged_in: false` without one.
+#[derive(Debug, Serialize)]
+struct Who<'a> {
+    logged_in: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    session: Option<Described<'a>>,
+}
+
+/// A session, described.
+#[derive(Debug, Serialize)]
+struct Described<'a> {
+    tenant: &'a str,
+    actor: &'a str,
+    role: &'static str,
+    may_respond: bool,
+    expires_at: String,
+}
+
+fn described(session: &SessionInfo) -> Who<'_> {
+    Who {
+        logged_in: true,
+        session: Some(Described {
+            tenant: &session.tenant_name,
+            actor: &session.actor,
+            role: session.role.as_str(),
+            may_respond: session.role >= Role::Responder,
+            expires_at: js::time(session.expires_at),
+        }),
+    }
 }
 
 /// What a login sends.
@@ -308,9 +339,13 @@ fn secure(d: &Dashboard) -> &'static str {
 async fn who(State(d): State<Dashboard>, headers: HeaderMap) -> Answer {
     match session(&d, &headers).await {
         Ok(session) => Ok(reply(StatusCode::OK, described(&session))),
-        Err(ApiError::Login(LoginError::NoSession)) => {
-            Ok(reply(StatusCode::OK, json!({ "logged_in": false })))
-        }
+        Err(ApiError::Login(LoginError::NoSession)) => Ok(reply(
+            StatusCode::OK,
+            Who {
+                logged_in: false,
+                session: None,
+            },
+        )),
         Err(err) => Err(err),
     }
 }
@@ -384,28 +419,30 @@ async fn overview(
             .then(b.error_rate().total_cmp(&a.error_rate()))
             .then(a.service.cmp(&b.service))
     });
-    let services: Vec<Value> = health
+    let services: Vec<js::ServiceHealth> = health
         .iter()
         .map(|h| {
             let mut row = js::health(h, window);
-            row["buckets"] = buckets
-                .remove(&h.service)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, count, errors)| json!([t.unix_timestamp(), count, errors]))
-                .collect();
+            row.buckets = Some(
+                buckets
+                    .remove(&h.service)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, count, errors)| (t.unix_timestamp(), count, errors))
+                    .collect(),
+            );
             row
         })
         .collect();
     Ok(reply(
         StatusCode::OK,
-        json!({
-            "range": name,
-            "window_secs": window.as_secs(),
-            "bucket_secs": width,
-            "as_of": as_of.map(js::time),
-            "services": services,
-        }),
+        Overview {
+            range: name,
+            window_secs: window.as_secs(),
+            bucket_secs: width,
+            as_of: as_of.map(js::time),
+            services,
+        },
     ))
 }
 
@@ -477,7 +514,10 @@ async fn incidents(
         .collect();
     Ok(reply(
         StatusCode::OK,
-        json!({ "seq": seq, "incidents": listed }),
+        IncidentList {
+            seq,
+            incidents: listed,
+        },
     ))
 }
 
@@ -502,11 +542,11 @@ async fn incident(
         .map(crate::incidents::explain::alert);
     Ok(reply(
         StatusCode::OK,
-        json!({
-            "incident": js::incident(&incident, explanation),
-            "alerts": alerts.iter().map(js::alert).collect::<Vec<_>>(),
-            "timeline": timeline.iter().map(js::update).collect::<Vec<_>>(),
-        }),
+        IncidentPage {
+            incident: js::incident(&incident, explanation),
+            alerts: alerts.iter().map(js::alert).collect(),
+            timeline: timeline.iter().map(js::update).collect(),
+        },
     ))
 }
 
@@ -555,7 +595,9 @@ async fn by_hand(
         .await?;
     Ok(reply(
         StatusCode::OK,
-        json!({ "incident": js::incident(&update.incident, None) }),
+        Changed {
+            incident: js::incident(&update.incident, None),
+        },
     ))
 }
 
@@ -613,21 +655,17 @@ async fn service(
             20
         ),
     )?;
-    let health = health
-        .first()
-        .map(|h| js::health(h, window))
-        .unwrap_or(Value::Null);
     Ok(reply(
         StatusCode::OK,
-        json!({
-            "range": name,
-            "step_secs": step.seconds(),
-            "health": health,
-            "series": series.iter().map(|(t, a)| js::point(*t, a)).collect::<Vec<_>>(),
-            "endpoints": endpoints.iter().map(js::endpoint).collect::<Vec<_>>(),
-            "recent_errors": recent.iter().map(js::event).collect::<Vec<_>>(),
-            "incidents": incidents.iter().map(|i| js::incident(i, None)).collect::<Vec<_>>(),
-        }),
+        ServicePage {
+            range: name,
+            step_secs: step.seconds(),
+            health: health.first().map(|h| js::health(h, window)),
+            series: series.iter().map(|(t, a)| js::point(*t, a)).collect(),
+            endpoints: endpoints.iter().map(js::endpoint).collect(),
+            recent_errors: recent.iter().map(js::event).collect(),
+            incidents: incidents.iter().map(|i| js::incident(i, None)).collect(),
+        },
     ))
 }
 
@@ -652,17 +690,24 @@ async fn ingest(
     let (by_minute, _) = by_minute;
     let queue = d.admission.as_ref().map(|a| {
         let depth = a.depth();
-        json!({ "used_bytes": depth.used_bytes, "capacity_bytes": depth.capacity_bytes })
+        Queue {
+            used_bytes: depth.used_bytes,
+            capacity_bytes: depth.capacity_bytes,
+        }
     });
     Ok(reply(
         StatusCode::OK,
-        json!({
-            "range": name,
-            "minutes": by_minute.iter().rev().map(|(t, m)| js::outcomes(Some(*t), m)).collect::<Vec<_>>(),
-            "total": js::outcomes(None, &query::fold_outcomes(&totals)),
-            "failed": failed.iter().map(|f| js::failed(f, false)).collect::<Vec<_>>(),
-            "queue": queue,
-        }),
+        IngestPage {
+            range: name,
+            minutes: by_minute
+                .iter()
+                .rev()
+                .map(|(t, m)| js::outcomes(Some(*t), m))
+                .collect(),
+            total: js::outcomes(None, &query::fold_outcomes(&totals)),
+            failed: failed.iter().map(|f| js::failed(f, false)).collect(),
+            queue,
+        },
     ))
 }
 
@@ -681,3 +726,63 @@ async fn failed_event(
 
 #[cfg(test)]
 mod tests;
+
+/// The overview: every service judged over the range, worst first.
+#[derive(Debug, Serialize)]
+struct Overview<'a> {
+    range: &'a str,
+    window_secs: u64,
+    bucket_secs: i64,
+    as_of: Option<String>,
+    services: Vec<js::ServiceHealth<'a>>,
+}
+
+/// Incidents, with the newest update's sequence (where the live feed starts).
+#[derive(Debug, Serialize)]
+struct IncidentList<'a> {
+    seq: i64,
+    incidents: Vec<js::IncidentJson<'a>>,
+}
+
+/// One incident's page.
+#[derive(Debug, Serialize)]
+struct IncidentPage<'a> {
+    incident: js::IncidentJson<'a>,
+    alerts: Vec<js::AlertJson<'a>>,
+    timeline: Vec<js::UpdateJson<'a>>,
+}
+
+/// An incident after a change by hand.
+#[derive(Debug, Serialize)]
+struct Changed<'a> {
+    incident: js::IncidentJson<'a>,
+}
+
+/// One service's page.
+#[derive(Debug, Serialize)]
+struct ServicePage<'a> {
+    range: &'a str,
+    step_secs: i64,
+    health: Option<js::ServiceHealth<'a>>,
+    series: Vec<js::Point>,
+    endpoints: Vec<js::Endpoint<'a>>,
+    recent_errors: Vec<js::Event<'a>>,
+    incidents: Vec<js::IncidentJson<'a>>,
+}
+
+/// This process's writer queue.
+#[derive(Debug, Serialize)]
+struct Queue {
+    used_bytes: u64,
+    capacity_bytes: u64,
+}
+
+/// The ingest page.
+#[derive(Debug, Serialize)]
+struct IngestPage<'a> {
+    range: &'a str,
+    minutes: Vec<js::OutcomesJson>,
+    total: js::OutcomesJson,
+    failed: Vec<js::Failed<'a>>,
+    queue: Option<Queue>,
+}

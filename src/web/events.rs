@@ -23,7 +23,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{Dashboard, api};
 use crate::{
@@ -45,12 +44,23 @@ pub fn render_update(u: &Update) -> Bytes {
     Bytes::from(format!(
         "id: {}\nevent: update\ndata: {}\n\n",
         u.seq,
-        super::json::update(u)
+        serde_json::to_string(&super::json::update(u)).unwrap_or_default()
     ))
 }
 
-fn message(event: &str, data: serde_json::Value) -> Bytes {
+fn message(event: &str, data: Ending) -> Bytes {
+    let data = serde_json::to_string(&data).unwrap_or_default();
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// Why a stream goes no further, and from where a reload would start.
+#[derive(Debug, Default, serde::Serialize)]
+struct Ending {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    newest: Option<i64>,
+    reason: &'static str,
 }
 
 /// Where a stream starts.
@@ -170,13 +180,27 @@ fn ending(err: FeedError<()>) -> Bytes {
     match err {
         FeedError::Resync { after } => message(
             "resync",
-            json!({ "after": after, "reason": "the updates after this point are no longer kept; reload" }),
+            Ending {
+                after: Some(after),
+                reason: "the updates after this point are no longer kept; reload",
+                ..Ending::default()
+            },
         ),
         FeedError::ResyncFuture { resume, newest } => message(
             "resync",
-            json!({ "after": resume, "newest": newest, "reason": "not a sequence of this server; reload" }),
+            Ending {
+                after: Some(resume),
+                newest: Some(newest),
+                reason: "not a sequence of this server; reload",
+            },
         ),
-        FeedError::Ended(()) => message("ended", json!({ "reason": "the session ended: log in" })),
+        FeedError::Ended(()) => message(
+            "ended",
+            Ending {
+                reason: "the session ended: log in",
+                ..Ending::default()
+            },
+        ),
         // The browser reconnects (to this server once it is back, or
         // another) and resumes after its last event.
         FeedError::ShuttingDown => Bytes::from_static(b": the server is stopping\n\n"),

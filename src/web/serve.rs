@@ -106,11 +106,10 @@ pub fn spawn(
                     }
                 },
             };
-            let admitted = edge.limits.admit_or_evict(peer);
-            if let Admitted::Refused = admitted {
-                // Dropping the socket closes it.
+            let Admitted::Now(slot) = edge.limits.admit_or_evict(peer) else {
+                // Refused: dropping the socket closes it.
                 continue;
-            }
+            };
             let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
             let idle = edge.idle_timeout;
             // One task kind per port kind: a plaintext connection's task is
@@ -118,16 +117,10 @@ pub fn spawn(
             // stream keeps its task).
             match edge.tls.clone() {
                 None => connections.spawn(async move {
-                    let Some(slot) = admitted.slot().await else {
-                        return;
-                    };
                     let _ = stream.set_nodelay(true);
                     serve_connection(Guarded::new(stream, slot), &builder, router, idle, stop).await
                 }),
                 Some(acceptor) => connections.spawn(async move {
-                    let Some(slot) = admitted.slot().await else {
-                        return;
-                    };
                     let _ = stream.set_nodelay(true);
                     // The handshake comes before the first request's deadline counts.
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
