@@ -23,6 +23,10 @@ use axum::{
 };
 use serde::Deserialize;
 use serde::Serialize;
+
+use super::json::{
+    Changed, IncidentList, IncidentPage, IngestPage, Overview, Queue, Refusal, ServicePage, Who,
+};
 use time::OffsetDateTime;
 
 use super::{Dashboard, json as js};
@@ -244,43 +248,6 @@ fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::Body(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
 
-/// A refusal: `{"error": message}`.
-#[derive(Debug, Serialize)]
-struct Refusal {
-    error: String,
-}
-
-/// Who the session is; only `logged_in: false` without one.
-#[derive(Debug, Serialize)]
-struct Who<'a> {
-    logged_in: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    session: Option<Described<'a>>,
-}
-
-/// A session, described.
-#[derive(Debug, Serialize)]
-struct Described<'a> {
-    tenant: &'a str,
-    actor: &'a str,
-    role: &'static str,
-    may_respond: bool,
-    expires_at: String,
-}
-
-fn described(session: &SessionInfo) -> Who<'_> {
-    Who {
-        logged_in: true,
-        session: Some(Described {
-            tenant: &session.tenant_name,
-            actor: &session.actor,
-            role: session.role.as_str(),
-            may_respond: session.role >= Role::Responder,
-            expires_at: js::time(session.expires_at),
-        }),
-    }
-}
-
 /// What a login sends.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,7 +283,7 @@ async fn login(State(d): State<Dashboard>, headers: HeaderMap, body: Bytes) -> A
         .whole_seconds()
         .max(0);
     tracing::info!(tenant = %made.info.tenant_name, actor = %made.info.actor, "dashboard login");
-    let mut response = reply(StatusCode::OK, described(&made.info));
+    let mut response = reply(StatusCode::OK, super::json::who(&made.info));
     let cookie = format!(
         "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={seconds}{}",
         made.token,
@@ -338,7 +305,7 @@ fn secure(d: &Dashboard) -> &'static str {
 /// page asks before it knows, and a refusal would be a console error).
 async fn who(State(d): State<Dashboard>, headers: HeaderMap) -> Answer {
     match session(&d, &headers).await {
-        Ok(session) => Ok(reply(StatusCode::OK, described(&session))),
+        Ok(session) => Ok(reply(StatusCode::OK, super::json::who(&session))),
         Err(ApiError::Login(LoginError::NoSession)) => Ok(reply(
             StatusCode::OK,
             Who {
@@ -726,63 +693,3 @@ async fn failed_event(
 
 #[cfg(test)]
 mod tests;
-
-/// The overview: every service judged over the range, worst first.
-#[derive(Debug, Serialize)]
-struct Overview<'a> {
-    range: &'a str,
-    window_secs: u64,
-    bucket_secs: i64,
-    as_of: Option<String>,
-    services: Vec<js::ServiceHealth<'a>>,
-}
-
-/// Incidents, with the newest update's sequence (where the live feed starts).
-#[derive(Debug, Serialize)]
-struct IncidentList<'a> {
-    seq: i64,
-    incidents: Vec<js::IncidentJson<'a>>,
-}
-
-/// One incident's page.
-#[derive(Debug, Serialize)]
-struct IncidentPage<'a> {
-    incident: js::IncidentJson<'a>,
-    alerts: Vec<js::AlertJson<'a>>,
-    timeline: Vec<js::UpdateJson<'a>>,
-}
-
-/// An incident after a change by hand.
-#[derive(Debug, Serialize)]
-struct Changed<'a> {
-    incident: js::IncidentJson<'a>,
-}
-
-/// One service's page.
-#[derive(Debug, Serialize)]
-struct ServicePage<'a> {
-    range: &'a str,
-    step_secs: i64,
-    health: Option<js::ServiceHealth<'a>>,
-    series: Vec<js::Point>,
-    endpoints: Vec<js::Endpoint<'a>>,
-    recent_errors: Vec<js::Event<'a>>,
-    incidents: Vec<js::IncidentJson<'a>>,
-}
-
-/// This process's writer queue.
-#[derive(Debug, Serialize)]
-struct Queue {
-    used_bytes: u64,
-    capacity_bytes: u64,
-}
-
-/// The ingest page.
-#[derive(Debug, Serialize)]
-struct IngestPage<'a> {
-    range: &'a str,
-    minutes: Vec<js::OutcomesJson>,
-    total: js::OutcomesJson,
-    failed: Vec<js::Failed<'a>>,
-    queue: Option<Queue>,
-}

@@ -340,3 +340,102 @@ pub fn failed(f: &FailedEvent, payload: bool) -> Failed<'_> {
         payload,
     }
 }
+
+// The pages' answers, made of the shapes above.
+/// A refusal: `{"error": message}`.
+#[derive(Debug, Serialize)]
+pub struct Refusal {
+    pub error: String,
+}
+
+/// Who the session is; only `logged_in: false` without one.
+#[derive(Debug, Serialize)]
+pub struct Who<'a> {
+    pub logged_in: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Described<'a>>,
+}
+
+/// A session, described.
+#[derive(Debug, Serialize)]
+pub struct Described<'a> {
+    pub tenant: &'a str,
+    pub actor: &'a str,
+    pub role: &'static str,
+    pub may_respond: bool,
+    pub expires_at: String,
+}
+
+/// The overview: every service judged over the range, worst first.
+#[derive(Debug, Serialize)]
+pub struct Overview<'a> {
+    pub range: &'a str,
+    pub window_secs: u64,
+    pub bucket_secs: i64,
+    pub as_of: Option<String>,
+    pub services: Vec<ServiceHealth<'a>>,
+}
+
+/// Incidents, with the newest update's sequence (where the live feed starts).
+#[derive(Debug, Serialize)]
+pub struct IncidentList<'a> {
+    pub seq: i64,
+    pub incidents: Vec<IncidentJson<'a>>,
+}
+
+/// One incident's page.
+#[derive(Debug, Serialize)]
+pub struct IncidentPage<'a> {
+    pub incident: IncidentJson<'a>,
+    pub alerts: Vec<AlertJson<'a>>,
+    pub timeline: Vec<UpdateJson<'a>>,
+}
+
+/// An incident after a change by hand.
+#[derive(Debug, Serialize)]
+pub struct Changed<'a> {
+    pub incident: IncidentJson<'a>,
+}
+
+/// One service's page.
+#[derive(Debug, Serialize)]
+pub struct ServicePage<'a> {
+    pub range: &'a str,
+    pub step_secs: i64,
+    pub health: Option<ServiceHealth<'a>>,
+    pub series: Vec<Point>,
+    pub endpoints: Vec<Endpoint<'a>>,
+    pub recent_errors: Vec<Event<'a>>,
+    pub incidents: Vec<IncidentJson<'a>>,
+}
+
+/// This process's writer queue.
+#[derive(Debug, Serialize)]
+pub struct Queue {
+    pub used_bytes: u64,
+    pub capacity_bytes: u64,
+}
+
+/// The ingest page.
+#[derive(Debug, Serialize)]
+pub struct IngestPage<'a> {
+    pub range: &'a str,
+    pub minutes: Vec<OutcomesJson>,
+    pub total: OutcomesJson,
+    pub failed: Vec<Failed<'a>>,
+    pub queue: Option<Queue>,
+}
+
+/// Who a session is.
+pub fn who(session: &crate::store::users::SessionInfo) -> Who<'_> {
+    Who {
+        logged_in: true,
+        session: Some(Described {
+            tenant: &session.tenant_name,
+            actor: &session.actor,
+            role: session.role.as_str(),
+            may_respond: session.role >= crate::domain::Role::Responder,
+            expires_at: time(session.expires_at),
+        }),
+    }
+}
