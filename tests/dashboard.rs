@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{BIN, Server, ServerOpts, TestDb, alert, create_tenant, header, http, publish, ts};
+use common::{
+    BIN, Server, ServerOpts, TestDb, alert, create_tenant, header, http, publish, ts, two_tenants,
+};
 use pulsyon::{
     domain::rules::Severity,
     proto::v1::{self as pb, ingest_client::IngestClient},
@@ -113,8 +115,7 @@ fn batch(producer: &str, seq: u64, service: &str, n: usize, bad: usize) -> pb::E
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     let db = TestDb::new().await;
-    let key_a = create_tenant(&db.url, "acme");
-    let key_b = create_tenant(&db.url, "globex");
+    let (key_a, key_b) = two_tenants(&db.url);
     user(&db.url, "acme", "viewer", "vera");
     user(&db.url, "acme", "responder", "rob");
     user(&db.url, "globex", "responder", "gus");

@@ -324,8 +324,7 @@ async fn one_tenants_json_reads_past_its_bound_get_429_while_another_tenant_is_s
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
     let db = TestDb::new().await;
-    let key_a = common::create_tenant(&db.url, "acme");
-    let key_b = common::create_tenant(&db.url, "globex");
+    let (key_a, key_b) = common::two_tenants(&db.url);
     let server = start(
         &db,
         &[

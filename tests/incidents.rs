@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, alert, authed, create_tenant, fire, publish, ts};
+use common::{
+    Server, ServerOpts, TestDb, alert, authed, create_tenant, fire, publish, ts, two_tenants,
+};
 use pulsyon::{
     detect::{DetectConfig, Detector},
     domain::{
@@ -395,8 +397,7 @@ async fn an_error_spike_opens_an_incident_that_resolves_reopens_and_is_streamed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_watch_gets_exactly_the_missed_updates_then_live_ones_and_only_its_tenants() {
     let db = TestDb::new().await;
-    let key_a = create_tenant(&db.url, "acme");
-    let key_b = create_tenant(&db.url, "globex");
+    let (key_a, key_b) = two_tenants(&db.url);
     let server = Server::start(ServerOpts {
         database_url: Some(&db.url),
         extra_args: &["--detector", "false"],

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts};
+use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts, two_tenants};
 use pulsyon::{
     domain::{
         incident::Alert,
@@ -109,8 +109,7 @@ async fn ingest_total(channel: &Channel, key: &str) -> pb::IngestMinute {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tenants_data() {
     let db = TestDb::new().await;
-    let key_a = create_tenant(&db.url, "acme");
-    let key_b = create_tenant(&db.url, "globex");
+    let (key_a, key_b) = two_tenants(&db.url);
     let server = Server::start(ServerOpts {
         database_url: Some(&db.url),
         extra_args: &["--detector", "false"],
@@ -496,8 +495,7 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_over_its_rate_is_refused_with_a_retry_delay_while_another_is_unaffected() {
     let db = TestDb::new().await;
-    let key_a = create_tenant(&db.url, "acme");
-    let key_b = create_tenant(&db.url, "globex");
+    let (key_a, key_b) = two_tenants(&db.url);
     let server = Server::start(ServerOpts {
         database_url: Some(&db.url),
         extra_args: &["--detector", "false"],

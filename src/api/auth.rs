@@ -42,6 +42,20 @@ impl Authenticator {
             .map_err(from_auth)
     }
 
+    /// The caller of a query call (`read` scope), admitted by its tenant's
+    /// bound on concurrent queries: the pass is held for the call.
+    pub async fn admit_query<T>(
+        &self,
+        request: &Request<T>,
+        gate: &std::sync::Arc<crate::query::gate::QueryGate>,
+    ) -> Result<(Principal, crate::query::gate::Running), Status> {
+        let caller = self.authorize(request, Scope::Read).await?;
+        let running = gate
+            .enter(caller.tenant_id, &caller.tenant_name)
+            .map_err(super::status::from_busy)?;
+        Ok((caller, running))
+    }
+
     /// Resolves, with the status to end a stream with, once the key of
     /// `check` stops working.
     pub async fn revoked_status(&self, check: KeyCheck) -> Status {

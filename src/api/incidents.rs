@@ -304,11 +304,7 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let filter = incident_filter(&req.statuses, req.service, req.min_severity)?;
         let (from, to) = super::request::time_range(
@@ -339,11 +335,7 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::GetIncidentResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let id = incident_id(&request.get_ref().incident_id)?;
         let (incident, alerts, timeline) = self
             .store
@@ -374,11 +366,7 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::AcknowledgeIncidentRequest>,
     ) -> Result<Response<pb::AcknowledgeIncidentResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let incident = self
             .by_hand(
@@ -398,11 +386,7 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::ResolveIncidentRequest>,
     ) -> Result<Response<pb::ResolveIncidentResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let incident = self
             .by_hand(caller.tenant_id, &req.incident_id, true, &req.by, &req.note)
@@ -416,11 +400,7 @@ impl Incidents for IncidentsService {
         &self,
         request: Request<pb::GetIncidentSummaryRequest>,
     ) -> Result<Response<pb::GetIncidentSummaryResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let window = match request.into_inner().window {
             None => 7 * DAY,
             Some(d) if d.seconds == 0 && d.nanos == 0 => 7 * DAY,

@@ -286,11 +286,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let now = OffsetDateTime::now_utc();
         let services = self
             .store
@@ -329,11 +325,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::QueryEventsRequest>,
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let limits = &caller.limits;
         let mut filter = event_filter(&req, OffsetDateTime::now_utc(), limits.max_query_range)?;
@@ -401,11 +393,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::GetServiceHealthRequest>,
     ) -> Result<Response<pb::GetServiceHealthResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let window = match req.window {
             None => HOUR,
@@ -447,11 +435,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::GetMetricsRequest>,
     ) -> Result<Response<pb::GetMetricsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let service =
             text_filter("service", req.service)?.ok_or_else(|| invalid("service", "required"))?;
@@ -491,11 +475,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::ListFailedEventsRequest>,
     ) -> Result<Response<pb::ListFailedEventsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let reason = match req.reason {
             0 => None,
@@ -553,11 +533,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::GetFailedEventRequest>,
     ) -> Result<Response<pb::GetFailedEventResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let id: i64 = request
             .into_inner()
             .failed_id
@@ -577,11 +553,7 @@ impl Query for QueryService {
         &self,
         request: Request<pb::GetIngestStatsRequest>,
     ) -> Result<Response<pb::GetIngestStatsResponse>, Status> {
-        let caller = self.auth.authorize(&request, Scope::Read).await?;
-        let _running = self
-            .gate
-            .enter(caller.tenant_id, &caller.tenant_name)
-            .map_err(super::status::from_busy)?;
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
         let req = request.into_inner();
         let (from, to) = super::request::time_range(
             req.range.as_ref(),

@@ -249,6 +249,14 @@ pub fn create_tenant(database_url: &str, name: &str) -> String {
 }
 
 /// Creates a key with the CLI.
+/// The two tenants of a test about isolation, `acme` and `globex`: their keys.
+pub fn two_tenants(database_url: &str) -> (String, String) {
+    (
+        create_tenant(database_url, "acme"),
+        create_tenant(database_url, "globex"),
+    )
+}
+
 pub fn create_key(database_url: &str, tenant: &str, scopes: &str) -> String {
     let (status, stdout, stderr) = cli(&[
         "key",
