@@ -6,7 +6,7 @@
 #        docs/perf/queries.md; 200 calls per case; 1000 stream subscribers)
 #
 # On one scratch database of the local PostgreSQL: a release server,
-# `pulsyon seed` through the ingest API, the rollups caught up, VACUUM
+# `pulsyon-seed` through the ingest API, the rollups caught up, VACUUM
 # ANALYZE; then benches/dashboard.rs (the first screen's JSON calls one
 # after another, then raw event-stream subscribers and incident updates
 # written as the detector writes them) and benches/dashboard-page.js (Debian's
@@ -28,7 +28,7 @@ say "seeding $DAYS days at $RATE events/s through the ingest API"
 start_server
 HTTP=$(sed -n 's/^http=//p' "$work/addr")
 seed_start=$(date +%s)
-"$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
+"$BIN/pulsyon-seed" --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
   --streams 2 >"$work/incidents.jsonl" 2>"$work/seed.log"
 seed_end=$(date +%s)
 SEED_SUMMARY=$(tail -n 1 "$work/seed.log")
@@ -82,7 +82,7 @@ out="$root/docs/perf/dashboard.md"
   echo
   echo "## Data"
   echo
-  echo "- \`pulsyon seed --days $DAYS --rate $RATE\` through the ingest API: $SEED_SUMMARY"
+  echo "- \`pulsyon-seed --days $DAYS --rate $RATE\` through the ingest API: $SEED_SUMMARY"
   echo "  (seeding took $((seed_end - seed_start)) s)."
   echo "- Stored: $EVENTS events in \`api_logs\`, rollups caught up, then VACUUM ANALYZE."
   echo

@@ -5,7 +5,7 @@
 #   SEEDS="11 12" scripts/bench-detection.sh                 (the varied histories' seeds)
 #
 # One scratch database, one tenant per history, each sent through the ingest
-# API by `pulsyon seed`:
+# API by `pulsyon-seed`:
 #   - classic: `days` of the load generator's 8 services at `rate` events/s
 #     (daily cycle, 1.5% background 5xx, log-normal latencies) with five
 #     injected incidents (error spike, latency degradation, slow drift,
@@ -30,14 +30,14 @@ DB=pulsyon_bench_detection
 
 start_server --detector false
 say "seeding classic: $DAYS days at $RATE events/s"
-"$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
+"$BIN/pulsyon-seed" --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
   >"$work/injected-bench.jsonl" 2>"$work/seed-bench.log"
 HISTORIES="bench"
 for seed in $SEEDS; do
   tenant="varied$seed"
   key=$("$BIN/pulsyon" tenant create "$tenant" --database-url "$DB_URL" 2>/dev/null)
   say "seeding varied (seed $seed): $VDAYS days"
-  "$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$key" --shape varied --seed "$seed" \
+  "$BIN/pulsyon-seed" --url "http://$GRPC" --api-key "$key" --shape varied --seed "$seed" \
     --days "$VDAYS" --rate 13.9 >"$work/injected-$tenant.jsonl" 2>"$work/seed-$tenant.log"
   HISTORIES="$HISTORIES $tenant"
 done

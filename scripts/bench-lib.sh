@@ -49,7 +49,7 @@ json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 build_baseline() {
   say "building the baseline $1 (release)"
   mkdir -p "$work/current"
-  cp "$BIN/pulsyon" "$BIN/pulsyon-loadgen" "$work/current/"
+  cp "$BIN/pulsyon" "$BIN/pulsyon-loadgen" "$BIN/pulsyon-seed" "$work/current/"
   git -C "$root" worktree add --quiet --detach "$work/baseline-src" "$1"
   (cd "$work/baseline-src" && CARGO_TARGET_DIR="$root/target/baseline" cargo build --release --quiet -p pulsyon --bin pulsyon)
   cp "$root/target/baseline/release/pulsyon" "$work/pulsyon-baseline"

@@ -3,7 +3,7 @@
 #
 #   scripts/bench-queries.sh [days] [rate] [calls]    (default 7 days at 17 events/s, 200 calls)
 #
-# On one scratch database of the local PostgreSQL: a release server, `pulsyon seed`
+# On one scratch database of the local PostgreSQL: a release server, `pulsyon-seed`
 # through the ingest API (7 days at 17 events/s on average is about 10.3 million
 # events), the rollups caught up, VACUUM ANALYZE; then the query benchmark
 # (benches/queries.rs: each case `calls` times, one after another); then the
@@ -21,7 +21,7 @@ bench() { (cd "$root" && cargo bench --quiet --bench queries -- --url "http://$G
 say "seeding $DAYS days at $RATE events/s through the ingest API"
 start_server
 seed_start=$(date +%s)
-"$BIN/pulsyon" seed --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
+"$BIN/pulsyon-seed" --url "http://$GRPC" --api-key "$KEY" --days "$DAYS" --rate "$RATE" \
   --streams 2 >"$work/incidents.jsonl" 2>"$work/seed.log"
 seed_end=$(date +%s)
 tail -n 1 "$work/seed.log"
@@ -85,10 +85,10 @@ out="$root/docs/perf/queries.md"
   echo
   echo "## Data"
   echo
-  echo "- \`pulsyon seed --days $DAYS --rate $RATE\` through the ingest API: $SEED_SUMMARY"
+  echo "- \`pulsyon-seed --days $DAYS --rate $RATE\` through the ingest API: $SEED_SUMMARY"
   echo "  (seeding took $((seed_end - seed_start)) s; the rollups were complete $((rollup_done - seed_end)) s after the seed ended)."
   echo "- Stored: $EVENTS events in \`api_logs\`; rollups: $SIZES."
-  echo "- Injected incidents (as \`pulsyon seed\` printed them):"
+  echo "- Injected incidents (as \`pulsyon-seed\` printed them):"
   echo
   echo '```json'
   cat "$work/incidents.jsonl"

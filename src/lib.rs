@@ -26,7 +26,6 @@
 //!   buffer's record);
 //! - `api`: the gRPC doors (one file per service, status mapping, health) and
 //!   the OTLP doors (`api::otlp`: gRPC, HTTP, the span mapping);
-//! - `seed`: `pulsyon seed`, generated history through the ingest API;
 //! - `app`: wiring by role, start-up steps and the shutdown plan.
 
 // No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
@@ -47,7 +46,6 @@ pub mod proto;
 pub mod query;
 pub mod redis;
 pub mod rollup;
-pub mod seed;
 pub mod stats;
 pub mod store;
 pub mod web;

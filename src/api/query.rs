@@ -21,7 +21,6 @@ use super::{
     status::{from_store, invalid},
 };
 use crate::{
-    domain::Scope,
     ingest::limits::ThrottleCause,
     proto::v1::{self as pb, query_server::Query},
     query::{self, Step},

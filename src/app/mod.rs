@@ -28,7 +28,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Roles => commands::roles(),
         Command::Healthcheck(args) => commands::healthcheck(args).await,
-        Command::Seed(args) => crate::seed::run(args).await,
         Command::Detect(DetectCommand::Backtest {
             from,
             to,

@@ -7,7 +7,7 @@
 //! `requires`, `ValueEnum`s); [`Cli::validate`] keeps the rules between flags.
 //!
 //! - `mod.rs`: the subcommands and the parsers of durations and instants;
-//! - `commands.rs`: the one-shot commands' flags (seed, healthcheck, database);
+//! - `commands.rs`: the one-shot commands' flags (healthcheck, database);
 //! - `serve.rs`: `pulsyon serve`, its flag groups as each stage's config, and
 //!   the rules between its flags;
 //! - `flags.rs`: serve's flag groups (network, ingest, limits, rollups,
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use commands::{DbArgs, HealthcheckArgs, SeedArgs, Shape};
+pub use commands::{DbArgs, HealthcheckArgs};
 pub use flags::{
     AckAfter, BufferMode, IncidentArgs, IngestArgs, LimitArgs, NetArgs, RedisArgs, RollupArgs,
 };
@@ -83,9 +83,6 @@ pub enum Command {
     /// Manage users (people who log in to the dashboard).
     #[command(subcommand)]
     User(UserCommand),
-    /// Send generated history (with incidents at known times) through a
-    /// running server's ingest API.
-    Seed(SeedArgs),
     /// Detection tools.
     #[command(subcommand)]
     Detect(DetectCommand),
@@ -327,7 +324,6 @@ mod tests {
             &["key", "create", "--tenant", "t", "--scopes", "all"],
             &["user", "create", "--tenant", "t", "--role", "owner", "dave"],
             &["tenant", "create", "Bad Name"],
-            &["seed", "--services", "9"],
         ] {
             let err = Cli::try_parse_from(std::iter::once("pulsyon").chain(args.iter().copied()))
                 .unwrap_err()

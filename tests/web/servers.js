@@ -12,6 +12,7 @@ const root = path.resolve(__dirname, "..", "..");
 const runDir = path.join(__dirname, ".run");
 const statePath = path.join(runDir, "state.json");
 const bin = process.env.PULSYON_BIN || path.join(root, "target", "debug", "pulsyon");
+const seedBin = process.env.PULSYON_SEED_BIN || path.join(root, "target", "debug", "pulsyon-seed");
 // PULSYON_WEB_TLS=1: the HTTP port serves TLS (a demo CA's certificate), so
 // the browser speaks HTTP/2 to it; this process's own requests (readiness,
 // OTLP spans) accept that certificate.
@@ -120,9 +121,9 @@ async function setUp() {
   await startServer(state, "other");
   // An hour and a quarter of healthy history for three services of acme,
   // one of globex, through the ingest API.
-  const seed = (tenant, services, seedNo) => cli(["seed", "--url", `http://${state.servers.main.grpc}`,
+  const seed = (tenant, services, seedNo) => execFileSync(seedBin, ["--url", `http://${state.servers.main.grpc}`,
     "--api-key", state.keys[tenant], "--days", "0.05", "--services", String(services), "--rate", "15",
-    "--incidents", "false", "--seed", String(seedNo)]);
+    "--incidents", "false", "--seed", String(seedNo)], { encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
   seed("acme", 3, 1);
   return state;
 }

@@ -1,9 +1,12 @@
 //! Realistic synthetic traffic for Pulsyon: services with their routes,
 //! a status mix and log-normal latencies, deterministic for a given seed.
-//! Shared by the load generator and history seeding.
+//! Shared by the load generator and history seeding (`seed`, the
+//! `pulsyon-seed` binary).
 
 // No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod seed;
 
 use std::time::SystemTime;
 

@@ -1,4 +1,4 @@
-//! `pulsyon seed --shape varied`: traffic whose shapes the classic seed does
+//! `pulsyon-seed --shape varied`: traffic whose shapes the classic seed does
 //! not make, with the failures past the happy path injected at known times.
 //!
 //! Nine services of different kinds: a busy storefront with twelve endpoints
@@ -25,8 +25,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::Rng;
 use pulsyon_client::Event;
-use pulsyon_loadgen::Rng;
 
 use super::{Source, at_minute, daily_factor, rfc3339};
 

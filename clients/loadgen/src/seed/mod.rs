@@ -1,4 +1,4 @@
-//! `pulsyon seed`: realistic history sent through a running server's ingest
+//! `pulsyon-seed`: realistic history sent through a running server's ingest
 //! API (the SDK), not written by SQL, so that it takes the path real events
 //! take: validation, the writer, the rollups.
 //!
@@ -13,7 +13,10 @@
 //! `--shape varied` sends another fleet instead (`varied`): busy, quiet, fast,
 //! bursty and heavy-tailed services, with the failures past the happy path.
 
+mod args;
 pub mod varied;
+
+pub use args::{SeedArgs, Shape};
 
 use std::{
     io::IsTerminal,
@@ -23,10 +26,13 @@ use std::{
 
 use anyhow::Context;
 use pulsyon_client::{Client, ClientOptions, Stats};
-use pulsyon_loadgen::{Fault, Generator, Rng};
 use time::OffsetDateTime;
 
-use crate::config::{SeedArgs, Shape};
+use crate::{Fault, Generator, Rng};
+
+/// The file under the server's data directory where its embedded default
+/// keeps its first key (the server's `config::KEY_FILE`).
+const KEY_FILE: &str = "api-key";
 
 /// The fault of an injected incident at `t`: a slow drift ramps up from
 /// nothing to its full added latency over its span; the others are steady.
@@ -250,7 +256,7 @@ fn api_key(args: &SeedArgs) -> anyhow::Result<String> {
     if let Some(key) = &args.api_key {
         return Ok(key.clone());
     }
-    let path = args.data_dir.join(crate::config::KEY_FILE);
+    let path = args.data_dir.join(KEY_FILE);
     let key = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "no --api-key given and cannot read {}; pass --api-key or PULSYON_API_KEY",
@@ -260,7 +266,7 @@ fn api_key(args: &SeedArgs) -> anyhow::Result<String> {
     Ok(key.trim().to_owned())
 }
 
-/// Runs `pulsyon seed`.
+/// Runs `pulsyon-seed`.
 pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let key = api_key(&args)?;
     let end = SystemTime::now();
