@@ -18,7 +18,7 @@ ensure_buf "$root"
 ensure_chromium
 
 cd "$root"
-cargo build --quiet --bin pulsyon --bin pulsyon-seed
+cargo build --quiet -p pulsyon -p pulsyon-loadgen --bin pulsyon --bin pulsyon-seed
 export PULSYON_BIN="$root/target/debug/pulsyon"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 say "browser tests over plain HTTP/1.1"

@@ -96,6 +96,29 @@ fn retry_delay(status: &Status) -> Duration {
         .expect("a RetryInfo with a delay")
 }
 
+/// What a call with one tenant's key saw of another tenant.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    /// Nothing of the other tenant (an empty or its own answer).
+    Nothing,
+    /// Something of the other tenant: a leak.
+    Something,
+    /// Refused with this code.
+    Refused(Code),
+}
+
+/// One row's call.
+type Call<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Seen> + Send + 'a>>;
+
+/// `Ok(true)`: the answer held nothing of the other tenant.
+fn seen(answer: Result<bool, Status>) -> Seen {
+    match answer {
+        Ok(true) => Seen::Nothing,
+        Ok(false) => Seen::Something,
+        Err(status) => Seen::Refused(status.code()),
+    }
+}
+
 async fn ingest_total(channel: &Channel, key: &str) -> pb::IngestMinute {
     QueryClient::new(channel.clone())
         .get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), key))
@@ -204,121 +227,299 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
         .unwrap()
         .into_inner();
 
-    // Query.
-    let services = query
-        .list_services(authed(pb::ListServicesRequest {}, &key_a))
-        .await
-        .unwrap()
-        .into_inner()
-        .services;
-    assert!(services.is_empty(), "{services:?}");
-    for req in [
-        pb::QueryEventsRequest::default(),
-        pb::QueryEventsRequest {
-            service: "b-secret".into(),
-            ..Default::default()
-        },
-        pb::QueryEventsRequest {
-            trace_id: "trace-b-secret".into(),
-            ..Default::default()
-        },
-    ] {
-        let events = query
-            .query_events(authed(req, &key_a))
-            .await
-            .unwrap()
-            .into_inner()
-            .events;
-        assert!(events.is_empty());
+    // Every read of A's and every change A asks of B's things, as rows of
+    // (route, what A must see): nothing of B, or a refusal.
+    let (q, inc, adm) = (query.clone(), incidents.clone(), admin.clone());
+    let ka = key_a.as_str();
+    let rows: Vec<(&str, Seen, Call<'_>)> = vec![
+        ("Query.ListServices", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                seen(
+                    q.list_services(authed(pb::ListServicesRequest {}, ka))
+                        .await
+                        .map(|r| r.into_inner().services.is_empty()),
+                )
+            })
+        }),
+        ("Query.QueryEvents (all)", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                seen(
+                    q.query_events(authed(pb::QueryEventsRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().events.is_empty()),
+                )
+            })
+        }),
+        ("Query.QueryEvents (B's service)", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                let req = pb::QueryEventsRequest {
+                    service: "b-secret".into(),
+                    ..Default::default()
+                };
+                seen(
+                    q.query_events(authed(req, ka))
+                        .await
+                        .map(|r| r.into_inner().events.is_empty()),
+                )
+            })
+        }),
+        ("Query.QueryEvents (B's trace)", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                let req = pb::QueryEventsRequest {
+                    trace_id: "trace-b-secret".into(),
+                    ..Default::default()
+                };
+                seen(
+                    q.query_events(authed(req, ka))
+                        .await
+                        .map(|r| r.into_inner().events.is_empty()),
+                )
+            })
+        }),
+        (
+            "Query.GetServiceHealth (B's service)",
+            Seen::Refused(Code::NotFound),
+            {
+                let mut q = q.clone();
+                Box::pin(async move {
+                    let req = pb::GetServiceHealthRequest {
+                        service: "b-secret".into(),
+                        ..Default::default()
+                    };
+                    seen(
+                        q.get_service_health(authed(req, ka))
+                            .await
+                            .map(|r| r.into_inner().services.is_empty()),
+                    )
+                })
+            },
+        ),
+        ("Query.GetServiceHealth (all)", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                seen(
+                    q.get_service_health(authed(pb::GetServiceHealthRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().services.is_empty()),
+                )
+            })
+        }),
+        ("Query.GetMetrics (B's service)", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                let req = pb::GetMetricsRequest {
+                    service: "b-secret".into(),
+                    ..Default::default()
+                };
+                seen(
+                    q.get_metrics(authed(req, ka))
+                        .await
+                        .map(|r| r.into_inner().points.iter().map(|p| p.count).sum::<u64>() == 0),
+                )
+            })
+        }),
+        ("Query.ListFailedEvents", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                seen(
+                    q.list_failed_events(authed(pb::ListFailedEventsRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().failed_events.is_empty()),
+                )
+            })
+        }),
+        ("Query.GetIngestStats", Seen::Nothing, {
+            let mut q = q.clone();
+            Box::pin(async move {
+                seen(
+                    q.get_ingest_stats(authed(pb::GetIngestStatsRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().total.is_none_or(|t| t.received == 0)),
+                )
+            })
+        }),
+        ("Incidents.ListIncidents", Seen::Nothing, {
+            let mut i = inc.clone();
+            Box::pin(async move {
+                seen(
+                    i.list_incidents(authed(pb::ListIncidentsRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().incidents.is_empty()),
+                )
+            })
+        }),
+        (
+            "Incidents.GetIncident (B's)",
+            Seen::Refused(Code::NotFound),
+            {
+                let (mut i, id) = (inc.clone(), b_incident.clone());
+                Box::pin(async move {
+                    seen(
+                        i.get_incident(authed(pb::GetIncidentRequest { incident_id: id }, ka))
+                            .await
+                            .map(|_| false),
+                    )
+                })
+            },
+        ),
+        (
+            "Incidents.AcknowledgeIncident (B's)",
+            Seen::Refused(Code::NotFound),
+            {
+                let (mut i, id) = (inc.clone(), b_incident.clone());
+                Box::pin(async move {
+                    let req = pb::AcknowledgeIncidentRequest {
+                        incident_id: id,
+                        by: "mallory".into(),
+                        note: String::new(),
+                    };
+                    seen(i.acknowledge_incident(authed(req, ka)).await.map(|_| false))
+                })
+            },
+        ),
+        (
+            "Incidents.ResolveIncident (B's)",
+            Seen::Refused(Code::NotFound),
+            {
+                let (mut i, id) = (inc.clone(), b_incident.clone());
+                Box::pin(async move {
+                    let req = pb::ResolveIncidentRequest {
+                        incident_id: id,
+                        by: "mallory".into(),
+                        note: String::new(),
+                    };
+                    seen(i.resolve_incident(authed(req, ka)).await.map(|_| false))
+                })
+            },
+        ),
+        ("Incidents.GetIncidentSummary", Seen::Nothing, {
+            let mut i = inc.clone();
+            Box::pin(async move {
+                seen(
+                    i.get_incident_summary(authed(pb::GetIncidentSummaryRequest::default(), ka))
+                        .await
+                        .map(|r| {
+                            let s = r.into_inner();
+                            (s.open, s.opened_in_window) == (0, 0)
+                                && s.most_incident_prone_service.is_empty()
+                        }),
+                )
+            })
+        }),
+        ("Admin.ListApiKeys (with revoked)", Seen::Nothing, {
+            let mut m = adm.clone();
+            Box::pin(async move {
+                let req = pb::ListApiKeysRequest {
+                    include_revoked: true,
+                };
+                seen(m.list_api_keys(authed(req, ka)).await.map(|r| {
+                    let keys = r.into_inner().api_keys;
+                    !keys.is_empty() && keys.iter().all(|k| k.tenant == "acme")
+                }))
+            })
+        }),
+        ("Admin.RevokeApiKey (B's)", Seen::Refused(Code::NotFound), {
+            let (mut m, id) = (adm.clone(), b_key_id.clone());
+            Box::pin(async move {
+                seen(
+                    m.revoke_api_key(authed(pb::RevokeApiKeyRequest { key_id: id }, ka))
+                        .await
+                        .map(|_| false),
+                )
+            })
+        }),
+        (
+            "Admin.CreateTenant (B's name)",
+            Seen::Refused(Code::AlreadyExists),
+            {
+                let mut m = adm.clone();
+                Box::pin(async move {
+                    let req = pb::CreateTenantRequest {
+                        name: "globex".into(),
+                    };
+                    seen(m.create_tenant(authed(req, ka)).await.map(|_| false))
+                })
+            },
+        ),
+        ("Admin.ListDetectionRules (B's service)", Seen::Nothing, {
+            let mut m = adm.clone();
+            Box::pin(async move {
+                let req = pb::ListDetectionRulesRequest {
+                    service: "b-secret".into(),
+                };
+                seen(
+                    m.list_detection_rules(authed(req, ka))
+                        .await
+                        .map(|r| r.into_inner().overrides.is_empty()),
+                )
+            })
+        }),
+        ("Admin.DeleteDetectionRule (B's)", Seen::Nothing, {
+            let mut m = adm.clone();
+            Box::pin(async move {
+                let req = pb::DeleteDetectionRuleRequest {
+                    kind: pb::AlertKind::ErrorRate as i32,
+                    service: "b-secret".into(),
+                };
+                seen(
+                    m.delete_detection_rule(authed(req, ka))
+                        .await
+                        .map(|r| !r.into_inner().deleted),
+                )
+            })
+        }),
+        ("Admin.BacktestDetection", Seen::Nothing, {
+            let mut m = adm.clone();
+            Box::pin(async move {
+                seen(
+                    m.backtest_detection(authed(pb::BacktestDetectionRequest::default(), ka))
+                        .await
+                        .map(|r| r.into_inner().incidents.is_empty()),
+                )
+            })
+        }),
+        ("Admin.GetTenantLimits", Seen::Nothing, {
+            let mut m = adm.clone();
+            Box::pin(async move {
+                seen(
+                    m.get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, ka))
+                        .await
+                        .map(|r| r.into_inner().overrides == Some(pb::TenantLimits::default())),
+                )
+            })
+        }),
+    ];
+    for (route, expected, call) in rows {
+        assert_eq!(call.await, expected, "{route} with tenant A's key");
     }
-    let status = query
-        .get_service_health(authed(
-            pb::GetServiceHealthRequest {
-                service: "b-secret".into(),
-                ..Default::default()
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    let health = query
-        .get_service_health(authed(pb::GetServiceHealthRequest::default(), &key_a))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(health.services.is_empty());
-    let points = query
-        .get_metrics(authed(
-            pb::GetMetricsRequest {
-                service: "b-secret".into(),
-                ..Default::default()
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .points;
-    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 0);
-    let failed = query
-        .list_failed_events(authed(pb::ListFailedEventsRequest::default(), &key_a))
-        .await
-        .unwrap()
-        .into_inner()
-        .failed_events;
-    assert!(failed.is_empty());
-    assert_eq!(ingest_total(&channel, &key_a).await.received, 0);
 
-    // Incidents.
-    let listed = incidents
-        .list_incidents(authed(pb::ListIncidentsRequest::default(), &key_a))
-        .await
-        .unwrap()
-        .into_inner()
-        .incidents;
-    assert!(listed.is_empty());
-    let status = incidents
-        .get_incident(authed(
-            pb::GetIncidentRequest {
-                incident_id: b_incident.clone(),
+    // What A changed of its own is its own: B's incident, key, rule and
+    // limits are as B left them.
+    admin
+        .set_detection_rule(authed(
+            pb::SetDetectionRuleRequest {
+                rule: Some(pb::DetectionRule {
+                    threshold: 0.9,
+                    ..b_rule.clone()
+                }),
             },
             &key_a,
         ))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    let status = incidents
-        .acknowledge_incident(authed(
-            pb::AcknowledgeIncidentRequest {
-                incident_id: b_incident.clone(),
-                by: "mallory".into(),
-                note: String::new(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    let status = incidents
-        .resolve_incident(authed(
-            pb::ResolveIncidentRequest {
-                incident_id: b_incident.clone(),
-                by: "mallory".into(),
-                note: String::new(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    let summary = incidents
-        .get_incident_summary(authed(pb::GetIncidentSummaryRequest::default(), &key_a))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((summary.open, summary.opened_in_window), (0, 0));
-    assert!(summary.most_incident_prone_service.is_empty());
+        .unwrap();
+    set_limits(
+        &channel,
+        &key_a,
+        pb::TenantLimits {
+            max_page_size: Some(5),
+            ..Default::default()
+        },
+    )
+    .await;
     let b_view = incidents
         .get_incident(authed(
             pb::GetIncidentRequest {
@@ -337,6 +538,29 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
         "B's incident is untouched"
     );
     assert!(b_view.acknowledged_by.is_empty());
+    admin
+        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &key_b))
+        .await
+        .expect("B's key still works");
+    let b_rules = admin
+        .list_detection_rules(authed(
+            pb::ListDetectionRulesRequest {
+                service: "b-secret".into(),
+            },
+            &key_b,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides;
+    assert_eq!(b_rules.len(), 1);
+    assert_eq!(b_rules[0].threshold, 0.2, "B's rule unchanged");
+    let b_limits = admin
+        .get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, &key_b))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(b_limits.effective.unwrap().max_page_size, Some(77));
 
     // Watch: the snapshot holds nothing of B; B's next change never arrives,
     // A's does.
@@ -373,123 +597,6 @@ async fn every_rpc_with_one_tenants_key_neither_returns_nor_changes_another_tena
             other => panic!("unexpected {other:?}"),
         }
     }
-
-    // Admin.
-    let keys = admin
-        .list_api_keys(authed(
-            pb::ListApiKeysRequest {
-                include_revoked: true,
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .api_keys;
-    assert!(!keys.is_empty());
-    assert!(keys.iter().all(|k| k.tenant == "acme"), "{keys:?}");
-    let status = admin
-        .revoke_api_key(authed(
-            pb::RevokeApiKeyRequest {
-                key_id: b_key_id.clone(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    admin
-        .list_api_keys(authed(pb::ListApiKeysRequest::default(), &key_b))
-        .await
-        .expect("B's key still works");
-    let status = admin
-        .create_tenant(authed(
-            pb::CreateTenantRequest {
-                name: "globex".into(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists);
-
-    let rules = admin
-        .list_detection_rules(authed(
-            pb::ListDetectionRulesRequest {
-                service: "b-secret".into(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(rules.overrides.is_empty(), "{:?}", rules.overrides);
-    let deleted = admin
-        .delete_detection_rule(authed(
-            pb::DeleteDetectionRuleRequest {
-                kind: pb::AlertKind::ErrorRate as i32,
-                service: "b-secret".into(),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .deleted;
-    assert!(!deleted);
-    admin
-        .set_detection_rule(authed(
-            pb::SetDetectionRuleRequest {
-                rule: Some(pb::DetectionRule {
-                    threshold: 0.9,
-                    ..b_rule.clone()
-                }),
-            },
-            &key_a,
-        ))
-        .await
-        .unwrap();
-    let b_rules = admin
-        .list_detection_rules(authed(
-            pb::ListDetectionRulesRequest {
-                service: "b-secret".into(),
-            },
-            &key_b,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .overrides;
-    assert_eq!(b_rules.len(), 1);
-    assert_eq!(b_rules[0].threshold, 0.2, "B's rule unchanged");
-    let backtest = admin
-        .backtest_detection(authed(pb::BacktestDetectionRequest::default(), &key_a))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(backtest.incidents.is_empty());
-
-    let limits = admin
-        .get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, &key_a))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(limits.overrides.unwrap(), pb::TenantLimits::default());
-    set_limits(
-        &channel,
-        &key_a,
-        pb::TenantLimits {
-            max_page_size: Some(5),
-            ..Default::default()
-        },
-    )
-    .await;
-    let b_limits = admin
-        .get_tenant_limits(authed(pb::GetTenantLimitsRequest {}, &key_b))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(b_limits.effective.unwrap().max_page_size, Some(77));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
