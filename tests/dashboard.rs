@@ -112,8 +112,20 @@ fn batch(producer: &str, seq: u64, service: &str, n: usize, bad: usize) -> pb::E
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
+/// Two tenants with a service, an incident and a dead letter each, and
+/// sessions of acme's viewer and responder and globex's responder.
+struct TwoTenants {
+    _db: TestDb,
+    server: Server,
+    /// acme's incident and globex's.
+    ia: String,
+    ib: String,
+    vera: String,
+    rob: String,
+    gus: String,
+}
+
+async fn two_tenant_dashboard() -> TwoTenants {
     let db = TestDb::new().await;
     let (key_a, key_b) = two_tenants(&db.url);
     user(&db.url, "acme", "viewer", "vera");
@@ -124,7 +136,8 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
         extra_args: &["--detector", "false", "--rollup-interval", "200ms"],
         ..Default::default()
     });
-    let addr = server.http.as_str();
+    let addr = server.http.clone();
+    let addr = addr.as_str();
     let mut ingest = IngestClient::new(server.channel().await);
     publish(&mut ingest, &key_a, batch("a", 1, "checkout", 50, 2)).await;
     publish(&mut ingest, &key_b, batch("b", 1, "warehouse", 40, 1)).await;
@@ -153,7 +166,22 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     let vera = login(addr, "acme", "vera").await;
     let rob = login(addr, "acme", "rob").await;
     let gus = login(addr, "globex", "gus").await;
+    TwoTenants {
+        _db: db,
+        server,
+        ia,
+        ib,
+        vera,
+        rob,
+        gus,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_route_answers_only_for_the_sessions_tenant() {
+    let t = two_tenant_dashboard().await;
+    let addr = t.server.http.as_str();
+    let (ia, ib, vera, gus) = (t.ia.clone(), t.ib.clone(), t.vera.clone(), t.gus.clone());
     // Every route refuses a request without a session.
     let routes = [
         "/api/v1/overview".to_string(),
@@ -268,7 +296,13 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
     assert!(!body["payload_hex"].as_str().unwrap().is_empty());
     let (status, _) = get(addr, &gus, &format!("/api/v1/failed/{id_a}")).await;
     assert_eq!(status, 404);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_tenants_responders_act_on_its_incidents_and_by_their_name() {
+    let t = two_tenant_dashboard().await;
+    let addr = t.server.http.as_str();
+    let (ia, vera, rob, gus) = (t.ia.clone(), t.vera.clone(), t.rob.clone(), t.gus.clone());
     // Acting: a viewer may not; another tenant's responder finds nothing;
     // the tenant's responder acknowledges, under their name.
     let ack = format!("/api/v1/incidents/{ia}/acknowledge");
@@ -319,7 +353,17 @@ async fn every_route_answers_only_for_the_sessions_tenant_and_role() {
         .map(|u| u["note"].as_str().unwrap())
         .collect();
     assert_eq!(notes, ["", "looking", "fixed"]);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_are_embedded_with_strict_headers_compressed_and_revalidated() {
+    let db = TestDb::new().await;
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &["--detector", "false"],
+        ..Default::default()
+    });
+    let addr = server.http.as_str();
     // The pages: embedded, strict headers, compressed on request, revalidated by ETag.
     let (status, headers, page) = http(addr, "GET", "/", &[], "").await;
     assert_eq!(status, 200);
