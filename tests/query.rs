@@ -451,10 +451,10 @@ async fn pagination_returns_every_event_once_while_inserts_continue() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_select_events_and_bad_requests_name_the_field() {
-    let db = TestDb::new().await;
-    let (mut h, key) = start(&db).await;
+/// A server with four events of `web` and `api` (a trace id, a request id,
+/// a method among them) stored.
+async fn four_events(db: &TestDb) -> (Harness, String) {
+    let (mut h, key) = start(db).await;
     let now = SystemTime::now() - Duration::from_secs(30);
     let mut events = vec![
         event("web", "/home", 200, 12.0, now),
@@ -466,6 +466,19 @@ async fn filters_select_events_and_bad_requests_name_the_field() {
     events[2].request_id = "req-9".into();
     events[2].method = "POST".into();
     h.send(&key, events).await;
+    (h, key)
+}
+
+/// The time the four events were sent at, near enough for ranges around it.
+fn around_now() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(30)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_events() {
+    let db = TestDb::new().await;
+    let (h, key) = four_events(&db).await;
+    let now = around_now();
     let count = |req: pb::QueryEventsRequest| {
         let mut query = h.query.clone();
         let key = key.clone();
@@ -544,7 +557,14 @@ async fn filters_select_events_and_bad_requests_name_the_field() {
     for (req, want) in cases {
         assert_eq!(count(req.clone()).await, want, "{req:?}");
     }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_name_the_field() {
+    let db = TestDb::new().await;
+    let (mut h, key) = four_events(&db).await;
+    let now = around_now();
+    let base = pb::QueryEventsRequest::default();
     let invalid = [
         (
             pb::QueryEventsRequest {

@@ -430,30 +430,38 @@ fn connection_limit(flag: usize, quarters: u64) -> usize {
 
 /// Reads the HTTP port's TLS files, when given (clap requires both).
 fn read_http_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
-    let (Some(cert), Some(key)) = (&args.net.http_tls_cert, &args.net.http_tls_key) else {
-        return Ok(None);
-    };
-    Ok(Some(api::TlsMaterial {
-        cert: read("--http-tls-cert", cert)?,
-        key: read("--http-tls-key", key)?,
-        client_ca: None,
-    }))
+    let net = &args.net;
+    tls_material(
+        ("--http-tls-cert", net.http_tls_cert.as_deref()),
+        ("--http-tls-key", net.http_tls_key.as_deref()),
+        None,
+    )
 }
 
-/// Reads the TLS files named by the flags (validated to come in complete sets).
+/// Reads the gRPC port's TLS files, when given (clap requires complete sets).
 fn read_tls(args: &ServeArgs) -> anyhow::Result<Option<api::TlsMaterial>> {
-    let (Some(cert), Some(key)) = (&args.net.tls_cert, &args.net.tls_key) else {
+    let net = &args.net;
+    tls_material(
+        ("--tls-cert", net.tls_cert.as_deref()),
+        ("--tls-key", net.tls_key.as_deref()),
+        net.tls_client_ca.as_deref().map(|p| ("--tls-client-ca", p)),
+    )
+}
+
+/// A certificate chain and its key, each named by its flag, and the CA of
+/// client certificates when asked for; `None` without a certificate.
+fn tls_material(
+    cert: (&str, Option<&Path>),
+    key: (&str, Option<&Path>),
+    client_ca: Option<(&str, &Path)>,
+) -> anyhow::Result<Option<api::TlsMaterial>> {
+    let ((cert_flag, Some(cert)), (key_flag, Some(key))) = (cert, key) else {
         return Ok(None);
     };
     Ok(Some(api::TlsMaterial {
-        cert: read("--tls-cert", cert)?,
-        key: read("--tls-key", key)?,
-        client_ca: args
-            .net
-            .tls_client_ca
-            .as_deref()
-            .map(|p| read("--tls-client-ca", p))
-            .transpose()?,
+        cert: read(cert_flag, cert)?,
+        key: read(key_flag, key)?,
+        client_ca: client_ca.map(|(flag, p)| read(flag, p)).transpose()?,
     }))
 }
 
