@@ -22,17 +22,17 @@ LEAVES = {"domain": set(), "stats": {"domain"}}
 ALLOWED = {"store": {"domain", "stats"}}
 # Crate -> the top-level modules that may name it (app wires them up).
 OWNERS = {
-    "tonic": {"api", "proto", "app"},
-    "prost": {"api", "proto", "app", "wire"},
+    "tonic": {"api", "otlp", "proto", "app"},
+    "prost": {"api", "otlp", "proto", "app", "wire"},
     "sqlx": {"store"},
     "redis": {"redis"},
     "axum": {"web"},
-    # HTTP itself: the doors that speak it (gRPC and OTLP in api, the HTTP port in web).
-    "hyper": {"api", "web"},
-    "hyper_util": {"api", "web"},
-    "http": {"api", "web"},
-    "http_body": {"api", "web"},
-    "http_body_util": {"api", "web"},
+    # HTTP itself: the doors that speak it (gRPC in api, OTLP in otlp, the HTTP port in web).
+    "hyper": {"api", "otlp", "web"},
+    "hyper_util": {"api", "otlp", "web"},
+    "http": {"api", "otlp", "web"},
+    "http_body": {"api", "otlp", "web"},
+    "http_body_util": {"api", "otlp", "web"},
 }
 
 

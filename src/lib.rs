@@ -22,10 +22,10 @@
 //! - `detect`: detection rules, the leader's detector, the backtest;
 //! - `config`: the one configuration tree (flags, env, defaults, roles, validation);
 //!   `diagnostics`: the server's own logs and metrics; `ops`: `/metrics`, `/healthz`, `/readyz`;
-//! - `wire`: the protobuf forms of domain types (the contract's messages, the
-//!   buffer's record);
-//! - `api`: the gRPC doors (one file per service, status mapping, health) and
-//!   the OTLP doors (`api::otlp`: gRPC, HTTP, the span mapping);
+//! - `api`: the gRPC doors (one file per service, the contract's conversions,
+//!   status mapping, health); `wire`: the buffer's record;
+//! - `otlp`: the OTLP doors (gRPC, HTTP, the span mapping), through the same
+//!   pipeline and `api`'s status mapping;
 //! - `app`: wiring by role, start-up steps and the shutdown plan.
 
 // No panic reachable from input: errors are values (tests may unwrap; clippy.toml).
@@ -42,6 +42,7 @@ pub mod edge;
 pub mod incidents;
 pub mod ingest;
 pub mod ops;
+pub mod otlp;
 pub mod proto;
 pub mod query;
 pub mod redis;

@@ -1,6 +1,6 @@
 //! The generated protobuf and gRPC code of `pulsyon.v1`: the only `include_proto!` site.
 //!
-//! Nothing here holds logic; `wire/convert.rs` maps these types to the domain.
+//! Nothing here holds logic; `api/convert.rs` maps these types to the domain.
 
 #![allow(
     clippy::all,

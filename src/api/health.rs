@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -35,7 +35,7 @@ pub fn served(roles: Roles) -> Vec<&'static str> {
     if roles.ingest {
         names.extend([
             <IngestServer<super::ingest::IngestService> as NamedService>::NAME,
-            <TraceServiceServer<super::otlp::OtlpService> as NamedService>::NAME,
+            trace_service_server::SERVICE_NAME,
         ]);
     }
     if roles.query {

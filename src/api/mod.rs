@@ -9,11 +9,10 @@ pub mod admin;
 pub mod auth;
 pub mod coalesce;
 pub mod codec;
-pub(crate) use crate::wire::convert;
+pub mod convert;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
-pub mod otlp;
 pub mod preauth;
 pub mod query;
 pub mod request;
@@ -24,10 +23,9 @@ pub mod watch;
 
 use std::{sync::Arc, time::Duration};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{codec::CompressionEncoding, transport::Server};
+use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
@@ -160,14 +158,29 @@ fn plaintext_incoming(
 
 /// Serves every gRPC service on `listener` until `stop` is cancelled, then
 /// stops accepting and waits for in-flight calls (the caller bounds the wait).
-pub async fn serve(
+/// `otlp` is the OTLP door's service (src/otlp) when the process ingests:
+/// given by the wiring, so that this module does not depend on that door.
+pub async fn serve<O>(
     listener: TcpListener,
     deps: ApiDeps,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    otlp: Option<O>,
     stop: CancellationToken,
-) -> Result<(), ApiError> {
+) -> Result<(), ApiError>
+where
+    O: tower::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    O::Future: Send + 'static,
+{
     let reflection_v1 = reflection(deps.roles).build_v1()?;
     // grpcurl 1.8 and many other tools only speak v1alpha.
     let reflection_v1alpha = reflection(deps.roles).build_v1alpha()?;
@@ -202,15 +215,8 @@ pub async fn serve(
                 shutdown: deps.shutdown.clone(),
             })
         }))
-        // OTLP traces through the same pipeline (api/otlp/mod.rs), gzip accepted.
-        .add_optional_service(deps.pipeline.clone().map(|pipeline| {
-            TraceServiceServer::new(otlp::OtlpService {
-                auth: deps.auth.clone(),
-                pipeline,
-            })
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
-        }))
+        // The OTLP door's gRPC service (src/otlp), given by the wiring.
+        .add_optional_service(otlp)
         .add_optional_service(query.map(|()| {
             QueryServer::new(query::QueryService {
                 auth: deps.auth.clone(),

@@ -3,9 +3,9 @@
 
 use time::OffsetDateTime;
 
+use super::convert::from_timestamp;
 use super::status;
 use crate::proto::v1 as pb;
-use crate::wire::convert::from_timestamp;
 
 /// An opaque page token over a (time, id) keyset.
 /// Cuts `rows`, read with one row more than `limit`, to the page and returns

@@ -4,6 +4,7 @@
 use std::{fs, path::Path, sync::Arc};
 
 use anyhow::Context;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::{net::TcpListener, signal::unix::SignalKind, task::JoinHandle};
 use tonic_health::server::HealthReporter;
 
@@ -93,10 +94,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // 5. The gRPC server with the roles' services.
     let tokens = Arc::new(page_tokens(&doors.store).await?);
     let deps = grpc_deps(&args, roles, doors, &stops, tls, tokens, ports.grpc_max);
+    let otlp = otlp_grpc_door(&deps);
     let mut grpc = tokio::spawn(api::serve(
         ports.grpc,
         deps,
         health_service,
+        otlp,
         stops.grpc.clone(),
     ));
     let (grpc_addr, http_addr) = (ports.grpc_addr, ports.http_addr);
@@ -320,14 +323,28 @@ fn otlp_http_door(doors: &Doors) -> Vec<crate::web::HttpDoor> {
         return Vec::new();
     };
     vec![crate::web::HttpDoor {
-        path: api::otlp::http::TRACES_PATH,
-        service: tower::util::BoxCloneSyncService::new(api::otlp::http::OtlpHttp {
-            service: api::otlp::OtlpService {
+        path: crate::otlp::http::TRACES_PATH,
+        service: tower::util::BoxCloneSyncService::new(crate::otlp::http::OtlpHttp {
+            service: crate::otlp::OtlpService {
                 auth: doors.auth.clone(),
                 pipeline: pipeline.clone(),
             },
         }),
     }]
+}
+
+/// The OTLP door's gRPC service, when this process ingests: the same
+/// pipeline as Ingest, gzip accepted.
+fn otlp_grpc_door(deps: &ApiDeps) -> Option<TraceServiceServer<crate::otlp::OtlpService>> {
+    let pipeline = deps.pipeline.clone()?;
+    Some(
+        TraceServiceServer::new(crate::otlp::OtlpService {
+            auth: deps.auth.clone(),
+            pipeline,
+        })
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(api::TRANSPORT_MAX_MESSAGE_BYTES),
+    )
 }
 
 /// The dashboard (web role), on the incident hub.

@@ -1,8 +1,6 @@
-//! The protobuf forms of domain types: the public contract's messages
-//! (`convert`) and the buffer's record (`record`, proto/pulsyon/internal).
-//! With the doors (`api`), the one module that knows prost; the buffer
-//! (src/redis) is given the record as an `ingest::RecordCodec` and knows no
-//! wire format.
+//! The buffer's record (`record`, proto/pulsyon/internal): the one protobuf
+//! form of domain types outside the doors. The buffer (src/redis) is given it
+//! as an `ingest::RecordCodec` and knows no wire format; its events use the
+//! contract's conversions (`api::convert`).
 
-pub mod convert;
 pub mod record;

@@ -6,7 +6,7 @@
 
 use prost::Message;
 
-use super::convert;
+use crate::api::convert;
 use crate::{
     domain::{BatchWrite, DeadLetter, Event, TenantId},
     ingest::{RecordCodec, RecordError, ReplyTo},

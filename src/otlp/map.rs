@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::{
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::wire::convert;
+use crate::api::convert;
 use crate::{
     domain::RawEvent,
     ingest::{

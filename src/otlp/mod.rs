@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
-use super::{auth::Authenticator, status};
+use crate::{api::status, auth::Authenticator};
 use crate::{
     domain::{Principal, Scope},
     ingest::admit::{Ack, Pipeline, Refused},
