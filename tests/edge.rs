@@ -28,14 +28,7 @@ fn statuses(mut bytes: &[u8]) -> Vec<u16> {
         let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
         bytes = &bytes[end + 4..];
         let mut lines = head.lines();
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status = common::status_code(lines.next().unwrap());
         out.push(status);
         let header = |name: &str| {
             head.lines().find_map(|l| {

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, ServerOpts, TestDb, authed, create_key, create_tenant, pool, publish, ts};
+use common::{
+    Server, ServerOpts, TestDb, authed, batch, create_key, create_tenant, pool, publish, ts,
+};
 use prost::Message;
 use pulsyon::{
     api::ingest::{WireBatch, WireRequest},
@@ -27,14 +29,6 @@ fn event(service: &str) -> pb::Event {
         status_code: 200,
         latency_ms: 12.5,
         ..Default::default()
-    }
-}
-
-fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
-    pb::EventBatch {
-        producer_id: producer.into(),
-        seq,
-        events,
     }
 }
 

@@ -43,23 +43,12 @@ fn events(
     (0..n)
         .map(|i| {
             let error = (i as f64 + 0.5) / n as f64 > 1.0 - error_share;
-            Event {
-                event_id: uuid::Uuid::now_v7(),
-                time: at + time::Duration::milliseconds(i * 1_000 / per_sec),
-                service: service.into(),
-                endpoint: "/pay".into(),
-                method: "POST".into(),
-                status_code: if error { 503 } else { 200 },
-                latency_ms: 40.0 + (i % 7) as f64,
-                trace_id: String::new(),
-                request_id: String::new(),
-                attributes: vec![],
-                environment: String::new(),
-                release: String::new(),
-                host: String::new(),
-                request_bytes: 0,
-                response_bytes: 0,
-            }
+            common::request_event(
+                service,
+                at + time::Duration::milliseconds(i * 1_000 / per_sec),
+                if error { 503 } else { 200 },
+                40.0 + (i % 7) as f64,
+            )
         })
         .collect()
 }

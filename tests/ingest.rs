@@ -5,7 +5,7 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, pool, publish, ts};
+use common::{Server, ServerOpts, TestDb, authed, batch, create_tenant, pool, publish, ts};
 use prost::Message;
 use pulsyon::proto::v1::{self as pb, ingest_client::IngestClient};
 use sqlx::Row;
@@ -40,14 +40,6 @@ fn full_event(i: usize) -> pb::Event {
         .attributes
         .insert("line\nbreak".into(), "tab\there".into());
     event
-}
-
-fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
-    pb::EventBatch {
-        producer_id: producer.into(),
-        seq,
-        events,
-    }
 }
 
 async fn start(db: &TestDb, extra: &'static [&'static str]) -> (Server, String) {

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Server, ServerOpts, TestDb, authed, create_tenant, fire, publish, ts, two_tenants};
+use common::{
+    Server, ServerOpts, TestDb, authed, batch, create_tenant, fire, publish, ts, two_tenants,
+};
 use pulsyon::{
     domain::{
         incident::Alert,
@@ -34,14 +36,6 @@ fn event(service: &str, endpoint: &str, status: u32) -> pb::Event {
         latency_ms: 12.0,
         trace_id: format!("trace-{service}"),
         ..Default::default()
-    }
-}
-
-fn batch(producer: &str, seq: u64, events: Vec<pb::Event>) -> pb::EventBatch {
-    pb::EventBatch {
-        producer_id: producer.into(),
-        seq,
-        events,
     }
 }
 

@@ -407,23 +407,31 @@ pub fn fold_outcomes(rows: &[OutcomeCount]) -> Outcomes {
             Outcome::Filtered => m.filtered += n,
             Outcome::Throttled => {
                 m.throttled += n;
-                let cause = ThrottleCause::parse(&row.reason);
-                match m.throttled_by_cause.iter_mut().find(|c| c.0 == cause) {
-                    Some(c) => c.1 += n,
-                    None => m.throttled_by_cause.push((cause, n)),
-                }
+                add_to(
+                    &mut m.throttled_by_cause,
+                    ThrottleCause::parse(&row.reason),
+                    n,
+                );
             }
             Outcome::Rejected => {
                 m.rejected += n;
-                let reason = RejectReason::parse(&row.reason);
-                match m.rejected_by_reason.iter_mut().find(|c| c.0 == reason) {
-                    Some(c) => c.1 += n,
-                    None => m.rejected_by_reason.push((reason, n)),
-                }
+                add_to(
+                    &mut m.rejected_by_reason,
+                    RejectReason::parse(&row.reason),
+                    n,
+                );
             }
         }
     }
     m
+}
+
+/// Adds `n` to `key`'s count in `counts`, the first time as a new entry.
+fn add_to<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K, n: u64) {
+    match counts.iter_mut().find(|c| c.0 == key) {
+        Some(c) => c.1 += n,
+        None => counts.push((key, n)),
+    }
 }
 
 /// The outcomes of each minute in [from, to), newest first, at most

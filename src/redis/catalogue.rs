@@ -38,13 +38,7 @@ pub struct RedisCatalogue {
     admit: redis::Script,
 }
 
-impl std::fmt::Debug for RedisCatalogue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCatalogue")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
+crate::redis::debug_showing!(RedisCatalogue, prefix);
 
 impl RedisCatalogue {
     /// The catalogue in Redis (`urls`: one, or a cluster's seeds), under keys

@@ -8,6 +8,21 @@
 //! Redis is unreachable: it reports the error and the caller falls back to its
 //! local budget.
 
+/// `Debug` for a Redis bridge showing only `field`: the rest (connections,
+/// scripts) says nothing useful and some of it is not `Debug`.
+macro_rules! debug_showing {
+    ($type:ident, $field:ident) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    .field(stringify!($field), &self.$field)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use debug_showing;
+
 pub mod buffer;
 pub mod catalogue;
 mod conn;
@@ -74,13 +89,7 @@ pub struct RedisRates {
     prefix: String,
 }
 
-impl std::fmt::Debug for RedisRates {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisRates")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
+debug_showing!(RedisRates, prefix);
 
 impl RedisRates {
     /// A budget in Redis, under keys starting with `prefix`.

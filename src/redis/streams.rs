@@ -59,13 +59,7 @@ pub struct RedisStreams {
     renew: redis::Script,
 }
 
-impl std::fmt::Debug for RedisStreams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStreams")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
+crate::redis::debug_showing!(RedisStreams, prefix);
 
 impl RedisStreams {
     /// The count in Redis (`urls`: one, or a cluster's seeds), under keys

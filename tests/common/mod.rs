@@ -454,14 +454,7 @@ pub async fn http(
     let out = String::from_utf8_lossy(&bytes);
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = status_code(lines.next().unwrap());
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -512,25 +505,53 @@ pub fn one_event_batch(
         producer_id: producer.into(),
         seq,
         received_at: now,
-        events: vec![pulsyon::domain::Event {
-            event_id: uuid::Uuid::now_v7(),
-            time: now,
-            service: "checkout".into(),
-            endpoint: "/pay".into(),
-            method: "POST".into(),
-            status_code: 200,
-            latency_ms: 5.0,
-            trace_id: String::new(),
-            request_id: String::new(),
-            attributes: vec![],
-            environment: String::new(),
-            release: String::new(),
-            host: String::new(),
-            request_bytes: 0,
-            response_bytes: 0,
-        }],
+        events: vec![request_event("checkout", now, 200, 5.0)],
         rejected: vec![],
         overflowed: 0,
         digest: [seq as u8; 32],
     }
+}
+
+/// A protobuf batch of `events` from `producer`, numbered `seq`.
+pub fn batch(
+    producer: &str,
+    seq: u64,
+    events: Vec<pulsyon::proto::v1::Event>,
+) -> pulsyon::proto::v1::EventBatch {
+    pulsyon::proto::v1::EventBatch {
+        producer_id: producer.into(),
+        seq,
+        events,
+    }
+}
+
+/// A stored event of `POST /pay` on `service` at `time`, nothing else set.
+pub fn request_event(
+    service: &str,
+    time: time::OffsetDateTime,
+    status_code: i16,
+    latency_ms: f64,
+) -> pulsyon::domain::Event {
+    pulsyon::domain::Event {
+        event_id: uuid::Uuid::now_v7(),
+        time,
+        service: service.into(),
+        endpoint: "/pay".into(),
+        method: "POST".into(),
+        status_code,
+        latency_ms,
+        trace_id: String::new(),
+        request_id: String::new(),
+        attributes: vec![],
+        environment: String::new(),
+        release: String::new(),
+        host: String::new(),
+        request_bytes: 0,
+        response_bytes: 0,
+    }
+}
+
+/// The status code of an HTTP/1.1 status line (`HTTP/1.1 200 OK`).
+pub fn status_code(line: &str) -> u16 {
+    line.split(' ').nth(1).unwrap().parse().unwrap()
 }

@@ -114,13 +114,7 @@ pub struct Buffer {
     readiness: Option<Arc<crate::ops::Readiness>>,
 }
 
-impl std::fmt::Debug for Buffer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Buffer")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::redis::debug_showing!(Buffer, config);
 
 impl Buffer {
     /// Connects, checks the persistence of every Redis named and makes the
