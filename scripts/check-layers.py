@@ -10,7 +10,7 @@ Reads every `crate::<module>` reference of each top-level module of `src/`
   the database layer);
 - a crate that speaks a transport or a database is named outside its module
   (tonic/prost: `api`, `proto`; sqlx: `store`; redis: `redis`; axum: `web`;
-  hyper and http: `api` and `web`).
+  hyper and http: `api`, `otlp` and `web`; reqwest and lettre: `notify`).
 Prints the graph with `-v`.
 """
 import os
@@ -33,6 +33,9 @@ OWNERS = {
     "http": {"api", "otlp", "web"},
     "http_body": {"api", "otlp", "web"},
     "http_body_util": {"api", "otlp", "web"},
+    # Outbound messages: only the notification senders.
+    "reqwest": {"notify"},
+    "lettre": {"notify"},
 }
 
 

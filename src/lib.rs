@@ -41,6 +41,7 @@ pub mod domain;
 pub mod edge;
 pub mod incidents;
 pub mod ingest;
+pub mod notify;
 pub mod ops;
 pub mod otlp;
 pub mod proto;

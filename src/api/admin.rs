@@ -35,6 +35,8 @@ pub struct AdminService {
     pub store: Store,
     /// Checks the caller's key.
     pub auth: Arc<Authenticator>,
+    /// Notification settings (receivers' checks, test messages).
+    pub notify: Arc<crate::notify::NotifyConfig>,
 }
 
 fn new_secret() -> Result<ApiKeySecret, Status> {
@@ -393,6 +395,46 @@ impl Admin for AdminService {
         Ok(Response::new(pb::DisableUserResponse {
             user: Some(convert::user(&user)),
         }))
+    }
+
+    async fn create_receiver(
+        &self,
+        request: Request<pb::CreateReceiverRequest>,
+    ) -> Result<Response<pb::CreateReceiverResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::receivers::create(&self.store, &self.notify, &caller, request.into_inner()).await
+    }
+
+    async fn list_receivers(
+        &self,
+        request: Request<pb::ListReceiversRequest>,
+    ) -> Result<Response<pb::ListReceiversResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::receivers::list(&self.store, &caller).await
+    }
+
+    async fn update_receiver(
+        &self,
+        request: Request<pb::UpdateReceiverRequest>,
+    ) -> Result<Response<pb::UpdateReceiverResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::receivers::update(&self.store, &self.notify, &caller, request.into_inner()).await
+    }
+
+    async fn delete_receiver(
+        &self,
+        request: Request<pb::DeleteReceiverRequest>,
+    ) -> Result<Response<pb::DeleteReceiverResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::receivers::delete(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn test_receiver(
+        &self,
+        request: Request<pb::TestReceiverRequest>,
+    ) -> Result<Response<pb::TestReceiverResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::receivers::test(&self.store, &self.notify, &caller, request.into_inner()).await
     }
 }
 

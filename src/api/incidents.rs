@@ -53,6 +53,8 @@ pub struct IncidentsService {
     pub tokens: Arc<super::tokens::PageTokens>,
     /// Bounds each tenant's concurrent queries.
     pub gate: Arc<crate::query::gate::QueryGate>,
+    /// Notification settings (a retried delivery's deadline).
+    pub notify: Arc<crate::notify::NotifyConfig>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -103,7 +105,7 @@ pub(super) fn kind_to_pb(k: Kind) -> i32 {
     }) as i32
 }
 
-fn update_kind_to_pb(k: UpdateKind) -> i32 {
+pub(super) fn update_kind_to_pb(k: UpdateKind) -> i32 {
     (match k {
         UpdateKind::Opened => pb::UpdateKind::Opened,
         UpdateKind::AlertAdded => pb::UpdateKind::AlertAdded,
@@ -192,7 +194,7 @@ fn incident_filter(
     })
 }
 
-fn incident_id(value: &str) -> Result<i64, Status> {
+pub(super) fn incident_id(value: &str) -> Result<i64, Status> {
     value
         .parse::<i64>()
         .ok()
@@ -360,6 +362,23 @@ impl Incidents for IncidentsService {
             Box::pin(frames.map(|frame| frame.and_then(WatchFrame::into_message)))
                 as Self::WatchStream
         }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
+        super::receivers::list_deliveries(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
+        super::receivers::retry_delivery(&self.store, &self.notify, &caller, request.into_inner())
+            .await
     }
 
     async fn acknowledge_incident(

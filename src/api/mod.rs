@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod preauth;
 pub mod query;
+pub mod receivers;
 pub mod request;
 pub mod status;
 pub mod tls;
@@ -80,6 +81,8 @@ pub struct ApiDeps {
     pub gate: Arc<crate::query::gate::QueryGate>,
     /// Bounds on connections (how many, how soon the first request).
     pub connections: crate::edge::ConnLimits,
+    /// Notification settings (receivers' checks, test messages, retries).
+    pub notify: Arc<crate::notify::NotifyConfig>,
 }
 
 pub use crate::edge::tls::TlsMaterial;
@@ -236,12 +239,14 @@ where
                 shutdown: deps.shutdown.clone(),
                 tokens: deps.tokens.clone(),
                 gate: deps.gate.clone(),
+                notify: deps.notify.clone(),
             })
         }))
         .add_optional_service(query.map(|()| {
             AdminServer::new(admin::AdminService {
                 store: deps.store.clone(),
                 auth: deps.auth.clone(),
+                notify: deps.notify.clone(),
             })
             .max_decoding_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
         }));

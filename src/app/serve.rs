@@ -266,6 +266,7 @@ impl Running {
             stages.rollups.take(),
             stages.hub.take(),
             stages.detector.take(),
+            stages.notify.take(),
         ]
         .into_iter()
         .flatten()
@@ -421,6 +422,7 @@ fn grpc_deps(
         tls,
         hub: doors.hub,
         watch_heartbeat: args.incidents.watch_heartbeat,
+        notify: Arc::new(args.notify_config()),
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Stages {
     pub hub: Option<JoinHandle<()>>,
     /// Detect role: the detector and its leader election.
     pub detector: Option<JoinHandle<()>>,
+    /// Notify role: deliveries planned and sent.
+    pub notify: Option<JoinHandle<()>>,
     /// Ingest and writer roles: the writer and the throttle-counter flusher.
     pub writer: Option<JoinHandle<()>>,
     pub flusher: Option<JoinHandle<()>>,
@@ -112,6 +114,13 @@ pub async fn start_stages(
             args.detect_config(),
             stops.background.clone(),
         ));
+    }
+    if roles.notify {
+        stages.notify = Some(crate::notify::spawn(
+            store.clone(),
+            args.notify_config(),
+            stops.background.clone(),
+        )?);
     }
     // 3. Where admitted batches wait for a writer: this process's queue
     //    (ingest and writer together), or the Redis buffer between processes.

@@ -342,3 +342,50 @@ fn parse_key_prefix(text: &str) -> Result<String, String> {
         false => Err("1 to 64 characters".into()),
     }
 }
+
+/// Notifications (the `notify` role).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Notifications")]
+pub struct NotifyArgs {
+    /// The dashboard's address as people reach it (`https://pulsyon.example.com`):
+    /// every message links to its incident's page under it.
+    #[arg(long, env = "PULSYON_PUBLIC_URL", default_value = "", value_parser = parse_public_url)]
+    pub public_url: String,
+
+    /// Let receivers point at loopback, private, link-local (cloud metadata)
+    /// and other non-public addresses, and email go out without TLS: for a
+    /// receiver inside the operator's own network, and for tests.
+    #[arg(long, env = "PULSYON_NOTIFY_ALLOW_PRIVATE_TARGETS")]
+    pub notify_allow_private_targets: bool,
+
+    /// How long one attempt to a receiver may take.
+    #[arg(long, env = "PULSYON_NOTIFY_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub notify_timeout: Duration,
+
+    /// After this long undelivered, a delivery is `failed` (listed, and sent
+    /// again by Incidents.RetryDelivery).
+    #[arg(long, env = "PULSYON_NOTIFY_DEADLINE", default_value = "6h", value_parser = positive_duration)]
+    pub notify_deadline: Duration,
+
+    /// The first retry's delay; each next one doubles, up to --notify-max-backoff.
+    #[arg(long, env = "PULSYON_NOTIFY_BACKOFF", default_value = "1s", value_parser = positive_duration)]
+    pub notify_backoff: Duration,
+
+    /// The longest delay between two attempts (a receiver's Retry-After may ask more).
+    #[arg(long, env = "PULSYON_NOTIFY_MAX_BACKOFF", default_value = "5m", value_parser = positive_duration)]
+    pub notify_max_backoff: Duration,
+
+    /// Deliveries in flight to one receiver at most (per process).
+    #[arg(long, env = "PULSYON_NOTIFY_PER_RECEIVER", default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..=64))]
+    pub notify_per_receiver: i64,
+}
+
+/// `--public-url`: empty, or an http(s) URL.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let t = text.trim().trim_end_matches('/');
+    if t.is_empty() || t.starts_with("http://") || t.starts_with("https://") {
+        Ok(t.to_owned())
+    } else {
+        Err("an http:// or https:// URL".into())
+    }
+}

@@ -25,7 +25,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use commands::{DbArgs, HealthcheckArgs};
 pub use flags::{
-    AckAfter, BufferMode, IncidentArgs, IngestArgs, LimitArgs, NetArgs, RedisArgs, RollupArgs,
+    AckAfter, BufferMode, IncidentArgs, IngestArgs, LimitArgs, NetArgs, NotifyArgs, RedisArgs,
+    RollupArgs,
 };
 pub use roles::Roles;
 pub use serve::ServeArgs;

@@ -13,6 +13,8 @@ pub struct Roles {
     pub query: bool,
     /// The dashboard on the HTTP port (its pages, JSON API and event stream).
     pub web: bool,
+    /// Notifications: deliveries planned from the outbox and sent.
+    pub notify: bool,
 }
 
 impl Roles {
@@ -23,10 +25,11 @@ impl Roles {
         detect: true,
         query: true,
         web: true,
+        notify: true,
     };
 
     /// Each role's name and what it starts, for `pulsyon roles`.
-    pub const TABLE: [(&'static str, &'static str); 5] = [
+    pub const TABLE: [(&'static str, &'static str); 6] = [
         (
             "ingest",
             "serves pulsyon.v1.Ingest and OTLP traces (gRPC Export, HTTP /v1/traces): validation, per-tenant limits, admission into the writer's queue (this process's, or the Redis buffer with --redis-url)",
@@ -47,13 +50,17 @@ impl Roles {
             "web",
             "the dashboard on the HTTP port: pages, JSON API, incident event stream (with the incident hub)",
         ),
+        (
+            "notify",
+            "notifications: every incident update made into deliveries to the tenant's receivers (webhook, Slack, PagerDuty, email) and sent, any number of processes at once",
+        ),
     ];
 
     /// The grouped names `--roles` takes, and what each stands for.
     pub const GROUPS: [(&'static str, &'static str); 3] = [
         ("write", "ingest,writer"),
-        ("read", "detect,query,web"),
-        ("all", "ingest,writer,detect,query,web"),
+        ("read", "detect,query,web,notify"),
+        ("all", "ingest,writer,detect,query,web,notify"),
     ];
 
     /// A comma-separated list of role names, or `all`.
@@ -64,6 +71,7 @@ impl Roles {
             detect: false,
             query: false,
             web: false,
+            notify: false,
         };
         for name in list.split(',').map(str::trim) {
             match name {
@@ -73,12 +81,15 @@ impl Roles {
                 "detect" => roles.detect = true,
                 "query" => roles.query = true,
                 "web" => roles.web = true,
+                "notify" => roles.notify = true,
                 "write" => (roles.ingest, roles.writer) = (true, true),
-                "read" => (roles.detect, roles.query, roles.web) = (true, true, true),
+                "read" => {
+                    (roles.detect, roles.query, roles.web, roles.notify) = (true, true, true, true)
+                }
                 "" => return Err("empty role name".into()),
                 other => {
                     return Err(format!(
-                        "unknown role {other:?} (roles: all, ingest, writer, detect, query, web; groups: write, read)"
+                        "unknown role {other:?} (roles: all, ingest, writer, detect, query, web, notify; groups: write, read)"
                     ));
                 }
             }
@@ -102,7 +113,14 @@ impl Roles {
 
     /// The role names, comma-separated.
     pub fn names(&self) -> String {
-        let on = [self.ingest, self.writer, self.detect, self.query, self.web];
+        let on = [
+            self.ingest,
+            self.writer,
+            self.detect,
+            self.query,
+            self.web,
+            self.notify,
+        ];
         Roles::TABLE
             .iter()
             .zip(on)
@@ -126,7 +144,10 @@ mod tests {
         assert_eq!(split.names(), "detect,query");
         assert!(Roles::parse("ingest,writer").unwrap().check(false).is_ok());
         assert_eq!(Roles::parse("write").unwrap().names(), "ingest,writer");
-        assert_eq!(Roles::parse("read").unwrap().names(), "detect,query,web");
+        assert_eq!(
+            Roles::parse("read").unwrap().names(),
+            "detect,query,web,notify"
+        );
         assert_eq!(
             Roles::parse("write,read").unwrap(),
             Roles::parse("all").unwrap()

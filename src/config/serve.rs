@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{
-    AckAfter, BufferMode, DbArgs, IncidentArgs, IngestArgs, LimitArgs, MIB, NetArgs, RedisArgs,
-    Roles, RollupArgs, positive_duration,
+    AckAfter, BufferMode, DbArgs, IncidentArgs, IngestArgs, LimitArgs, MIB, NetArgs, NotifyArgs,
+    RedisArgs, Roles, RollupArgs, positive_duration,
 };
 
 /// `pulsyon serve`
@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Redis, shared by the processes of a deployment.
     #[command(flatten)]
     pub redis: RedisArgs,
+
+    /// Notifications.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 impl ServeArgs {
@@ -67,6 +71,20 @@ impl ServeArgs {
             queue_bytes: self.ingest.writer_queue_mib << 20,
             admit_wait: self.ingest.admit_wait,
             dedup: self.ingest.batch_dedup,
+            ..Default::default()
+        }
+    }
+
+    /// The notification settings these flags describe.
+    pub fn notify_config(&self) -> crate::notify::NotifyConfig {
+        crate::notify::NotifyConfig {
+            public_url: self.notify.public_url.clone(),
+            allow_private_targets: self.notify.notify_allow_private_targets,
+            timeout: self.notify.notify_timeout,
+            deadline: self.notify.notify_deadline,
+            per_receiver: self.notify.notify_per_receiver,
+            base_backoff: self.notify.notify_backoff,
+            max_backoff: self.notify.notify_max_backoff,
             ..Default::default()
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! Files: `access.rs` (scopes, principals, tenants, keys, users, roles),
 //! `event.rs` (events, batches and their fate, reject reasons, outcomes),
-//! `limits.rs` (a tenant's limits and their overrides).
+//! `limits.rs` (a tenant's limits and their overrides), `notify.rs`
+//! (receivers, secrets, deliveries, the retry schedule).
 //!
 //! Pure types and logic. This module must never depend on tonic, prost, sqlx or
 //! redis, nor on any other module of the crate: every other layer maps its
@@ -47,6 +48,7 @@ mod access;
 mod event;
 pub mod incident;
 mod limits;
+pub mod notify;
 pub mod rules;
 
 pub use access::*;

@@ -11,6 +11,7 @@ pub mod events;
 pub mod incidents;
 pub mod ingest;
 pub mod keys;
+pub mod notify;
 pub mod outbox;
 pub mod partitions;
 pub mod pgcopy;

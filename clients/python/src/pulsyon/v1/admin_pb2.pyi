@@ -26,6 +26,27 @@ class UserRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USER_ROLE_VIEWER: _ClassVar[UserRole]
     USER_ROLE_RESPONDER: _ClassVar[UserRole]
     USER_ROLE_ADMIN: _ClassVar[UserRole]
+
+class ReceiverKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECEIVER_KIND_UNSPECIFIED: _ClassVar[ReceiverKind]
+    RECEIVER_KIND_WEBHOOK: _ClassVar[ReceiverKind]
+    RECEIVER_KIND_SLACK: _ClassVar[ReceiverKind]
+    RECEIVER_KIND_PAGERDUTY: _ClassVar[ReceiverKind]
+    RECEIVER_KIND_EMAIL: _ClassVar[ReceiverKind]
+
+class WebhookFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_FORMAT_UNSPECIFIED: _ClassVar[WebhookFormat]
+    WEBHOOK_FORMAT_PULSYON: _ClassVar[WebhookFormat]
+    WEBHOOK_FORMAT_ALERTMANAGER: _ClassVar[WebhookFormat]
+
+class SmtpTls(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SMTP_TLS_UNSPECIFIED: _ClassVar[SmtpTls]
+    SMTP_TLS_STARTTLS: _ClassVar[SmtpTls]
+    SMTP_TLS_IMPLICIT: _ClassVar[SmtpTls]
+    SMTP_TLS_NONE: _ClassVar[SmtpTls]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_INGEST: Scope
 SCOPE_READ: Scope
@@ -34,6 +55,18 @@ USER_ROLE_UNSPECIFIED: UserRole
 USER_ROLE_VIEWER: UserRole
 USER_ROLE_RESPONDER: UserRole
 USER_ROLE_ADMIN: UserRole
+RECEIVER_KIND_UNSPECIFIED: ReceiverKind
+RECEIVER_KIND_WEBHOOK: ReceiverKind
+RECEIVER_KIND_SLACK: ReceiverKind
+RECEIVER_KIND_PAGERDUTY: ReceiverKind
+RECEIVER_KIND_EMAIL: ReceiverKind
+WEBHOOK_FORMAT_UNSPECIFIED: WebhookFormat
+WEBHOOK_FORMAT_PULSYON: WebhookFormat
+WEBHOOK_FORMAT_ALERTMANAGER: WebhookFormat
+SMTP_TLS_UNSPECIFIED: SmtpTls
+SMTP_TLS_STARTTLS: SmtpTls
+SMTP_TLS_IMPLICIT: SmtpTls
+SMTP_TLS_NONE: SmtpTls
 
 class Tenant(_message.Message):
     __slots__ = ("name", "created_at")
@@ -322,3 +355,127 @@ class DisableUserResponse(_message.Message):
     USER_FIELD_NUMBER: _ClassVar[int]
     user: User
     def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class Receiver(_message.Message):
+    __slots__ = ("name", "kind", "url", "secret_fingerprint", "webhook_format", "email_from", "email_to", "smtp_username", "smtp_tls", "created_at", "last_success_at", "last_error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FROM_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_TO_FIELD_NUMBER: _ClassVar[int]
+    SMTP_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SMTP_TLS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: ReceiverKind
+    url: str
+    secret_fingerprint: str
+    webhook_format: WebhookFormat
+    email_from: str
+    email_to: _containers.RepeatedScalarFieldContainer[str]
+    smtp_username: str
+    smtp_tls: SmtpTls
+    created_at: _timestamp_pb2.Timestamp
+    last_success_at: _timestamp_pb2.Timestamp
+    last_error: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ReceiverKind, str]] = ..., url: _Optional[str] = ..., secret_fingerprint: _Optional[str] = ..., webhook_format: _Optional[_Union[WebhookFormat, str]] = ..., email_from: _Optional[str] = ..., email_to: _Optional[_Iterable[str]] = ..., smtp_username: _Optional[str] = ..., smtp_tls: _Optional[_Union[SmtpTls, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class CreateReceiverRequest(_message.Message):
+    __slots__ = ("name", "kind", "url", "secret", "webhook_format", "email_from", "email_to", "smtp_username", "smtp_tls")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FROM_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_TO_FIELD_NUMBER: _ClassVar[int]
+    SMTP_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SMTP_TLS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: ReceiverKind
+    url: str
+    secret: str
+    webhook_format: WebhookFormat
+    email_from: str
+    email_to: _containers.RepeatedScalarFieldContainer[str]
+    smtp_username: str
+    smtp_tls: SmtpTls
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ReceiverKind, str]] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., webhook_format: _Optional[_Union[WebhookFormat, str]] = ..., email_from: _Optional[str] = ..., email_to: _Optional[_Iterable[str]] = ..., smtp_username: _Optional[str] = ..., smtp_tls: _Optional[_Union[SmtpTls, str]] = ...) -> None: ...
+
+class CreateReceiverResponse(_message.Message):
+    __slots__ = ("receiver", "generated_secret")
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_SECRET_FIELD_NUMBER: _ClassVar[int]
+    receiver: Receiver
+    generated_secret: str
+    def __init__(self, receiver: _Optional[_Union[Receiver, _Mapping]] = ..., generated_secret: _Optional[str] = ...) -> None: ...
+
+class ListReceiversRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListReceiversResponse(_message.Message):
+    __slots__ = ("receivers",)
+    RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    receivers: _containers.RepeatedCompositeFieldContainer[Receiver]
+    def __init__(self, receivers: _Optional[_Iterable[_Union[Receiver, _Mapping]]] = ...) -> None: ...
+
+class UpdateReceiverRequest(_message.Message):
+    __slots__ = ("name", "new_name", "url", "secret", "webhook_format", "email_from", "email_to", "smtp_username", "smtp_tls")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FROM_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_TO_FIELD_NUMBER: _ClassVar[int]
+    SMTP_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SMTP_TLS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    new_name: str
+    url: str
+    secret: str
+    webhook_format: WebhookFormat
+    email_from: str
+    email_to: _containers.RepeatedScalarFieldContainer[str]
+    smtp_username: str
+    smtp_tls: SmtpTls
+    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., webhook_format: _Optional[_Union[WebhookFormat, str]] = ..., email_from: _Optional[str] = ..., email_to: _Optional[_Iterable[str]] = ..., smtp_username: _Optional[str] = ..., smtp_tls: _Optional[_Union[SmtpTls, str]] = ...) -> None: ...
+
+class UpdateReceiverResponse(_message.Message):
+    __slots__ = ("receiver",)
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    receiver: Receiver
+    def __init__(self, receiver: _Optional[_Union[Receiver, _Mapping]] = ...) -> None: ...
+
+class DeleteReceiverRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteReceiverResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TestReceiverRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestReceiverResponse(_message.Message):
+    __slots__ = ("ok", "status", "error", "latency")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    status: int
+    error: str
+    latency: _duration_pb2.Duration
+    def __init__(self, ok: _Optional[bool] = ..., status: _Optional[int] = ..., error: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

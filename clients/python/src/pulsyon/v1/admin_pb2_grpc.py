@@ -102,6 +102,31 @@ class AdminStub:
                 request_serializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.FromString,
                 _registered_method=True)
+        self.CreateReceiver = channel.unary_unary(
+                '/pulsyon.v1.Admin/CreateReceiver',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateReceiverRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateReceiverResponse.FromString,
+                _registered_method=True)
+        self.ListReceivers = channel.unary_unary(
+                '/pulsyon.v1.Admin/ListReceivers',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ListReceiversRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListReceiversResponse.FromString,
+                _registered_method=True)
+        self.UpdateReceiver = channel.unary_unary(
+                '/pulsyon.v1.Admin/UpdateReceiver',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverResponse.FromString,
+                _registered_method=True)
+        self.DeleteReceiver = channel.unary_unary(
+                '/pulsyon.v1.Admin/DeleteReceiver',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverResponse.FromString,
+                _registered_method=True)
+        self.TestReceiver = channel.unary_unary(
+                '/pulsyon.v1.Admin/TestReceiver',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -208,6 +233,43 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateReceiver(self, request, context):
+        """Creates a receiver of the tenant's notifications (docs/notifications.md).
+        A webhook's signing secret is generated when not given and returned only
+        here; every secret is write-only afterwards (a fingerprint is shown).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReceivers(self, request, context):
+        """Lists the tenant's receivers, by name, with their last success and error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateReceiver(self, request, context):
+        """Changes a receiver; a field left empty keeps its value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteReceiver(self, request, context):
+        """Deletes a receiver and its delivery log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestReceiver(self, request, context):
+        """Sends a test message to a receiver now and says how it went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +337,31 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.DisableUser,
                     request_deserializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.SerializeToString,
+            ),
+            'CreateReceiver': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateReceiver,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateReceiverRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateReceiverResponse.SerializeToString,
+            ),
+            'ListReceivers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReceivers,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListReceiversRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ListReceiversResponse.SerializeToString,
+            ),
+            'UpdateReceiver': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateReceiver,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverResponse.SerializeToString,
+            ),
+            'DeleteReceiver': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteReceiver,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverResponse.SerializeToString,
+            ),
+            'TestReceiver': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestReceiver,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -631,6 +718,141 @@ class Admin:
             '/pulsyon.v1.Admin/DisableUser',
             pulsyon_dot_v1_dot_admin__pb2.DisableUserRequest.SerializeToString,
             pulsyon_dot_v1_dot_admin__pb2.DisableUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateReceiver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/CreateReceiver',
+            pulsyon_dot_v1_dot_admin__pb2.CreateReceiverRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.CreateReceiverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReceivers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ListReceivers',
+            pulsyon_dot_v1_dot_admin__pb2.ListReceiversRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ListReceiversResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateReceiver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/UpdateReceiver',
+            pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.UpdateReceiverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteReceiver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/DeleteReceiver',
+            pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.DeleteReceiverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestReceiver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/TestReceiver',
+            pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.FromString,
             options,
             channel_credentials,
             insecure,

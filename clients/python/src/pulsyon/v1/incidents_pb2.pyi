@@ -42,6 +42,13 @@ class UpdateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UPDATE_KIND_ACKNOWLEDGED: _ClassVar[UpdateKind]
     UPDATE_KIND_RESOLVED: _ClassVar[UpdateKind]
     UPDATE_KIND_REOPENED: _ClassVar[UpdateKind]
+
+class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATE_UNSPECIFIED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_PENDING: _ClassVar[DeliveryState]
+    DELIVERY_STATE_DELIVERED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_FAILED: _ClassVar[DeliveryState]
 SEVERITY_UNSPECIFIED: Severity
 SEVERITY_INFO: Severity
 SEVERITY_WARNING: Severity
@@ -61,6 +68,10 @@ UPDATE_KIND_ESCALATED: UpdateKind
 UPDATE_KIND_ACKNOWLEDGED: UpdateKind
 UPDATE_KIND_RESOLVED: UpdateKind
 UPDATE_KIND_REOPENED: UpdateKind
+DELIVERY_STATE_UNSPECIFIED: DeliveryState
+DELIVERY_STATE_PENDING: DeliveryState
+DELIVERY_STATE_DELIVERED: DeliveryState
+DELIVERY_STATE_FAILED: DeliveryState
 
 class Alert(_message.Message):
     __slots__ = ("alert_id", "kind", "service", "endpoint", "severity", "observed", "baseline", "threshold", "window", "fired_at", "cleared_at", "explanation", "no_baseline")
@@ -277,3 +288,79 @@ class GetIncidentSummaryResponse(_message.Message):
     most_incident_prone_service: str
     most_incident_prone_count: int
     def __init__(self, open: _Optional[int] = ..., critical: _Optional[int] = ..., opened_in_window: _Optional[int] = ..., mttr: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., most_incident_prone_service: _Optional[str] = ..., most_incident_prone_count: _Optional[int] = ...) -> None: ...
+
+class DeliveryAttempt(_message.Message):
+    __slots__ = ("attempt", "at", "ok", "status", "latency_ms", "error")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    at: _timestamp_pb2.Timestamp
+    ok: bool
+    status: int
+    latency_ms: float
+    error: str
+    def __init__(self, attempt: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ok: _Optional[bool] = ..., status: _Optional[int] = ..., latency_ms: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("delivery_id", "incident_id", "receiver", "update_seq", "change", "committed_at", "state", "attempts", "next_attempt_at", "deadline", "delivered_at", "last_error", "attempt_log")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_LOG_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    incident_id: str
+    receiver: str
+    update_seq: int
+    change: UpdateKind
+    committed_at: _timestamp_pb2.Timestamp
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    deadline: _timestamp_pb2.Timestamp
+    delivered_at: _timestamp_pb2.Timestamp
+    last_error: str
+    attempt_log: _containers.RepeatedCompositeFieldContainer[DeliveryAttempt]
+    def __init__(self, delivery_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., receiver: _Optional[str] = ..., update_seq: _Optional[int] = ..., change: _Optional[_Union[UpdateKind, str]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., attempt_log: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ...) -> None: ...
+
+class ListDeliveriesRequest(_message.Message):
+    __slots__ = ("incident_id", "receiver", "state", "page_size")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    receiver: str
+    state: DeliveryState
+    page_size: int
+    def __init__(self, incident_id: _Optional[str] = ..., receiver: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
+
+class RetryDeliveryRequest(_message.Message):
+    __slots__ = ("delivery_id",)
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class RetryDeliveryResponse(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: Delivery
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...

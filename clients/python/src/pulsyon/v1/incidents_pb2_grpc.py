@@ -68,6 +68,16 @@ class IncidentsStub:
                 request_serializer=pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryResponse.FromString,
                 _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/pulsyon.v1.Incidents/ListDeliveries',
+                request_serializer=pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RetryDelivery = channel.unary_unary(
+                '/pulsyon.v1.Incidents/RetryDelivery',
+                request_serializer=pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class IncidentsServicer:
@@ -122,6 +132,21 @@ class IncidentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeliveries(self, request, context):
+        """The notification log: each (incident update x receiver) with its state
+        and attempts, newest first, optionally of one incident, receiver or state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDelivery(self, request, context):
+        """Sends a failed (or delivered) delivery again, now, with a new deadline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IncidentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +179,16 @@ def add_IncidentsServicer_to_server(servicer, server):
                     servicer.GetIncidentSummary,
                     request_deserializer=pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'RetryDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDelivery,
+                    request_deserializer=pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +357,60 @@ class Incidents:
             '/pulsyon.v1.Incidents/GetIncidentSummary',
             pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryRequest.SerializeToString,
             pulsyon_dot_v1_dot_incidents__pb2.GetIncidentSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Incidents/ListDeliveries',
+            pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_incidents__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Incidents/RetryDelivery',
+            pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryRequest.SerializeToString,
+            pulsyon_dot_v1_dot_incidents__pb2.RetryDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,87 @@
+-- Notifications (src/notify/, docs/notifications.md). A receiver is where a
+-- tenant's messages go; the planner turns every outbox row (incident_updates)
+-- into one delivery per receiver its routes select, in one transaction with
+-- the cursor below, so no update is skipped or planned twice across crashes
+-- and leader changes. Senders claim due deliveries with FOR UPDATE SKIP
+-- LOCKED and a lease; every attempt is kept.
+
+CREATE TABLE receivers (
+    receiver_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id      bigint NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    name           text NOT NULL,
+    kind           text NOT NULL CHECK (kind IN ('webhook', 'slack', 'pagerduty', 'email')),
+    url            text NOT NULL,
+    -- Write-only through every door: only its fingerprint is ever shown.
+    secret         text NOT NULL DEFAULT '',
+    -- Kind-specific settings (webhook body format, email addresses and TLS).
+    settings       jsonb NOT NULL DEFAULT '{}',
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE deliveries (
+    delivery_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id      bigint NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    receiver_id    bigint NOT NULL REFERENCES receivers (receiver_id) ON DELETE CASCADE,
+    incident_id    bigint NOT NULL REFERENCES incidents (incident_id) ON DELETE CASCADE,
+    -- The outbox row it tells of (kept when retention prunes the outbox).
+    update_seq     bigint NOT NULL,
+    change         text NOT NULL,
+    -- When the update committed: commit-to-delivery latency starts here.
+    committed_at   timestamptz NOT NULL,
+    state          text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts       integer NOT NULL DEFAULT 0,
+    next_at        timestamptz NOT NULL,
+    deadline       timestamptz NOT NULL,
+    -- A sender holds it until then; past it, another may claim it.
+    leased_until   timestamptz,
+    delivered_at   timestamptz,
+    last_error     text NOT NULL DEFAULT '',
+    -- The message as rendered for its receiver (secrets never in it).
+    message        jsonb NOT NULL,
+    UNIQUE (receiver_id, update_seq)
+);
+CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
+CREATE INDEX deliveries_order ON deliveries (receiver_id, incident_id, update_seq) WHERE state = 'pending';
+CREATE INDEX deliveries_tenant ON deliveries (tenant_id, delivery_id DESC);
+CREATE INDEX deliveries_incident ON deliveries (incident_id, update_seq);
+
+CREATE TABLE delivery_attempts (
+    delivery_id    bigint NOT NULL REFERENCES deliveries (delivery_id) ON DELETE CASCADE,
+    tenant_id      bigint NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    attempt        integer NOT NULL,
+    at             timestamptz NOT NULL,
+    ok             boolean NOT NULL,
+    -- The HTTP status or the SMTP reply code (0: no answer).
+    status         integer NOT NULL,
+    latency_ms     double precision NOT NULL,
+    -- Bounded, and never holding a secret.
+    error          text NOT NULL DEFAULT '',
+    PRIMARY KEY (delivery_id, attempt)
+);
+
+-- The planner's place in the outbox: every update up to `seq` has its
+-- deliveries. It starts at the outbox's end: history is not notified.
+CREATE TABLE notify_cursor (
+    only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    seq       bigint NOT NULL
+);
+INSERT INTO notify_cursor (seq) SELECT coalesce(max(seq), 0) FROM incident_updates;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['receivers', 'deliveries', 'delivery_attempts'] LOOP
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO pulsyon_tenant', t);
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I TO pulsyon_tenant '
+            'USING (tenant_id = NULLIF(current_setting(''pulsyon.tenant_id'', true), '''')::bigint) '
+            'WITH CHECK (tenant_id = NULLIF(current_setting(''pulsyon.tenant_id'', true), '''')::bigint)',
+            t);
+    END LOOP;
+END
+$$;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO pulsyon_tenant;

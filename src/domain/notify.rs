@@ -1,0 +1,282 @@
+//! The vocabulary of notifications: receivers, their write-only secrets,
+//! deliveries and their attempts, and the retry schedule. Free of I/O.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use time::OffsetDateTime;
+
+use super::{TenantId, incident::UpdateKind};
+
+named_enum! {
+/// Where a receiver's messages go and in what shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReceiverKind {
+    /// An HTTP POST of a JSON body, signed per Standard Webhooks.
+    Webhook = "webhook",
+    /// A Slack incoming webhook (Block Kit message).
+    Slack = "slack",
+    /// PagerDuty's Events API v2.
+    Pagerduty = "pagerduty",
+    /// An email through an SMTP server.
+    Email = "email",
+}
+}
+
+named_enum! {
+/// The body a webhook receiver gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Pulsyon's own JSON (docs/notifications.md).
+    #[default]
+    Pulsyon = "pulsyon",
+    /// Alertmanager's webhook payload, version 4.
+    Alertmanager = "alertmanager",
+}
+}
+
+named_enum! {
+/// How an email receiver's connection to its SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded by STARTTLS (required, not opportunistic).
+    #[default]
+    Starttls = "starttls",
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit = "implicit",
+    /// No TLS: only where the operator allows private targets (tests, a
+    /// relay on the same host).
+    None = "none",
+}
+}
+
+named_enum! {
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not yet accepted by its receiver; due at `next_at`.
+    Pending = "pending",
+    /// Accepted by its receiver.
+    Delivered = "delivered",
+    /// Not accepted before its deadline (or its receiver was deleted):
+    /// listed, and sent again by a retry.
+    Failed = "failed",
+}
+}
+
+/// A secret of a receiver: kept, used to send, never shown, logged or
+/// written into a delivery (only its fingerprint).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret as given.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The value, for the sender that needs it and the store.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What the doors show instead: `sha256:` and the first 12 hex digits
+    /// of its digest ('' when there is no secret).
+    pub fn fingerprint(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({})", self.fingerprint())
+    }
+}
+
+/// Kind-specific settings of a receiver, stored as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiverSettings {
+    /// Webhook: the body's format.
+    pub format: WebhookFormat,
+    /// Email: the sender's address.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email_from: String,
+    /// Email: the recipients.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub email_to: Vec<String>,
+    /// Email: the user the SMTP server knows (the password is the secret).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub smtp_username: String,
+    /// Email: TLS to the SMTP server.
+    pub smtp_tls: SmtpTls,
+}
+
+/// A receiver of a tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receiver {
+    /// Identifier.
+    pub receiver_id: i64,
+    /// Whose.
+    pub tenant_id: TenantId,
+    /// Unique per tenant.
+    pub name: String,
+    /// Its kind.
+    pub kind: ReceiverKind,
+    /// Where to send: the webhook's or PagerDuty's URL, `smtp://host:port`;
+    /// for Slack the URL is the secret, and this is its origin only.
+    pub url: String,
+    /// Signing key, routing key, Slack URL or SMTP password.
+    pub secret: Secret,
+    /// Kind-specific settings.
+    pub settings: ReceiverSettings,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// The time of its latest delivered message, if any.
+    pub last_success: Option<OffsetDateTime>,
+    /// The latest failed attempt's error, if any came after the last success.
+    pub last_error: String,
+}
+
+/// One (incident update x receiver) to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Identifier.
+    pub delivery_id: i64,
+    /// Whose.
+    pub tenant_id: TenantId,
+    /// To which receiver.
+    pub receiver_id: i64,
+    /// The receiver's name.
+    pub receiver_name: String,
+    /// Of which incident.
+    pub incident_id: i64,
+    /// The outbox row it tells of.
+    pub update_seq: i64,
+    /// What changed.
+    pub change: UpdateKind,
+    /// When the update committed.
+    pub committed_at: OffsetDateTime,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: i32,
+    /// When the next attempt is due (pending).
+    pub next_at: OffsetDateTime,
+    /// When it becomes `failed` if still not accepted.
+    pub deadline: OffsetDateTime,
+    /// When its receiver accepted it.
+    pub delivered_at: Option<OffsetDateTime>,
+    /// The latest attempt's error ('' if none failed or it was delivered).
+    pub last_error: String,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// 1 for the first.
+    pub attempt: i32,
+    /// When it started.
+    pub at: OffsetDateTime,
+    /// Whether the receiver accepted it.
+    pub ok: bool,
+    /// The HTTP status or SMTP reply code (0: no answer).
+    pub status: i32,
+    /// How long it took.
+    pub latency_ms: f64,
+    /// What went wrong, bounded ('' when accepted).
+    pub error: String,
+}
+
+/// The longest error text kept for an attempt.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// `text` cut to [`MAX_ERROR_CHARS`] characters.
+pub fn bounded_error(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// When to try again after `attempts` failed attempts: exponential from
+/// `base` up to `max`, with `jitter` (0..1, drawn by the caller) spreading
+/// it over its upper half, and never sooner than a receiver's
+/// `Retry-After` (even past `max`: the delivery's deadline still ends it).
+pub fn retry_delay(
+    attempts: u32,
+    base: Duration,
+    max: Duration,
+    jitter: f64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    let spread = capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
+    match retry_after {
+        Some(after) => spread.max(after),
+        None => spread,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap_and_honour_retry_after() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(retry_delay(1, base, max, 1.0, None), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, base, max, 1.0, None), Duration::from_secs(4));
+        assert_eq!(retry_delay(3, base, max, 0.0, None), Duration::from_secs(2));
+        assert_eq!(retry_delay(30, base, max, 1.0, None), max);
+        let after = Some(Duration::from_secs(7));
+        assert_eq!(
+            retry_delay(1, base, max, 1.0, after),
+            Duration::from_secs(7)
+        );
+        // A Retry-After past the cap is still honoured.
+        let far = Some(Duration::from_secs(3_600));
+        assert_eq!(
+            retry_delay(1, base, max, 1.0, far),
+            Duration::from_secs(3_600)
+        );
+    }
+
+    #[test]
+    fn a_secret_shows_only_its_fingerprint() {
+        let s = Secret::new("whsec_c2VjcmV0".into());
+        assert!(s.fingerprint().starts_with("sha256:"));
+        assert_eq!(s.fingerprint().len(), "sha256:".len() + 12);
+        assert!(!format!("{s:?}").contains("c2VjcmV0"));
+        assert_eq!(Secret::default().fingerprint(), "");
+    }
+
+    #[test]
+    fn errors_are_bounded() {
+        assert_eq!(bounded_error("short"), "short");
+        let long = "é".repeat(2 * MAX_ERROR_CHARS);
+        assert_eq!(bounded_error(&long).chars().count(), MAX_ERROR_CHARS + 1);
+    }
+
+    #[test]
+    fn settings_refuse_unknown_fields() {
+        let bad = serde_json::from_str::<ReceiverSettings>(r#"{"formt":"pulsyon"}"#);
+        assert!(bad.is_err());
+        let ok: ReceiverSettings = serde_json::from_str(r#"{"format":"alertmanager"}"#).unwrap();
+        assert_eq!(ok.format, WebhookFormat::Alertmanager);
+    }
+}

@@ -1,0 +1,141 @@
+use super::*;
+use crate::domain::{
+    TenantId,
+    incident::Incident,
+    notify::{ReceiverSettings, Secret},
+};
+
+fn update(kind: UpdateKind, seq: i64) -> Update {
+    let at = time::macros::datetime!(2026-12-07 10:00 UTC);
+    Update {
+        seq,
+        kind,
+        at,
+        incident: Incident {
+            incident_id: 12,
+            tenant_id: TenantId(1),
+            service: "checkout".into(),
+            title: "checkout: error rate 31 %".into(),
+            severity: Severity::Critical,
+            status: match kind {
+                UpdateKind::Resolved => IncidentStatus::Resolved,
+                UpdateKind::Acknowledged => IncidentStatus::Acknowledged,
+                _ => IncidentStatus::Open,
+            },
+            opened_at: at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: (kind == UpdateKind::Resolved).then_some(at),
+            resolved_by: None,
+            reopen_count: 0,
+            alert_count: 1,
+            last_seq: seq,
+        },
+        alert: None,
+        actor: "ana".into(),
+        note: String::new(),
+    }
+}
+
+fn receiver(kind: ReceiverKind) -> Receiver {
+    Receiver {
+        receiver_id: 1,
+        tenant_id: TenantId(1),
+        name: "ops".into(),
+        kind,
+        url: "https://hooks.example.com/x".into(),
+        secret: Secret::new("whsec_x".into()),
+        settings: ReceiverSettings::default(),
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        last_success: None,
+        last_error: String::new(),
+    }
+}
+
+const CTX: Context<'static> = Context {
+    public_url: "https://pulsyon.example.com/",
+};
+
+fn body(m: Message) -> Value {
+    match m {
+        Message::Http { body } => body,
+        Message::Email { .. } => panic!("not an HTTP message"),
+    }
+}
+
+#[test]
+fn pagerduty_triggers_acknowledges_and_resolves_one_dedup_key() {
+    let r = receiver(ReceiverKind::Pagerduty);
+    let open = body(render(&update(UpdateKind::Opened, 5), &r, &CTX));
+    assert_eq!(open["event_action"], "trigger");
+    assert_eq!(open["dedup_key"], "pulsyon-incident-12");
+    assert_eq!(open["payload"]["severity"], "critical");
+    assert_eq!(open["payload"]["source"], "checkout");
+    assert!(
+        open.get("routing_key").is_none(),
+        "the key is added when sending"
+    );
+    let ack = body(render(&update(UpdateKind::Acknowledged, 6), &r, &CTX));
+    assert_eq!(
+        ack,
+        json!({"event_action": "acknowledge", "dedup_key": "pulsyon-incident-12"})
+    );
+    let done = body(render(&update(UpdateKind::Resolved, 7), &r, &CTX));
+    assert_eq!(done["event_action"], "resolve");
+}
+
+#[test]
+fn emails_of_one_incident_are_one_thread() {
+    let r = receiver(ReceiverKind::Email);
+    let Message::Email {
+        message_id: first,
+        in_reply_to,
+        ..
+    } = render(&update(UpdateKind::Opened, 5), &r, &CTX)
+    else {
+        panic!("an email")
+    };
+    assert_eq!(first, "<pulsyon.incident-12@pulsyon.example.com>");
+    assert_eq!(in_reply_to, "");
+    let Message::Email {
+        message_id,
+        in_reply_to,
+        ..
+    } = render(&update(UpdateKind::Resolved, 9), &r, &CTX)
+    else {
+        panic!("an email")
+    };
+    assert_eq!(message_id, "<pulsyon-12-9@pulsyon.example.com>");
+    assert_eq!(in_reply_to, first);
+}
+
+#[test]
+fn webhook_bodies_name_the_change_and_link_the_incident() {
+    let mut r = receiver(ReceiverKind::Webhook);
+    let b = body(render(&update(UpdateKind::Opened, 5), &r, &CTX));
+    assert_eq!(b["id"], "pulsyon-12-5");
+    assert_eq!(b["change"], "opened");
+    assert_eq!(
+        b["incident"]["url"],
+        "https://pulsyon.example.com/#/incidents/12"
+    );
+    r.settings.format = WebhookFormat::Alertmanager;
+    let am = body(render(&update(UpdateKind::Resolved, 7), &r, &CTX));
+    assert_eq!(am["version"], "4");
+    assert_eq!(am["status"], "resolved");
+    assert_eq!(am["alerts"][0]["labels"]["incident_id"], "12");
+    assert_eq!(am["alerts"][0]["endsAt"], "2026-12-07T10:00:00Z");
+}
+
+#[test]
+fn slack_headers_stay_within_block_kits_bound() {
+    let mut u = update(UpdateKind::Opened, 5);
+    u.incident.title = "x".repeat(400);
+    let b = body(render(&u, &receiver(ReceiverKind::Slack), &CTX));
+    let header = b["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert_eq!(header.chars().count(), 150);
+    assert_eq!(
+        b["blocks"].as_array().unwrap().last().unwrap()["type"],
+        "actions"
+    );
+}

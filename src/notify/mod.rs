@@ -1,0 +1,301 @@
+//! Notifications: every incident update a tenant's receivers must hear of
+//! becomes a delivery row, and the `notify` role sends them.
+//!
+//! Two loops per process with the role:
+//! - the **planner** reads the outbox after its cursor and writes one
+//!   delivery per (update x receiver), the message rendered once
+//!   (`message.rs`), moving the cursor in the same transaction (a
+//!   transaction-level advisory lock lets one process plan at a time; any
+//!   may): no update is skipped or planned twice across crashes, restarts
+//!   and leader changes;
+//! - the **sender** claims due deliveries (`FOR UPDATE SKIP LOCKED`, with a
+//!   lease: a sender killed mid-send leaves them to another once the lease
+//!   passes), at most `per_receiver` in flight per receiver and only the
+//!   earliest pending update of an incident per receiver (in order), sends
+//!   each in a task of its own with a timeout (`send.rs`; one slow receiver
+//!   holds only its own slots), records the attempt and retries with
+//!   backoff and jitter until the deadline, then `failed`.
+//!
+//! A message has the same identity on every attempt and after a failover
+//! (`webhook-id`, PagerDuty's `dedup_key`, the email's `Message-ID`), so a
+//! receiver can drop a repeat. Outbound safety: `target.rs`.
+
+pub mod message;
+pub mod send;
+pub mod sign;
+pub mod spec;
+pub mod target;
+
+use std::{sync::Arc, time::Duration};
+
+use time::OffsetDateTime;
+use tokio::{task::JoinHandle, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{
+        incident::{Update, UpdateKind},
+        notify::{Attempt, Receiver, retry_delay},
+    },
+    store::{
+        Store,
+        notify::{Claimed, Next},
+    },
+};
+use message::{Context, Message};
+
+/// The changes a receiver hears of (another alert joining an open
+/// incident is shown on the timeline, not sent).
+pub const NOTIFIED: [UpdateKind; 5] = [
+    UpdateKind::Opened,
+    UpdateKind::Escalated,
+    UpdateKind::Acknowledged,
+    UpdateKind::Resolved,
+    UpdateKind::Reopened,
+];
+
+/// Settings of the notify role.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// The dashboard's address as people reach it (links in messages).
+    pub public_url: String,
+    /// Whether receivers may point at private addresses.
+    pub allow_private_targets: bool,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// After this long undelivered, a delivery is `failed`.
+    pub deadline: Duration,
+    /// Deliveries in flight per receiver at most.
+    pub per_receiver: i64,
+    /// Deliveries in flight per process at most.
+    pub in_flight: usize,
+    /// The first retry's delay (doubling up to `max_backoff`).
+    pub base_backoff: Duration,
+    /// The longest delay between attempts.
+    pub max_backoff: Duration,
+    /// How often the planner and the sender look for work when idle.
+    pub poll: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            public_url: String::new(),
+            allow_private_targets: false,
+            timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(6 * 3600),
+            per_receiver: 4,
+            in_flight: 256,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The deliveries `update` makes: one per receiver of its tenant, unless
+/// its change is not one that is sent.
+pub fn plan(
+    update: &Update,
+    receivers: &[Receiver],
+    ctx: &Context<'_>,
+) -> Vec<(i64, serde_json::Value)> {
+    if !NOTIFIED.contains(&update.kind) {
+        return Vec::new();
+    }
+    receivers
+        .iter()
+        .filter_map(|r| {
+            let rendered = message::render(update, r, ctx);
+            serde_json::to_value(&rendered)
+                .ok()
+                .map(|v| (r.receiver_id, v))
+        })
+        .collect()
+}
+
+/// Runs the planner and the sender until `stop`.
+pub fn spawn(
+    store: Store,
+    config: NotifyConfig,
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let senders = send::Senders::new(config.timeout, config.allow_private_targets)
+        .map_err(anyhow::Error::msg)?;
+    let config = Arc::new(config);
+    Ok(tokio::spawn(async move {
+        let planner = tokio::spawn(run_planner(store.clone(), config.clone(), stop.clone()));
+        run_sender(store, config, senders, stop).await;
+        let _ = planner.await;
+    }))
+}
+
+async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: CancellationToken) {
+    let ctx_url = config.public_url.clone();
+    loop {
+        let ctx = Context {
+            public_url: &ctx_url,
+        };
+        let planned = store
+            .plan_deliveries(500, config.deadline, |u, rs| plan(u, rs, &ctx))
+            .await;
+        let busy = match planned {
+            Ok(Some(n)) => n == 500,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "notify: planning deliveries failed; trying again");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(config.poll) => {}
+        }
+    }
+}
+
+async fn run_sender(
+    store: Store,
+    config: Arc<NotifyConfig>,
+    senders: send::Senders,
+    stop: CancellationToken,
+) {
+    let mut tasks = JoinSet::new();
+    let mut gauges = tokio::time::interval(Duration::from_secs(5));
+    let lease = config.timeout * 2 + Duration::from_secs(5);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let free = config.in_flight.saturating_sub(tasks.len());
+        let mut claimed = Vec::new();
+        if free > 0 {
+            match store
+                .claim_deliveries(free as i64, config.per_receiver, lease)
+                .await
+            {
+                Ok(c) => claimed = c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notify: claiming deliveries failed; trying again")
+                }
+            }
+        }
+        let got = !claimed.is_empty();
+        for c in claimed {
+            let (store, senders, config) = (store.clone(), senders.clone(), config.clone());
+            tasks.spawn(async move { deliver(&store, &senders, &config, c).await });
+        }
+        if got && tasks.len() < config.in_flight {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(config.poll) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = gauges.tick() => upkeep(&store).await,
+        }
+    }
+    // In-flight sends finish (each is bounded by its timeout); what is not
+    // finished is sent again by another process once its lease passes.
+    let _ = tokio::time::timeout(config.timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Overdue deliveries failed; the pending gauges set.
+async fn upkeep(store: &Store) {
+    match store.fail_overdue_deliveries().await {
+        Ok(n) if n > 0 => {
+            metrics::counter!("pulsyon_notify_deliveries_total", "kind" => "any", "outcome" => "failed")
+                .increment(n);
+            tracing::warn!(
+                deliveries = n,
+                "notify: deliveries past their deadline are failed"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "notify: failing overdue deliveries"),
+    }
+    if let Ok((pending, oldest)) = store.pending_deliveries().await {
+        metrics::gauge!("pulsyon_notify_pending_deliveries").set(pending as f64);
+        metrics::gauge!("pulsyon_notify_oldest_pending_seconds").set(oldest);
+    }
+}
+
+/// One attempt of a claimed delivery, recorded.
+async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, c: Claimed) {
+    let at = OffsetDateTime::now_utc();
+    let kind = c.receiver.kind.as_str();
+    let outcome = match serde_json::from_value::<Message>(c.message.clone()) {
+        Ok(m) => senders.send(&c.receiver, &c.message_id, &m).await,
+        Err(e) => send::Outcome {
+            ok: false,
+            status: 0,
+            error: format!("stored message unreadable: {e}"),
+            retry_after: None,
+            permanent: true,
+            latency: Duration::ZERO,
+        },
+    };
+    let d = &c.delivery;
+    let next = if outcome.ok {
+        let latency = (OffsetDateTime::now_utc() - d.committed_at).as_seconds_f64();
+        metrics::histogram!("pulsyon_notify_commit_to_delivery_seconds", "kind" => kind)
+            .record(latency);
+        Next::Delivered
+    } else if outcome.permanent {
+        Next::Failed
+    } else {
+        let jitter = f64::from(rand_unit());
+        let delay = retry_delay(
+            d.attempts.max(1) as u32,
+            config.base_backoff,
+            config.max_backoff,
+            jitter,
+            outcome.retry_after,
+        );
+        let next_at = OffsetDateTime::now_utc() + delay;
+        match next_at > d.deadline {
+            true => Next::Failed,
+            false => Next::RetryAt(next_at),
+        }
+    };
+    let result = match next {
+        Next::Delivered => "delivered",
+        Next::Failed => "failed",
+        Next::RetryAt(_) => "retried",
+    };
+    metrics::counter!("pulsyon_notify_deliveries_total", "kind" => kind, "outcome" => result)
+        .increment(1);
+    if !outcome.ok {
+        tracing::info!(
+            delivery = d.delivery_id, receiver = %c.receiver.name, attempt = d.attempts,
+            status = outcome.status, error = %outcome.error, "notify: attempt failed"
+        );
+    }
+    let attempt = Attempt {
+        attempt: d.attempts,
+        at,
+        ok: outcome.ok,
+        status: outcome.status,
+        latency_ms: outcome.latency.as_secs_f64() * 1e3,
+        error: outcome.error,
+    };
+    if let Err(e) = store
+        .finish_delivery(d.tenant_id, d.delivery_id, &attempt, next)
+        .await
+    {
+        tracing::warn!(error = %e, delivery = d.delivery_id, "notify: recording an attempt failed; the lease will pass");
+    }
+}
+
+/// A random number in 0..1 for jitter.
+fn rand_unit() -> f32 {
+    let mut b = [0u8; 2];
+    match getrandom::fill(&mut b) {
+        Ok(()) => f32::from(u16::from_le_bytes(b)) / f32::from(u16::MAX),
+        Err(_) => 0.5,
+    }
+}
