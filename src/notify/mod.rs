@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     domain::{
         incident::{Update, UpdateKind},
-        notify::{Attempt, Receiver, retry_delay},
+        notify::{Attempt, Receiver, bounded_error, retry_delay},
     },
     store::{
         Store,
@@ -246,7 +246,7 @@ async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, 
             .record(latency);
         Next::Delivered
     } else if outcome.permanent {
-        Next::Failed
+        Next::Failed(format!("refused for good: {}", outcome.error))
     } else {
         let jitter = f64::from(rand_unit());
         let delay = retry_delay(
@@ -258,13 +258,16 @@ async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, 
         );
         let next_at = OffsetDateTime::now_utc() + delay;
         match next_at > d.deadline {
-            true => Next::Failed,
+            true => Next::Failed(bounded_error(&format!(
+                "deadline passed; last error: {}",
+                outcome.error
+            ))),
             false => Next::RetryAt(next_at),
         }
     };
     let result = match next {
         Next::Delivered => "delivered",
-        Next::Failed => "failed",
+        Next::Failed(_) => "failed",
         Next::RetryAt(_) => "retried",
     };
     metrics::counter!("pulsyon_notify_deliveries_total", "kind" => kind, "outcome" => result)

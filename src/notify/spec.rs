@@ -148,7 +148,7 @@ async fn http_url(url: &str, field: &'static str, allow_private: bool) -> Result
     }
     let (host, port) =
         target::host_port(url, if https { 443 } else { 80 }).map_err(|e| invalid(field, e))?;
-    target::resolve(&host, port, allow_private)
+    target::check_host(&host, port, allow_private)
         .await
         .map_err(|e| invalid(field, e))?;
     Ok(url.to_owned())
@@ -169,7 +169,7 @@ async fn email(draft: &Draft, allow_private: bool) -> Result<String, Invalid> {
     }
     let (host, port) = target::host_port(url, super::send::default_port(s.smtp_tls))
         .map_err(|e| invalid("url", e))?;
-    target::resolve(&host, port, allow_private)
+    target::check_host(&host, port, allow_private)
         .await
         .map_err(|e| invalid("url", e))?;
     s.email_from

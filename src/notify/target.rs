@@ -121,6 +121,17 @@ pub async fn resolve(
     Ok(addrs)
 }
 
+/// Checks what `host` resolves to now, if it resolves: a name that does
+/// not resolve yet is left to the send (which checks again, and fails
+/// visibly in the delivery log).
+pub async fn check_host(host: &str, port: u16, allow_private: bool) -> Result<(), String> {
+    match resolve(host, port, allow_private).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.contains("cannot resolve") || e.ends_with("no address") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// reqwest's resolver: every name resolved through [`resolve`].
 #[derive(Debug, Clone, Copy)]
 pub struct CheckedResolver {

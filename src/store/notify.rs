@@ -46,14 +46,15 @@ pub struct Claimed {
 }
 
 /// How an attempt ends a claim.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Accepted.
     Delivered,
     /// Try again then.
     RetryAt(OffsetDateTime),
-    /// Not again (a permanent refusal): `failed`, replayable.
-    Failed,
+    /// Not again (a permanent refusal, or the deadline would pass before
+    /// the next attempt): `failed` with this as its last error, replayable.
+    Failed(String),
 }
 
 /// Which deliveries to list.
@@ -398,10 +399,10 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
-        let (state, next_at, delivered) = match next {
-            Next::Delivered => ("delivered", None, true),
-            Next::RetryAt(at) => ("pending", Some(at), false),
-            Next::Failed => ("failed", None, false),
+        let (state, next_at, delivered, last_error) = match next {
+            Next::Delivered => ("delivered", None, true, ""),
+            Next::RetryAt(at) => ("pending", Some(at), false, attempt.error.as_str()),
+            Next::Failed(ref why) => ("failed", None, false, why.as_str()),
         };
         sqlx::query(
             "UPDATE deliveries SET state = $3, next_at = coalesce($4, next_at), leased_until = NULL, \
@@ -413,7 +414,7 @@ impl Store {
         .bind(state)
         .bind(next_at)
         .bind(delivered)
-        .bind(&attempt.error)
+        .bind(last_error)
         .execute(&mut *tx)
         .await
         .map_err(err)?;
