@@ -436,6 +436,46 @@ impl Admin for AdminService {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         super::receivers::test(&self.store, &self.notify, &caller, request.into_inner()).await
     }
+
+    async fn set_routes(
+        &self,
+        request: Request<pb::SetRoutesRequest>,
+    ) -> Result<Response<pb::SetRoutesResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::routes::set(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn list_routes(
+        &self,
+        request: Request<pb::ListRoutesRequest>,
+    ) -> Result<Response<pb::ListRoutesResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::routes::list(&self.store, &caller).await
+    }
+
+    async fn create_silence(
+        &self,
+        request: Request<pb::CreateSilenceRequest>,
+    ) -> Result<Response<pb::CreateSilenceResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::routes::create_silence(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<pb::ListSilencesRequest>,
+    ) -> Result<Response<pb::ListSilencesResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::routes::list_silences(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn expire_silence(
+        &self,
+        request: Request<pb::ExpireSilenceRequest>,
+    ) -> Result<Response<pb::ExpireSilenceResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::routes::expire_silence(&self.store, &caller, request.into_inner()).await
+    }
 }
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);

@@ -17,6 +17,7 @@ pub mod preauth;
 pub mod query;
 pub mod receivers;
 pub mod request;
+pub mod routes;
 pub mod status;
 pub mod tls;
 pub mod tokens;

@@ -8,7 +8,7 @@ use tonic::{Response, Status};
 use super::{
     convert::timestamp,
     incidents::{incident_id, update_kind_to_pb},
-    status::{from_store, invalid},
+    status::{checked_text, from_store, invalid},
 };
 use crate::{
     domain::{
@@ -101,6 +101,17 @@ fn checked(
     result.map_err(|e| invalid(e.field, e.problem))
 }
 
+/// Every string of a receiver's request: bounded, no NUL.
+fn texts(fields: &[(&str, &str)], email_to: &[String]) -> Result<(), Status> {
+    for (field, value) in fields {
+        checked_text(field, value, 2048)?;
+    }
+    for to in email_to {
+        checked_text("email_to", to, 320)?;
+    }
+    Ok(())
+}
+
 /// `Admin.CreateReceiver`.
 pub async fn create(
     store: &Store,
@@ -108,6 +119,16 @@ pub async fn create(
     caller: &Principal,
     req: pb::CreateReceiverRequest,
 ) -> Result<Response<pb::CreateReceiverResponse>, Status> {
+    texts(
+        &[
+            ("name", &req.name),
+            ("url", &req.url),
+            ("secret", &req.secret),
+            ("email_from", &req.email_from),
+            ("smtp_username", &req.smtp_username),
+        ],
+        &req.email_to,
+    )?;
     let draft = Draft {
         name: req.name,
         kind: kind_from_pb(req.kind),
@@ -162,6 +183,17 @@ pub async fn update(
     caller: &Principal,
     req: pb::UpdateReceiverRequest,
 ) -> Result<Response<pb::UpdateReceiverResponse>, Status> {
+    texts(
+        &[
+            ("name", &req.name),
+            ("new_name", &req.new_name),
+            ("url", &req.url),
+            ("secret", &req.secret),
+            ("email_from", &req.email_from),
+            ("smtp_username", &req.smtp_username),
+        ],
+        &req.email_to,
+    )?;
     known_name(&req.name)?;
     let old = store
         .receiver(caller.tenant_id, &req.name)
@@ -240,6 +272,7 @@ pub async fn test(
     let now = time::OffsetDateTime::now_utc();
     let ctx = Context {
         public_url: &config.public_url,
+        reason: "test",
     };
     let test = message::render_test(&receiver, &ctx, now);
     let id = format!("pulsyon-test-{}", now.unix_timestamp_nanos());
@@ -257,6 +290,7 @@ fn state_to_pb(s: DeliveryState) -> i32 {
         DeliveryState::Pending => pb::DeliveryState::Pending,
         DeliveryState::Delivered => pb::DeliveryState::Delivered,
         DeliveryState::Failed => pb::DeliveryState::Failed,
+        DeliveryState::Suppressed => pb::DeliveryState::Suppressed,
     }) as i32
 }
 
@@ -274,6 +308,8 @@ fn delivery_to_pb(d: &Delivery, attempts: &[Attempt]) -> pb::Delivery {
         deadline: Some(timestamp(d.deadline)),
         delivered_at: d.delivered_at.map(timestamp),
         last_error: d.last_error.clone(),
+        silence_id: d.silence_id.map(|s| s.to_string()).unwrap_or_default(),
+        reason: d.reason.clone(),
         attempt_log: attempts
             .iter()
             .map(|a| pb::DeliveryAttempt {
@@ -310,6 +346,7 @@ pub async fn list_deliveries(
         Ok(pb::DeliveryState::Pending) => Some(DeliveryState::Pending),
         Ok(pb::DeliveryState::Delivered) => Some(DeliveryState::Delivered),
         Ok(pb::DeliveryState::Failed) => Some(DeliveryState::Failed),
+        Ok(pb::DeliveryState::Suppressed) => Some(DeliveryState::Suppressed),
         Err(_) => return Err(invalid("state", format!("unknown value {}", req.state))),
     };
     let limit = match req.page_size {

@@ -24,7 +24,8 @@ pub enum IncidentStatus {
 
 named_enum! {
 /// What one update did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UpdateKind {
     /// Opened by its first alert.
     Opened = "opened",

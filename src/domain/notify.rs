@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use time::OffsetDateTime;
 
-use super::{TenantId, incident::UpdateKind};
+use super::{
+    TenantId,
+    incident::UpdateKind,
+    rules::{Kind, Severity},
+};
 
 named_enum! {
 /// Where a receiver's messages go and in what shape.
@@ -59,6 +63,9 @@ named_enum! {
 pub enum DeliveryState {
     /// Not yet accepted by its receiver; due at `next_at`.
     Pending = "pending",
+    /// Held by a silence: sent if the silence ends while its incident is
+    /// still open, else never.
+    Suppressed = "suppressed",
     /// Accepted by its receiver.
     Delivered = "delivered",
     /// Not accepted before its deadline (or its receiver was deleted):
@@ -164,8 +171,10 @@ pub struct Delivery {
     pub receiver_name: String,
     /// Of which incident.
     pub incident_id: i64,
-    /// The outbox row it tells of.
+    /// The outbox row it tells of (0 for an escalation or a repeat).
     pub update_seq: i64,
+    /// `update`, `escalation:<route>:<step>` or `repeat:<route>:<n>`.
+    pub reason: String,
     /// What changed.
     pub change: UpdateKind,
     /// When the update committed.
@@ -182,6 +191,8 @@ pub struct Delivery {
     pub delivered_at: Option<OffsetDateTime>,
     /// The latest attempt's error ('' if none failed or it was delivered).
     pub last_error: String,
+    /// The silence that held it, if one did.
+    pub silence_id: Option<i64>,
 }
 
 /// One attempt of a delivery.
@@ -230,6 +241,120 @@ pub fn retry_delay(
         Some(after) => spread.max(after),
         None => spread,
     }
+}
+
+/// What an incident must be for a route or a silence to apply; an empty
+/// list matches anything. Globs take `*` (any run) and `?` (one character).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Matchers {
+    /// The incident's service matches one of these globs ('' is the
+    /// tenant-wide incident's service).
+    pub services: Vec<String>,
+    /// One of the incident's alerts has an endpoint matching one of these
+    /// globs ('' is the whole service).
+    pub endpoints: Vec<String>,
+    /// The incident's severity is one of these.
+    pub severities: Vec<Severity>,
+    /// One of the incident's alerts is of one of these rules.
+    pub kinds: Vec<Kind>,
+}
+
+/// Who else hears of an incident nobody acknowledged in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    /// After this many seconds open and unacknowledged.
+    pub after_secs: u64,
+    /// These receivers are notified too.
+    pub receivers: Vec<String>,
+}
+
+/// One route of a tenant's ordered list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Route {
+    /// Which incidents.
+    pub matchers: Matchers,
+    /// To whom (receiver names).
+    pub receivers: Vec<String>,
+    /// Which changes are sent (empty: opened, escalated, acknowledged,
+    /// resolved and reopened).
+    pub changes: Vec<UpdateKind>,
+    /// After matching, go on to the next routes too.
+    #[serde(rename = "continue")]
+    pub continue_matching: bool,
+    /// Not acknowledged in time: notify more receivers, step by step.
+    pub escalation: Vec<EscalationStep>,
+    /// While open and unacknowledged, send the incident again this often
+    /// (seconds; 0: never).
+    pub repeat_secs: u64,
+}
+
+/// A tenant's routes: tried in order; an incident no route matches goes to
+/// `default_receivers` (empty: every receiver of the tenant).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Routes {
+    /// In order.
+    pub routes: Vec<Route>,
+    /// The default route's receivers.
+    pub default_receivers: Vec<String>,
+}
+
+/// Weekdays and a time of day, in a time zone: a recurring window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recurrence {
+    /// 1 (Monday) to 7 (Sunday); empty: every day.
+    pub weekdays: Vec<u8>,
+    /// Start, minutes after midnight.
+    pub from_minute: u16,
+    /// End, minutes after midnight (before `from_minute`: past midnight).
+    pub to_minute: u16,
+    /// An IANA time zone (`Europe/Paris`).
+    pub time_zone: String,
+}
+
+named_enum! {
+/// What a silence is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SilenceKind {
+    /// A silence.
+    Silence = "silence",
+    /// Planned work (objectives may leave it out of their budget).
+    Maintenance = "maintenance",
+}
+}
+
+/// A silence: matching incidents still open, and their notifications are
+/// held while it is active.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    /// Identifier.
+    pub silence_id: i64,
+    /// Whose.
+    pub tenant_id: TenantId,
+    /// Which incidents.
+    pub matchers: Matchers,
+    /// Silence or maintenance.
+    pub kind: SilenceKind,
+    /// From then.
+    pub starts_at: OffsetDateTime,
+    /// Until then (None: until expired, or until its incident resolves).
+    pub ends_at: Option<OffsetDateTime>,
+    /// Only within these hours (within `starts_at..ends_at`).
+    pub recurrence: Option<Recurrence>,
+    /// Only while this incident is unresolved.
+    pub until_resolved: Option<i64>,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When it was ended by hand.
+    pub expired_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

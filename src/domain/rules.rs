@@ -10,7 +10,8 @@ use super::TenantId;
 
 named_enum! {
 /// The three rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// 5xx share above a threshold and well above its baseline.
     ErrorRate = "error_rate",

@@ -41,6 +41,9 @@ pub enum Message {
 pub struct Context<'a> {
     /// The dashboard's address as people reach it ('' if unknown).
     pub public_url: &'a str,
+    /// Why it is sent: `update`, or an escalation step or repeat
+    /// (`escalation:<route>:<step>`, `repeat:<route>:<n>`).
+    pub reason: &'a str,
 }
 
 impl Context<'_> {
@@ -63,10 +66,18 @@ impl Context<'_> {
     }
 }
 
-/// The identity of a message about `update`: the same on every attempt and
-/// after any failover (`webhook-id`, and the base of the other ids).
-pub fn message_id(update: &Update) -> String {
-    format!("pulsyon-{}-{}", update.incident.incident_id, update.seq)
+/// The identity of a message about update `seq` of `incident_id`, sent for
+/// `reason`: the same on every attempt and after any failover
+/// (`webhook-id`, and the base of the other ids).
+pub fn identity(incident_id: i64, seq: i64, reason: &str) -> String {
+    match reason {
+        "update" | "" => format!("pulsyon-{incident_id}-{seq}"),
+        other => format!("pulsyon-{incident_id}-{seq}-{}", other.replace(':', "-")),
+    }
+}
+
+fn message_id(update: &Update, ctx: &Context<'_>) -> String {
+    identity(update.incident.incident_id, update.seq, ctx.reason)
 }
 
 /// PagerDuty's `dedup_key` for an incident: one PagerDuty incident per
@@ -164,7 +175,7 @@ fn pulsyon_body(update: &Update, ctx: &Context<'_>) -> Value {
     });
     json!({
         "version": "1",
-        "id": message_id(update),
+        "id": message_id(update, ctx),
         "change": update.kind.as_str(),
         "at": rfc3339(update.at),
         "actor": update.actor,
@@ -320,10 +331,10 @@ fn email(update: &Update, ctx: &Context<'_>) -> Message {
     let i = &update.incident;
     let domain = ctx.mail_domain();
     let thread = format!("<pulsyon.incident-{}@{domain}>", i.incident_id);
-    let first = update.kind == UpdateKind::Opened;
+    let first = update.kind == UpdateKind::Opened && matches!(ctx.reason, "update" | "");
     let message_id = match first {
         true => thread.clone(),
-        false => format!("<{}@{domain}>", message_id(update)),
+        false => format!("<{}@{domain}>", message_id(update, ctx)),
     };
     let mut text = format!(
         "{}\n\nService: {}\nSeverity: {}\nStatus: {}\nOpened: {}\nAlerts: {}\n",

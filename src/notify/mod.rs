@@ -21,6 +21,8 @@
 //! receiver can drop a repeat. Outbound safety: `target.rs`.
 
 pub mod message;
+pub mod plan;
+pub mod routing;
 pub mod send;
 pub mod sign;
 pub mod spec;
@@ -34,15 +36,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
-        incident::{Update, UpdateKind},
-        notify::{Attempt, Receiver, bounded_error, retry_delay},
+        incident::UpdateKind,
+        notify::{Attempt, bounded_error, retry_delay},
     },
     store::{
         Store,
         notify::{Claimed, Next},
     },
 };
-use message::{Context, Message};
+use message::Message;
 
 /// The changes a receiver hears of (another alert joining an open
 /// incident is shown on the timeline, not sent).
@@ -93,27 +95,6 @@ impl Default for NotifyConfig {
     }
 }
 
-/// The deliveries `update` makes: one per receiver of its tenant, unless
-/// its change is not one that is sent.
-pub fn plan(
-    update: &Update,
-    receivers: &[Receiver],
-    ctx: &Context<'_>,
-) -> Vec<(i64, serde_json::Value)> {
-    if !NOTIFIED.contains(&update.kind) {
-        return Vec::new();
-    }
-    receivers
-        .iter()
-        .filter_map(|r| {
-            let rendered = message::render(update, r, ctx);
-            serde_json::to_value(&rendered)
-                .ok()
-                .map(|v| (r.receiver_id, v))
-        })
-        .collect()
-}
-
 /// Runs the planner and the sender until `stop`.
 pub fn spawn(
     store: Store,
@@ -131,16 +112,9 @@ pub fn spawn(
 }
 
 async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: CancellationToken) {
-    let ctx_url = config.public_url.clone();
     loop {
-        let ctx = Context {
-            public_url: &ctx_url,
-        };
-        let planned = store
-            .plan_deliveries(500, config.deadline, |u, rs| plan(u, rs, &ctx))
-            .await;
-        let busy = match planned {
-            Ok(Some(n)) => n == 500,
+        let busy = match plan::pass(&store, &config).await {
+            Ok(Some(n)) => n as i64 == plan::BATCH,
             Ok(None) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "notify: planning deliveries failed; trying again");
@@ -229,7 +203,11 @@ async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, 
     let at = OffsetDateTime::now_utc();
     let kind = c.receiver.kind.as_str();
     let outcome = match serde_json::from_value::<Message>(c.message.clone()) {
-        Ok(m) => senders.send(&c.receiver, &c.message_id, &m).await,
+        Ok(m) => {
+            let d = &c.delivery;
+            let id = message::identity(d.incident_id, d.update_seq, &d.reason);
+            senders.send(&c.receiver, &id, &m).await
+        }
         Err(e) => send::Outcome {
             ok: false,
             status: 0,

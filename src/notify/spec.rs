@@ -3,7 +3,9 @@
 //! addresses a name resolves to now) and again at every send (`target.rs`).
 
 use crate::{
-    domain::notify::{ReceiverKind, ReceiverSettings, Secret, SmtpTls},
+    domain::notify::{
+        Matchers, ReceiverKind, ReceiverSettings, Recurrence, Routes, Secret, SmtpTls,
+    },
     store::notify::ReceiverSpec,
 };
 
@@ -189,6 +191,100 @@ async fn email(draft: &Draft, allow_private: bool) -> Result<String, Invalid> {
         ));
     }
     Ok(url.to_owned())
+}
+
+/// Checks a glob of a route or a silence (`field` names it in errors).
+pub fn check_glob(field: &'static str, glob: &str) -> Result<(), Invalid> {
+    if glob.len() > 256 {
+        return Err(invalid(field, format!("{glob:?}: at most 256 bytes")));
+    }
+    if glob.contains(['[', ']', '{', '}', '\\']) {
+        return Err(invalid(
+            field,
+            format!("{glob:?}: a glob takes `*` and `?` only (no classes, braces or escapes)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks matchers (`field` is `routes[i].matchers` or `matchers`).
+pub fn check_matchers(field: &'static str, m: &Matchers) -> Result<(), Invalid> {
+    for g in m.services.iter().chain(&m.endpoints) {
+        check_glob(field, g)?;
+    }
+    if m.services.len() + m.endpoints.len() > 100 {
+        return Err(invalid(field, "at most 100 globs"));
+    }
+    Ok(())
+}
+
+/// Checks a tenant's routes against its receivers' names.
+pub fn check_routes(routes: &Routes, receivers: &[String]) -> Result<(), Invalid> {
+    if routes.routes.len() > 100 {
+        return Err(invalid("routes", "at most 100 routes"));
+    }
+    let known = |field: &'static str, names: &[String]| -> Result<(), Invalid> {
+        match names.iter().find(|n| !receivers.contains(n)) {
+            Some(n) => Err(invalid(field, format!("no receiver named {n:?}"))),
+            None => Ok(()),
+        }
+    };
+    for route in &routes.routes {
+        check_matchers("routes.matchers", &route.matchers)?;
+        if route.receivers.is_empty() && route.escalation.is_empty() {
+            return Err(invalid(
+                "routes.receivers",
+                "a route names at least one receiver",
+            ));
+        }
+        known("routes.receivers", &route.receivers)?;
+        let mut last = 0;
+        for step in &route.escalation {
+            if step.after_secs == 0 || step.after_secs < last {
+                return Err(invalid(
+                    "routes.escalation.after",
+                    "each step after the one before it, and after more than 0 s",
+                ));
+            }
+            last = step.after_secs;
+            known("routes.escalation.receivers", &step.receivers)?;
+        }
+        if route.repeat_secs != 0 && route.repeat_secs < 60 {
+            return Err(invalid("routes.repeat_interval", "at least 1 minute"));
+        }
+    }
+    known("default_receivers", &routes.default_receivers)
+}
+
+/// Checks a recurrence.
+pub fn check_recurrence(r: &Recurrence) -> Result<(), Invalid> {
+    if !super::routing::valid_time_zone(&r.time_zone) {
+        return Err(invalid(
+            "recurrence.time_zone",
+            format!(
+                "{:?} is not an IANA time zone (such as Europe/Paris)",
+                r.time_zone
+            ),
+        ));
+    }
+    if r.weekdays.iter().any(|d| !(1..=7).contains(d)) {
+        return Err(invalid("recurrence.weekdays", "1 (Monday) to 7 (Sunday)"));
+    }
+    if r.from_minute >= 24 * 60 || r.to_minute >= 24 * 60 || r.from_minute == r.to_minute {
+        return Err(invalid("recurrence.to", "two different times of day"));
+    }
+    Ok(())
+}
+
+/// Minutes after midnight of `HH:MM`.
+pub fn minute_of_day(field: &'static str, text: &str) -> Result<u16, Invalid> {
+    let bad = || invalid(field, format!("{text:?} is not a time of day (HH:MM)"));
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ fn receiver(kind: ReceiverKind) -> Receiver {
 
 const CTX: Context<'static> = Context {
     public_url: "https://pulsyon.example.com/",
+    reason: "update",
 };
 
 fn body(m: Message) -> Value {
@@ -138,4 +139,27 @@ fn slack_headers_stay_within_block_kits_bound() {
         b["blocks"].as_array().unwrap().last().unwrap()["type"],
         "actions"
     );
+}
+
+#[test]
+fn an_escalation_has_an_identity_of_its_own_in_the_thread() {
+    let r = receiver(ReceiverKind::Email);
+    let ctx = Context {
+        reason: "escalation:0:1",
+        ..CTX
+    };
+    let Message::Email {
+        message_id,
+        in_reply_to,
+        ..
+    } = render(&update(UpdateKind::Opened, 5), &r, &ctx)
+    else {
+        panic!("an email")
+    };
+    assert_eq!(
+        message_id,
+        "<pulsyon-12-5-escalation-0-1@pulsyon.example.com>"
+    );
+    assert_eq!(in_reply_to, "<pulsyon.incident-12@pulsyon.example.com>");
+    assert_eq!(identity(12, 5, "update"), "pulsyon-12-5");
 }

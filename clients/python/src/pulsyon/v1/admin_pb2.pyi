@@ -47,6 +47,12 @@ class SmtpTls(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SMTP_TLS_STARTTLS: _ClassVar[SmtpTls]
     SMTP_TLS_IMPLICIT: _ClassVar[SmtpTls]
     SMTP_TLS_NONE: _ClassVar[SmtpTls]
+
+class SilenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SILENCE_KIND_UNSPECIFIED: _ClassVar[SilenceKind]
+    SILENCE_KIND_SILENCE: _ClassVar[SilenceKind]
+    SILENCE_KIND_MAINTENANCE: _ClassVar[SilenceKind]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_INGEST: Scope
 SCOPE_READ: Scope
@@ -67,6 +73,9 @@ SMTP_TLS_UNSPECIFIED: SmtpTls
 SMTP_TLS_STARTTLS: SmtpTls
 SMTP_TLS_IMPLICIT: SmtpTls
 SMTP_TLS_NONE: SmtpTls
+SILENCE_KIND_UNSPECIFIED: SilenceKind
+SILENCE_KIND_SILENCE: SilenceKind
+SILENCE_KIND_MAINTENANCE: SilenceKind
 
 class Tenant(_message.Message):
     __slots__ = ("name", "created_at")
@@ -479,3 +488,152 @@ class TestReceiverResponse(_message.Message):
     error: str
     latency: _duration_pb2.Duration
     def __init__(self, ok: _Optional[bool] = ..., status: _Optional[int] = ..., error: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class Matchers(_message.Message):
+    __slots__ = ("services", "endpoints", "severities", "kinds")
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITIES_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedScalarFieldContainer[str]
+    endpoints: _containers.RepeatedScalarFieldContainer[str]
+    severities: _containers.RepeatedScalarFieldContainer[_incidents_pb2.Severity]
+    kinds: _containers.RepeatedScalarFieldContainer[_incidents_pb2.AlertKind]
+    def __init__(self, services: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Iterable[str]] = ..., severities: _Optional[_Iterable[_Union[_incidents_pb2.Severity, str]]] = ..., kinds: _Optional[_Iterable[_Union[_incidents_pb2.AlertKind, str]]] = ...) -> None: ...
+
+class EscalationStep(_message.Message):
+    __slots__ = ("after", "receivers")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    after: _duration_pb2.Duration
+    receivers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NotificationRoute(_message.Message):
+    __slots__ = ("matchers", "receivers", "changes", "continue_matching", "escalation", "repeat_interval")
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    CONTINUE_MATCHING_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    matchers: Matchers
+    receivers: _containers.RepeatedScalarFieldContainer[str]
+    changes: _containers.RepeatedScalarFieldContainer[_incidents_pb2.UpdateKind]
+    continue_matching: bool
+    escalation: _containers.RepeatedCompositeFieldContainer[EscalationStep]
+    repeat_interval: _duration_pb2.Duration
+    def __init__(self, matchers: _Optional[_Union[Matchers, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[_incidents_pb2.UpdateKind, str]]] = ..., continue_matching: _Optional[bool] = ..., escalation: _Optional[_Iterable[_Union[EscalationStep, _Mapping]]] = ..., repeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class SetRoutesRequest(_message.Message):
+    __slots__ = ("routes", "default_receivers")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[NotificationRoute]
+    default_receivers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetRoutesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRoutesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRoutesResponse(_message.Message):
+    __slots__ = ("routes", "default_receivers")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[NotificationRoute]
+    default_receivers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Recurrence(_message.Message):
+    __slots__ = ("weekdays", "to", "time_zone")
+    WEEKDAYS_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    weekdays: _containers.RepeatedScalarFieldContainer[int]
+    to: str
+    time_zone: str
+    def __init__(self, weekdays: _Optional[_Iterable[int]] = ..., to: _Optional[str] = ..., time_zone: _Optional[str] = ..., **kwargs) -> None: ...
+
+class Silence(_message.Message):
+    __slots__ = ("silence_id", "kind", "matchers", "starts_at", "ends_at", "recurrence", "until_resolved_incident_id", "created_by", "comment", "created_at", "expired_at")
+    SILENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    RECURRENCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_RESOLVED_INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    silence_id: str
+    kind: SilenceKind
+    matchers: Matchers
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    recurrence: Recurrence
+    until_resolved_incident_id: str
+    created_by: str
+    comment: str
+    created_at: _timestamp_pb2.Timestamp
+    expired_at: _timestamp_pb2.Timestamp
+    def __init__(self, silence_id: _Optional[str] = ..., kind: _Optional[_Union[SilenceKind, str]] = ..., matchers: _Optional[_Union[Matchers, _Mapping]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recurrence: _Optional[_Union[Recurrence, _Mapping]] = ..., until_resolved_incident_id: _Optional[str] = ..., created_by: _Optional[str] = ..., comment: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateSilenceRequest(_message.Message):
+    __slots__ = ("kind", "matchers", "starts_at", "ends_at", "duration", "recurrence", "until_resolved_incident_id", "created_by", "comment")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    RECURRENCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_RESOLVED_INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    kind: SilenceKind
+    matchers: Matchers
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    recurrence: Recurrence
+    until_resolved_incident_id: str
+    created_by: str
+    comment: str
+    def __init__(self, kind: _Optional[_Union[SilenceKind, str]] = ..., matchers: _Optional[_Union[Matchers, _Mapping]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., recurrence: _Optional[_Union[Recurrence, _Mapping]] = ..., until_resolved_incident_id: _Optional[str] = ..., created_by: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class CreateSilenceResponse(_message.Message):
+    __slots__ = ("silence",)
+    SILENCE_FIELD_NUMBER: _ClassVar[int]
+    silence: Silence
+    def __init__(self, silence: _Optional[_Union[Silence, _Mapping]] = ...) -> None: ...
+
+class ListSilencesRequest(_message.Message):
+    __slots__ = ("include_ended",)
+    INCLUDE_ENDED_FIELD_NUMBER: _ClassVar[int]
+    include_ended: bool
+    def __init__(self, include_ended: _Optional[bool] = ...) -> None: ...
+
+class ListSilencesResponse(_message.Message):
+    __slots__ = ("silences",)
+    SILENCES_FIELD_NUMBER: _ClassVar[int]
+    silences: _containers.RepeatedCompositeFieldContainer[Silence]
+    def __init__(self, silences: _Optional[_Iterable[_Union[Silence, _Mapping]]] = ...) -> None: ...
+
+class ExpireSilenceRequest(_message.Message):
+    __slots__ = ("silence_id",)
+    SILENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    silence_id: str
+    def __init__(self, silence_id: _Optional[str] = ...) -> None: ...
+
+class ExpireSilenceResponse(_message.Message):
+    __slots__ = ("silence",)
+    SILENCE_FIELD_NUMBER: _ClassVar[int]
+    silence: Silence
+    def __init__(self, silence: _Optional[_Union[Silence, _Mapping]] = ...) -> None: ...

@@ -127,6 +127,31 @@ class AdminStub:
                 request_serializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.FromString,
                 _registered_method=True)
+        self.SetRoutes = channel.unary_unary(
+                '/pulsyon.v1.Admin/SetRoutes',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.SetRoutesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetRoutesResponse.FromString,
+                _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/pulsyon.v1.Admin/ListRoutes',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
+        self.CreateSilence = channel.unary_unary(
+                '/pulsyon.v1.Admin/CreateSilence',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateSilenceRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateSilenceResponse.FromString,
+                _registered_method=True)
+        self.ListSilences = channel.unary_unary(
+                '/pulsyon.v1.Admin/ListSilences',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ListSilencesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListSilencesResponse.FromString,
+                _registered_method=True)
+        self.ExpireSilence = channel.unary_unary(
+                '/pulsyon.v1.Admin/ExpireSilence',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -270,6 +295,44 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRoutes(self, request, context):
+        """Replaces the tenant's notification routes. Routes are tried in order; an
+        incident no route matches goes to the default receivers (none named:
+        every receiver). With no routes set, every change goes to every receiver.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutes(self, request, context):
+        """The tenant's routes and default receivers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSilence(self, request, context):
+        """Holds the notifications of matching incidents (never their detection)
+        for a window, on recurring hours, or until an incident resolves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSilences(self, request, context):
+        """The tenant's silences, newest first (ended ones with `include_ended`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireSilence(self, request, context):
+        """Ends a silence now; incidents it held that are still open are notified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -362,6 +425,31 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.TestReceiver,
                     request_deserializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.SerializeToString,
+            ),
+            'SetRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRoutes,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetRoutesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.SetRoutesResponse.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListRoutesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ListRoutesResponse.SerializeToString,
+            ),
+            'CreateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSilence,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.CreateSilenceRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.CreateSilenceResponse.SerializeToString,
+            ),
+            'ListSilences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSilences,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListSilencesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ListSilencesResponse.SerializeToString,
+            ),
+            'ExpireSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireSilence,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -853,6 +941,141 @@ class Admin:
             '/pulsyon.v1.Admin/TestReceiver',
             pulsyon_dot_v1_dot_admin__pb2.TestReceiverRequest.SerializeToString,
             pulsyon_dot_v1_dot_admin__pb2.TestReceiverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/SetRoutes',
+            pulsyon_dot_v1_dot_admin__pb2.SetRoutesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.SetRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ListRoutes',
+            pulsyon_dot_v1_dot_admin__pb2.ListRoutesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ListRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/CreateSilence',
+            pulsyon_dot_v1_dot_admin__pb2.CreateSilenceRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.CreateSilenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSilences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ListSilences',
+            pulsyon_dot_v1_dot_admin__pb2.ListSilencesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ListSilencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ExpireSilence',
+            pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,280 @@
+//! Notifications' rows: receivers (the tenant's, through its transaction),
+//! the planner's step from the outbox to deliveries (as the system, with
+//! its cursor in the same transaction), the senders' claims and results,
+//! and the delivery log the doors list and replay.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+mod log;
+mod plan;
+pub mod rules;
+mod send;
+
+pub use plan::{Planned, Planner, TenantPlan};
+
+use super::{Store, StoreError, classify};
+use crate::domain::{
+    TenantId,
+    incident::UpdateKind,
+    notify::{Delivery, DeliveryState, Receiver, ReceiverKind, ReceiverSettings, Secret},
+};
+
+/// Transaction-level advisory lock of the planner ("pulsyon notify").
+pub(super) const PLAN_LOCK: i64 = 0x7075_6c73_6e6f_7469;
+
+/// A receiver as written through a door (the id and times are the store's).
+#[derive(Debug, Clone)]
+pub struct ReceiverSpec {
+    /// Unique per tenant.
+    pub name: String,
+    /// Its kind.
+    pub kind: ReceiverKind,
+    /// Where to send.
+    pub url: String,
+    /// Its secret.
+    pub secret: Secret,
+    /// Kind-specific settings.
+    pub settings: ReceiverSettings,
+}
+
+/// A claimed delivery with what its sender needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The delivery (its `attempts` counts this one).
+    pub delivery: Delivery,
+    /// Its receiver, secret included.
+    pub receiver: Receiver,
+    /// The rendered message.
+    pub message: serde_json::Value,
+}
+
+/// How an attempt ends a claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Accepted.
+    Delivered,
+    /// Try again then.
+    RetryAt(OffsetDateTime),
+    /// Not again (a permanent refusal, or the deadline would pass before
+    /// the next attempt): `failed` with this as its last error, replayable.
+    Failed(String),
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Of this incident.
+    pub incident_id: Option<i64>,
+    /// To this receiver (by name).
+    pub receiver: Option<String>,
+    /// In this state.
+    pub state: Option<DeliveryState>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+pub(super) type ReceiverRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    sqlx::types::Json<ReceiverSettings>,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    Option<String>,
+);
+
+pub(super) const RECEIVER_COLUMNS: &str = "r.receiver_id, r.tenant_id, r.name, r.kind, r.url, r.secret, r.settings, r.created_at, \
+     (SELECT max(d.delivered_at) FROM deliveries d WHERE d.receiver_id = r.receiver_id), \
+     (SELECT a.error FROM delivery_attempts a JOIN deliveries d ON d.delivery_id = a.delivery_id \
+       WHERE d.receiver_id = r.receiver_id AND NOT a.ok \
+         AND a.at > coalesce((SELECT max(d2.delivered_at) FROM deliveries d2 WHERE d2.receiver_id = r.receiver_id), '-infinity') \
+       ORDER BY a.at DESC LIMIT 1)";
+
+pub(super) fn receiver_from(row: ReceiverRow) -> Result<Receiver, StoreError> {
+    let (
+        receiver_id,
+        tenant_id,
+        name,
+        kind,
+        url,
+        secret,
+        settings,
+        created_at,
+        last_success,
+        last_error,
+    ) = row;
+    Ok(Receiver {
+        receiver_id,
+        tenant_id: TenantId(tenant_id),
+        name,
+        kind: ReceiverKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("receiver kind {kind:?}")))?,
+        url,
+        secret: Secret::new(secret),
+        settings: settings.0,
+        created_at,
+        last_success,
+        last_error: last_error.unwrap_or_default(),
+    })
+}
+
+pub(super) type DeliveryRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    OffsetDateTime,
+    String,
+    i32,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    String,
+    String,
+    Option<i64>,
+);
+
+pub(super) const DELIVERY_COLUMNS: &str = "d.delivery_id, d.tenant_id, d.receiver_id, r.name, d.incident_id, d.update_seq, \
+     d.change, d.committed_at, d.state, d.attempts, d.next_at, d.deadline, d.delivered_at, d.last_error, \
+     d.reason, d.silence_id";
+
+pub(super) fn delivery_from(row: DeliveryRow) -> Result<Delivery, StoreError> {
+    let (delivery_id, tenant_id, receiver_id, receiver_name, incident_id, update_seq, change) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+    Ok(Delivery {
+        delivery_id,
+        tenant_id: TenantId(tenant_id),
+        receiver_id,
+        receiver_name,
+        incident_id,
+        update_seq,
+        change: UpdateKind::parse(&change)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery change {change:?}")))?,
+        committed_at: row.7,
+        state: DeliveryState::parse(&row.8)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {:?}", row.8)))?,
+        attempts: row.9,
+        next_at: row.10,
+        deadline: row.11,
+        delivered_at: row.12,
+        last_error: row.13,
+        reason: row.14,
+        silence_id: row.15,
+    })
+}
+
+pub(super) fn interval(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Store {
+    /// Creates a receiver of `tenant`; `Conflict` when the name is taken.
+    pub async fn create_receiver(
+        &self,
+        tenant: TenantId,
+        spec: &ReceiverSpec,
+    ) -> Result<Receiver, StoreError> {
+        let sql = "INSERT INTO receivers (tenant_id, name, kind, url, secret, settings) \
+             SELECT current_setting('pulsyon.tenant_id')::bigint, $2, $3, $4, $5, $6 \
+             WHERE $1 = $1 RETURNING receiver_id";
+        self.write_receiver(tenant, sql, "", spec).await
+    }
+
+    /// Replaces the receiver `name` of `tenant` with `spec` (a secret left
+    /// empty keeps the stored one).
+    pub async fn update_receiver(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        spec: &ReceiverSpec,
+    ) -> Result<Receiver, StoreError> {
+        let sql = "UPDATE receivers SET name = $2, kind = $3, url = $4, \
+               secret = CASE WHEN $5 = '' THEN secret ELSE $5 END, settings = $6, updated_at = now() \
+             WHERE name = $1 RETURNING receiver_id";
+        self.write_receiver(tenant, sql, name, spec).await
+    }
+
+    /// Runs `sql` ($1 `name`, $2.. the spec) in the tenant's transaction and
+    /// reads the receiver it returns the id of.
+    async fn write_receiver(
+        &self,
+        tenant: TenantId,
+        sql: &'static str,
+        name: &str,
+        spec: &ReceiverSpec,
+    ) -> Result<Receiver, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let id: i64 = sqlx::query_scalar(sql)
+            .bind(name)
+            .bind(&spec.name)
+            .bind(spec.kind.as_str())
+            .bind(&spec.url)
+            .bind(spec.secret.expose())
+            .bind(sqlx::types::Json(&spec.settings))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "receiver"))?;
+        let receiver = receiver_in(&mut tx, "r.receiver_id = $1", id, "").await?;
+        crate::store::commit(tx, "receiver").await?;
+        Ok(receiver)
+    }
+
+    /// The receivers of `tenant`, by name.
+    pub async fn receivers(&self, tenant: TenantId) -> Result<Vec<Receiver>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let sql = format!("SELECT {RECEIVER_COLUMNS} FROM receivers r ORDER BY r.name");
+        let rows: Vec<ReceiverRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "receivers"))?;
+        crate::store::commit(tx, "receivers").await?;
+        rows.into_iter().map(receiver_from).collect()
+    }
+
+    /// The receiver `name` of `tenant`.
+    pub async fn receiver(&self, tenant: TenantId, name: &str) -> Result<Receiver, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let receiver = receiver_in(&mut tx, "r.name = $2 AND $1 = $1", 0, name).await?;
+        crate::store::commit(tx, "receiver").await?;
+        Ok(receiver)
+    }
+
+    /// Deletes the receiver `name` of `tenant`, with its deliveries.
+    pub async fn delete_receiver(&self, tenant: TenantId, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let done = sqlx::query("DELETE FROM receivers WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "receiver"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("receiver"));
+        }
+        crate::store::commit(tx, "receiver").await
+    }
+}
+
+/// One receiver in a transaction, by id (`$1`) or name (`$2`).
+pub(super) async fn receiver_in(
+    tx: &mut sqlx::PgConnection,
+    condition: &str,
+    id: i64,
+    name: &str,
+) -> Result<Receiver, StoreError> {
+    let sql = format!("SELECT {RECEIVER_COLUMNS} FROM receivers r WHERE {condition}");
+    let row: ReceiverRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(name)
+        .fetch_one(tx)
+        .await
+        .map_err(|e| classify(e, "receiver"))?;
+    receiver_from(row)
+}

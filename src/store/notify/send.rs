@@ -1,0 +1,187 @@
+//! The senders' side: claims, results, overdue deliveries, the pending gauge.
+
+use std::time::Duration;
+
+use super::{Claimed, Next};
+use super::{
+    DELIVERY_COLUMNS, DeliveryRow, RECEIVER_COLUMNS, ReceiverRow, delivery_from, interval,
+    receiver_from,
+};
+use crate::{
+    domain::{TenantId, notify::Attempt},
+    store::{Store, StoreError, classify},
+};
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `lease`: the oldest-due
+    /// pending ones that no other sender holds, whose receiver has fewer
+    /// than `per_receiver` held, and that have no earlier pending update of
+    /// the same incident for the same receiver (so updates go out in order).
+    pub async fn claim_deliveries(
+        &self,
+        limit: i64,
+        per_receiver: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let sql = format!(
+            "WITH picked AS ( \
+               SELECT d.delivery_id FROM deliveries d \
+               WHERE d.state = 'pending' AND d.next_at <= now() \
+                 AND (d.leased_until IS NULL OR d.leased_until < now()) \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
+                   AND e.incident_id = d.incident_id AND e.state = 'pending' AND e.update_seq < d.update_seq) \
+                 AND (SELECT count(*) FROM deliveries h WHERE h.receiver_id = d.receiver_id \
+                   AND h.state = 'pending' AND h.leased_until >= now()) < $2 \
+               ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
+             claimed AS ( \
+               UPDATE deliveries d SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1 \
+               FROM picked p WHERE d.delivery_id = p.delivery_id RETURNING d.*) \
+             SELECT {DELIVERY_COLUMNS}, d.message, {RECEIVER_COLUMNS} \
+             FROM claimed d JOIN receivers r ON r.receiver_id = d.receiver_id"
+        );
+        type Row = (
+            DeliveryRow,
+            sqlx::types::Json<serde_json::Value>,
+            ReceiverRow,
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(per_receiver)
+            .bind(interval(lease))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "delivery claim"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (d, message, r): Row =
+                claimed_row(&row).map_err(|e| classify(e, "delivery claim"))?;
+            let delivery = delivery_from(d)?;
+            out.push(Claimed {
+                delivery,
+                receiver: receiver_from(r)?,
+                message: message.0,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records `attempt` of `delivery_id` and what comes next; a sender
+    /// whose lease passed to another (the attempt counts differ) changes
+    /// nothing but the attempt's record.
+    pub async fn finish_delivery(
+        &self,
+        tenant: TenantId,
+        delivery_id: i64,
+        attempt: &Attempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        let err = |e| classify(e, "delivery result");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, at, ok, status, latency_ms, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(delivery_id)
+        .bind(tenant.0)
+        .bind(attempt.attempt)
+        .bind(attempt.at)
+        .bind(attempt.ok)
+        .bind(attempt.status)
+        .bind(attempt.latency_ms)
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let (state, next_at, delivered, last_error) = match next {
+            Next::Delivered => ("delivered", None, true, ""),
+            Next::RetryAt(at) => ("pending", Some(at), false, attempt.error.as_str()),
+            Next::Failed(ref why) => ("failed", None, false, why.as_str()),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = $3, next_at = coalesce($4, next_at), leased_until = NULL, \
+               delivered_at = CASE WHEN $5 THEN now() ELSE delivered_at END, last_error = $6 \
+             WHERE delivery_id = $1 AND attempts = $2 AND state = 'pending'",
+        )
+        .bind(delivery_id)
+        .bind(attempt.attempt)
+        .bind(state)
+        .bind(next_at)
+        .bind(delivered)
+        .bind(last_error)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        crate::store::commit(tx, "delivery result").await
+    }
+
+    /// Pending deliveries past their deadline that no sender holds become
+    /// `failed`; returns how many.
+    pub async fn fail_overdue_deliveries(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'failed', \
+               last_error = CASE WHEN last_error = '' THEN 'deadline passed' ELSE 'deadline passed; last error: ' || last_error END \
+             WHERE state = 'pending' AND deadline < now() AND (leased_until IS NULL OR leased_until < now())",
+        )
+        .execute(self.pool())
+        .await
+        .map_err(|e| classify(e, "overdue deliveries"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Pending deliveries and the age of the oldest (seconds), every tenant.
+    pub async fn pending_deliveries(&self) -> Result<(i64, f64), StoreError> {
+        sqlx::query_as(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(committed_at))::float8, 0) \
+             FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| classify(e, "pending deliveries"))
+    }
+}
+
+/// A claim's row, split into the delivery's, message and receiver's columns.
+fn claimed_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<
+    (
+        DeliveryRow,
+        sqlx::types::Json<serde_json::Value>,
+        ReceiverRow,
+    ),
+    sqlx::Error,
+> {
+    use sqlx::Row;
+    let d: DeliveryRow = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+        row.try_get(8)?,
+        row.try_get(9)?,
+        row.try_get(10)?,
+        row.try_get(11)?,
+        row.try_get(12)?,
+        row.try_get(13)?,
+        row.try_get(14)?,
+        row.try_get(15)?,
+    );
+    let message = row.try_get(16)?;
+    let r: ReceiverRow = (
+        row.try_get(17)?,
+        row.try_get(18)?,
+        row.try_get(19)?,
+        row.try_get(20)?,
+        row.try_get(21)?,
+        row.try_get(22)?,
+        row.try_get(23)?,
+        row.try_get(24)?,
+        row.try_get(25)?,
+        row.try_get(26)?,
+    );
+    Ok((d, message, r))
+}
