@@ -42,6 +42,8 @@ CREATE TABLE deliveries (
     deadline       timestamptz NOT NULL,
     -- A sender holds it until then; past it, another may claim it.
     leased_until   timestamptz,
+    -- Which sender (a process's id, logged at its start) holds or held it.
+    leased_by      uuid,
     delivered_at   timestamptz,
     last_error     text NOT NULL DEFAULT '',
     -- The message as rendered for its receiver (secrets never in it).

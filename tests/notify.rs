@@ -685,3 +685,482 @@ async fn receivers_refuse_private_targets_and_bad_fields_and_stay_in_their_tenan
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 }
+
+/// An incident of `service` opened now through the lifecycle (the same
+/// transaction and outbox row the detector's alerts make).
+async fn open_incident(store: &pulsyon::store::Store, tenant: &str, service: &str) -> i64 {
+    let id = store.tenant_by_name(tenant).await.unwrap().id;
+    let alert = common::alert(id, service, pulsyon::domain::rules::Severity::Critical);
+    let (_, updates) = common::fire(store, &alert, Duration::from_secs(1800))
+        .await
+        .unwrap();
+    updates[0].incident.incident_id
+}
+
+fn hooks_about(records: &[Value], incident: i64) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == "http" && r["body"]["incident"]["id"] == incident)
+        .cloned()
+        .collect()
+}
+
+async fn deliveries_of(
+    incidents: &mut IncidentsClient<Channel>,
+    key: &str,
+    incident: i64,
+) -> Vec<pb::Delivery> {
+    let req = pb::ListDeliveriesRequest {
+        incident_id: incident.to_string(),
+        ..Default::default()
+    };
+    incidents
+        .list_deliveries(authed(req, key))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries
+}
+
+fn notifying_server(db: &TestDb, extra: &[&str]) -> Server {
+    let mut args = vec!["--notify-allow-private-targets", "--detector", "false"];
+    args.extend_from_slice(extra);
+    Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let secret = webhook_secret();
+    let peers = Peers::start(&secret);
+    let server = notifying_server(&db, &[]);
+    let store = db.store().await;
+    let mut admin = AdminClient::new(server.channel().await);
+    receiver(
+        &mut admin,
+        &key,
+        webhook("hook", peers.url("/hook"), &secret),
+    )
+    .await;
+    let matchers = |service: &str| {
+        Some(pb::Matchers {
+            services: vec![service.into()],
+            ..Default::default()
+        })
+    };
+    let silence = |req: pb::CreateSilenceRequest| {
+        let mut admin = admin.clone();
+        let key = key.clone();
+        async move {
+            admin
+                .create_silence(authed(req, &key))
+                .await
+                .unwrap()
+                .into_inner()
+                .silence
+                .unwrap()
+        }
+    };
+    // An hour-long silence of payments*, and a recurring one for search at
+    // hours that are not now (a window of one minute, twelve hours away).
+    let held = silence(pb::CreateSilenceRequest {
+        matchers: matchers("pay*"),
+        duration: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        created_by: "ana".into(),
+        comment: "deploying".into(),
+        ..Default::default()
+    })
+    .await;
+    let now = time::OffsetDateTime::now_utc();
+    let away = (u16::from(now.hour()) * 60 + u16::from(now.minute()) + 12 * 60) % (24 * 60);
+    let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    silence(pb::CreateSilenceRequest {
+        matchers: matchers("search"),
+        duration: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        recurrence: Some(pb::Recurrence {
+            weekdays: vec![],
+            from: hhmm(away),
+            to: hhmm((away + 1) % (24 * 60)),
+            time_zone: "UTC".into(),
+        }),
+        created_by: "ana".into(),
+        ..Default::default()
+    })
+    .await;
+    let payments = open_incident(&store, "acme", "payments").await;
+    let search = open_incident(&store, "acme", "search").await;
+    // The recurring window outside its hours silences nothing: search is sent.
+    peers
+        .wait_for("search's opening", |r| !hooks_about(r, search).is_empty())
+        .await;
+    let mut incidents = IncidentsClient::new(server.channel().await);
+    // Payments opened (the incident is there), its message held, and its
+    // delivery log says by which silence.
+    let list = incidents
+        .list_incidents(authed(pb::ListIncidentsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        list.incidents
+            .iter()
+            .any(|i| i.incident_id == payments.to_string())
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let suppressed = loop {
+        let d = deliveries_of(&mut incidents, &key, payments).await;
+        if !d.is_empty() {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "payments' delivery never planned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        suppressed[0].state,
+        pb::DeliveryState::Suppressed as i32,
+        "{suppressed:#?}"
+    );
+    assert_eq!(suppressed[0].silence_id, held.silence_id);
+    assert!(hooks_about(&peers.received(), payments).is_empty());
+    // The silence ends while payments is open: it is sent then.
+    admin
+        .expire_silence(authed(
+            pb::ExpireSilenceRequest {
+                silence_id: held.silence_id.clone(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap();
+    let got = peers
+        .wait_for("payments once its silence ended", |r| {
+            !hooks_about(r, payments).is_empty()
+        })
+        .await;
+    assert_eq!(hooks_about(&got, payments)[0]["body"]["change"], "opened");
+    // Bad silences name their field.
+    for (req, field) in [
+        (
+            pb::CreateSilenceRequest {
+                created_by: "ana".into(),
+                ..Default::default()
+            },
+            "ends_at",
+        ),
+        (
+            pb::CreateSilenceRequest {
+                created_by: "ana".into(),
+                duration: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                recurrence: Some(pb::Recurrence {
+                    from: "09:00".into(),
+                    to: "17:00".into(),
+                    time_zone: "Mars/Olympus_Mons".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "time_zone",
+        ),
+        (
+            pb::CreateSilenceRequest {
+                created_by: "ana".into(),
+                matchers: matchers("[a-z]*"),
+                duration: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "matchers",
+        ),
+        (
+            pb::CreateSilenceRequest {
+                created_by: "ana".into(),
+                ends_at: Some(ts(SystemTime::now() + Duration::from_secs(60))),
+                duration: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "duration",
+        ),
+    ] {
+        let err = admin.create_silence(authed(req, &key)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(field), "{field}: {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_when_due() {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let secret = webhook_secret();
+    let peers = Peers::start(&secret);
+    let server = notifying_server(&db, &[]);
+    let store = db.store().await;
+    let mut admin = AdminClient::new(server.channel().await);
+    for name in ["team", "lead", "ops"] {
+        receiver(
+            &mut admin,
+            &key,
+            webhook(name, peers.url(&format!("/hook?{name}")), &secret),
+        )
+        .await;
+    }
+    let route = pb::NotificationRoute {
+        matchers: Some(pb::Matchers {
+            services: vec!["pay*".into()],
+            ..Default::default()
+        }),
+        receivers: vec!["team".into()],
+        escalation: vec![pb::EscalationStep {
+            after: Some(prost_types::Duration {
+                seconds: 8,
+                nanos: 0,
+            }),
+            receivers: vec!["lead".into()],
+        }],
+        ..Default::default()
+    };
+    admin
+        .set_routes(authed(
+            pb::SetRoutesRequest {
+                routes: vec![route.clone()],
+                default_receivers: vec!["ops".into()],
+            },
+            &key,
+        ))
+        .await
+        .unwrap();
+    let listed = admin
+        .list_routes(authed(pb::ListRoutesRequest {}, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.routes[0].receivers, ["team"]);
+    assert_eq!(listed.default_receivers, ["ops"]);
+    let at = |r: &[Value], who: &str, incident: i64| -> Vec<Value> {
+        hooks_about(r, incident)
+            .into_iter()
+            .filter(|h| h["path"] == format!("/hook?{who}"))
+            .collect()
+    };
+    // Payments (acknowledged at once) and payroll (never): both to the team.
+    let payments = open_incident(&store, "acme", "payments").await;
+    let payroll = open_incident(&store, "acme", "payroll").await;
+    let mut incidents = IncidentsClient::new(server.channel().await);
+    let ack = pb::AcknowledgeIncidentRequest {
+        incident_id: payments.to_string(),
+        by: "ana".into(),
+        note: String::new(),
+    };
+    incidents
+        .acknowledge_incident(authed(ack, &key))
+        .await
+        .unwrap();
+    let mail = open_incident(&store, "acme", "mail").await;
+    let got = peers
+        .wait_for("the team's and the default route's messages", |r| {
+            at(r, "team", payments).len() == 2
+                && at(r, "team", payroll).len() == 1
+                && at(r, "ops", mail).len() == 1
+        })
+        .await;
+    // Nobody else heard yet: the lead's step is 8 s away, mail went to ops only.
+    assert!(at(&got, "lead", payroll).is_empty() && at(&got, "team", mail).is_empty());
+    let got = peers
+        .wait_for("payroll's escalation to the lead", |r| {
+            !at(r, "lead", payroll).is_empty()
+        })
+        .await;
+    let escalation = &at(&got, "lead", payroll)[0];
+    assert!(
+        escalation["body"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("not acknowledged"),
+        "{escalation:#?}"
+    );
+    // Payments was acknowledged before its step: no escalation, ever.
+    assert!(at(&got, "lead", payments).is_empty());
+    let logged = deliveries_of(&mut incidents, &key, payroll).await;
+    assert!(
+        logged.iter().any(|d| d.reason == "escalation:0:0"),
+        "{logged:#?}"
+    );
+    // A route naming an unknown receiver, or a bad glob, is refused by field.
+    for (bad, field) in [
+        (
+            pb::NotificationRoute {
+                receivers: vec!["nobody".into()],
+                ..route.clone()
+            },
+            "receivers",
+        ),
+        (
+            pb::NotificationRoute {
+                matchers: Some(pb::Matchers {
+                    services: vec!["{a,b}".into()],
+                    ..Default::default()
+                }),
+                ..route.clone()
+            },
+            "matchers",
+        ),
+    ] {
+        let err = admin
+            .set_routes(authed(
+                pb::SetRoutesRequest {
+                    routes: vec![bad],
+                    default_receivers: vec![],
+                },
+                &key,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(field), "{field}: {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_are_sent_by_the_other()
+ {
+    let db = TestDb::new().await;
+    let key = create_tenant(&db.url, "acme");
+    let secret = webhook_secret();
+    let peers = Peers::start(&secret);
+    // Attempts of 1 s, so a killed sender's lease (2 x 1 s + 5 s) passes soon.
+    let opts = ["--notify-timeout", "1s"];
+    let mut a = notifying_server(&db, &opts);
+    let b = notifying_server(&db, &opts);
+    let store = db.store().await;
+    let mut admin = AdminClient::new(b.channel().await);
+    receiver(
+        &mut admin,
+        &key,
+        webhook("slow", peers.url("/slow"), &secret),
+    )
+    .await;
+    let mut opened = Vec::new();
+    for i in 0..40 {
+        opened.push(open_incident(&store, "acme", &format!("service-{i}")).await);
+    }
+    // Once A holds deliveries (each takes 300 ms at the receiver), it is killed.
+    let sender_of = |logs: String| -> Option<uuid::Uuid> {
+        let line = logs
+            .lines()
+            .find(|l| l.contains("notify: sending deliveries"))?;
+        let at = line.find("\"sender\":\"")? + "\"sender\":\"".len();
+        line[at..at + 36].parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let a_sender = loop {
+        if let Some(id) = sender_of(a.logs()) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never started sending: {}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pool = common::pool(&db.url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE leased_by = $1 AND state = 'pending' AND leased_until > now()",
+        )
+        .bind(a_sender)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if held > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never held a delivery");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    let before = peers.received();
+    a.wait_exit(Duration::from_secs(10));
+    let ids = |records: &[Value]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r["headers"]["webhook-id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // While both lived, no delivery went out twice.
+    let mut seen = ids(&before);
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        n,
+        "a delivery sent twice while both processes lived: {before:#?}"
+    );
+    // Every one arrives, at least once, verified; a repeat carries the same id.
+    let got = peers
+        .wait_for("every incident's opening", |r| {
+            opened.iter().all(|i| !hooks_about(r, *i).is_empty())
+        })
+        .await;
+    assert!(got.iter().all(|r| r["verified"] == true));
+    for i in &opened {
+        let sent = hooks_about(&got, *i);
+        assert!(sent.iter().all(|r| r["headers"]["webhook-id"]
+            == format!("pulsyon-{i}-{}", sent[0]["body"]["incident"]["seq"])));
+    }
+    // What A held when it died was sent again, by B, once its lease passed.
+    let taken_over: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE attempts > 1 OR leased_by = $1 AND state = 'pending'",
+    )
+    .bind(a_sender)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut incidents = IncidentsClient::new(b.channel().await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in &opened {
+        loop {
+            let d = deliveries_of(&mut incidents, &key, *i).await;
+            if d.iter()
+                .all(|d| d.state == pb::DeliveryState::Delivered as i32)
+                && !d.is_empty()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "incident {i}: {d:#?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let retaken: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE attempts > 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        retaken >= 1 || taken_over >= 1,
+        "nothing A held was sent again"
+    );
+}

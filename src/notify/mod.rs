@@ -140,13 +140,16 @@ async fn run_sender(
     let mut tasks = JoinSet::new();
     let mut gauges = tokio::time::interval(Duration::from_secs(5));
     let lease = config.timeout * 2 + Duration::from_secs(5);
+    // Which process holds a delivery (`deliveries.leased_by`).
+    let sender = uuid::Uuid::now_v7();
+    tracing::info!(%sender, "notify: sending deliveries");
     loop {
         while tasks.try_join_next().is_some() {}
         let free = config.in_flight.saturating_sub(tasks.len());
         let mut claimed = Vec::new();
         if free > 0 {
             match store
-                .claim_deliveries(free as i64, config.per_receiver, lease)
+                .claim_deliveries(free as i64, config.per_receiver, lease, sender)
                 .await
             {
                 Ok(c) => claimed = c,

@@ -10,6 +10,7 @@ line, into the file given:
   /flaky/N       answers 500 to its first N requests, then as /hook;
   /busy          answers 429 with Retry-After: 1 to its first request, then as /hook;
   /hang          never answers (the sender's timeout must end it);
+  /slow          waits 300 ms, then as /hook;
   /slack         parses the blocks with slack_sdk's Block Kit models: 200 "ok",
                  400 if a block does not parse;
   /pagerduty     checks the Events API v2 fields: 202, or 400 naming the field.
@@ -108,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
             record(entry)
             time.sleep(3600)
             return
+        if path == "/slow":
+            time.sleep(0.3)
         if path.startswith("/flaky/") and n <= int(path.split("/")[2]):
             entry["answer"] = 500
             record(entry)

@@ -13,7 +13,7 @@ use crate::{
 };
 
 impl Store {
-    /// Claims up to `limit` due deliveries for `lease`: the oldest-due
+    /// Claims up to `limit` due deliveries for `lease`, for `sender`: the oldest-due
     /// pending ones that no other sender holds, whose receiver has fewer
     /// than `per_receiver` held, and that have no earlier pending update of
     /// the same incident for the same receiver (so updates go out in order).
@@ -22,6 +22,7 @@ impl Store {
         limit: i64,
         per_receiver: i64,
         lease: Duration,
+        sender: uuid::Uuid,
     ) -> Result<Vec<Claimed>, StoreError> {
         let sql = format!(
             "WITH picked AS ( \
@@ -34,7 +35,8 @@ impl Store {
                    AND h.state = 'pending' AND h.leased_until >= now()) < $2 \
                ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
              claimed AS ( \
-               UPDATE deliveries d SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1 \
+               UPDATE deliveries d SET leased_until = now() + make_interval(secs => $3), leased_by = $4, \
+                 attempts = d.attempts + 1 \
                FROM picked p WHERE d.delivery_id = p.delivery_id RETURNING d.*) \
              SELECT {DELIVERY_COLUMNS}, d.message, {RECEIVER_COLUMNS} \
              FROM claimed d JOIN receivers r ON r.receiver_id = d.receiver_id"
@@ -48,6 +50,7 @@ impl Store {
             .bind(limit)
             .bind(per_receiver)
             .bind(interval(lease))
+            .bind(sender)
             .fetch_all(self.pool())
             .await
             .map_err(|e| classify(e, "delivery claim"))?;
