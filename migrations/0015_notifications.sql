@@ -51,7 +51,7 @@ CREATE TABLE deliveries (
     UNIQUE (receiver_id, incident_id, update_seq, reason)
 );
 CREATE INDEX deliveries_suppressed ON deliveries (tenant_id) WHERE state = 'suppressed';
-CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
+CREATE INDEX deliveries_due ON deliveries (receiver_id, next_at) WHERE state = 'pending';
 CREATE INDEX deliveries_order ON deliveries (receiver_id, incident_id, update_seq) WHERE state = 'pending';
 CREATE INDEX deliveries_tenant ON deliveries (tenant_id, delivery_id DESC);
 CREATE INDEX deliveries_incident ON deliveries (incident_id, update_seq);

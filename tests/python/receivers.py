@@ -1,8 +1,8 @@
 """Real receivers for the notification tests (tests/notify.rs).
 
 Started with a webhook secret; prints one JSON line {"http": port, "smtp": port}
-once both listen, then records everything received, one JSON object per
-line, into the file given:
+once both listen, then records everything received (with `t`, its arrival
+time in Unix seconds), one JSON object per line, into the file given:
 - an SMTP server (aiosmtpd) keeping each message's headers and body;
 - an HTTP server whose paths are receivers:
   /hook          verifies the Standard Webhooks signature with the
@@ -48,7 +48,7 @@ class Mail:
             if ":" in line and not line.startswith((" ", "\t")):
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        record({"kind": "email", "from": envelope.mail_from, "to": envelope.rcpt_tos,
+        record({"kind": "email", "t": time.time(), "from": envelope.mail_from, "to": envelope.rcpt_tos,
                 "headers": headers, "body": body})
         return "250 Message accepted"
 
@@ -103,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             counts[path] = counts.get(path, 0) + 1
             n = counts[path]
-        entry = {"kind": "http", "path": path, "n": n, "headers": dict(self.headers.items()),
+        entry = {"kind": "http", "t": time.time(), "path": path, "n": n, "headers": dict(self.headers.items()),
                  "body": json.loads(body) if body else None}
         if path == "/hang":
             record(entry)

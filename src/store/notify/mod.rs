@@ -88,12 +88,18 @@ pub(super) type ReceiverRow = (
     Option<String>,
 );
 
+/// A receiver's columns with its last success and last error (for the
+/// doors' listings).
 pub(super) const RECEIVER_COLUMNS: &str = "r.receiver_id, r.tenant_id, r.name, r.kind, r.url, r.secret, r.settings, r.created_at, \
      (SELECT max(d.delivered_at) FROM deliveries d WHERE d.receiver_id = r.receiver_id), \
      (SELECT a.error FROM delivery_attempts a JOIN deliveries d ON d.delivery_id = a.delivery_id \
        WHERE d.receiver_id = r.receiver_id AND NOT a.ok \
          AND a.at > coalesce((SELECT max(d2.delivered_at) FROM deliveries d2 WHERE d2.receiver_id = r.receiver_id), '-infinity') \
        ORDER BY a.at DESC LIMIT 1)";
+
+/// A receiver's columns without its history (for planning and sending).
+pub(super) const RECEIVER_SEND_COLUMNS: &str = "r.receiver_id, r.tenant_id, r.name, r.kind, r.url, r.secret, r.settings, r.created_at, \
+     NULL::timestamptz, NULL::text";
 
 pub(super) fn receiver_from(row: ReceiverRow) -> Result<Receiver, StoreError> {
     let (

@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::{PLAN_LOCK, RECEIVER_COLUMNS, ReceiverRow, interval, receiver_from};
+use super::{PLAN_LOCK, RECEIVER_SEND_COLUMNS, ReceiverRow, interval, receiver_from};
 use crate::{
     domain::{
         TenantId,
@@ -128,7 +128,7 @@ impl Planner {
             .map(|t| (*t, TenantPlan::default()))
             .collect();
         let sql = format!(
-            "SELECT {RECEIVER_COLUMNS} FROM receivers r WHERE r.tenant_id = ANY($1) ORDER BY r.receiver_id"
+            "SELECT {RECEIVER_SEND_COLUMNS} FROM receivers r WHERE r.tenant_id = ANY($1) ORDER BY r.receiver_id"
         );
         let rows: Vec<ReceiverRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&ids)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{Claimed, Next};
 use super::{
-    DELIVERY_COLUMNS, DeliveryRow, RECEIVER_COLUMNS, ReceiverRow, delivery_from, interval,
+    DELIVERY_COLUMNS, DeliveryRow, RECEIVER_SEND_COLUMNS, ReceiverRow, delivery_from, interval,
     receiver_from,
 };
 use crate::{
@@ -24,21 +24,40 @@ impl Store {
         lease: Duration,
         sender: uuid::Uuid,
     ) -> Result<Vec<Claimed>, StoreError> {
+        // Per receiver with due deliveries, its oldest due ones that no
+        // sender holds and that no earlier pending update of the same
+        // incident holds back (in order); ranked after what the receiver
+        // already has in flight, so none gets more than `per_receiver`.
+        // The work per claim is bounded by the receivers and `per_receiver`,
+        // however long one receiver's backlog (a hanging one starves no one).
         let sql = format!(
-            "WITH picked AS ( \
-               SELECT d.delivery_id FROM deliveries d \
-               WHERE d.state = 'pending' AND d.next_at <= now() \
-                 AND (d.leased_until IS NULL OR d.leased_until < now()) \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
-                   AND e.incident_id = d.incident_id AND e.state = 'pending' AND e.update_seq < d.update_seq) \
-                 AND (SELECT count(*) FROM deliveries h WHERE h.receiver_id = d.receiver_id \
-                   AND h.state = 'pending' AND h.leased_until >= now()) < $2 \
-               ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
+            "WITH busy AS ( \
+               SELECT r.receiver_id FROM receivers r WHERE EXISTS (SELECT 1 FROM deliveries d \
+                 WHERE d.receiver_id = r.receiver_id AND d.state = 'pending' AND d.next_at <= now())), \
+             held AS ( \
+               SELECT receiver_id, count(*) AS n FROM deliveries \
+               WHERE state = 'pending' AND leased_until >= now() GROUP BY receiver_id), \
+             candidates AS ( \
+               SELECT c.* FROM busy b CROSS JOIN LATERAL ( \
+                 SELECT d.delivery_id, d.receiver_id, d.next_at FROM deliveries d \
+                 WHERE d.receiver_id = b.receiver_id AND d.state = 'pending' AND d.next_at <= now() \
+                   AND (d.leased_until IS NULL OR d.leased_until < now()) \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
+                     AND e.incident_id = d.incident_id AND e.state = 'pending' AND e.update_seq < d.update_seq) \
+                 ORDER BY d.next_at, d.delivery_id LIMIT $2) c), \
+             ranked AS ( \
+               SELECT c.delivery_id, c.next_at, \
+                 row_number() OVER (PARTITION BY c.receiver_id ORDER BY c.next_at, c.delivery_id) \
+                   + coalesce(h.n, 0) AS slot \
+               FROM candidates c LEFT JOIN held h ON h.receiver_id = c.receiver_id), \
+             picked AS ( \
+               SELECT d.delivery_id FROM deliveries d JOIN ranked r ON r.delivery_id = d.delivery_id \
+               WHERE r.slot <= $2 ORDER BY r.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
              claimed AS ( \
                UPDATE deliveries d SET leased_until = now() + make_interval(secs => $3), leased_by = $4, \
                  attempts = d.attempts + 1 \
                FROM picked p WHERE d.delivery_id = p.delivery_id RETURNING d.*) \
-             SELECT {DELIVERY_COLUMNS}, d.message, {RECEIVER_COLUMNS} \
+             SELECT {DELIVERY_COLUMNS}, d.message, {RECEIVER_SEND_COLUMNS} \
              FROM claimed d JOIN receivers r ON r.receiver_id = d.receiver_id"
         );
         type Row = (
