@@ -60,6 +60,10 @@ struct Args {
     /// Add a receiver that never answers.
     #[arg(long)]
     hang: bool,
+    /// Updates written per second (0: one after another, as fast as the
+    /// database takes them).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -80,7 +84,9 @@ fn now_secs() -> f64 {
 }
 
 async fn receivers(args: &Args) {
-    let mut admin = AdminClient::connect(args.url.clone()).await.expect("server");
+    let mut admin = AdminClient::connect(args.url.clone())
+        .await
+        .expect("server");
     let base = format!("http://127.0.0.1:{}", args.http_port);
     let mut made = vec![
         pb::CreateReceiverRequest {
@@ -156,12 +162,20 @@ async fn main() {
     )
     .await
     .expect("database");
-    let tenant = store.tenant_by_name(&args.tenant).await.expect("--tenant").id;
+    let tenant = store
+        .tenant_by_name(&args.tenant)
+        .await
+        .expect("--tenant")
+        .id;
     let policy = Policy::default();
     // Each update's commit time (as the writer sees its transaction end).
     let mut committed: HashMap<i64, f64> = HashMap::new();
     let writing = Instant::now();
     for k in 0..args.updates {
+        if args.rate > 0.0 {
+            let due = writing + Duration::from_secs_f64(k as f64 / args.rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let alert = bench_alert(tenant, format!("bench-{k}"));
         let (_, updates) = incidents::fire(&store, &alert, Grouping::Service, &policy)
             .await
@@ -190,8 +204,12 @@ async fn main() {
     let mut by_kind: HashMap<&str, Vec<f64>> = HashMap::new();
     let (mut first, mut last) = (f64::MAX, 0f64);
     for e in &received {
-        let Some((kind, incident)) = incident_of(e) else { continue };
-        let (Some(at), Some(t)) = (committed.get(&incident), e["t"].as_f64()) else { continue };
+        let Some((kind, incident)) = incident_of(e) else {
+            continue;
+        };
+        let (Some(at), Some(t)) = (committed.get(&incident), e["t"].as_f64()) else {
+            continue;
+        };
         by_kind.entry(kind).or_default().push((t - at) * 1_000.0);
         first = first.min(t);
         last = last.max(t);
@@ -222,6 +240,7 @@ async fn main() {
         serde_json::json!({
             "updates": args.updates,
             "hang": args.hang,
+            "rate": args.rate,
             "expected": expected,
             "received": all.len(),
             "write_secs": write_secs,

@@ -52,6 +52,8 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_suppressed ON deliveries (tenant_id) WHERE state = 'suppressed';
 CREATE INDEX deliveries_due ON deliveries (receiver_id, next_at) WHERE state = 'pending';
+-- What senders hold (a finished attempt clears its lease).
+CREATE INDEX deliveries_leased ON deliveries (receiver_id) WHERE state = 'pending' AND leased_until IS NOT NULL;
 CREATE INDEX deliveries_order ON deliveries (receiver_id, incident_id, update_seq) WHERE state = 'pending';
 CREATE INDEX deliveries_tenant ON deliveries (tenant_id, delivery_id DESC);
 CREATE INDEX deliveries_incident ON deliveries (incident_id, update_seq);

@@ -7,11 +7,12 @@
 use std::time::{Duration, Instant};
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
     message::{Mailbox, header::ContentType},
     transport::smtp::{
-        authentication::Credentials,
-        client::{Tls, TlsParameters},
+        authentication::{Credentials, Mechanism},
+        client::{AsyncSmtpConnection, TlsParameters},
+        extension::ClientId,
+        response::Response,
     },
 };
 
@@ -165,28 +166,22 @@ impl Senders {
             Ok(hp) => hp,
             Err(e) => return Outcome::failed(0, e, true, started),
         };
-        // Resolved and checked here; lettre connects to the address checked
-        // and verifies the certificate against the host's name.
+        // Resolved and checked here; the session connects to the address
+        // checked and verifies the certificate against the host's name.
         let addr = match target::resolve(&host, port, self.allow_private).await {
             Ok(addrs) => addrs[0],
             Err(e) => return Outcome::failed(0, e, true, started),
         };
-        let tls = match tls_of(s.smtp_tls, &host) {
-            Ok(t) => t,
-            Err(e) => return Outcome::failed(0, e, true, started),
+        let credentials = (!s.smtp_username.is_empty()).then(|| {
+            Credentials::new(s.smtp_username.clone(), receiver.secret.expose().to_owned())
+        });
+        let session = Session {
+            addr,
+            host: &host,
+            tls: s.smtp_tls,
+            credentials,
         };
-        let mut transport =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
-                .port(addr.port())
-                .timeout(Some(self.timeout))
-                .tls(tls);
-        if !s.smtp_username.is_empty() {
-            transport = transport.credentials(Credentials::new(
-                s.smtp_username.clone(),
-                receiver.secret.expose().to_owned(),
-            ));
-        }
-        let sent = tokio::time::timeout(self.timeout, transport.build().send(email)).await;
+        let sent = tokio::time::timeout(self.timeout, session.send(&email)).await;
         match sent {
             Ok(Ok(reply)) => Outcome {
                 ok: true,
@@ -196,9 +191,12 @@ impl Senders {
                 permanent: false,
                 latency: started.elapsed(),
             },
-            Ok(Err(e)) => {
+            Ok(Err(SmtpFailure::Smtp(e))) => {
                 let status = e.status().map(|c| i32::from(u16::from(c))).unwrap_or(0);
                 Outcome::failed(status, format!("SMTP: {e}"), e.is_permanent(), started)
+            }
+            Ok(Err(SmtpFailure::Connect(e))) => {
+                Outcome::failed(0, format!("SMTP: cannot connect: {e}"), false, started)
             }
             Err(_) => Outcome::failed(
                 0,
@@ -254,13 +252,63 @@ pub fn default_port(tls: SmtpTls) -> u16 {
     }
 }
 
-fn tls_of(mode: SmtpTls, host: &str) -> Result<Tls, String> {
-    let params = || TlsParameters::new(host.to_owned()).map_err(|e| format!("TLS for {host}: {e}"));
-    Ok(match mode {
-        SmtpTls::Starttls => Tls::Required(params()?),
-        SmtpTls::Implicit => Tls::Wrapper(params()?),
-        SmtpTls::None => Tls::None,
-    })
+/// Why an SMTP session failed.
+#[derive(Debug)]
+enum SmtpFailure {
+    /// No connection.
+    Connect(std::io::Error),
+    /// The server or the exchange refused (with its reply code, if any).
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for SmtpFailure {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        SmtpFailure::Smtp(e)
+    }
+}
+
+/// One SMTP session: connect to the address checked, TLS as the receiver
+/// says, AUTH when it has a user, one message, QUIT.
+struct Session<'a> {
+    addr: std::net::SocketAddr,
+    host: &'a str,
+    tls: SmtpTls,
+    credentials: Option<Credentials>,
+}
+
+impl Session<'_> {
+    async fn send(self, email: &lettre::Message) -> Result<Response, SmtpFailure> {
+        let hello = ClientId::Domain("pulsyon".into());
+        let params = || TlsParameters::new(self.host.to_owned());
+        let mut conn = match self.tls {
+            SmtpTls::Implicit => {
+                AsyncSmtpConnection::connect_tokio1(self.addr, None, &hello, Some(params()?), None)
+                    .await?
+            }
+            SmtpTls::Starttls | SmtpTls::None => {
+                // Our own socket, without Nagle's delay: lettre writes a
+                // message's end apart from its body, and the server's
+                // delayed ACK would hold every message about 40 ms.
+                let tcp = tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .map_err(SmtpFailure::Connect)?;
+                let _ = tcp.set_nodelay(true);
+                let mut conn =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello).await?;
+                if self.tls == SmtpTls::Starttls {
+                    conn.starttls(params()?, &hello).await?;
+                }
+                conn
+            }
+        };
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await?;
+        }
+        let reply = conn.send(email.envelope(), &email.formatted()).await?;
+        let _ = conn.quit().await;
+        Ok(reply)
+    }
 }
 
 /// The outcome of an HTTP answer: 2xx accepted; 408, 429 and 5xx retried

@@ -28,15 +28,18 @@ impl Store {
         // sender holds and that no earlier pending update of the same
         // incident holds back (in order); ranked after what the receiver
         // already has in flight, so none gets more than `per_receiver`.
-        // The work per claim is bounded by the receivers and `per_receiver`,
-        // however long one receiver's backlog (a hanging one starves no one).
+        // The work per claim is bounded by the receivers and `per_receiver`
+        // (the due ones are read in the index's order and the scan stops
+        // there), however long one receiver's backlog: a hanging receiver
+        // starves no one.
         let sql = format!(
             "WITH busy AS ( \
                SELECT r.receiver_id FROM receivers r WHERE EXISTS (SELECT 1 FROM deliveries d \
                  WHERE d.receiver_id = r.receiver_id AND d.state = 'pending' AND d.next_at <= now())), \
              held AS ( \
                SELECT receiver_id, count(*) AS n FROM deliveries \
-               WHERE state = 'pending' AND leased_until >= now() GROUP BY receiver_id), \
+               WHERE state = 'pending' AND leased_until IS NOT NULL AND leased_until >= now() \
+               GROUP BY receiver_id), \
              candidates AS ( \
                SELECT c.* FROM busy b CROSS JOIN LATERAL ( \
                  SELECT d.delivery_id, d.receiver_id, d.next_at FROM deliveries d \
@@ -44,7 +47,7 @@ impl Store {
                    AND (d.leased_until IS NULL OR d.leased_until < now()) \
                    AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
                      AND e.incident_id = d.incident_id AND e.state = 'pending' AND e.update_seq < d.update_seq) \
-                 ORDER BY d.next_at, d.delivery_id LIMIT $2) c), \
+                 ORDER BY d.next_at LIMIT $2) c), \
              ranked AS ( \
                SELECT c.delivery_id, c.next_at, \
                  row_number() OVER (PARTITION BY c.receiver_id ORDER BY c.next_at, c.delivery_id) \
