@@ -188,6 +188,29 @@ async fn provoke_incident(server: &Server, key: &str, service: &str) -> String {
     }
 }
 
+/// Waits (`secs` at most) for the first delivery `req` lists.
+async fn first_delivery(
+    incidents: &mut IncidentsClient<Channel>,
+    key: &str,
+    req: pb::ListDeliveriesRequest,
+    what: &str,
+    secs: u64,
+) -> pb::Delivery {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = incidents
+            .list_deliveries(authed(req.clone(), key))
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(d) = got.deliveries.first() {
+            return d.clone();
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn changes_of(records: &[Value], path: &str, field: &str) -> Vec<String> {
     at(records, path)
         .iter()
@@ -366,18 +389,29 @@ async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_res
     }
     assert!(mails[2]["body"].as_str().unwrap().contains("[Resolved]"));
 
-    // The delivery log: every delivery delivered, each with its attempt.
-    let list = incidents
-        .list_deliveries(authed(
-            pb::ListDeliveriesRequest {
-                incident_id: id.clone(),
-                ..Default::default()
-            },
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    // The delivery log: every delivery delivered (its result is recorded
+    // just after the receiver answers), each with its attempt.
+    let request = pb::ListDeliveriesRequest {
+        incident_id: id.clone(),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let list = loop {
+        let list = incidents
+            .list_deliveries(authed(request.clone(), &key))
+            .await
+            .unwrap()
+            .into_inner();
+        let done = list.deliveries.len() == 15
+            && list
+                .deliveries
+                .iter()
+                .all(|d| d.state == pb::DeliveryState::Delivered as i32);
+        if done || Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(list.deliveries.len(), 15, "{list:#?}");
     for d in &list.deliveries {
         assert_eq!(d.state, pb::DeliveryState::Delivered as i32, "{d:#?}");
@@ -468,22 +502,15 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
         page_size: 0,
     };
     // The flaky delivery: delivered, with its four attempts listed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let flaky_log = loop {
-        let got = incidents
-            .list_deliveries(authed(list("flaky", pb::DeliveryState::Delivered), &key))
-            .await
-            .unwrap()
-            .into_inner();
-        if let Some(d) = got.deliveries.first() {
-            break d.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the flaky delivery never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let delivered = pb::DeliveryState::Delivered;
+    let flaky_log = first_delivery(
+        &mut incidents,
+        &key,
+        list("flaky", delivered),
+        "the flaky delivery never delivered",
+        30,
+    )
+    .await;
     let statuses: Vec<i32> = flaky_log.attempt_log.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [500, 500, 500, 204], "{flaky_log:#?}");
     assert!(
@@ -492,33 +519,29 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
             .contains("failing on purpose")
     );
     // Retry-After: 1 honoured: the second attempt a second or more after the first.
-    let busy = incidents
-        .list_deliveries(authed(list("busy", pb::DeliveryState::Delivered), &key))
-        .await
-        .unwrap()
-        .into_inner();
-    let log = &busy.deliveries[0].attempt_log;
+    let busy = first_delivery(
+        &mut incidents,
+        &key,
+        list("busy", delivered),
+        "the busy delivery never delivered",
+        30,
+    )
+    .await;
+    let log = &busy.attempt_log;
     assert_eq!(log[0].status, 429);
     let gap = log[1].at.unwrap().seconds * 1_000 + i64::from(log[1].at.unwrap().nanos / 1_000_000)
         - (log[0].at.unwrap().seconds * 1_000 + i64::from(log[0].at.unwrap().nanos / 1_000_000));
     assert!(gap >= 1_000 - 20, "Retry-After not honoured: {gap} ms");
     // The hanging receiver: past its deadline, failed; its attempts timed out.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let failed = loop {
-        let got = incidents
-            .list_deliveries(authed(list("hang", pb::DeliveryState::Failed), &key))
-            .await
-            .unwrap()
-            .into_inner();
-        if let Some(d) = got.deliveries.first() {
-            break d.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the hanging delivery never failed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let failed = pb::DeliveryState::Failed;
+    let failed = first_delivery(
+        &mut incidents,
+        &key,
+        list("hang", failed),
+        "the hanging delivery never failed",
+        60,
+    )
+    .await;
     assert!(failed.last_error.contains("deadline passed"), "{failed:#?}");
     assert!(
         failed
@@ -552,22 +575,14 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
         .delivery
         .unwrap();
     assert_eq!(retried.state, pb::DeliveryState::Pending as i32);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = incidents
-            .list_deliveries(authed(list("hang", pb::DeliveryState::Delivered), &key))
-            .await
-            .unwrap()
-            .into_inner();
-        if !got.deliveries.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the retried delivery never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    first_delivery(
+        &mut incidents,
+        &key,
+        list("hang", delivered),
+        "the retried delivery never delivered",
+        30,
+    )
+    .await;
     // A delivery that is not the tenant's (or not at all) is not found.
     let err = incidents
         .retry_delivery(authed(
@@ -934,7 +949,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
         receivers: vec!["team".into()],
         escalation: vec![pb::EscalationStep {
             after: Some(prost_types::Duration {
-                seconds: 8,
+                seconds: 12,
                 nanos: 0,
             }),
             receivers: vec!["lead".into()],
@@ -985,7 +1000,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
                 && at(r, "ops", mail).len() == 1
         })
         .await;
-    // Nobody else heard yet: the lead's step is 8 s away, mail went to ops only.
+    // Nobody else heard yet: the lead's step is 12 s away, mail went to ops only.
     assert!(at(&got, "lead", payroll).is_empty() && at(&got, "team", mail).is_empty());
     let got = peers
         .wait_for("payroll's escalation to the lead", |r| {
