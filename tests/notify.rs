@@ -1066,10 +1066,9 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
     let peers = Peers::start(&secret);
     // Attempts of 1 s, so a killed sender's lease (2 x 1 s + 5 s) passes soon.
     let opts = ["--notify-timeout", "1s"];
-    let mut a = notifying_server(&db, &opts);
-    let b = notifying_server(&db, &opts);
+    let mut servers = [notifying_server(&db, &opts), notifying_server(&db, &opts)];
     let store = db.store().await;
-    let mut admin = AdminClient::new(b.channel().await);
+    let mut admin = AdminClient::new(servers[0].channel().await);
     receiver(
         &mut admin,
         &key,
@@ -1080,7 +1079,8 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
     for i in 0..40 {
         opened.push(open_incident(&store, "acme", &format!("service-{i}")).await);
     }
-    // Once A holds deliveries (each takes 300 ms at the receiver), it is killed.
+    // Each process logs its sender id; the one seen holding a delivery
+    // (each takes 300 ms at the receiver) is killed.
     let sender_of = |logs: String| -> Option<uuid::Uuid> {
         let line = logs
             .lines()
@@ -1089,33 +1089,33 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
         line[at..at + 36].parse().ok()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let a_sender = loop {
-        if let Some(id) = sender_of(a.logs()) {
-            break id;
+    let senders = loop {
+        if let (Some(x), Some(y)) = (sender_of(servers[0].logs()), sender_of(servers[1].logs())) {
+            break [x, y];
         }
-        assert!(
-            Instant::now() < deadline,
-            "A never started sending: {}",
-            a.logs()
-        );
+        assert!(Instant::now() < deadline, "a process never started sending");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let pool = common::pool(&db.url).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let held: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM deliveries WHERE leased_by = $1 AND state = 'pending' AND leased_until > now()",
+    let victim = loop {
+        let holder: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT leased_by FROM deliveries WHERE state = 'pending' AND leased_until > now() \
+             AND leased_by IS NOT NULL LIMIT 1",
         )
-        .bind(a_sender)
-        .fetch_one(&pool)
+        .fetch_optional(&pool)
         .await
-        .unwrap();
-        if held > 0 {
-            break;
+        .unwrap()
+        .flatten();
+        if let Some(i) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
+            break i;
         }
-        assert!(Instant::now() < deadline, "A never held a delivery");
+        assert!(Instant::now() < deadline, "no process ever held a delivery");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    let a_sender = senders[victim];
+    let [a, b] = &mut servers;
+    let (a, b) = if victim == 0 { (a, b) } else { (b, a) };
     a.signal(nix::sys::signal::Signal::SIGKILL);
     let before = peers.received();
     a.wait_exit(Duration::from_secs(10));

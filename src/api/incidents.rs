@@ -195,11 +195,7 @@ fn incident_filter(
 }
 
 pub(super) fn incident_id(value: &str) -> Result<i64, Status> {
-    value
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| invalid("incident_id", "not an incident id"))
+    super::request::positive_id("incident_id", "incident", value)
 }
 
 fn heartbeat(newest: i64) -> pb::Heartbeat {

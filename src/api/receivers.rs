@@ -102,14 +102,26 @@ fn checked(
 }
 
 /// Every string of a receiver's request: bounded, no NUL.
-fn texts(fields: &[(&str, &str)], email_to: &[String]) -> Result<(), Status> {
-    for (field, value) in fields {
+fn texts(
+    name: &str,
+    url: &str,
+    secret: &str,
+    email_from: &str,
+    smtp_username: &str,
+    email_to: &[String],
+) -> Result<(), Status> {
+    for (field, value) in [
+        ("name", name),
+        ("url", url),
+        ("secret", secret),
+        ("email_from", email_from),
+        ("smtp_username", smtp_username),
+    ] {
         checked_text(field, value, 2048)?;
     }
-    for to in email_to {
-        checked_text("email_to", to, 320)?;
-    }
-    Ok(())
+    email_to
+        .iter()
+        .try_for_each(|to| checked_text("email_to", to, 320))
 }
 
 /// `Admin.CreateReceiver`.
@@ -120,13 +132,11 @@ pub async fn create(
     req: pb::CreateReceiverRequest,
 ) -> Result<Response<pb::CreateReceiverResponse>, Status> {
     texts(
-        &[
-            ("name", &req.name),
-            ("url", &req.url),
-            ("secret", &req.secret),
-            ("email_from", &req.email_from),
-            ("smtp_username", &req.smtp_username),
-        ],
+        &req.name,
+        &req.url,
+        &req.secret,
+        &req.email_from,
+        &req.smtp_username,
         &req.email_to,
     )?;
     let draft = Draft {
@@ -183,15 +193,13 @@ pub async fn update(
     caller: &Principal,
     req: pb::UpdateReceiverRequest,
 ) -> Result<Response<pb::UpdateReceiverResponse>, Status> {
+    checked_text("new_name", &req.new_name, 2048)?;
     texts(
-        &[
-            ("name", &req.name),
-            ("new_name", &req.new_name),
-            ("url", &req.url),
-            ("secret", &req.secret),
-            ("email_from", &req.email_from),
-            ("smtp_username", &req.smtp_username),
-        ],
+        &req.name,
+        &req.url,
+        &req.secret,
+        &req.email_from,
+        &req.smtp_username,
         &req.email_to,
     )?;
     known_name(&req.name)?;
@@ -376,12 +384,7 @@ pub async fn retry_delivery(
     caller: &Principal,
     req: pb::RetryDeliveryRequest,
 ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
-    let id = req
-        .delivery_id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| invalid("delivery_id", "not a delivery id"))?;
+    let id = super::request::positive_id("delivery_id", "delivery", &req.delivery_id)?;
     let delivery = store
         .retry_delivery(caller.tenant_id, id, config.deadline)
         .await

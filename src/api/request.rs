@@ -35,6 +35,16 @@ pub fn decode_page_token(token: &str) -> Result<Option<(OffsetDateTime, i64)>, t
     Ok(Some((at, id)))
 }
 
+/// A positive identifier given as text (`field` names it in the error:
+/// "not a <what> id").
+pub fn positive_id(field: &str, what: &str, value: &str) -> Result<i64, tonic::Status> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| super::status::invalid(field, format!("not a {what} id")))
+}
+
 /// The [start, end) of an optional `TimeRange`: end defaults to `now`, start to
 /// `end - default`; the span may not exceed `max`. Errors name the field.
 pub fn time_range(

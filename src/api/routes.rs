@@ -348,12 +348,7 @@ pub async fn expire_silence(
     caller: &Principal,
     req: pb::ExpireSilenceRequest,
 ) -> Result<Response<pb::ExpireSilenceResponse>, Status> {
-    let id = req
-        .silence_id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| invalid("silence_id", "not a silence id"))?;
+    let id = super::request::positive_id("silence_id", "silence", &req.silence_id)?;
     let silence = store
         .expire_silence(caller.tenant_id, id)
         .await
