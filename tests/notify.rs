@@ -1119,6 +1119,18 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
     a.signal(nix::sys::signal::Signal::SIGKILL);
     let before = peers.received();
     a.wait_exit(Duration::from_secs(10));
+    // What A died holding: its leases, frozen with it.
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT delivery_id FROM deliveries WHERE leased_by = $1 AND state = 'pending'",
+    )
+    .bind(a_sender)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        !held.is_empty(),
+        "the killed process held nothing when it died"
+    );
     let ids = |records: &[Value]| -> Vec<String> {
         records
             .iter()
@@ -1147,14 +1159,6 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
         assert!(sent.iter().all(|r| r["headers"]["webhook-id"]
             == format!("pulsyon-{i}-{}", sent[0]["body"]["incident"]["seq"])));
     }
-    // What A held when it died was sent again, by B, once its lease passed.
-    let taken_over: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE attempts > 1 OR leased_by = $1 AND state = 'pending'",
-    )
-    .bind(a_sender)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
     let mut incidents = IncidentsClient::new(b.channel().await);
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in &opened {
@@ -1170,12 +1174,19 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let retaken: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE attempts > 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert!(
-        retaken >= 1 || taken_over >= 1,
-        "nothing A held was sent again"
-    );
+    // ...was claimed again by the other once the lease passed, and delivered.
+    let retaken: Vec<(i64, i32, String, uuid::Uuid)> = sqlx::query_as(
+        "SELECT delivery_id, attempts, state, leased_by FROM deliveries WHERE delivery_id = ANY($1)",
+    )
+    .bind(&held)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (id, attempts, state, by) in retaken {
+        assert_eq!(state, "delivered", "delivery {id}");
+        assert!(
+            attempts >= 2 && by != a_sender,
+            "delivery {id}: {attempts} attempts by {by}"
+        );
+    }
 }

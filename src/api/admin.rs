@@ -533,7 +533,8 @@ fn overrides_map(tenant: TenantId, stored: &[(String, Kind, Override)]) -> Overr
         .collect()
 }
 
-fn kind_from_pb(value: i32) -> Result<Option<Kind>, Status> {
+/// The rule a request names (`None`: unspecified); `kind` names the field.
+pub(super) fn kind_from_pb(value: i32) -> Result<Option<Kind>, Status> {
     match pb::AlertKind::try_from(value) {
         Ok(pb::AlertKind::Unspecified) => Ok(None),
         Ok(pb::AlertKind::ErrorRate) => Ok(Some(Kind::ErrorRate)),

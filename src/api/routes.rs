@@ -27,15 +27,8 @@ fn from_invalid(e: Invalid) -> Status {
 }
 
 fn alert_kind(value: i32) -> Result<Kind, Status> {
-    match pb::AlertKind::try_from(value) {
-        Ok(pb::AlertKind::ErrorRate) => Ok(Kind::ErrorRate),
-        Ok(pb::AlertKind::LatencyP95) => Ok(Kind::LatencyP95),
-        Ok(pb::AlertKind::TrafficDrop) => Ok(Kind::TrafficDrop),
-        _ => Err(invalid(
-            "matchers.kinds",
-            format!("unknown alert kind {value}"),
-        )),
-    }
+    super::admin::kind_from_pb(value)?
+        .ok_or_else(|| invalid("matchers.kinds", "ALERT_KIND_UNSPECIFIED is not a rule"))
 }
 
 fn update_kind(value: i32) -> Result<UpdateKind, Status> {

@@ -9,7 +9,7 @@
 //!    incidents become deliveries of their own reason (each once);
 //!    then the cursor moves past what was read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use time::OffsetDateTime;
 
@@ -218,6 +218,3 @@ pub async fn pass(store: &Store, config: &NotifyConfig) -> Result<Option<usize>,
     }
     Ok(Some(updates.len()))
 }
-
-/// What `pass` needs per tenant, by tenant (for tests of the pure parts).
-pub type Plans = HashMap<TenantId, TenantPlan>;

@@ -98,26 +98,37 @@ pub fn check_ip(host: &str, ip: IpAddr, allow_private: bool) -> Result<(), Strin
     }
 }
 
-/// The addresses `host:port` resolves to, each checked.
-pub async fn resolve(
-    host: &str,
-    port: u16,
-    allow_private: bool,
-) -> Result<Vec<SocketAddr>, String> {
+/// The addresses `host:port` resolves to (a literal address is itself),
+/// unchecked.
+async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
-        check_ip(host, ip, allow_private)?;
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("{host}: cannot resolve: {e}"))?
         .collect();
-    if addrs.is_empty() {
-        return Err(format!("{host}: no address"));
+    match addrs.is_empty() {
+        true => Err(format!("{host}: no address")),
+        false => Ok(addrs),
     }
-    for a in &addrs {
-        check_ip(host, a.ip(), allow_private)?;
-    }
+}
+
+/// Refuses `addrs` (of `host`) if any is not allowed.
+fn check_all(host: &str, addrs: &[SocketAddr], allow_private: bool) -> Result<(), String> {
+    addrs
+        .iter()
+        .try_for_each(|a| check_ip(host, a.ip(), allow_private))
+}
+
+/// The addresses `host:port` resolves to, each checked.
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, String> {
+    let addrs = lookup(host, port).await?;
+    check_all(host, &addrs, allow_private)?;
     Ok(addrs)
 }
 
@@ -125,10 +136,9 @@ pub async fn resolve(
 /// not resolve yet is left to the send (which checks again, and fails
 /// visibly in the delivery log).
 pub async fn check_host(host: &str, port: u16, allow_private: bool) -> Result<(), String> {
-    match resolve(host, port, allow_private).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.contains("cannot resolve") || e.ends_with("no address") => Ok(()),
-        Err(e) => Err(e),
+    match lookup(host, port).await {
+        Ok(addrs) => check_all(host, &addrs, allow_private),
+        Err(_) => Ok(()),
     }
 }
 
