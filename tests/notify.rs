@@ -112,6 +112,10 @@ fn emails(records: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+fn secs(seconds: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds, nanos: 0 })
+}
+
 fn webhook_secret() -> String {
     let key: Vec<u8> = (0..32u8)
         .map(|i| i.wrapping_mul(37).wrapping_add(11))
@@ -712,6 +716,19 @@ async fn open_incident(store: &pulsyon::store::Store, tenant: &str, service: &st
     updates[0].incident.incident_id
 }
 
+/// Acknowledges `incident` as ana.
+async fn acknowledge(incidents: &mut IncidentsClient<Channel>, key: &str, incident: i64) {
+    let ack = pb::AcknowledgeIncidentRequest {
+        incident_id: incident.to_string(),
+        by: "ana".into(),
+        note: String::new(),
+    };
+    incidents
+        .acknowledge_incident(authed(ack, key))
+        .await
+        .unwrap();
+}
+
 fn hooks_about(records: &[Value], incident: i64) -> Vec<Value> {
     records
         .iter()
@@ -747,15 +764,32 @@ fn notifying_server(db: &TestDb, extra: &[&str]) -> Server {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them() {
+/// What most tests start from: a database, tenant `acme`'s key, the
+/// webhook secret, the peers, a notifying server, a store, an Admin client.
+type Setup = (
+    TestDb,
+    String,
+    String,
+    Peers,
+    Server,
+    pulsyon::store::Store,
+    AdminClient<Channel>,
+);
+
+async fn setup() -> Setup {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let secret = webhook_secret();
     let peers = Peers::start(&secret);
     let server = notifying_server(&db, &[]);
     let store = db.store().await;
-    let mut admin = AdminClient::new(server.channel().await);
+    let admin = AdminClient::new(server.channel().await);
+    (db, key, secret, peers, server, store, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them() {
+    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
     receiver(
         &mut admin,
         &key,
@@ -785,10 +819,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
     // hours that are not now (a window of one minute, twelve hours away).
     let held = silence(pb::CreateSilenceRequest {
         matchers: matchers("pay*"),
-        duration: Some(prost_types::Duration {
-            seconds: 3600,
-            nanos: 0,
-        }),
+        duration: secs(3600),
         created_by: "ana".into(),
         comment: "deploying".into(),
         ..Default::default()
@@ -799,10 +830,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
     let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
     silence(pb::CreateSilenceRequest {
         matchers: matchers("search"),
-        duration: Some(prost_types::Duration {
-            seconds: 3600,
-            nanos: 0,
-        }),
+        duration: secs(3600),
         recurrence: Some(pb::Recurrence {
             weekdays: vec![],
             from: hhmm(away),
@@ -879,10 +907,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
         (
             pb::CreateSilenceRequest {
                 created_by: "ana".into(),
-                duration: Some(prost_types::Duration {
-                    seconds: 60,
-                    nanos: 0,
-                }),
+                duration: secs(60),
                 recurrence: Some(pb::Recurrence {
                     from: "09:00".into(),
                     to: "17:00".into(),
@@ -897,10 +922,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
             pb::CreateSilenceRequest {
                 created_by: "ana".into(),
                 matchers: matchers("[a-z]*"),
-                duration: Some(prost_types::Duration {
-                    seconds: 60,
-                    nanos: 0,
-                }),
+                duration: secs(60),
                 ..Default::default()
             },
             "matchers",
@@ -909,10 +931,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
             pb::CreateSilenceRequest {
                 created_by: "ana".into(),
                 ends_at: Some(ts(SystemTime::now() + Duration::from_secs(60))),
-                duration: Some(prost_types::Duration {
-                    seconds: 60,
-                    nanos: 0,
-                }),
+                duration: secs(60),
                 ..Default::default()
             },
             "duration",
@@ -926,13 +945,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_when_due() {
-    let db = TestDb::new().await;
-    let key = create_tenant(&db.url, "acme");
-    let secret = webhook_secret();
-    let peers = Peers::start(&secret);
-    let server = notifying_server(&db, &[]);
-    let store = db.store().await;
-    let mut admin = AdminClient::new(server.channel().await);
+    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
     for name in ["team", "lead", "ops"] {
         receiver(
             &mut admin,
@@ -948,10 +961,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
         }),
         receivers: vec!["team".into()],
         escalation: vec![pb::EscalationStep {
-            after: Some(prost_types::Duration {
-                seconds: 12,
-                nanos: 0,
-            }),
+            after: secs(12),
             receivers: vec!["lead".into()],
         }],
         ..Default::default()
@@ -983,15 +993,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
     let payments = open_incident(&store, "acme", "payments").await;
     let payroll = open_incident(&store, "acme", "payroll").await;
     let mut incidents = IncidentsClient::new(server.channel().await);
-    let ack = pb::AcknowledgeIncidentRequest {
-        incident_id: payments.to_string(),
-        by: "ana".into(),
-        note: String::new(),
-    };
-    incidents
-        .acknowledge_incident(authed(ack, &key))
-        .await
-        .unwrap();
+    acknowledge(&mut incidents, &key, payments).await;
     let mail = open_incident(&store, "acme", "mail").await;
     let got = peers
         .wait_for("the team's and the default route's messages", |r| {
@@ -1054,6 +1056,103 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains(field), "{field}: {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_it() {
+    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
+    let chat = pb::CreateReceiverRequest {
+        name: "chat".into(),
+        kind: pb::ReceiverKind::Slack as i32,
+        url: peers.url("/slack"),
+        ..Default::default()
+    };
+    for req in [webhook("team", peers.url("/hook"), &secret), chat] {
+        receiver(&mut admin, &key, req).await;
+    }
+    let route = pb::NotificationRoute {
+        receivers: vec!["team".into(), "chat".into()],
+        group: true,
+        group_window: secs(3),
+        ..Default::default()
+    };
+    let routes = pb::SetRoutesRequest {
+        routes: vec![route],
+        default_receivers: vec![],
+    };
+    admin.set_routes(authed(routes, &key)).await.unwrap();
+    // A tenant-wide outage: three incidents within the window.
+    let mut opened = Vec::new();
+    for service in ["payments", "payroll", "mail"] {
+        opened.push(open_incident(&store, "acme", service).await);
+    }
+    let got = peers
+        .wait_for("one digest at each receiver", |r| {
+            !at(r, "/hook").is_empty() && !at(r, "/slack").is_empty()
+        })
+        .await;
+    let hooks = at(&got, "/hook");
+    assert_eq!(hooks.len(), 1, "one message, not three: {hooks:#?}");
+    let body = &hooks[0]["body"];
+    assert_eq!(body["change"], "digest");
+    let ids: Vec<i64> = body["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["incident"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, opened, "every incident, oldest first");
+    // The digest's blocks passed slack_sdk's models at the receiver.
+    let slack = at(&got, "/slack");
+    assert_eq!(slack.len(), 1);
+    assert_eq!(slack[0]["answer"], 200, "{slack:#?}");
+    assert_eq!(slack[0]["body"]["blocks"].as_array().unwrap().len(), 4);
+    // Each incident's log shows its own delivery, sent within the digest.
+    let mut incidents = IncidentsClient::new(server.channel().await);
+    let mut digests = std::collections::HashSet::new();
+    for id in &opened {
+        let logged = deliveries_of(&mut incidents, &key, *id).await;
+        let mine: Vec<_> = logged.iter().filter(|d| d.reason == "update").collect();
+        assert_eq!(mine.len(), 2, "{logged:#?}");
+        for d in mine {
+            assert_eq!(d.state, pb::DeliveryState::Delivered as i32, "{d:#?}");
+            assert!(!d.digest_id.is_empty(), "{d:#?}");
+            digests.insert(d.digest_id.clone());
+        }
+    }
+    assert_eq!(digests.len(), 2, "one digest per receiver");
+    // A lone change in a later window goes out as itself.
+    acknowledge(&mut incidents, &key, opened[1]).await;
+    let got = peers
+        .wait_for("the acknowledgement", |r| at(r, "/hook").len() == 2)
+        .await;
+    assert_eq!(at(&got, "/hook")[1]["body"]["change"], "acknowledged");
+    // A window without grouping, or of nothing, is refused by field.
+    for (bad, field) in [
+        (
+            pb::NotificationRoute {
+                group_window: secs(5),
+                ..Default::default()
+            },
+            "routes.group_window",
+        ),
+        (
+            pb::NotificationRoute {
+                group: true,
+                group_window: secs(0),
+                ..Default::default()
+            },
+            "routes.group_window",
+        ),
+    ] {
+        let req = pb::SetRoutesRequest {
+            routes: vec![bad],
+            default_receivers: vec![],
+        };
+        let err = admin.set_routes(authed(req, &key)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(field), "{err:?}");
     }
 }
 

@@ -14,8 +14,8 @@ use crate::{
     domain::{
         Principal,
         notify::{
-            Attempt, Delivery, DeliveryState, Receiver, ReceiverKind, ReceiverSettings, SmtpTls,
-            WebhookFormat,
+            Attempt, Delivery, DeliveryState, NEVER_DUE_YEAR, Receiver, ReceiverKind,
+            ReceiverSettings, SmtpTls, WebhookFormat,
         },
     },
     notify::{
@@ -312,11 +312,13 @@ fn delivery_to_pb(d: &Delivery, attempts: &[Attempt]) -> pb::Delivery {
         committed_at: Some(timestamp(d.committed_at)),
         state: state_to_pb(d.state),
         attempts: d.attempts,
-        next_attempt_at: (d.state == DeliveryState::Pending).then(|| timestamp(d.next_at)),
+        next_attempt_at: (d.state == DeliveryState::Pending && d.next_at.year() < NEVER_DUE_YEAR)
+            .then(|| timestamp(d.next_at)),
         deadline: Some(timestamp(d.deadline)),
         delivered_at: d.delivered_at.map(timestamp),
         last_error: d.last_error.clone(),
         silence_id: d.silence_id.map(|s| s.to_string()).unwrap_or_default(),
+        digest_id: d.digest_id.map(|s| s.to_string()).unwrap_or_default(),
         reason: d.reason.clone(),
         attempt_log: attempts
             .iter()

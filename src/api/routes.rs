@@ -93,6 +93,9 @@ fn seconds(field: &str, d: Option<prost_types::Duration>) -> Result<u64, Status>
     }
 }
 
+/// A group window's length when a route does not say.
+const DEFAULT_GROUP_SECS: u64 = 10;
+
 fn route_from_pb(r: pb::NotificationRoute) -> Result<Route, Status> {
     texts("routes.receivers", &r.receivers)?;
     let escalation = r
@@ -117,6 +120,15 @@ fn route_from_pb(r: pb::NotificationRoute) -> Result<Route, Status> {
         continue_matching: r.continue_matching,
         escalation,
         repeat_secs: seconds("routes.repeat_interval", r.repeat_interval)?,
+        group_secs: match (r.group, r.group_window) {
+            (false, None) => 0,
+            (false, Some(_)) => return Err(invalid("routes.group_window", "only with group")),
+            (true, None) => DEFAULT_GROUP_SECS,
+            (true, window) => match seconds("routes.group_window", window)? {
+                0 => return Err(invalid("routes.group_window", "more than 0 s")),
+                secs => secs,
+            },
+        },
     })
 }
 
@@ -139,6 +151,8 @@ fn route_to_pb(r: &Route) -> pb::NotificationRoute {
             })
             .collect(),
         repeat_interval: (r.repeat_secs > 0).then(|| secs(r.repeat_secs)),
+        group: r.group_secs > 0,
+        group_window: (r.group_secs > 0).then(|| secs(r.group_secs)),
     }
 }
 

@@ -173,7 +173,8 @@ pub struct Delivery {
     pub incident_id: i64,
     /// The outbox row it tells of (0 for an escalation or a repeat).
     pub update_seq: i64,
-    /// `update`, `escalation:<route>:<step>` or `repeat:<route>:<n>`.
+    /// `update`, `escalation:<route>:<step>`, `repeat:<route>:<n>` or
+    /// `digest:<first delivery>`.
     pub reason: String,
     /// What changed.
     pub change: UpdateKind,
@@ -193,7 +194,13 @@ pub struct Delivery {
     pub last_error: String,
     /// The silence that held it, if one did.
     pub silence_id: Option<i64>,
+    /// The digest it was sent in (held in a group window), if it was.
+    pub digest_id: Option<i64>,
 }
+
+/// When a delivery that waits for a group window's digest is due by itself:
+/// never (a date no clock reaches).
+pub const NEVER_DUE_YEAR: i32 = 9999;
 
 /// One attempt of a delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +296,9 @@ pub struct Route {
     /// While open and unacknowledged, send the incident again this often
     /// (seconds; 0: never).
     pub repeat_secs: u64,
+    /// Hold changes for this many seconds and send one digest per receiver
+    /// (0: each change at once).
+    pub group_secs: u64,
 }
 
 /// A tenant's routes: tried in order; an incident no route matches goes to

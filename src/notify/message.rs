@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+mod digest;
+
+pub use digest::digest;
+
 use crate::domain::{
     incident::{IncidentStatus, Update, UpdateKind},
     notify::{Receiver, ReceiverKind, WebhookFormat},

@@ -15,18 +15,19 @@ use time::OffsetDateTime;
 
 use super::{
     NotifyConfig,
-    message::{self, Context},
-    routing::{self, Subject},
+    message::{self, Context, Message},
+    routing::{self, Selected, Subject},
 };
 use crate::{
     domain::{
         TenantId,
         incident::{Incident, IncidentStatus, Update, UpdateKind},
+        notify::ReceiverKind,
         rules::Kind,
     },
     store::{
         Store, StoreError,
-        notify::{Planned, TenantPlan},
+        notify::{Planned, TenantPlan, Windowed},
     },
 };
 
@@ -52,21 +53,23 @@ fn silenced_by(plan: &TenantPlan, s: &Subject, now: OffsetDateTime) -> Option<i6
         .map(|sil| sil.silence_id)
 }
 
-/// The deliveries `update` makes for `reason` to the receivers `names`.
+/// The deliveries `update` makes for `reason` to the receivers `to`. A
+/// PagerDuty receiver is never grouped (each change is its own event on
+/// the incident's `dedup_key`), nor is a delivery a silence holds.
 fn deliveries(
     update: &Update,
     plan: &TenantPlan,
-    names: &[String],
+    to: &[Selected],
     reason: &str,
     silence: Option<i64>,
     public_url: &str,
 ) -> Vec<Planned> {
     let ctx = Context { public_url, reason };
     let seq = if reason == "update" { update.seq } else { 0 };
-    names
-        .iter()
-        .filter_map(|name| plan.receivers.iter().find(|r| &r.name == name))
-        .filter_map(|r| {
+    to.iter()
+        .filter_map(|sel| {
+            let r = plan.receivers.iter().find(|r| r.name == sel.name)?;
+            let grouped = r.kind != ReceiverKind::Pagerduty && silence.is_none();
             let rendered = message::render(update, r, &ctx);
             let message = serde_json::to_value(&rendered).ok()?;
             Some(Planned {
@@ -79,6 +82,7 @@ fn deliveries(
                 committed_at: update.at,
                 message,
                 silence_id: silence,
+                group_secs: if grouped { sel.group_secs } else { 0 },
             })
         })
         .collect()
@@ -94,9 +98,9 @@ pub fn for_update(
 ) -> Vec<Planned> {
     let subject = subject_of(&update.incident, alerts);
     let every: Vec<String> = plan.receivers.iter().map(|r| r.name.clone()).collect();
-    let names = routing::select(&plan.routes, &subject, update.kind, &every);
+    let to = routing::select(&plan.routes, &subject, update.kind, &every);
     let silence = silenced_by(plan, &subject, now);
-    deliveries(update, plan, &names, "update", silence, public_url)
+    deliveries(update, plan, &to, "update", silence, public_url)
 }
 
 /// The escalations and repeats due for an open, unacknowledged incident.
@@ -128,16 +132,53 @@ pub fn for_due(
             actor: "pulsyon".into(),
             note,
         };
+        let to: Vec<Selected> = due
+            .receivers
+            .iter()
+            .map(|name| Selected {
+                name: name.clone(),
+                group_secs: 0,
+            })
+            .collect();
         out.extend(deliveries(
             &update,
             plan,
-            &due.receivers,
+            &to,
             &due.reason,
             silence,
             public_url,
         ));
     }
     out
+}
+
+/// The digest of the deliveries a receiver's window held (two or more),
+/// told under the first one's incident; `None` if the receiver is gone.
+fn digest_of(members: &[Windowed], plan: &TenantPlan) -> Option<Planned> {
+    let first = members.first()?;
+    let receiver = plan
+        .receivers
+        .iter()
+        .find(|r| r.receiver_id == first.receiver_id)?;
+    let messages: Vec<Message> = members
+        .iter()
+        .filter_map(|m| serde_json::from_value(m.message.clone()).ok())
+        .collect();
+    let reason = format!("digest:{}", first.delivery_id);
+    let id = message::identity(first.incident_id, 0, &reason);
+    let rendered = message::digest(receiver, &messages, &id);
+    Some(Planned {
+        tenant_id: first.tenant_id,
+        receiver_id: first.receiver_id,
+        incident_id: first.incident_id,
+        update_seq: 0,
+        reason,
+        change: UpdateKind::parse(&first.change)?.as_str(),
+        committed_at: first.committed_at,
+        message: serde_json::to_value(&rendered).ok()?,
+        silence_id: None,
+        group_secs: 0,
+    })
 }
 
 /// One pass; returns how many outbox rows it read (`None`: another
@@ -208,6 +249,29 @@ pub async fn pass(store: &Store, config: &NotifyConfig) -> Result<Option<usize>,
         ));
     }
     p.insert(&planned, config.deadline).await?;
+    // 4. Group windows that are over: one digest per receiver.
+    let windows = p.windows_over().await?;
+    let missing: Vec<TenantId> = windows
+        .iter()
+        .map(|w| w.tenant_id)
+        .filter(|t| !plans.contains_key(t))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let more = p.tenants(&missing).await?;
+    for members in windows.chunk_by(|a, b| a.receiver_id == b.receiver_id) {
+        let ids: Vec<i64> = members.iter().map(|m| m.delivery_id).collect();
+        let tenant = members[0].tenant_id;
+        let plan = plans
+            .get(&tenant)
+            .or_else(|| more.get(&tenant))
+            .unwrap_or(&none);
+        let digest = match members.len() {
+            1 => None,
+            _ => digest_of(members, plan),
+        };
+        p.close_window(&ids, digest, config.deadline).await?;
+    }
     let last = updates.last().map(|u| u.seq).unwrap_or(p.cursor);
     p.commit(last).await?;
     if !released.is_empty() {

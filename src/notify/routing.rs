@@ -62,11 +62,31 @@ pub fn matches(m: &Matchers, s: &Subject) -> bool {
         && (m.kinds.is_empty() || s.alerts.iter().any(|(_, k)| m.kinds.contains(k)))
 }
 
-/// The receivers (names) that hear of `change` of `s`; `every` is every
-/// receiver of the tenant (the default route's when it names none).
-pub fn select(routes: &Routes, s: &Subject, change: UpdateKind, every: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// A receiver that hears of a change, and the group window its route holds
+/// changes for (seconds; 0: sent at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The receiver's name.
+    pub name: String,
+    /// The route's group window.
+    pub group_secs: u64,
+}
+
+/// The receivers that hear of `change` of `s`; `every` is every receiver of
+/// the tenant (the default route's when it names none). A receiver two
+/// routes name is held by the first's window.
+pub fn select(routes: &Routes, s: &Subject, change: UpdateKind, every: &[String]) -> Vec<Selected> {
+    let mut out: Vec<Selected> = Vec::new();
     let mut matched = false;
+    let to = |names: &[String], group_secs: u64| {
+        names
+            .iter()
+            .map(move |name| Selected {
+                name: name.clone(),
+                group_secs,
+            })
+            .collect::<Vec<_>>()
+    };
     for route in &routes.routes {
         if !matches(&route.matchers, s) {
             continue;
@@ -77,7 +97,7 @@ pub fn select(routes: &Routes, s: &Subject, change: UpdateKind, every: &[String]
             false => route.changes.contains(&change),
         };
         if sent {
-            out.extend(route.receivers.iter().cloned());
+            out.extend(to(&route.receivers, route.group_secs));
         }
         if !route.continue_matching {
             break;
@@ -85,12 +105,12 @@ pub fn select(routes: &Routes, s: &Subject, change: UpdateKind, every: &[String]
     }
     if !matched && NOTIFIED.contains(&change) {
         match routes.default_receivers.is_empty() {
-            true => out.extend(every.iter().cloned()),
-            false => out.extend(routes.default_receivers.iter().cloned()),
+            true => out.extend(to(every, 0)),
+            false => out.extend(to(&routes.default_receivers, 0)),
         }
     }
     let mut seen = std::collections::HashSet::new();
-    out.retain(|name| seen.insert(name.clone()));
+    out.retain(|r| seen.insert(r.name.clone()));
     out
 }
 

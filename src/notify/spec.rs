@@ -252,6 +252,9 @@ pub fn check_routes(routes: &Routes, receivers: &[String]) -> Result<(), Invalid
         if route.repeat_secs != 0 && route.repeat_secs < 60 {
             return Err(invalid("routes.repeat_interval", "at least 1 minute"));
         }
+        if route.group_secs > 3_600 {
+            return Err(invalid("routes.group_window", "at most 1 hour"));
+        }
     }
     known("default_receivers", &routes.default_receivers)
 }

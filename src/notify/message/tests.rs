@@ -163,3 +163,58 @@ fn an_escalation_has_an_identity_of_its_own_in_the_thread() {
     assert_eq!(in_reply_to, "<pulsyon.incident-12@pulsyon.example.com>");
     assert_eq!(identity(12, 5, "update"), "pulsyon-12-5");
 }
+
+#[test]
+fn a_digest_carries_every_held_message_in_each_receivers_form() {
+    let updates = [
+        update(UpdateKind::Opened, 1),
+        update(UpdateKind::Resolved, 2),
+    ];
+    let of = |kind: ReceiverKind, format: WebhookFormat| {
+        let mut r = receiver(kind);
+        r.settings.format = format;
+        let members: Vec<Message> = updates.iter().map(|u| render(u, &r, &CTX)).collect();
+        digest(&r, &members, "pulsyon-12-0-digest-7")
+    };
+    let pulsyon = body(of(ReceiverKind::Webhook, WebhookFormat::Pulsyon));
+    assert_eq!(pulsyon["change"], "digest");
+    assert_eq!(pulsyon["count"], 2);
+    assert_eq!(pulsyon["updates"][1]["change"], "resolved");
+    let am = body(of(ReceiverKind::Webhook, WebhookFormat::Alertmanager));
+    assert_eq!(am["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(am["status"], "firing", "one of its alerts still fires");
+    assert_eq!(am["commonLabels"]["service"], "checkout");
+    let slack = body(of(ReceiverKind::Slack, WebhookFormat::Pulsyon));
+    assert_eq!(slack["blocks"].as_array().unwrap().len(), 3);
+    assert!(
+        slack["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("#/incidents/12|")
+    );
+    let Message::Email {
+        subject,
+        text,
+        message_id,
+        in_reply_to,
+    } = of(ReceiverKind::Email, WebhookFormat::Pulsyon)
+    else {
+        panic!("an email")
+    };
+    assert_eq!(subject, "[Pulsyon] 2 incident updates");
+    assert!(text.contains("[Opened]") && text.contains("[Resolved]"));
+    assert_eq!(message_id, "<pulsyon-12-0-digest-7@pulsyon.example.com>");
+    assert!(in_reply_to.is_empty());
+}
+
+#[test]
+fn a_slack_digest_stays_within_fifty_blocks() {
+    let r = receiver(ReceiverKind::Slack);
+    let members: Vec<Message> = (1..=60)
+        .map(|seq| render(&update(UpdateKind::Opened, seq), &r, &CTX))
+        .collect();
+    let b = body(digest(&r, &members, "d"));
+    let blocks = b["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 50);
+    assert_eq!(blocks[49]["elements"][0]["text"], "and 12 more");
+}

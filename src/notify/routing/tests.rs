@@ -81,12 +81,12 @@ fn routes_are_tried_in_order_with_continue_and_the_default() {
     let every = names(&["payments-team", "pager", "search-team", "ops"]);
     let pay = subject("payments", Severity::Critical, &[("", Kind::ErrorRate)]);
     assert_eq!(
-        select(&routes, &pay, UpdateKind::Opened, &every),
+        chosen(&routes, &pay, UpdateKind::Opened, &every),
         names(&["payments-team", "pager"])
     );
     // The second route sends only openings; the first still the acknowledgement.
     assert_eq!(
-        select(&routes, &pay, UpdateKind::Acknowledged, &every),
+        chosen(&routes, &pay, UpdateKind::Acknowledged, &every),
         names(&["payments-team"])
     );
     let search = subject(
@@ -95,27 +95,61 @@ fn routes_are_tried_in_order_with_continue_and_the_default() {
         &[("/search/q", Kind::LatencyP95)],
     );
     assert_eq!(
-        select(&routes, &search, UpdateKind::Resolved, &every),
+        chosen(&routes, &search, UpdateKind::Resolved, &every),
         names(&["search-team"])
     );
     // No route matches: the default route, every receiver when it names none.
     let other = subject("mail", Severity::Warning, &[("", Kind::ErrorRate)]);
-    assert_eq!(select(&routes, &other, UpdateKind::Opened, &every), every);
+    assert_eq!(chosen(&routes, &other, UpdateKind::Opened, &every), every);
     let named = Routes {
         default_receivers: names(&["ops"]),
         ..routes.clone()
     };
     assert_eq!(
-        select(&named, &other, UpdateKind::Opened, &every),
+        chosen(&named, &other, UpdateKind::Opened, &every),
         names(&["ops"])
     );
     // Another alert joining is never sent by the default.
-    assert!(select(&named, &other, UpdateKind::AlertAdded, &every).is_empty());
+    assert!(chosen(&named, &other, UpdateKind::AlertAdded, &every).is_empty());
     // No routes at all: every sent change to every receiver.
     assert_eq!(
-        select(&Routes::default(), &other, UpdateKind::Resolved, &every),
+        chosen(&Routes::default(), &other, UpdateKind::Resolved, &every),
         every
     );
+}
+
+/// The names `select` picks.
+fn chosen(routes: &Routes, s: &Subject, change: UpdateKind, every: &[String]) -> Vec<String> {
+    select(routes, s, change, every)
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+#[test]
+fn a_receiver_is_held_by_the_window_of_the_first_route_naming_it() {
+    let routes = Routes {
+        routes: vec![
+            Route {
+                receivers: names(&["team"]),
+                group_secs: 10,
+                continue_matching: true,
+                ..Default::default()
+            },
+            Route {
+                receivers: names(&["team", "pager"]),
+                ..Default::default()
+            },
+        ],
+        default_receivers: vec![],
+    };
+    let s = subject("payments", Severity::Critical, &[("", Kind::ErrorRate)]);
+    let got = select(&routes, &s, UpdateKind::Opened, &[]);
+    let windows: Vec<(&str, u64)> = got
+        .iter()
+        .map(|r| (r.name.as_str(), r.group_secs))
+        .collect();
+    assert_eq!(windows, [("team", 10), ("pager", 0)]);
 }
 
 #[test]

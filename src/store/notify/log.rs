@@ -37,7 +37,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| classify(e, "deliveries"))?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let ids: Vec<i64> = rows.iter().map(|r| r.delivery_id).collect();
         type AttemptRow = (i64, i32, OffsetDateTime, bool, i32, f64, String);
         let attempts: Vec<AttemptRow> = sqlx::query_as(
             "SELECT delivery_id, attempt, at, ok, status, latency_ms, error FROM delivery_attempts \
@@ -88,9 +88,16 @@ impl Store {
                 "the delivery is still pending: it is being sent",
             ));
         }
+        // A digest's members follow it again; a member sent again by
+        // itself leaves its digest (its own message goes out).
         sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_at = now(), leased_until = NULL, \
-               deadline = now() + make_interval(secs => $2), last_error = '' WHERE delivery_id = $1",
+            "WITH again AS ( \
+               UPDATE deliveries SET state = 'pending', next_at = now(), leased_until = NULL, \
+                 deadline = now() + make_interval(secs => $2), last_error = '', digest_id = NULL \
+               WHERE delivery_id = $1 RETURNING delivery_id) \
+             UPDATE deliveries m SET state = 'pending', next_at = '9999-12-31 00:00:00+00', \
+               leased_until = NULL, last_error = '' \
+             FROM again a WHERE m.digest_id = a.delivery_id",
         )
         .bind(delivery_id)
         .bind(interval(deadline))

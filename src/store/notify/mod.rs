@@ -12,7 +12,7 @@ mod plan;
 pub mod rules;
 mod send;
 
-pub use plan::{Planned, Planner, TenantPlan};
+pub use plan::{Planned, Planner, TenantPlan, Windowed};
 
 use super::{Store, StoreError, classify};
 use crate::domain::{
@@ -129,51 +129,82 @@ pub(super) fn receiver_from(row: ReceiverRow) -> Result<Receiver, StoreError> {
     })
 }
 
-pub(super) type DeliveryRow = (
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    OffsetDateTime,
-    String,
-    i32,
-    OffsetDateTime,
-    OffsetDateTime,
-    Option<OffsetDateTime>,
-    String,
-    String,
-    Option<i64>,
-);
+/// A delivery's columns as `DELIVERY_COLUMNS` reads them (by position, so
+/// a claim can read the receiver's columns after them).
+pub(super) struct DeliveryRow {
+    pub(super) delivery_id: i64,
+    tenant_id: i64,
+    receiver_id: i64,
+    receiver_name: String,
+    incident_id: i64,
+    update_seq: i64,
+    change: String,
+    committed_at: OffsetDateTime,
+    state: String,
+    attempts: i32,
+    next_at: OffsetDateTime,
+    deadline: OffsetDateTime,
+    delivered_at: Option<OffsetDateTime>,
+    last_error: String,
+    reason: String,
+    silence_id: Option<i64>,
+    digest_id: Option<i64>,
+}
+
+/// How many columns `DELIVERY_COLUMNS` names.
+pub(super) const DELIVERY_COLUMN_COUNT: usize = 17;
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for DeliveryRow {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(DeliveryRow {
+            delivery_id: row.try_get(0)?,
+            tenant_id: row.try_get(1)?,
+            receiver_id: row.try_get(2)?,
+            receiver_name: row.try_get(3)?,
+            incident_id: row.try_get(4)?,
+            update_seq: row.try_get(5)?,
+            change: row.try_get(6)?,
+            committed_at: row.try_get(7)?,
+            state: row.try_get(8)?,
+            attempts: row.try_get(9)?,
+            next_at: row.try_get(10)?,
+            deadline: row.try_get(11)?,
+            delivered_at: row.try_get(12)?,
+            last_error: row.try_get(13)?,
+            reason: row.try_get(14)?,
+            silence_id: row.try_get(15)?,
+            digest_id: row.try_get(16)?,
+        })
+    }
+}
 
 pub(super) const DELIVERY_COLUMNS: &str = "d.delivery_id, d.tenant_id, d.receiver_id, r.name, d.incident_id, d.update_seq, \
      d.change, d.committed_at, d.state, d.attempts, d.next_at, d.deadline, d.delivered_at, d.last_error, \
-     d.reason, d.silence_id";
+     d.reason, d.silence_id, d.digest_id";
 
 pub(super) fn delivery_from(row: DeliveryRow) -> Result<Delivery, StoreError> {
-    let (delivery_id, tenant_id, receiver_id, receiver_name, incident_id, update_seq, change) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+    let change = row.change;
     Ok(Delivery {
-        delivery_id,
-        tenant_id: TenantId(tenant_id),
-        receiver_id,
-        receiver_name,
-        incident_id,
-        update_seq,
+        delivery_id: row.delivery_id,
+        tenant_id: TenantId(row.tenant_id),
+        receiver_id: row.receiver_id,
+        receiver_name: row.receiver_name,
+        incident_id: row.incident_id,
+        update_seq: row.update_seq,
         change: UpdateKind::parse(&change)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery change {change:?}")))?,
-        committed_at: row.7,
-        state: DeliveryState::parse(&row.8)
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {:?}", row.8)))?,
-        attempts: row.9,
-        next_at: row.10,
-        deadline: row.11,
-        delivered_at: row.12,
-        last_error: row.13,
-        reason: row.14,
-        silence_id: row.15,
+        committed_at: row.committed_at,
+        state: DeliveryState::parse(&row.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {:?}", row.state)))?,
+        attempts: row.attempts,
+        next_at: row.next_at,
+        deadline: row.deadline,
+        delivered_at: row.delivered_at,
+        last_error: row.last_error,
+        reason: row.reason,
+        silence_id: row.silence_id,
+        digest_id: row.digest_id,
     })
 }
 

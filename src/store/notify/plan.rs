@@ -52,6 +52,9 @@ pub struct Planned {
     pub message: serde_json::Value,
     /// Held by this silence (the delivery is `suppressed`).
     pub silence_id: Option<i64>,
+    /// Held this long in its receiver's group window, to go out in a
+    /// digest (0: due at once).
+    pub group_secs: u64,
 }
 
 /// A suppressed delivery with its silence and incident, for the sweep.
@@ -63,6 +66,36 @@ pub struct Held {
     pub silence: Option<i64>,
     /// Its incident as it is now.
     pub incident: Incident,
+}
+
+/// `Windowed`'s columns.
+type WindowRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    OffsetDateTime,
+    Json<serde_json::Value>,
+);
+
+/// A delivery held in a group window that is over.
+#[derive(Debug, Clone)]
+pub struct Windowed {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// Whose.
+    pub tenant_id: TenantId,
+    /// Its receiver.
+    pub receiver_id: i64,
+    /// Its incident.
+    pub incident_id: i64,
+    /// The change it tells of.
+    pub change: String,
+    /// When that change committed.
+    pub committed_at: OffsetDateTime,
+    /// Its message as stored.
+    pub message: serde_json::Value,
 }
 
 /// The planner's transaction.
@@ -263,12 +296,17 @@ impl Planner {
             planned.iter().map(|p| Json(&p.message)).collect();
         let silences: Vec<Option<i64>> = planned.iter().map(|p| p.silence_id).collect();
         sqlx::query(
+            // A grouped delivery joins its receiver's open window, or opens
+            // one; it is never due by itself (the window's digest is).
             "INSERT INTO deliveries (tenant_id, receiver_id, incident_id, update_seq, reason, change, \
-               committed_at, state, silence_id, next_at, deadline, message) \
+               committed_at, state, silence_id, next_at, group_due, deadline, message) \
              SELECT t, r, i, s, re, c, at, CASE WHEN si IS NULL THEN 'pending' ELSE 'suppressed' END, si, \
-               now(), now() + make_interval(secs => $10), m \
+               CASE WHEN g > 0 THEN '9999-12-31 00:00:00+00'::timestamptz ELSE now() END, \
+               CASE WHEN g > 0 THEN coalesce((SELECT min(w.group_due) FROM deliveries w \
+                 WHERE w.receiver_id = r AND w.group_due IS NOT NULL), now() + make_interval(secs => g)) END, \
+               now() + make_interval(secs => $10), m \
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], \
-               $7::timestamptz[], $8::jsonb[], $9::bigint[]) AS x(t, r, i, s, re, c, at, m, si) \
+               $7::timestamptz[], $8::jsonb[], $9::bigint[], $11::bigint[]) AS x(t, r, i, s, re, c, at, m, si, g) \
              ON CONFLICT (receiver_id, incident_id, update_seq, reason) DO NOTHING",
         )
         .bind(col(|p| p.tenant_id.0))
@@ -281,9 +319,84 @@ impl Planner {
         .bind(&messages)
         .bind(&silences)
         .bind(interval(deadline))
+        .bind(col(|p| p.group_secs as i64))
         .execute(&mut *self.tx)
         .await
         .map_err(|e| classify(e, "deliveries"))?;
+        Ok(())
+    }
+
+    /// The deliveries held in group windows that are over, oldest first per
+    /// receiver; a receiver's window waits while one of its incidents has an
+    /// earlier update still pending for it outside the window (in order).
+    pub async fn windows_over(&mut self) -> Result<Vec<Windowed>, StoreError> {
+        let rows: Vec<WindowRow> = sqlx::query_as(
+            "WITH over AS (SELECT DISTINCT receiver_id FROM deliveries \
+                 WHERE group_due IS NOT NULL AND group_due <= now() AND state = 'pending'), \
+               blocked AS (SELECT DISTINCT m.receiver_id FROM deliveries m JOIN deliveries e \
+                 ON e.receiver_id = m.receiver_id AND e.incident_id = m.incident_id \
+                 AND e.state = 'pending' AND e.group_due IS NULL AND e.update_seq < m.update_seq \
+                 WHERE m.receiver_id IN (SELECT receiver_id FROM over) AND m.group_due IS NOT NULL \
+                   AND m.state = 'pending') \
+             SELECT d.delivery_id, d.tenant_id, d.receiver_id, d.incident_id, d.change, d.committed_at, d.message \
+             FROM deliveries d \
+             WHERE d.receiver_id IN (SELECT receiver_id FROM over EXCEPT SELECT receiver_id FROM blocked) \
+               AND d.group_due IS NOT NULL AND d.state = 'pending' \
+             ORDER BY d.receiver_id, d.committed_at, d.delivery_id",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(delivery_id, tenant, receiver_id, incident_id, change, committed_at, message)| {
+                    Windowed {
+                        delivery_id,
+                        tenant_id: TenantId(tenant),
+                        receiver_id,
+                        incident_id,
+                        change,
+                        committed_at,
+                        message: message.0,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Ends a window: its one delivery due now, or `digest` written and due
+    /// now with `members` following it.
+    pub async fn close_window(
+        &mut self,
+        members: &[i64],
+        digest: Option<Planned>,
+        deadline: Duration,
+    ) -> Result<(), StoreError> {
+        let Some(digest) = digest else {
+            sqlx::query(
+                "UPDATE deliveries SET group_due = NULL, next_at = now() WHERE delivery_id = ANY($1)",
+            )
+            .bind(members)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(err)?;
+            return Ok(());
+        };
+        self.insert(std::slice::from_ref(&digest), deadline).await?;
+        sqlx::query(
+            "UPDATE deliveries SET group_due = NULL, digest_id = ( \
+               SELECT delivery_id FROM deliveries WHERE receiver_id = $2 AND incident_id = $3 \
+                 AND update_seq = 0 AND reason = $4) \
+             WHERE delivery_id = ANY($1)",
+        )
+        .bind(members)
+        .bind(digest.receiver_id)
+        .bind(digest.incident_id)
+        .bind(&digest.reason)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(err)?;
         Ok(())
     }
 

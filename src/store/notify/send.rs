@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{Claimed, Next};
 use super::{
-    DELIVERY_COLUMNS, DeliveryRow, RECEIVER_SEND_COLUMNS, ReceiverRow, delivery_from, interval,
-    receiver_from,
+    DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DeliveryRow, RECEIVER_SEND_COLUMNS, ReceiverRow,
+    delivery_from, interval, receiver_from,
 };
 use crate::{
     domain::{TenantId, notify::Attempt},
@@ -136,16 +136,35 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
+        if state != "pending" {
+            // A digest's members end as it ends.
+            sqlx::query(
+                "UPDATE deliveries m SET state = d.state, delivered_at = d.delivered_at, \
+                   last_error = d.last_error, attempts = d.attempts \
+                 FROM deliveries d WHERE d.delivery_id = $1 AND m.digest_id = $1 AND m.state = 'pending'",
+            )
+            .bind(delivery_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
         crate::store::commit(tx, "delivery result").await
     }
 
     /// Pending deliveries past their deadline that no sender holds become
     /// `failed`; returns how many.
     pub async fn fail_overdue_deliveries(&self) -> Result<u64, StoreError> {
+        // A digest's members wait for it, whatever their own deadline, and
+        // fail with it.
         let done = sqlx::query(
-            "UPDATE deliveries SET state = 'failed', \
-               last_error = CASE WHEN last_error = '' THEN 'deadline passed' ELSE 'deadline passed; last error: ' || last_error END \
-             WHERE state = 'pending' AND deadline < now() AND (leased_until IS NULL OR leased_until < now())",
+            "WITH failed AS ( \
+               UPDATE deliveries SET state = 'failed', \
+                 last_error = CASE WHEN last_error = '' THEN 'deadline passed' ELSE 'deadline passed; last error: ' || last_error END \
+               WHERE state = 'pending' AND deadline < now() AND (leased_until IS NULL OR leased_until < now()) \
+                 AND digest_id IS NULL AND group_due IS NULL \
+               RETURNING delivery_id, last_error) \
+             UPDATE deliveries m SET state = 'failed', last_error = f.last_error \
+             FROM failed f WHERE m.digest_id = f.delivery_id AND m.state = 'pending'",
         )
         .execute(self.pool())
         .await
@@ -176,37 +195,21 @@ fn claimed_row(
     ),
     sqlx::Error,
 > {
-    use sqlx::Row;
-    let d: DeliveryRow = (
-        row.try_get(0)?,
-        row.try_get(1)?,
-        row.try_get(2)?,
-        row.try_get(3)?,
-        row.try_get(4)?,
-        row.try_get(5)?,
-        row.try_get(6)?,
-        row.try_get(7)?,
-        row.try_get(8)?,
-        row.try_get(9)?,
-        row.try_get(10)?,
-        row.try_get(11)?,
-        row.try_get(12)?,
-        row.try_get(13)?,
-        row.try_get(14)?,
-        row.try_get(15)?,
-    );
-    let message = row.try_get(16)?;
+    use sqlx::{FromRow, Row};
+    let d = DeliveryRow::from_row(row)?;
+    const M: usize = DELIVERY_COLUMN_COUNT;
+    let message = row.try_get(M)?;
     let r: ReceiverRow = (
-        row.try_get(17)?,
-        row.try_get(18)?,
-        row.try_get(19)?,
-        row.try_get(20)?,
-        row.try_get(21)?,
-        row.try_get(22)?,
-        row.try_get(23)?,
-        row.try_get(24)?,
-        row.try_get(25)?,
-        row.try_get(26)?,
+        row.try_get(M + 1)?,
+        row.try_get(M + 2)?,
+        row.try_get(M + 3)?,
+        row.try_get(M + 4)?,
+        row.try_get(M + 5)?,
+        row.try_get(M + 6)?,
+        row.try_get(M + 7)?,
+        row.try_get(M + 8)?,
+        row.try_get(M + 9)?,
+        row.try_get(M + 10)?,
     );
     Ok((d, message, r))
 }

@@ -510,20 +510,24 @@ class EscalationStep(_message.Message):
     def __init__(self, after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NotificationRoute(_message.Message):
-    __slots__ = ("matchers", "receivers", "changes", "continue_matching", "escalation", "repeat_interval")
+    __slots__ = ("matchers", "receivers", "changes", "continue_matching", "escalation", "repeat_interval", "group", "group_window")
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     RECEIVERS_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     CONTINUE_MATCHING_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
     REPEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_WINDOW_FIELD_NUMBER: _ClassVar[int]
     matchers: Matchers
     receivers: _containers.RepeatedScalarFieldContainer[str]
     changes: _containers.RepeatedScalarFieldContainer[_incidents_pb2.UpdateKind]
     continue_matching: bool
     escalation: _containers.RepeatedCompositeFieldContainer[EscalationStep]
     repeat_interval: _duration_pb2.Duration
-    def __init__(self, matchers: _Optional[_Union[Matchers, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[_incidents_pb2.UpdateKind, str]]] = ..., continue_matching: _Optional[bool] = ..., escalation: _Optional[_Iterable[_Union[EscalationStep, _Mapping]]] = ..., repeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    group: bool
+    group_window: _duration_pb2.Duration
+    def __init__(self, matchers: _Optional[_Union[Matchers, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[_incidents_pb2.UpdateKind, str]]] = ..., continue_matching: _Optional[bool] = ..., escalation: _Optional[_Iterable[_Union[EscalationStep, _Mapping]]] = ..., repeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., group: _Optional[bool] = ..., group_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SetRoutesRequest(_message.Message):
     __slots__ = ("routes", "default_receivers")

@@ -308,7 +308,7 @@ class DeliveryAttempt(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ok: _Optional[bool] = ..., status: _Optional[int] = ..., latency_ms: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("delivery_id", "incident_id", "receiver", "update_seq", "change", "committed_at", "state", "attempts", "next_attempt_at", "deadline", "delivered_at", "last_error", "attempt_log", "silence_id", "reason")
+    __slots__ = ("delivery_id", "incident_id", "receiver", "update_seq", "change", "committed_at", "state", "attempts", "next_attempt_at", "deadline", "delivered_at", "last_error", "attempt_log", "silence_id", "reason", "digest_id")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
@@ -324,6 +324,7 @@ class Delivery(_message.Message):
     ATTEMPT_LOG_FIELD_NUMBER: _ClassVar[int]
     SILENCE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ID_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     incident_id: str
     receiver: str
@@ -339,7 +340,8 @@ class Delivery(_message.Message):
     attempt_log: _containers.RepeatedCompositeFieldContainer[DeliveryAttempt]
     silence_id: str
     reason: str
-    def __init__(self, delivery_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., receiver: _Optional[str] = ..., update_seq: _Optional[int] = ..., change: _Optional[_Union[UpdateKind, str]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., attempt_log: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., silence_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    digest_id: str
+    def __init__(self, delivery_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., receiver: _Optional[str] = ..., update_seq: _Optional[int] = ..., change: _Optional[_Union[UpdateKind, str]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., attempt_log: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., silence_id: _Optional[str] = ..., reason: _Optional[str] = ..., digest_id: _Optional[str] = ...) -> None: ...
 
 class ListDeliveriesRequest(_message.Message):
     __slots__ = ("incident_id", "receiver", "state", "page_size")
