@@ -776,12 +776,12 @@ type Setup = (
     AdminClient<Channel>,
 );
 
-async fn setup() -> Setup {
+async fn setup(extra: &[&str]) -> Setup {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let secret = webhook_secret();
     let peers = Peers::start(&secret);
-    let server = notifying_server(&db, &[]);
+    let server = notifying_server(&db, extra);
     let store = db.store().await;
     let admin = AdminClient::new(server.channel().await);
     (db, key, secret, peers, server, store, admin)
@@ -789,7 +789,7 @@ async fn setup() -> Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
     receiver(
         &mut admin,
         &key,
@@ -945,7 +945,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_when_due() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
     for name in ["team", "lead", "ops"] {
         receiver(
             &mut admin,
@@ -971,6 +971,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
             pb::SetRoutesRequest {
                 routes: vec![route.clone()],
                 default_receivers: vec!["ops".into()],
+                ..Default::default()
             },
             &key,
         ))
@@ -1049,6 +1050,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
                 pb::SetRoutesRequest {
                     routes: vec![bad],
                     default_receivers: vec![],
+                    ..Default::default()
                 },
                 &key,
             ))
@@ -1061,7 +1063,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_it() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup().await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
     let chat = pb::CreateReceiverRequest {
         name: "chat".into(),
         kind: pb::ReceiverKind::Slack as i32,
@@ -1080,6 +1082,7 @@ async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_i
     let routes = pb::SetRoutesRequest {
         routes: vec![route],
         default_receivers: vec![],
+        ..Default::default()
     };
     admin.set_routes(authed(routes, &key)).await.unwrap();
     // A tenant-wide outage: three incidents within the window.
@@ -1149,11 +1152,100 @@ async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_i
         let req = pb::SetRoutesRequest {
             routes: vec![bad],
             default_receivers: vec![],
+            ..Default::default()
         };
         let err = admin.set_routes(authed(req, &key)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains(field), "{err:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_past_its_threshold_is_an_incident_sent_to_the_fallback() {
+    let fast = ["--notify-backoff", "200ms", "--notify-max-backoff", "500ms"];
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&fast).await;
+    for (name, path) in [("hook", "/flaky/100000"), ("ops", "/hook?ops")] {
+        receiver(&mut admin, &key, webhook(name, peers.url(path), &secret)).await;
+    }
+    let routes = pb::SetRoutesRequest {
+        routes: vec![],
+        default_receivers: vec!["hook".into()],
+        fallback_receiver: "ops".into(),
+        fallback_after: secs(3),
+    };
+    admin.set_routes(authed(routes, &key)).await.unwrap();
+    let listed = admin
+        .list_routes(authed(pb::ListRoutesRequest {}, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.fallback_receiver, "ops");
+    assert_eq!(listed.fallback_after, secs(3));
+    let payments = open_incident(&store, "acme", "payments").await;
+    let got = peers
+        .wait_for("the system's incident at the fallback", |r| {
+            !at(r, "/hook?ops").is_empty()
+        })
+        .await;
+    let told = &at(&got, "/hook?ops")[0]["body"];
+    assert_eq!(told["change"], "opened", "{told:#?}");
+    assert_eq!(told["incident"]["service"], "pulsyon.notify");
+    let title = told["incident"]["title"].as_str().unwrap();
+    assert!(
+        title.contains("hook") && title.contains("failed"),
+        "{title}"
+    );
+    // The payments incident itself never went to the fallback (routes hold).
+    assert!(
+        hooks_about(&got, payments)
+            .iter()
+            .all(|h| h["path"] != "/hook?ops")
+    );
+    let system: i64 = told["incident"]["id"].as_i64().unwrap();
+    let mut incidents = IncidentsClient::new(server.channel().await);
+    let detail = incidents
+        .get_incident(authed(
+            pb::GetIncidentRequest {
+                incident_id: system.to_string(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let alerts = detail.alerts;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].kind, pb::AlertKind::ReceiverFailing as i32);
+    assert_eq!(alerts[0].endpoint, "hook");
+    // The receiver mended: its delivery arrives and the system's alert clears.
+    let mended = pb::UpdateReceiverRequest {
+        name: "hook".into(),
+        url: peers.url("/hook?mended"),
+        ..Default::default()
+    };
+    admin.update_receiver(authed(mended, &key)).await.unwrap();
+    peers
+        .wait_for("the mended receiver's delivery", |r| {
+            !at(r, "/hook?mended").is_empty()
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .firing_alerts()
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.incident_id == Some(system))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the system's alert never cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Only one system incident, whatever the checks in between.
+    let opened = at(&peers.received(), "/hook?ops");
+    assert_eq!(opened.len(), 1, "{opened:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

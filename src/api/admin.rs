@@ -210,7 +210,7 @@ impl Admin for AdminService {
             .await
             .map_err(from_store)?;
         let overrides = overrides_map(caller.tenant_id, &stored);
-        let effective = Kind::ALL
+        let effective = Kind::RULES
             .into_iter()
             .map(|kind| {
                 let s = settings_for(&overrides, caller.tenant_id, &service, kind);
@@ -265,7 +265,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::DeleteDetectionRuleResponse>, Status> {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         let req = request.into_inner();
-        let kind = kind_from_pb(req.kind)?.ok_or_else(|| invalid("kind", "required"))?;
+        let kind = rule_kind(req.kind, "kind")?;
         let service = rule_service(&req.service)?;
         let deleted = match self
             .store
@@ -483,7 +483,7 @@ const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// An override as a request states it; `field` prefixes the field names in errors.
 fn rule_from_pb(rule: &pb::DetectionRule, field: &str) -> Result<(Kind, String, Override), Status> {
     let name = |f: &str| format!("{field}.{f}");
-    let kind = kind_from_pb(rule.kind)?.ok_or_else(|| invalid(&name("kind"), "required"))?;
+    let kind = rule_kind(rule.kind, &name("kind"))?;
     let service = rule_service(&rule.service)?;
     if rule.window.is_some_and(|w| w.seconds != 0 || w.nanos != 0) {
         return Err(invalid(
@@ -540,7 +540,17 @@ pub(super) fn kind_from_pb(value: i32) -> Result<Option<Kind>, Status> {
         Ok(pb::AlertKind::ErrorRate) => Ok(Some(Kind::ErrorRate)),
         Ok(pb::AlertKind::LatencyP95) => Ok(Some(Kind::LatencyP95)),
         Ok(pb::AlertKind::TrafficDrop) => Ok(Some(Kind::TrafficDrop)),
+        Ok(pb::AlertKind::ReceiverFailing) => Ok(Some(Kind::ReceiverFailing)),
         Err(_) => Err(invalid("kind", format!("unknown alert kind {value}"))),
+    }
+}
+
+/// The detection rule a request names in `field` (required).
+fn rule_kind(value: i32, field: &str) -> Result<Kind, Status> {
+    match kind_from_pb(value)? {
+        Some(kind) if kind.is_rule() => Ok(kind),
+        Some(_) => Err(invalid(field, "not a detection rule")),
+        None => Err(invalid(field, "required")),
     }
 }
 

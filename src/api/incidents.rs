@@ -102,6 +102,7 @@ pub(super) fn kind_to_pb(k: Kind) -> i32 {
         Kind::ErrorRate => pb::AlertKind::ErrorRate,
         Kind::LatencyP95 => pb::AlertKind::LatencyP95,
         Kind::TrafficDrop => pb::AlertKind::TrafficDrop,
+        Kind::ReceiverFailing => pb::AlertKind::ReceiverFailing,
     }) as i32
 }
 

@@ -163,6 +163,7 @@ pub async fn set(
     req: pb::SetRoutesRequest,
 ) -> Result<Response<pb::SetRoutesResponse>, Status> {
     texts("default_receivers", &req.default_receivers)?;
+    checked_text("fallback_receiver", &req.fallback_receiver, 256)?;
     let routes = Routes {
         routes: req
             .routes
@@ -170,6 +171,14 @@ pub async fn set(
             .map(route_from_pb)
             .collect::<Result<_, _>>()?,
         default_receivers: req.default_receivers,
+        fallback_receiver: req.fallback_receiver,
+        fallback_after_secs: match req.fallback_after {
+            None => 0,
+            some => match seconds("fallback_after", some)? {
+                0 => return Err(invalid("fallback_after", "more than 0 s")),
+                secs => secs,
+            },
+        },
     };
     let receivers = store
         .receivers(caller.tenant_id)
@@ -193,7 +202,12 @@ pub async fn list(
     let routes = store.routes(caller.tenant_id).await.map_err(from_store)?;
     Ok(Response::new(pb::ListRoutesResponse {
         routes: routes.routes.iter().map(route_to_pb).collect(),
+        fallback_after: Some(prost_types::Duration {
+            seconds: routes.fallback_after() as i64,
+            nanos: 0,
+        }),
         default_receivers: routes.default_receivers,
+        fallback_receiver: routes.fallback_receiver,
     }))
 }
 

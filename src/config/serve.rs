@@ -85,6 +85,7 @@ impl ServeArgs {
             per_receiver: self.notify.notify_per_receiver,
             base_backoff: self.notify.notify_backoff,
             max_backoff: self.notify.notify_max_backoff,
+            lifecycle: self.detect_config().lifecycle,
             ..Default::default()
         }
     }

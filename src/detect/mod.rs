@@ -262,7 +262,8 @@ impl State {
     /// State that knows the alerts already firing (after a leader change).
     pub fn with_firing(alerts: &[Alert]) -> State {
         let mut state = State::default();
-        for a in alerts {
+        // The system's alerts (a failing receiver) are the notify stage's.
+        for a in alerts.iter().filter(|a| a.kind.is_rule()) {
             let key = (Subject::of_alert(a), a.kind);
             state.hysteresis.insert(key.clone(), Hysteresis::firing());
             state.firing.insert(key, (a.alert_id, a.severity));
@@ -303,7 +304,7 @@ impl State {
             }
             let empty = empty_window(window_secs);
             let window = windows.get(subject).unwrap_or(&empty);
-            for kind in Kind::ALL {
+            for kind in Kind::RULES {
                 let settings = settings_for(overrides, subject.tenant, &subject.service, kind);
                 let reading = rules::read(kind, &settings, window, baseline);
                 let key = (subject.clone(), kind);

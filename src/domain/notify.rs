@@ -310,6 +310,26 @@ pub struct Routes {
     pub routes: Vec<Route>,
     /// The default route's receivers.
     pub default_receivers: Vec<String>,
+    /// Told when another receiver fails every attempt for longer than
+    /// `fallback_after_secs` ('' : no one).
+    pub fallback_receiver: String,
+    /// How long a receiver may fail before the fallback is told (seconds;
+    /// 0: the default, 15 minutes).
+    pub fallback_after_secs: u64,
+}
+
+/// How long a receiver fails before its tenant's fallback is told, unless
+/// the tenant's routes say.
+pub const DEFAULT_FALLBACK_AFTER_SECS: u64 = 900;
+
+impl Routes {
+    /// How long a receiver may fail before the fallback is told.
+    pub fn fallback_after(&self) -> u64 {
+        match self.fallback_after_secs {
+            0 => DEFAULT_FALLBACK_AFTER_SECS,
+            s => s,
+        }
+    }
 }
 
 /// Weekdays and a time of day, in a time zone: a recurring window.

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::TenantId;
 
 named_enum! {
-/// The three rules.
+/// What an alert is of: the three detection rules, and the system's own
+/// alert that a notification receiver keeps failing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -19,7 +20,21 @@ pub enum Kind {
     LatencyP95 = "latency_p95",
     /// Steady traffic went (nearly) silent.
     TrafficDrop = "traffic_drop",
+    /// A notification receiver failed every attempt for longer than its
+    /// tenant's fallback threshold (not a detection rule: the notify stage
+    /// raises it, and its incident goes to the fallback receiver).
+    ReceiverFailing = "receiver_failing",
 }
+}
+
+impl Kind {
+    /// The detection rules (what the detector reads and settings tune).
+    pub const RULES: [Kind; 3] = [Kind::ErrorRate, Kind::LatencyP95, Kind::TrafficDrop];
+
+    /// Whether it is a detection rule.
+    pub fn is_rule(self) -> bool {
+        Kind::RULES.contains(&self)
+    }
 }
 
 named_enum! {
@@ -135,6 +150,10 @@ impl Settings {
                 threshold: 0.1,
                 min_requests: 10.0,
                 critical_at: 0.0,
+                ..base
+            },
+            Kind::ReceiverFailing => Settings {
+                enabled: false,
                 ..base
             },
         }

@@ -35,6 +35,20 @@ pub fn sentence(
         Kind::TrafficDrop => format!(
             "{observed:.1} requests/min over {window_secs}s, baseline {baseline:.1}/min, floor {threshold:.1}/min"
         ),
+        Kind::ReceiverFailing => format!(
+            "receiver failed every delivery attempt for {} (fallback after {}): its notifications are not arriving",
+            span(observed),
+            span(threshold)
+        ),
+    }
+}
+
+/// `secs` as people read a span: `45 s`, `12 min`, `3.5 h`.
+fn span(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7_200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3_600.0),
     }
 }
 

@@ -20,6 +20,7 @@
 //! (`webhook-id`, PagerDuty's `dedup_key`, the email's `Message-ID`), so a
 //! receiver can drop a repeat. Outbound safety: `target.rs`.
 
+pub mod fallback;
 pub mod message;
 pub mod plan;
 pub mod routing;
@@ -77,6 +78,9 @@ pub struct NotifyConfig {
     pub max_backoff: Duration,
     /// How often the planner and the sender look for work when idle.
     pub poll: Duration,
+    /// The incident lifecycle's settings (for the system's incident of a
+    /// failing receiver).
+    pub lifecycle: crate::incidents::lifecycle::Policy,
 }
 
 impl Default for NotifyConfig {
@@ -91,6 +95,7 @@ impl Default for NotifyConfig {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             poll: Duration::from_millis(100),
+            lifecycle: Default::default(),
         }
     }
 }
@@ -112,7 +117,14 @@ pub fn spawn(
 }
 
 async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: CancellationToken) {
+    let mut checked: Option<std::time::Instant> = None;
     loop {
+        if checked.is_none_or(|t| t.elapsed() >= fallback::EVERY) {
+            checked = Some(std::time::Instant::now());
+            if let Err(e) = fallback::check(&store, &config.lifecycle).await {
+                tracing::warn!(error = %e, "notify: checking receivers' health failed; trying again");
+            }
+        }
         let busy = match plan::pass(&store, &config).await {
             Ok(Some(n)) => n as i64 == plan::BATCH,
             Ok(None) => false,

@@ -98,7 +98,14 @@ pub fn for_update(
 ) -> Vec<Planned> {
     let subject = subject_of(&update.incident, alerts);
     let every: Vec<String> = plan.receivers.iter().map(|r| r.name.clone()).collect();
-    let to = routing::select(&plan.routes, &subject, update.kind, &every);
+    let to = match alerts.iter().any(|(_, k)| *k == Kind::ReceiverFailing) {
+        // The system's incident of a failing receiver: the fallback alone.
+        true => vec![Selected {
+            name: plan.routes.fallback_receiver.clone(),
+            group_secs: 0,
+        }],
+        false => routing::select(&plan.routes, &subject, update.kind, &every),
+    };
     let silence = silenced_by(plan, &subject, now);
     deliveries(update, plan, &to, "update", silence, public_url)
 }
@@ -112,6 +119,9 @@ pub fn for_due(
     now: OffsetDateTime,
     public_url: &str,
 ) -> Vec<Planned> {
+    if alerts.iter().any(|(_, k)| *k == Kind::ReceiverFailing) {
+        return Vec::new(); // the system's incident: its fallback only, once per change
+    }
     let subject = subject_of(incident, alerts);
     let silence = silenced_by(plan, &subject, now);
     let mut out = Vec::new();

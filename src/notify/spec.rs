@@ -256,6 +256,12 @@ pub fn check_routes(routes: &Routes, receivers: &[String]) -> Result<(), Invalid
             return Err(invalid("routes.group_window", "at most 1 hour"));
         }
     }
+    if !routes.fallback_receiver.is_empty() {
+        known(
+            "fallback_receiver",
+            std::slice::from_ref(&routes.fallback_receiver),
+        )?;
+    }
     known("default_receivers", &routes.default_receivers)
 }
 

@@ -76,7 +76,7 @@ fn routes_are_tried_in_order_with_continue_and_the_default() {
                 ..Default::default()
             },
         ],
-        default_receivers: vec![],
+        ..Default::default()
     };
     let every = names(&["payments-team", "pager", "search-team", "ops"]);
     let pay = subject("payments", Severity::Critical, &[("", Kind::ErrorRate)]);
@@ -141,7 +141,7 @@ fn a_receiver_is_held_by_the_window_of_the_first_route_naming_it() {
                 ..Default::default()
             },
         ],
-        default_receivers: vec![],
+        ..Default::default()
     };
     let s = subject("payments", Severity::Critical, &[("", Kind::ErrorRate)]);
     let got = select(&routes, &s, UpdateKind::Opened, &[]);
@@ -170,7 +170,7 @@ fn escalation_steps_and_repeats_fall_due_with_time() {
             repeat_secs: 600,
             ..Default::default()
         }],
-        default_receivers: vec![],
+        ..Default::default()
     };
     let s = subject("payments", Severity::Critical, &[]);
     assert!(due(&routes, &s, 60).is_empty());

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+mod health;
 mod log;
 mod plan;
 pub mod rules;
 mod send;
 
+pub use health::{Failing, Raised};
 pub use plan::{Planned, Planner, TenantPlan, Windowed};
 
 use super::{Store, StoreError, classify};

@@ -530,12 +530,16 @@ class NotificationRoute(_message.Message):
     def __init__(self, matchers: _Optional[_Union[Matchers, _Mapping]] = ..., receivers: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[_incidents_pb2.UpdateKind, str]]] = ..., continue_matching: _Optional[bool] = ..., escalation: _Optional[_Iterable[_Union[EscalationStep, _Mapping]]] = ..., repeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., group: _Optional[bool] = ..., group_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SetRoutesRequest(_message.Message):
-    __slots__ = ("routes", "default_receivers")
+    __slots__ = ("routes", "default_receivers", "fallback_receiver", "fallback_after")
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_AFTER_FIELD_NUMBER: _ClassVar[int]
     routes: _containers.RepeatedCompositeFieldContainer[NotificationRoute]
     default_receivers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ...) -> None: ...
+    fallback_receiver: str
+    fallback_after: _duration_pb2.Duration
+    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ..., fallback_receiver: _Optional[str] = ..., fallback_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SetRoutesResponse(_message.Message):
     __slots__ = ()
@@ -546,12 +550,16 @@ class ListRoutesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListRoutesResponse(_message.Message):
-    __slots__ = ("routes", "default_receivers")
+    __slots__ = ("routes", "default_receivers", "fallback_receiver", "fallback_after")
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_RECEIVERS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_AFTER_FIELD_NUMBER: _ClassVar[int]
     routes: _containers.RepeatedCompositeFieldContainer[NotificationRoute]
     default_receivers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ...) -> None: ...
+    fallback_receiver: str
+    fallback_after: _duration_pb2.Duration
+    def __init__(self, routes: _Optional[_Iterable[_Union[NotificationRoute, _Mapping]]] = ..., default_receivers: _Optional[_Iterable[str]] = ..., fallback_receiver: _Optional[str] = ..., fallback_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Recurrence(_message.Message):
     __slots__ = ("weekdays", "to", "time_zone")

@@ -32,6 +32,7 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_ERROR_RATE: _ClassVar[AlertKind]
     ALERT_KIND_LATENCY_P95: _ClassVar[AlertKind]
     ALERT_KIND_TRAFFIC_DROP: _ClassVar[AlertKind]
+    ALERT_KIND_RECEIVER_FAILING: _ClassVar[AlertKind]
 
 class UpdateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -62,6 +63,7 @@ ALERT_KIND_UNSPECIFIED: AlertKind
 ALERT_KIND_ERROR_RATE: AlertKind
 ALERT_KIND_LATENCY_P95: AlertKind
 ALERT_KIND_TRAFFIC_DROP: AlertKind
+ALERT_KIND_RECEIVER_FAILING: AlertKind
 UPDATE_KIND_UNSPECIFIED: UpdateKind
 UPDATE_KIND_OPENED: UpdateKind
 UPDATE_KIND_ALERT_ADDED: UpdateKind
