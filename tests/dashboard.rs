@@ -775,3 +775,79 @@ async fn kept_alive_connections_answer_in_order_and_carry_event_streams() {
     let line = "pulsyon_dashboard_streams_total{http=\"1.1\"} 3";
     assert!(metrics.contains(line), "{line} in:\n{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_pages_are_the_tenants_and_silence_this_holds_an_incidents_messages() {
+    let t = two_tenant_dashboard().await;
+    let addr = t.server.http.as_str();
+    let (ia, vera, rob, gus) = (t.ia.clone(), t.vera.clone(), t.rob.clone(), t.gus.clone());
+    user(&t._db.url, "acme", "admin", "ada");
+    let ada = login(addr, "acme", "ada").await;
+    let store = t._db.store().await;
+    let acme = store.tenant_by_name("acme").await.unwrap().id;
+    let secret = "whsec_c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1zaG93";
+    let spec = pulsyon::store::notify::ReceiverSpec {
+        name: "team".into(),
+        kind: pulsyon::domain::notify::ReceiverKind::Webhook,
+        url: "https://hooks.example.com/team".into(),
+        secret: pulsyon::domain::notify::Secret::new(secret.into()),
+        settings: Default::default(),
+    };
+    store.create_receiver(acme, &spec).await.unwrap();
+    // Receivers and routes are the admins'; the secret shows as its fingerprint.
+    let (status, _) = get(addr, &vera, "/api/v1/notifications").await;
+    assert_eq!(status, 403);
+    let (status, page) = get(addr, &ada, "/api/v1/notifications").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["receivers"][0]["name"], "team");
+    assert!(
+        page["receivers"][0]["secret_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(!page.to_string().contains("c2VjcmV0"), "{page}");
+    // "Silence this": a responder's, of their tenant's incident only.
+    let this = format!("/api/v1/incidents/{ia}/silence");
+    let (status, _) = post(addr, &vera, &this, "{}").await;
+    assert_eq!(status, 403);
+    let (status, _) = post(addr, &gus, &this, "{}").await;
+    assert_eq!(status, 404, "another tenant's incident is not found");
+    let (status, made) = post(addr, &rob, &this, r#"{"comment": "on it"}"#).await;
+    assert_eq!(status, 201, "{made}");
+    let silence = made["silence"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["silence"]["until_resolved_incident_id"], ia);
+    assert_eq!(made["silence"]["created_by"], "rob");
+    let (status, _) = post(addr, &rob, &this, r#"{"comment": 1}"#).await;
+    assert_eq!(status, 400, "a body of the wrong shape is refused");
+    // The acknowledgement is planned, held by the silence, and shown so.
+    let ack = format!("/api/v1/incidents/{ia}/acknowledge");
+    assert_eq!(post(addr, &rob, &ack, "{}").await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        let (status, body) = get(addr, &vera, &format!("/api/v1/incidents/{ia}/deliveries")).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(d) = body["deliveries"].as_array().unwrap().first() {
+            break d.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the acknowledgement was never planned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(held["state"], "suppressed", "{held}");
+    assert_eq!(held["silence_id"], silence.as_str());
+    assert_eq!(held["change"], "acknowledged");
+    let (_, other) = get(addr, &gus, &format!("/api/v1/incidents/{ia}/deliveries")).await;
+    assert_eq!(other["deliveries"], serde_json::json!([]), "{other}");
+    // Ended by a responder of the tenant only.
+    let end = format!("/api/v1/silences/{silence}/expire");
+    assert_eq!(post(addr, &gus, &end, "").await.0, 404);
+    let (status, ended) = post(addr, &rob, &end, "").await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["silence"]["current"], false);
+    let (_, page) = get(addr, &ada, "/api/v1/notifications").await;
+    assert_eq!(page["silences"][0]["id"], silence.as_str());
+    assert!(page["silences"][0]["expired_at"].is_string(), "{page}");
+}

@@ -66,10 +66,11 @@ pub(super) fn routes() -> Router<Dashboard> {
         .route("/api/v1/services/{service}", get(service))
         .route("/api/v1/ingest", get(ingest))
         .route("/api/v1/failed/{id}", get(failed_event))
+        .merge(super::notify::routes())
 }
 
 /// A JSON answer that is never cached.
-fn reply(status: StatusCode, body: impl Serialize) -> Response {
+pub(super) fn reply(status: StatusCode, body: impl Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()
@@ -170,7 +171,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ApiError>;
 
 /// The session token of the request's cookie header, if any.
 pub(super) fn cookie_token(headers: &HeaderMap) -> Option<String> {
@@ -224,7 +225,7 @@ pub(super) async fn session(d: &Dashboard, headers: &HeaderMap) -> Result<Sessio
 
 /// The body of a request that must be JSON (a form cannot send it from
 /// another site without the browser asking first), parsed.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, ApiError> {
@@ -488,7 +489,7 @@ async fn incidents(
     ))
 }
 
-fn incident_id(id: &str) -> Result<i64, ApiError> {
+pub(super) fn incident_id(id: &str) -> Result<i64, ApiError> {
     id.parse()
         .ok()
         .filter(|n: &i64| *n > 0)

@@ -17,6 +17,7 @@ mod api;
 mod assets;
 mod events;
 mod json;
+mod notify;
 mod serve;
 
 use std::{sync::Arc, time::Duration};

@@ -194,6 +194,52 @@ test("an incident provoked through the ingest API appears live; a responder ackn
   await responder.close();
 });
 
+test("a responder silences an incident's notifications from its page; an admin sees receivers and silences and ends it", async ({ browser, world }) => {
+  // A receiver of acme's (its secret never shown), written as CreateReceiver would.
+  psql(world, "INSERT INTO receivers (tenant_id, name, kind, url, secret) SELECT tenant_id, 'team', 'webhook', " +
+    "'http://127.0.0.1:9/team', 'whsec_c2VjcmV0LW5ldmVyLXNob3du' FROM tenants WHERE name = 'acme'");
+  const responder = await browser.newContext({ ignoreHTTPSErrors: true });
+  const admin = await browser.newContext({ ignoreHTTPSErrors: true });
+  const rpage = await responder.newPage();
+  const apage = await admin.newPage();
+  const rseen = watch(rpage, world);
+  const aseen = watch(apage, world);
+  await login(rpage, world, "rob");
+  await expect(rpage.locator("#nav-notifications")).toBeHidden();
+  await spikeUntil(world, "ledger", async () =>
+    psql(world, "SELECT count(*) FROM incidents WHERE service = 'ledger' AND status = 'open'") !== "0");
+  const id = psql(world, "SELECT incident_id FROM incidents WHERE service = 'ledger' AND status = 'open'");
+  await rpage.goto(`${url(world)}/#/incident/${id}`);
+  await rpage.getByLabel(`Why silence incident ${id}`).fill("deploying a fix");
+  await rpage.getByRole("button", { name: "Silence notifications" }).click();
+  await expect(rpage.locator("main")).toContainText("no notifications until it resolves");
+  // The acknowledgement is planned for the receiver and held by the silence.
+  await rpage.getByRole("button", { name: "Acknowledge" }).click();
+  await expect(async () => {
+    await rpage.reload();
+    await expect(rpage.locator("#timeline")).toContainText("team: held by silence", { timeout: 1000 });
+  }).toPass({ timeout: 30000 });
+  await expect(rpage.locator("#deliveries")).toContainText("acknowledged");
+  await rpage.screenshot({ path: path.join(shots, "incident-notifications.png"), fullPage: true });
+  // The admin's page: receivers (fingerprint only), routes, the silence, ended by hand.
+  await login(apage, world, "ada");
+  await apage.getByRole("link", { name: "Notifications" }).click();
+  await expect(apage.locator("#receivers")).toContainText("team");
+  await expect(apage.locator("#receivers")).toContainText("sha256:");
+  await expect(apage.locator("main")).not.toContainText("c2VjcmV0");
+  await expect(apage.locator("main")).toContainText("every change goes to every receiver");
+  const row = apage.locator("#silences tr", { hasText: "deploying a fix" });
+  await expect(row).toContainText("rob");
+  await expect(row).toContainText("active");
+  await apage.screenshot({ path: path.join(shots, "notifications.png"), fullPage: true });
+  await row.getByRole("button", { name: "End now" }).click();
+  await expect(apage.locator("#silences tr", { hasText: "deploying a fix" })).toContainText("ended");
+  expect(rseen.errors.concat(aseen.errors), "console errors").toEqual([]);
+  expect(rseen.foreign.concat(aseen.foreign)).toEqual([]);
+  await responder.close();
+  await admin.close();
+});
+
 test("a page whose stream drops between updates gets every missed update once, in order", async ({ browser, world }) => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();

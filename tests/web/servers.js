@@ -109,7 +109,8 @@ async function setUp() {
   for (const tenant of ["acme", "globex"]) {
     state.keys[tenant] = keyOf(cli(["tenant", "create", tenant, "--database-url", databaseUrl]));
   }
-  const users = [["acme", "viewer", "vera"], ["acme", "responder", "rob"], ["acme", "viewer", "tess"], ["globex", "responder", "gus"]];
+  const users = [["acme", "viewer", "vera"], ["acme", "responder", "rob"], ["acme", "viewer", "tess"], ["globex", "responder", "gus"],
+    ["acme", "admin", "ada"]];
   for (const [tenant, role, name] of users) {
     cli(["user", "create", "--tenant", tenant, "--role", role, "--password-stdin", name, "--database-url", databaseUrl], PASSWORD);
   }

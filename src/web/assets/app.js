@@ -99,6 +99,7 @@
     if (state.me) {
       who.textContent = `${state.me.actor} · ${state.me.tenant} · ${state.me.role}`;
       nav.hidden = false;
+      document.getElementById("nav-notifications").hidden = state.me.role !== "admin";
       logout.hidden = false;
     } else {
       who.textContent = "";
@@ -460,6 +461,10 @@
         return;
       }
       const i = body.incident;
+      let sent = [];
+      try {
+        sent = (await api("/api/v1/incidents/" + encodeURIComponent(id) + "/deliveries")).deliveries;
+      } catch (_) { sent = null; }
       root.replaceChildren(
         el("p", {}, el("a", { href: "#/" }, "← Services")),
         el("h1", { id: "incident-title" }, i.title),
@@ -480,10 +485,106 @@
           el("div", { class: "when" }, fmt.time(u.at), " · #", u.seq),
           el("strong", {}, u.kind.replace("_", " ")), u.actor ? " by " + u.actor : "",
           u.note ? el("div", {}, "“" + u.note + "”") : null,
-          u.alert ? el("div", { class: "reason" }, u.alert.explanation) : null))));
+          u.alert ? el("div", { class: "reason" }, u.alert.explanation) : null,
+          (sent || []).filter((d) => d.update_seq === u.seq && d.reason === "update").map((d) =>
+            el("div", { class: "sent", "data-delivery": d.id }, "→ ", d.receiver, ": ", deliveryState(d)))))),
+        el("h2", {}, "Notifications"),
+        silenceThis(i, load),
+        sent === null ? el("p", { class: "muted" }, "Could not load the notifications.")
+          : sent.length ? table(["Receiver", "Change", "Why", "State", "Attempts", "Delivered", "Last error"],
+            sent.map((d) => [d.receiver, d.change, d.reason, deliveryState(d), d.attempts,
+              fmt.time(d.delivered_at), d.last_error || "—"]), "deliveries", [4])
+            : el("p", { class: "muted" }, "No notification was planned for this incident."));
     }
     listeners.clear();
     listeners.add((u) => { if (u && u.incident.id === id) load(); });
+    await load();
+  }
+
+  // ---------- notifications ----------
+  function deliveryState(d) {
+    if (d.state === "suppressed") return `held by silence ${d.silence_id || "(deleted)"}`;
+    if (d.digest_id) return `${d.state}, in digest ${d.digest_id}`;
+    return d.state;
+  }
+
+  function silenceThis(inc, after) {
+    if (!state.me || !state.me.may_respond || inc.status === "resolved") return null;
+    const comment = el("input", { type: "text", "aria-label": `Why silence incident ${inc.id}`, placeholder: "Why (optional)" });
+    const msg = el("span", { role: "status" });
+    const button = el("button", { type: "button", "data-action": "silence", onclick: async () => {
+      button.disabled = true;
+      try {
+        const made = await api(`/api/v1/incidents/${inc.id}/silence`, { method: "POST", body: { comment: comment.value } });
+        msg.textContent = `Silence ${made.silence.id}: no notifications until it resolves.`;
+        if (after) after();
+      } catch (e) {
+        msg.textContent = e.message;
+        button.disabled = false;
+      }
+    } }, "Silence notifications");
+    return el("div", { class: "actions" }, comment, button, msg);
+  }
+
+  function matchersText(m) {
+    const parts = [];
+    if (m.services && m.services.length) parts.push("service " + m.services.join(" | "));
+    if (m.endpoints && m.endpoints.length) parts.push("endpoint " + m.endpoints.join(" | "));
+    if (m.severities && m.severities.length) parts.push("severity " + m.severities.join(" | "));
+    if (m.kinds && m.kinds.length) parts.push("rule " + m.kinds.join(" | "));
+    return parts.length ? parts.join(", ") : "everything";
+  }
+
+  async function pageNotifications() {
+    const root = el("section", {});
+    main().replaceChildren(root);
+    listeners.clear();
+    async function load() {
+      let body;
+      try {
+        body = await api("/api/v1/notifications");
+      } catch (e) {
+        root.replaceChildren(el("h1", {}, "Notifications"), errorBox(e));
+        return;
+      }
+      const r = body.routes;
+      const expire = (s) => (!s.current || !state.me.may_respond) ? null
+        : el("button", { type: "button", "data-expire": s.id, onclick: async () => {
+          try {
+            await api(`/api/v1/silences/${s.id}/expire`, { method: "POST" });
+            load();
+          } catch (e) {
+            root.prepend(errorBox(e));
+          }
+        } }, "End now");
+      root.replaceChildren(
+        el("h1", {}, "Notifications"),
+        el("h2", {}, "Receivers"),
+        body.receivers.length ? table(["Name", "Kind", "Where", "Secret", "Last success", "Last error"],
+          body.receivers.map((x) => [x.name, x.kind, x.url, x.secret_fingerprint || "—",
+            x.last_success_at ? fmt.since(x.last_success_at) : "never", x.last_error || "—"]), "receivers")
+          : el("p", { class: "muted" }, "No receivers: create them with Admin.CreateReceiver."),
+        el("h2", {}, "Routes"),
+        r.routes.length ? table(["#", "Incidents", "Receivers", "Changes", "Then", "Group window", "Escalation", "Repeat"],
+          r.routes.map((x, n) => [n + 1, matchersText(x.matchers), x.receivers.join(", ") || "—",
+            x.changes.length ? x.changes.join(", ") : "every change", x.continue ? "continue" : "stop",
+            x.group_secs ? x.group_secs + " s" : "—",
+            x.escalation.map((s) => `${Math.round(s.after_secs / 60)} min → ${s.receivers.join(", ")}`).join("; ") || "—",
+            x.repeat_secs ? Math.round(x.repeat_secs / 60) + " min" : "—"]), "routes")
+          : el("p", { class: "muted" }, "No routes: every change goes to every receiver."),
+        el("p", { id: "route-defaults" }, "Otherwise: ", r.default_receivers.length ? r.default_receivers.join(", ") : "every receiver",
+          ". Fallback when a receiver keeps failing: ", r.fallback_receiver || "none",
+          r.fallback_receiver ? ` (after ${Math.round((r.fallback_after_secs || 900) / 60)} min)` : "", "."),
+        el("h2", {}, "Silences"),
+        body.silences.length ? table(["#", "Kind", "Incidents", "From", "Until", "By", "Why", "State", ""],
+          body.silences.map((s) => [s.id, s.kind,
+            s.until_resolved_incident_id ? el("a", { href: "#/incident/" + s.until_resolved_incident_id }, "incident " + s.until_resolved_incident_id)
+              : matchersText(s.matchers),
+            fmt.time(s.starts_at), s.ends_at ? fmt.time(s.ends_at) : (s.until_resolved_incident_id ? "it resolves" : "expired by hand"),
+            s.created_by, s.comment || "—", s.current ? (s.recurrence ? `recurring (${s.recurrence.time_zone})` : "active") : "ended",
+            expire(s)]), "silences")
+          : el("p", { class: "muted" }, "No silences."));
+    }
     await load();
   }
 
@@ -566,11 +667,13 @@
     const hash = location.hash.replace(/^#/, "") || "/";
     const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
     for (const a of document.querySelectorAll("nav a")) {
-      const current = (a.dataset.page === "ingest") === (parts[0] === "ingest");
+      const page = ["ingest", "notifications"].includes(parts[0]) ? parts[0] : "services";
+      const current = a.dataset.page === page;
       if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
     }
     if (parts[0] === "service" && parts[1]) await pageService(parts[1]);
-    else if (parts[0] === "incident" && parts[1]) await pageIncident(parts[1]);
+    else if ((parts[0] === "incident" || parts[0] === "incidents") && parts[1]) await pageIncident(parts[1]);
+    else if (parts[0] === "notifications") await pageNotifications();
     else if (parts[0] === "ingest") await pageIngest();
     else await pageServices();
     if (!state.stream) loadIncidents().catch(() => setLive(false, "Offline"));
