@@ -109,15 +109,38 @@ pub fn spawn(
     let senders = send::Senders::new(config.timeout, config.allow_private_targets)
         .map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
+    // The planner wakes this process's sender when it planned something
+    // (other processes' senders find it at their next poll).
+    let planned = Arc::new(tokio::sync::Notify::new());
     Ok(tokio::spawn(async move {
-        let planner = tokio::spawn(run_planner(store.clone(), config.clone(), stop.clone()));
-        run_sender(store, config, senders, stop).await;
+        let planner = tokio::spawn(run_planner(
+            store.clone(),
+            config.clone(),
+            planned.clone(),
+            stop.clone(),
+        ));
+        run_sender(store, config, senders, planned, stop).await;
         let _ = planner.await;
     }))
 }
 
-async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: CancellationToken) {
+/// Plans after every outbox NOTIFY (a commit of incident updates) and at
+/// least every `poll` (escalations, repeats, windows and silences fall due
+/// with time; a lost connection misses notifications).
+async fn run_planner(
+    store: Store,
+    config: Arc<NotifyConfig>,
+    planned: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
     let mut checked: Option<std::time::Instant> = None;
+    let mut listener = match store.update_listener().await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "notify: no outbox notifications; planning on the poll alone");
+            None
+        }
+    };
     loop {
         if checked.is_none_or(|t| t.elapsed() >= fallback::EVERY) {
             checked = Some(std::time::Instant::now());
@@ -126,7 +149,12 @@ async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: Cancellation
             }
         }
         let busy = match plan::pass(&store, &config).await {
-            Ok(Some(n)) => n as i64 == plan::BATCH,
+            Ok(Some(n)) => {
+                if n > 0 {
+                    planned.notify_one();
+                }
+                n as i64 == plan::BATCH
+            }
             Ok(None) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "notify: planning deliveries failed; trying again");
@@ -139,6 +167,12 @@ async fn run_planner(store: Store, config: Arc<NotifyConfig>, stop: Cancellation
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(config.poll) => {}
+            woke = async { listener.as_mut()?.recv().await.err() }, if listener.is_some() => {
+                if let Some(e) = woke {
+                    tracing::warn!(error = %e, "notify: outbox notifications lost; planning on the poll alone");
+                    listener = None;
+                }
+            }
         }
     }
 }
@@ -147,6 +181,7 @@ async fn run_sender(
     store: Store,
     config: Arc<NotifyConfig>,
     senders: send::Senders,
+    planned: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
@@ -181,6 +216,7 @@ async fn run_sender(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(config.poll) => {}
+            _ = planned.notified() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = gauges.tick() => upkeep(&store).await,
         }
