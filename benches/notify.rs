@@ -5,10 +5,10 @@
 //! parsing Block Kit, an SMTP server). Measures, from each update's commit
 //! to its arrival at each receiver: p50 and p99 per kind; and deliveries per
 //! second of the one notify process. With `--hang`, a fourth receiver never
-//! answers. `scripts/bench-notify.sh` runs it and writes docs/perf/notifications.md.
+//! answers; with `--fourth`, a fourth receiver answers (the control). `scripts/bench-notify.sh` runs it and writes docs/perf/notifications.md.
 //!
 //!   cargo bench --bench notify -- --url URL --api-key KEY --database-url URL --tenant NAME \
-//!     --record FILE --http-port P --smtp-port P --secret WHSEC [--updates N] [--hang]
+//!     --record FILE --http-port P --smtp-port P --secret WHSEC [--updates N] [--hang | --fourth]
 
 use std::{
     collections::HashMap,
@@ -60,6 +60,10 @@ struct Args {
     /// Add a receiver that never answers.
     #[arg(long)]
     hang: bool,
+    /// Add a fourth receiver that answers (the control for `--hang`: the
+    /// same work planned, none of it held up).
+    #[arg(long, conflicts_with = "hang")]
+    fourth: bool,
     /// Updates written per second (0: one after another, as fast as the
     /// database takes them).
     #[arg(long, default_value_t = 0.0)]
@@ -112,11 +116,12 @@ async fn receivers(args: &Args) {
             ..Default::default()
         },
     ];
-    if args.hang {
+    if args.hang || args.fourth {
         made.push(pb::CreateReceiverRequest {
-            name: "hang".into(),
+            name: "fourth".into(),
             kind: pb::ReceiverKind::Webhook as i32,
-            url: format!("{base}/hang"),
+            // Not counted among the three (its path is not `/hook`).
+            url: format!("{base}{}", if args.hang { "/hang" } else { "/hook?fourth" }),
             secret: args.secret.clone(),
             ..Default::default()
         });

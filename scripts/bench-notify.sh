@@ -29,6 +29,7 @@ HTTP_PORT=$(json "$(head -n 1 "$work/peers")" http)
 SMTP_PORT=$(json "$(head -n 1 "$work/peers")" smtp)
 KEY2=$("$BIN/pulsyon" tenant create bench-paced --database-url "$DB_URL" 2>/dev/null)
 KEY3=$("$BIN/pulsyon" tenant create bench-hang --database-url "$DB_URL" 2>/dev/null)
+KEY4=$("$BIN/pulsyon" tenant create bench-fourth --database-url "$DB_URL" 2>/dev/null)
 start_server --detector false --notify-allow-private-targets
 sleep 1
 
@@ -43,11 +44,19 @@ echo "$BURST"
 say "$UPDATES updates x 3 receivers at $RATE updates/s"
 PLAIN=$(run --api-key "$KEY2" --tenant bench-paced --rate "$RATE")
 echo "$PLAIN"
+say "$UPDATES updates x 3 receivers and a fourth that answers, at $RATE updates/s"
+FOURTH=$(run --api-key "$KEY4" --tenant bench-fourth --fourth --rate "$RATE")
+echo "$FOURTH"
 say "$UPDATES updates x 3 receivers and one that never answers, at $RATE updates/s"
 HANG=$(run --api-key "$KEY3" --tenant bench-hang --hang --rate "$RATE")
 echo "$HANG"
 CPU=$(nproc)
-RATIO=$(python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(f'{b[\"p99_ms\"]/a[\"p99_ms\"]:.2f}')" "$PLAIN" "$HANG")
+ratio() {
+  python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(f'{b[\"p99_ms\"]/a[\"p99_ms\"]:.2f}')" "$1" "$2"
+}
+RATIO=$(ratio "$PLAIN" "$HANG")
+CONTROL=$(ratio "$FOURTH" "$HANG")
+FOURTH_COST=$(ratio "$PLAIN" "$FOURTH")
 table() {
   python3 - "$1" <<'PY'
 import json, sys
@@ -96,20 +105,31 @@ Target: p99 <= 1000 ms.
 
 ## With one receiver that never answers
 
-The same rate for a tenant with a fourth receiver that accepts the connection and never
-answers (each attempt ends at \`--notify-timeout\`, 10 s; retried with backoff):
+The same rate for a tenant with a fourth receiver that answers (the control: as much work
+planned and claimed, none of it held up):
+
+| receiver | received | p50 (ms) | p99 (ms) |
+|---|---|---|---|
+$(table "$FOURTH")
+
+and for a tenant whose fourth receiver accepts the connection and never answers (each
+attempt ends at \`--notify-timeout\`, 10 s; retried with backoff):
 
 | receiver | received | p50 (ms) | p99 (ms) |
 |---|---|---|---|
 $(table "$HANG")
 
-p99 of the others with the hanging receiver against without: **${RATIO}x** (target within
-1.2x): a receiver holds only its own slots (\`--notify-per-receiver\`).
+p99 of the three with the hanging receiver against the three alone: **${RATIO}x** (target
+within 1.2x); against the three beside a fourth that answers: **${CONTROL}x**. A fourth
+receiver that answers costs the three ${FOURTH_COST}x by itself (a fourth of the planning
+and claiming work more on these two cores). A receiver holds only its own slots
+(\`--notify-per-receiver\`); one whose slots are all held costs the claim nothing.
 
 Raw results:
 \`\`\`
 $BURST
 $PLAIN
+$FOURTH
 $HANG
 \`\`\`
 MD

@@ -14,12 +14,13 @@ use std::{
 
 use base64::Engine;
 use common::{Server, ServerOpts, TestDb, authed, create_key, create_tenant, publish, ts};
+use pb::Delivery;
 use pulsyon::proto::v1::{
     self as pb, admin_client::AdminClient, incidents_client::IncidentsClient,
     ingest_client::IngestClient,
 };
 use serde_json::Value;
-use tonic::{Code, transport::Channel};
+use tonic::{Code, Status, transport::Channel};
 
 /// The peers' process and what they received.
 struct Peers {
@@ -104,6 +105,19 @@ fn at(records: &[Value], path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The string at `pointer` of each record.
+fn strings(records: &[Value], pointer: &str) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            r.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
 fn emails(records: &[Value]) -> Vec<Value> {
     records
         .iter()
@@ -176,11 +190,7 @@ async fn provoke_incident(server: &Server, key: &str, service: &str) -> String {
     let mut incidents = IncidentsClient::new(server.channel().await);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let list = incidents
-            .list_incidents(authed(pb::ListIncidentsRequest::default(), key))
-            .await
-            .unwrap()
-            .into_inner();
+        let list = incidents_of(&mut incidents, key).await;
         if let Some(i) = list.incidents.first() {
             return i.incident_id.clone();
         }
@@ -197,7 +207,6 @@ async fn first_delivery(
     incidents: &mut IncidentsClient<Channel>,
     key: &str,
     req: pb::ListDeliveriesRequest,
-    what: &str,
     secs: u64,
 ) -> pb::Delivery {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -210,7 +219,10 @@ async fn first_delivery(
         if let Some(d) = got.deliveries.first() {
             return d.clone();
         }
-        assert!(Instant::now() < deadline, "{what}");
+        assert!(
+            Instant::now() < deadline,
+            "no delivery in {secs} s: {req:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -226,24 +238,8 @@ fn changes_of(records: &[Value], path: &str, field: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_resolution_follow_in_order()
  {
-    let db = TestDb::new().await;
-    let key = create_tenant(&db.url, "acme");
-    let secret = webhook_secret();
-    let peers = Peers::start(&secret);
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &[
-            "--detect-interval",
-            "1s",
-            "--rollup-interval",
-            "200ms",
-            "--notify-allow-private-targets",
-            "--public-url",
-            "https://pulsyon.example.com",
-        ],
-        ..Default::default()
-    });
-    let mut admin = AdminClient::new(server.channel().await);
+    let public = ["--public-url", "https://pulsyon.example.com"];
+    let (db, key, secret, peers, server, _store, mut admin) = setup(&[DETECTING, &public]).await;
     receiver(
         &mut admin,
         &key,
@@ -304,24 +300,14 @@ async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_res
         .wait_for("the opened incident everywhere", opened)
         .await;
     let mut incidents = IncidentsClient::new(server.channel().await);
-    let ack = pb::AcknowledgeIncidentRequest {
-        incident_id: id.clone(),
-        by: "ana".into(),
-        note: "looking".into(),
-    };
-    incidents
-        .acknowledge_incident(authed(ack, &key))
-        .await
-        .unwrap();
+    acknowledge(&mut incidents, &key, &id, "looking").await;
     let resolve = pb::ResolveIncidentRequest {
         incident_id: id.clone(),
         by: "ana".into(),
         note: "rolled back".into(),
     };
-    incidents
-        .resolve_incident(authed(resolve, &key))
-        .await
-        .unwrap();
+    let resolved = incidents.resolve_incident(authed(resolve, &key)).await;
+    resolved.unwrap();
     let all = |r: &[Value]| {
         at(r, "/slack").len() == 3
             && at(r, "/pagerduty").len() == 3
@@ -339,11 +325,10 @@ async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_res
         .filter(|r| r["body"]["version"] == "1")
         .collect();
     assert!(hooks.iter().all(|h| h["verified"] == true), "{hooks:#?}");
-    let order: Vec<&str> = hooks
-        .iter()
-        .map(|h| h["body"]["change"].as_str().unwrap())
-        .collect();
-    assert_eq!(order, ["opened", "acknowledged", "resolved"]);
+    assert_eq!(
+        strings(&hooks, "/body/change"),
+        ["opened", "acknowledged", "resolved"]
+    );
     assert_eq!(
         hooks[0]["body"]["incident"]["url"],
         format!("https://pulsyon.example.com/#/incidents/{id}")
@@ -366,11 +351,10 @@ async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_res
     // PagerDuty: trigger, acknowledge, resolve of one dedup_key with the routing key.
     let pd = at(&got, "/pagerduty");
     assert!(pd.iter().all(|r| r["answer"] == 202), "{pd:#?}");
-    let actions: Vec<&str> = pd
-        .iter()
-        .map(|r| r["body"]["event_action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    assert_eq!(
+        strings(&pd, "/body/event_action"),
+        ["trigger", "acknowledge", "resolve"]
+    );
     assert!(
         pd.iter()
             .all(|r| r["body"]["dedup_key"] == format!("pulsyon-incident-{id}"))
@@ -452,30 +436,17 @@ async fn an_incident_reaches_every_receiver_kind_and_its_acknowledgement_and_res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again_by_hand() {
-    let db = TestDb::new().await;
-    let key = create_tenant(&db.url, "acme");
-    let secret = webhook_secret();
-    let peers = Peers::start(&secret);
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &[
-            "--detect-interval",
-            "1s",
-            "--rollup-interval",
-            "200ms",
-            "--notify-allow-private-targets",
-            "--notify-timeout",
-            "1s",
-            "--notify-backoff",
-            "200ms",
-            "--notify-max-backoff",
-            "1s",
-            "--notify-deadline",
-            "10s",
-        ],
-        ..Default::default()
-    });
-    let mut admin = AdminClient::new(server.channel().await);
+    let tight = [
+        "--notify-timeout",
+        "1s",
+        "--notify-backoff",
+        "200ms",
+        "--notify-max-backoff",
+        "1s",
+        "--notify-deadline",
+        "10s",
+    ];
+    let (_db, key, secret, peers, server, _store, mut admin) = setup(&[DETECTING, &tight]).await;
     for (name, path) in [
         ("flaky", "/flaky/3"),
         ("busy", "/busy"),
@@ -507,14 +478,7 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
     };
     // The flaky delivery: delivered, with its four attempts listed.
     let delivered = pb::DeliveryState::Delivered;
-    let flaky_log = first_delivery(
-        &mut incidents,
-        &key,
-        list("flaky", delivered),
-        "the flaky delivery never delivered",
-        30,
-    )
-    .await;
+    let flaky_log = first_delivery(&mut incidents, &key, list("flaky", delivered), 30).await;
     let statuses: Vec<i32> = flaky_log.attempt_log.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [500, 500, 500, 204], "{flaky_log:#?}");
     assert!(
@@ -523,14 +487,7 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
             .contains("failing on purpose")
     );
     // Retry-After: 1 honoured: the second attempt a second or more after the first.
-    let busy = first_delivery(
-        &mut incidents,
-        &key,
-        list("busy", delivered),
-        "the busy delivery never delivered",
-        30,
-    )
-    .await;
+    let busy = first_delivery(&mut incidents, &key, list("busy", delivered), 30).await;
     let log = &busy.attempt_log;
     assert_eq!(log[0].status, 429);
     let gap = log[1].at.unwrap().seconds * 1_000 + i64::from(log[1].at.unwrap().nanos / 1_000_000)
@@ -538,14 +495,7 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
     assert!(gap >= 1_000 - 20, "Retry-After not honoured: {gap} ms");
     // The hanging receiver: past its deadline, failed; its attempts timed out.
     let failed = pb::DeliveryState::Failed;
-    let failed = first_delivery(
-        &mut incidents,
-        &key,
-        list("hang", failed),
-        "the hanging delivery never failed",
-        60,
-    )
-    .await;
+    let failed = first_delivery(&mut incidents, &key, list("hang", failed), 60).await;
     assert!(failed.last_error.contains("deadline passed"), "{failed:#?}");
     assert!(
         failed
@@ -566,37 +516,13 @@ async fn failing_receivers_are_retried_alone_and_a_failed_delivery_is_sent_again
         ))
         .await
         .unwrap();
-    let retried = incidents
-        .retry_delivery(authed(
-            pb::RetryDeliveryRequest {
-                delivery_id: failed.delivery_id.clone(),
-            },
-            &key,
-        ))
+    let retried = retry(&mut incidents, &key, &failed.delivery_id)
         .await
-        .unwrap()
-        .into_inner()
-        .delivery
         .unwrap();
     assert_eq!(retried.state, pb::DeliveryState::Pending as i32);
-    first_delivery(
-        &mut incidents,
-        &key,
-        list("hang", delivered),
-        "the retried delivery never delivered",
-        30,
-    )
-    .await;
+    first_delivery(&mut incidents, &key, list("hang", delivered), 30).await;
     // A delivery that is not the tenant's (or not at all) is not found.
-    let err = incidents
-        .retry_delivery(authed(
-            pb::RetryDeliveryRequest {
-                delivery_id: "999999".into(),
-            },
-            &key,
-        ))
-        .await
-        .unwrap_err();
+    let err = retry(&mut incidents, &key, "999999").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -686,13 +612,11 @@ async fn receivers_refuse_private_targets_and_bad_fields_and_stay_in_their_tenan
         .unwrap()
         .into_inner();
     assert!(theirs.receivers.is_empty());
+    let gone = pb::DeleteReceiverRequest {
+        name: "mine".into(),
+    };
     let err = admin
-        .delete_receiver(authed(
-            pb::DeleteReceiverRequest {
-                name: "mine".into(),
-            },
-            &other,
-        ))
+        .delete_receiver(authed(gone, &other))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -717,16 +641,40 @@ async fn open_incident(store: &pulsyon::store::Store, tenant: &str, service: &st
 }
 
 /// Acknowledges `incident` as ana.
-async fn acknowledge(incidents: &mut IncidentsClient<Channel>, key: &str, incident: i64) {
+async fn acknowledge(
+    incidents: &mut IncidentsClient<Channel>,
+    key: &str,
+    incident: impl ToString,
+    note: &str,
+) {
     let ack = pb::AcknowledgeIncidentRequest {
         incident_id: incident.to_string(),
         by: "ana".into(),
-        note: String::new(),
+        note: note.into(),
     };
     incidents
         .acknowledge_incident(authed(ack, key))
         .await
         .unwrap();
+}
+
+/// The tenant's incidents, newest first.
+async fn incidents_of(
+    incidents: &mut IncidentsClient<Channel>,
+    key: &str,
+) -> pb::ListIncidentsResponse {
+    let req = pb::ListIncidentsRequest::default();
+    let answer = incidents.list_incidents(authed(req, key)).await;
+    answer.unwrap().into_inner()
+}
+
+/// `RetryDelivery` of `id`: the delivery, pending again.
+async fn retry(c: &mut IncidentsClient<Channel>, key: &str, id: &str) -> Result<Delivery, Status> {
+    let req = pb::RetryDeliveryRequest {
+        delivery_id: id.into(),
+    };
+    let answer = c.retry_delivery(authed(req, key)).await?;
+    Ok(answer.into_inner().delivery.unwrap_or_default())
 }
 
 fn hooks_about(records: &[Value], incident: i64) -> Vec<Value> {
@@ -776,12 +724,24 @@ type Setup = (
     AdminClient<Channel>,
 );
 
-async fn setup(extra: &[&str]) -> Setup {
+/// A server that detects by itself (incidents provoked through ingest).
+const DETECTING: &[&str] = &["--detect-interval", "1s", "--rollup-interval", "200ms"];
+/// A server whose incidents the test opens itself.
+const QUIET: &[&str] = &["--detector", "false"];
+
+/// The set-up with a server of these flags (and private targets allowed).
+async fn setup(flags: &[&[&str]]) -> Setup {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let secret = webhook_secret();
     let peers = Peers::start(&secret);
-    let server = notifying_server(&db, extra);
+    let mut args = vec!["--notify-allow-private-targets"];
+    args.extend(flags.iter().flat_map(|f| f.iter().copied()));
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    });
     let store = db.store().await;
     let admin = AdminClient::new(server.channel().await);
     (db, key, secret, peers, server, store, admin)
@@ -789,7 +749,7 @@ async fn setup(extra: &[&str]) -> Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[QUIET]).await;
     receiver(
         &mut admin,
         &key,
@@ -850,11 +810,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
     let mut incidents = IncidentsClient::new(server.channel().await);
     // Payments opened (the incident is there), its message held, and its
     // delivery log says by which silence.
-    let list = incidents
-        .list_incidents(authed(pb::ListIncidentsRequest::default(), &key))
-        .await
-        .unwrap()
-        .into_inner();
+    let list = incidents_of(&mut incidents, &key).await;
     assert!(
         list.incidents
             .iter()
@@ -945,7 +901,7 @@ async fn a_silence_holds_the_messages_never_the_incident_and_its_end_sends_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_when_due() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[QUIET]).await;
     for name in ["team", "lead", "ops"] {
         receiver(
             &mut admin,
@@ -994,7 +950,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
     let payments = open_incident(&store, "acme", "payments").await;
     let payroll = open_incident(&store, "acme", "payroll").await;
     let mut incidents = IncidentsClient::new(server.channel().await);
-    acknowledge(&mut incidents, &key, payments).await;
+    acknowledge(&mut incidents, &key, payments, "").await;
     let mail = open_incident(&store, "acme", "mail").await;
     let got = peers
         .wait_for("the team's and the default route's messages", |r| {
@@ -1063,7 +1019,7 @@ async fn routes_choose_receivers_and_an_unacknowledged_incident_escalates_only_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_it() {
-    let (_db, key, secret, peers, server, store, mut admin) = setup(&[]).await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[QUIET]).await;
     let chat = pb::CreateReceiverRequest {
         name: "chat".into(),
         kind: pb::ReceiverKind::Slack as i32,
@@ -1126,7 +1082,7 @@ async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_i
     }
     assert_eq!(digests.len(), 2, "one digest per receiver");
     // A lone change in a later window goes out as itself.
-    acknowledge(&mut incidents, &key, opened[1]).await;
+    acknowledge(&mut incidents, &key, opened[1], "").await;
     let got = peers
         .wait_for("the acknowledgement", |r| at(r, "/hook").len() == 2)
         .await;
@@ -1163,7 +1119,7 @@ async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_past_its_threshold_is_an_incident_sent_to_the_fallback() {
     let fast = ["--notify-backoff", "200ms", "--notify-max-backoff", "500ms"];
-    let (_db, key, secret, peers, server, store, mut admin) = setup(&fast).await;
+    let (_db, key, secret, peers, server, store, mut admin) = setup(&[QUIET, &fast]).await;
     for (name, path) in [("hook", "/flaky/100000"), ("ops", "/hook?ops")] {
         receiver(&mut admin, &key, webhook(name, peers.url(path), &secret)).await;
     }

@@ -101,27 +101,25 @@ fn checked(
     result.map_err(|e| invalid(e.field, e.problem))
 }
 
-/// Every string of a receiver's request: bounded, no NUL.
-fn texts(
-    name: &str,
-    url: &str,
-    secret: &str,
-    email_from: &str,
-    smtp_username: &str,
-    email_to: &[String],
-) -> Result<(), Status> {
-    for (field, value) in [
-        ("name", name),
-        ("url", url),
-        ("secret", secret),
-        ("email_from", email_from),
-        ("smtp_username", smtp_username),
-    ] {
-        checked_text(field, value, 2048)?;
-    }
-    email_to
-        .iter()
-        .try_for_each(|to| checked_text("email_to", to, 320))
+/// Every string of a receiver's request: bounded, no NUL (refused by its field's name).
+macro_rules! texts {
+    ($req:expr) => {{
+        let r = &$req;
+        let fields = [("name", &r.name), ("url", &r.url), ("secret", &r.secret)];
+        let more = [
+            ("email_from", &r.email_from),
+            ("smtp_username", &r.smtp_username),
+        ];
+        fields
+            .into_iter()
+            .chain(more)
+            .try_for_each(|(field, value)| checked_text(field, value, 2048))
+            .and_then(|()| {
+                r.email_to
+                    .iter()
+                    .try_for_each(|to| checked_text("email_to", to, 320))
+            })
+    }};
 }
 
 /// `Admin.CreateReceiver`.
@@ -131,14 +129,7 @@ pub async fn create(
     caller: &Principal,
     req: pb::CreateReceiverRequest,
 ) -> Result<Response<pb::CreateReceiverResponse>, Status> {
-    texts(
-        &req.name,
-        &req.url,
-        &req.secret,
-        &req.email_from,
-        &req.smtp_username,
-        &req.email_to,
-    )?;
+    texts!(req)?;
     let draft = Draft {
         name: req.name,
         kind: kind_from_pb(req.kind),
@@ -194,14 +185,7 @@ pub async fn update(
     req: pb::UpdateReceiverRequest,
 ) -> Result<Response<pb::UpdateReceiverResponse>, Status> {
     checked_text("new_name", &req.new_name, 2048)?;
-    texts(
-        &req.name,
-        &req.url,
-        &req.secret,
-        &req.email_from,
-        &req.smtp_username,
-        &req.email_to,
-    )?;
+    texts!(req)?;
     known_name(&req.name)?;
     let old = store
         .receiver(caller.tenant_id, &req.name)

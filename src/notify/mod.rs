@@ -124,6 +124,9 @@ pub fn spawn(
     }))
 }
 
+/// The least time between two planner passes.
+const PASS_GAP: Duration = Duration::from_millis(20);
+
 /// Plans after every outbox NOTIFY (a commit of incident updates) and at
 /// least every `poll` (escalations, repeats, windows and silences fall due
 /// with time; a lost connection misses notifications).
@@ -134,6 +137,7 @@ async fn run_planner(
     stop: CancellationToken,
 ) {
     let mut checked: Option<std::time::Instant> = None;
+    let mut last_pass = std::time::Instant::now();
     let mut listener = match store.update_listener().await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -148,6 +152,13 @@ async fn run_planner(
                 tracing::warn!(error = %e, "notify: checking receivers' health failed; trying again");
             }
         }
+        // A burst of commits wakes the planner for each: one pass per
+        // PASS_GAP at most reads them together (each pass is a transaction
+        // and several reads, whatever it finds).
+        if let Some(wait) = PASS_GAP.checked_sub(last_pass.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        last_pass = std::time::Instant::now();
         let busy = match plan::pass(&store, &config).await {
             Ok(Some(n)) => {
                 if n > 0 {

@@ -49,6 +49,19 @@ async function login(page, world, user, server) {
   await expect(page.locator("#service-table, #services p")).toBeVisible();
 }
 
+// A browser context per user, each logged in, its page watched.
+async function browse(browser, world, ...users) {
+  const out = [];
+  for (const user of users) {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    const seen = watch(page, world);
+    await login(page, world, user);
+    out.push({ context, page, seen });
+  }
+  return out;
+}
+
 function grpcurl(world, tenant, method, data) {
   const out = execFileSync(path.join(root, "tools", "bin", "grpcurl"), [
     "-plaintext", "-H", `authorization: Bearer ${world.keys[tenant]}`, "-d", JSON.stringify(data),
@@ -155,14 +168,10 @@ test("a viewer sees every seeded service with the p95 the Query API gives, on a 
 });
 
 test("an incident provoked through the ingest API appears live; a responder acknowledges it and another browser sees it at once", async ({ browser, world }) => {
-  const viewer = await browser.newContext({ ignoreHTTPSErrors: true });
-  const responder = await browser.newContext({ ignoreHTTPSErrors: true });
-  const vpage = await viewer.newPage();
-  const rpage = await responder.newPage();
-  const vseen = watch(vpage, world);
-  const rseen = watch(rpage, world);
-  await login(vpage, world, "vera");
-  await login(rpage, world, "rob");
+  const [
+    { context: viewer, page: vpage, seen: vseen },
+    { context: responder, page: rpage, seen: rseen },
+  ] = await browse(browser, world, "vera", "rob");
   const row = (page) => page.locator("#incidents tr[data-incident]", { hasText: "billing" });
   await spikeUntil(world, "billing", async () => (await row(vpage).count()) > 0);
   // Both pages got it live, without a reload.
@@ -198,13 +207,10 @@ test("a responder silences an incident's notifications from its page; an admin s
   // A receiver of acme's (its secret never shown), written as CreateReceiver would.
   psql(world, "INSERT INTO receivers (tenant_id, name, kind, url, secret) SELECT tenant_id, 'team', 'webhook', " +
     "'http://127.0.0.1:9/team', 'whsec_c2VjcmV0LW5ldmVyLXNob3du' FROM tenants WHERE name = 'acme'");
-  const responder = await browser.newContext({ ignoreHTTPSErrors: true });
-  const admin = await browser.newContext({ ignoreHTTPSErrors: true });
-  const rpage = await responder.newPage();
-  const apage = await admin.newPage();
-  const rseen = watch(rpage, world);
-  const aseen = watch(apage, world);
-  await login(rpage, world, "rob");
+  const [
+    { context: responder, page: rpage, seen: rseen },
+    { context: admin, page: apage, seen: aseen },
+  ] = await browse(browser, world, "rob", "ada");
   await expect(rpage.locator("#nav-notifications")).toBeHidden();
   await spikeUntil(world, "ledger", async () =>
     psql(world, "SELECT count(*) FROM incidents WHERE service = 'ledger' AND status = 'open'") !== "0");
@@ -222,7 +228,6 @@ test("a responder silences an incident's notifications from its page; an admin s
   await expect(rpage.locator("#deliveries")).toContainText("acknowledged");
   await rpage.screenshot({ path: path.join(shots, "incident-notifications.png"), fullPage: true });
   // The admin's page: receivers (fingerprint only), routes, the silence, ended by hand.
-  await login(apage, world, "ada");
   await apage.getByRole("link", { name: "Notifications" }).click();
   await expect(apage.locator("#receivers")).toContainText("team");
   await expect(apage.locator("#receivers")).toContainText("sha256:");

@@ -57,6 +57,19 @@ const CTX: Context<'static> = Context {
     reason: "update",
 };
 
+/// An email's subject, text, Message-ID and In-Reply-To.
+fn email_of(m: Message) -> (String, String, String, String) {
+    match m {
+        Message::Email {
+            subject,
+            text,
+            message_id,
+            in_reply_to,
+        } => (subject, text, message_id, in_reply_to),
+        Message::Http { .. } => panic!("not an email"),
+    }
+}
+
 fn body(m: Message) -> Value {
     match m {
         Message::Http { body } => body,
@@ -88,24 +101,11 @@ fn pagerduty_triggers_acknowledges_and_resolves_one_dedup_key() {
 #[test]
 fn emails_of_one_incident_are_one_thread() {
     let r = receiver(ReceiverKind::Email);
-    let Message::Email {
-        message_id: first,
-        in_reply_to,
-        ..
-    } = render(&update(UpdateKind::Opened, 5), &r, &CTX)
-    else {
-        panic!("an email")
-    };
+    let (_, _, first, in_reply_to) = email_of(render(&update(UpdateKind::Opened, 5), &r, &CTX));
     assert_eq!(first, "<pulsyon.incident-12@pulsyon.example.com>");
     assert_eq!(in_reply_to, "");
-    let Message::Email {
-        message_id,
-        in_reply_to,
-        ..
-    } = render(&update(UpdateKind::Resolved, 9), &r, &CTX)
-    else {
-        panic!("an email")
-    };
+    let (_, _, message_id, in_reply_to) =
+        email_of(render(&update(UpdateKind::Resolved, 9), &r, &CTX));
     assert_eq!(message_id, "<pulsyon-12-9@pulsyon.example.com>");
     assert_eq!(in_reply_to, first);
 }
@@ -148,14 +148,8 @@ fn an_escalation_has_an_identity_of_its_own_in_the_thread() {
         reason: "escalation:0:1",
         ..CTX
     };
-    let Message::Email {
-        message_id,
-        in_reply_to,
-        ..
-    } = render(&update(UpdateKind::Opened, 5), &r, &ctx)
-    else {
-        panic!("an email")
-    };
+    let (_, _, message_id, in_reply_to) =
+        email_of(render(&update(UpdateKind::Opened, 5), &r, &ctx));
     assert_eq!(
         message_id,
         "<pulsyon-12-5-escalation-0-1@pulsyon.example.com>"
@@ -192,15 +186,8 @@ fn a_digest_carries_every_held_message_in_each_receivers_form() {
             .unwrap()
             .contains("#/incidents/12|")
     );
-    let Message::Email {
-        subject,
-        text,
-        message_id,
-        in_reply_to,
-    } = of(ReceiverKind::Email, WebhookFormat::Pulsyon)
-    else {
-        panic!("an email")
-    };
+    let (subject, text, message_id, in_reply_to) =
+        email_of(of(ReceiverKind::Email, WebhookFormat::Pulsyon));
     assert_eq!(subject, "[Pulsyon] 2 incident updates");
     assert!(text.contains("[Opened]") && text.contains("[Resolved]"));
     assert_eq!(message_id, "<pulsyon-12-0-digest-7@pulsyon.example.com>");

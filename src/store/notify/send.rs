@@ -24,7 +24,8 @@ impl Store {
         lease: Duration,
         sender: uuid::Uuid,
     ) -> Result<Vec<Claimed>, StoreError> {
-        // Per receiver with due deliveries, its oldest due ones that no
+        // Per receiver with due deliveries and a free slot (one with all its
+        // slots held, a hanging one, costs the claim nothing), its oldest due ones that no
         // sender holds and that no earlier pending update of the same
         // incident holds back (in order); ranked after what the receiver
         // already has in flight, so none gets more than `per_receiver`.
@@ -33,13 +34,14 @@ impl Store {
         // there), however long one receiver's backlog: a hanging receiver
         // starves no one.
         let sql = format!(
-            "WITH busy AS ( \
-               SELECT r.receiver_id FROM receivers r WHERE EXISTS (SELECT 1 FROM deliveries d \
-                 WHERE d.receiver_id = r.receiver_id AND d.state = 'pending' AND d.next_at <= now())), \
-             held AS ( \
+            "WITH held AS ( \
                SELECT receiver_id, count(*) AS n FROM deliveries \
                WHERE state = 'pending' AND leased_until IS NOT NULL AND leased_until >= now() \
                GROUP BY receiver_id), \
+             busy AS ( \
+               SELECT r.receiver_id FROM receivers r LEFT JOIN held h ON h.receiver_id = r.receiver_id \
+               WHERE coalesce(h.n, 0) < $2 AND EXISTS (SELECT 1 FROM deliveries d \
+                 WHERE d.receiver_id = r.receiver_id AND d.state = 'pending' AND d.next_at <= now())), \
              candidates AS ( \
                SELECT c.* FROM busy b CROSS JOIN LATERAL ( \
                  SELECT d.delivery_id, d.receiver_id, d.next_at FROM deliveries d \

@@ -326,6 +326,16 @@
         "data-range": r, onclick: () => { state.range = r; onChange(); } }, r)));
   }
 
+  // The page's data, or null with its title and the error shown in `root`.
+  async function pageData(root, title, path) {
+    try {
+      return await api(path);
+    } catch (e) {
+      root.replaceChildren(el("h1", {}, title), errorBox(e));
+      return null;
+    }
+  }
+
   function errorBox(e) {
     return el("p", { class: "error", role: "alert" }, "Could not load: " + e.message);
   }
@@ -399,13 +409,8 @@
     async function load() {
       for (const c of state.charts) c.destroy();
       state.charts = [];
-      let body;
-      try {
-        body = await api(`/api/v1/services/${encodeURIComponent(name)}?range=${state.range}`);
-      } catch (e) {
-        root.replaceChildren(el("h1", {}, name), errorBox(e));
-        return;
-      }
+      const body = await pageData(root, name, `/api/v1/services/${encodeURIComponent(name)}?range=${state.range}`);
+      if (!body) return;
       const h = body.health;
       const charts = el("div", { class: "charts" });
       root.replaceChildren(
@@ -453,13 +458,8 @@
     const root = el("section", {});
     main().replaceChildren(root);
     async function load() {
-      let body;
-      try {
-        body = await api("/api/v1/incidents/" + encodeURIComponent(id));
-      } catch (e) {
-        root.replaceChildren(el("h1", {}, "Incident " + id), errorBox(e));
-        return;
-      }
+      const body = await pageData(root, "Incident " + id, "/api/v1/incidents/" + encodeURIComponent(id));
+      if (!body) return;
       const i = body.incident;
       let sent = [];
       try {
@@ -540,13 +540,8 @@
     main().replaceChildren(root);
     listeners.clear();
     async function load() {
-      let body;
-      try {
-        body = await api("/api/v1/notifications");
-      } catch (e) {
-        root.replaceChildren(el("h1", {}, "Notifications"), errorBox(e));
-        return;
-      }
+      const body = await pageData(root, "Notifications", "/api/v1/notifications");
+      if (!body) return;
       const r = body.routes;
       const expire = (s) => (!s.current || !state.me.may_respond) ? null
         : el("button", { type: "button", "data-expire": s.id, onclick: async () => {
@@ -595,13 +590,8 @@
     async function load() {
       for (const c of state.charts) c.destroy();
       state.charts = [];
-      let body;
-      try {
-        body = await api("/api/v1/ingest?range=" + state.range);
-      } catch (e) {
-        root.replaceChildren(el("h1", {}, "Ingest"), errorBox(e));
-        return;
-      }
+      const body = await pageData(root, "Ingest", "/api/v1/ingest?range=" + state.range);
+      if (!body) return;
       const t = body.total;
       const charts = el("div", { class: "charts" });
       const reasons = Object.entries(t.rejected_by_reason);
