@@ -212,9 +212,9 @@ test("a responder silences an incident's notifications from its page; an admin s
     { context: admin, page: apage, seen: aseen },
   ] = await browse(browser, world, "rob", "ada");
   await expect(rpage.locator("#nav-notifications")).toBeHidden();
-  await spikeUntil(world, "ledger", async () =>
-    psql(world, "SELECT count(*) FROM incidents WHERE service = 'ledger' AND status = 'open'") !== "0");
-  const id = psql(world, "SELECT incident_id FROM incidents WHERE service = 'ledger' AND status = 'open'");
+  await spikeUntil(world, "payroll", async () =>
+    psql(world, "SELECT count(*) FROM incidents WHERE service = 'payroll' AND status = 'open'") !== "0");
+  const id = psql(world, "SELECT incident_id FROM incidents WHERE service = 'payroll' AND status = 'open'");
   await rpage.goto(`${url(world)}/#/incident/${id}`);
   await rpage.getByLabel(`Why silence incident ${id}`).fill("deploying a fix");
   await rpage.getByRole("button", { name: "Silence notifications" }).click();
