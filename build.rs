@@ -9,6 +9,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "proto/pulsyon/v1/event.proto",
+    "proto/pulsyon/v1/objective.proto",
     "proto/pulsyon/v1/ingest.proto",
     "proto/pulsyon/v1/query.proto",
     "proto/pulsyon/v1/incidents.proto",

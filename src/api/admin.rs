@@ -476,6 +476,30 @@ impl Admin for AdminService {
         let caller = self.auth.authorize(&request, Scope::Admin).await?;
         super::routes::expire_silence(&self.store, &caller, request.into_inner()).await
     }
+
+    async fn set_objective(
+        &self,
+        request: Request<pb::SetObjectiveRequest>,
+    ) -> Result<Response<pb::SetObjectiveResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::objectives::set(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn list_objectives(
+        &self,
+        request: Request<pb::ListObjectivesRequest>,
+    ) -> Result<Response<pb::ListObjectivesResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::objectives::list(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn delete_objective(
+        &self,
+        request: Request<pb::DeleteObjectiveRequest>,
+    ) -> Result<Response<pb::DeleteObjectiveResponse>, Status> {
+        let caller = self.auth.authorize(&request, Scope::Admin).await?;
+        super::objectives::delete(&self.store, &caller, request.into_inner()).await
+    }
 }
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
+pub mod objectives;
 pub mod preauth;
 pub mod query;
 pub mod receivers;

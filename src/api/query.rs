@@ -590,4 +590,20 @@ impl Query for QueryService {
             next_page_token,
         }))
     }
+
+    async fn get_objective(
+        &self,
+        request: Request<pb::GetObjectiveRequest>,
+    ) -> Result<Response<pb::GetObjectiveResponse>, Status> {
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
+        super::objectives::get(&self.store, &caller, request.into_inner()).await
+    }
+
+    async fn list_objectives(
+        &self,
+        request: Request<pb::QueryListObjectivesRequest>,
+    ) -> Result<Response<pb::QueryListObjectivesResponse>, Status> {
+        let (caller, _running) = self.auth.admit_query(&request, &self.gate).await?;
+        super::objectives::standings(&self.store, &caller, request.into_inner()).await
+    }
 }

@@ -49,6 +49,7 @@ mod event;
 pub mod incident;
 mod limits;
 pub mod notify;
+pub mod objective;
 pub mod rules;
 
 pub use access::*;

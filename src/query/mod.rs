@@ -8,6 +8,7 @@
 //! store's row-level security.
 
 pub mod gate;
+pub mod objectives;
 
 use std::{collections::BTreeMap, time::Duration};
 

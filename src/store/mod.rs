@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod keys;
 pub mod notify;
+pub mod objectives;
 pub mod outbox;
 pub mod partitions;
 pub mod pgcopy;

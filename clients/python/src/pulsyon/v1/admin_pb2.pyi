@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pulsyon.v1 import incidents_pb2 as _incidents_pb2
+from pulsyon.v1 import objective_pb2 as _objective_pb2
 from pulsyon.v1 import query_pb2 as _query_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -649,3 +650,49 @@ class ExpireSilenceResponse(_message.Message):
     SILENCE_FIELD_NUMBER: _ClassVar[int]
     silence: Silence
     def __init__(self, silence: _Optional[_Union[Silence, _Mapping]] = ...) -> None: ...
+
+class SetObjectiveRequest(_message.Message):
+    __slots__ = ("service", "endpoint", "kind", "target_percent", "period", "count_4xx", "latency_threshold_ms")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    COUNT_4XX_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_THRESHOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    endpoint: str
+    kind: _objective_pb2.ObjectiveKind
+    target_percent: float
+    period: _duration_pb2.Duration
+    count_4xx: bool
+    latency_threshold_ms: float
+    def __init__(self, service: _Optional[str] = ..., endpoint: _Optional[str] = ..., kind: _Optional[_Union[_objective_pb2.ObjectiveKind, str]] = ..., target_percent: _Optional[float] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count_4xx: _Optional[bool] = ..., latency_threshold_ms: _Optional[float] = ...) -> None: ...
+
+class SetObjectiveResponse(_message.Message):
+    __slots__ = ("objective",)
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    objective: _objective_pb2.Objective
+    def __init__(self, objective: _Optional[_Union[_objective_pb2.Objective, _Mapping]] = ...) -> None: ...
+
+class ListObjectivesRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class ListObjectivesResponse(_message.Message):
+    __slots__ = ("objectives",)
+    OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
+    objectives: _containers.RepeatedCompositeFieldContainer[_objective_pb2.Objective]
+    def __init__(self, objectives: _Optional[_Iterable[_Union[_objective_pb2.Objective, _Mapping]]] = ...) -> None: ...
+
+class DeleteObjectiveRequest(_message.Message):
+    __slots__ = ("objective_id",)
+    OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    objective_id: str
+    def __init__(self, objective_id: _Optional[str] = ...) -> None: ...
+
+class DeleteObjectiveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

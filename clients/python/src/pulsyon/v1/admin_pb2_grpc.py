@@ -152,6 +152,21 @@ class AdminStub:
                 request_serializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.FromString,
                 _registered_method=True)
+        self.SetObjective = channel.unary_unary(
+                '/pulsyon.v1.Admin/SetObjective',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.SetObjectiveRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetObjectiveResponse.FromString,
+                _registered_method=True)
+        self.ListObjectives = channel.unary_unary(
+                '/pulsyon.v1.Admin/ListObjectives',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.ListObjectivesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListObjectivesResponse.FromString,
+                _registered_method=True)
+        self.DeleteObjective = channel.unary_unary(
+                '/pulsyon.v1.Admin/DeleteObjective',
+                request_serializer=pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -333,6 +348,28 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetObjective(self, request, context):
+        """Sets a service level objective of a service (or one endpoint of it): one
+        per (service, endpoint, kind), replaced when set again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjectives(self, request, context):
+        """The tenant's objectives (`Query.ListObjectives` answers how they stand).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteObjective(self, request, context):
+        """Removes an objective.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -450,6 +487,21 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ExpireSilence,
                     request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.SerializeToString,
+            ),
+            'SetObjective': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetObjective,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.SetObjectiveRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.SetObjectiveResponse.SerializeToString,
+            ),
+            'ListObjectives': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjectives,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.ListObjectivesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.ListObjectivesResponse.SerializeToString,
+            ),
+            'DeleteObjective': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteObjective,
+                    request_deserializer=pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1076,6 +1128,87 @@ class Admin:
             '/pulsyon.v1.Admin/ExpireSilence',
             pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceRequest.SerializeToString,
             pulsyon_dot_v1_dot_admin__pb2.ExpireSilenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetObjective(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/SetObjective',
+            pulsyon_dot_v1_dot_admin__pb2.SetObjectiveRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.SetObjectiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjectives(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/ListObjectives',
+            pulsyon_dot_v1_dot_admin__pb2.ListObjectivesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.ListObjectivesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteObjective(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Admin/DeleteObjective',
+            pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveRequest.SerializeToString,
+            pulsyon_dot_v1_dot_admin__pb2.DeleteObjectiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pulsyon.v1 import event_pb2 as _event_pb2
+from pulsyon.v1 import objective_pb2 as _objective_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -318,3 +319,63 @@ class GetIngestStatsResponse(_message.Message):
     total: IngestMinute
     next_page_token: str
     def __init__(self, minutes: _Optional[_Iterable[_Union[IngestMinute, _Mapping]]] = ..., total: _Optional[_Union[IngestMinute, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class BurnRate(_message.Message):
+    __slots__ = ("window", "burn_rate", "requests", "bad_requests")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    BURN_RATE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BAD_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    window: _duration_pb2.Duration
+    burn_rate: float
+    requests: int
+    bad_requests: int
+    def __init__(self, window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., burn_rate: _Optional[float] = ..., requests: _Optional[int] = ..., bad_requests: _Optional[int] = ...) -> None: ...
+
+class ObjectiveStatus(_message.Message):
+    __slots__ = ("objective", "attainment_percent", "requests", "bad_requests", "budget_left_percent", "budget_left_requests", "budget_left_minutes", "burn_rates", "exhausted_at", "as_of")
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    ATTAINMENT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BAD_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_LEFT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_LEFT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_LEFT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    BURN_RATES_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTED_AT_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    objective: _objective_pb2.Objective
+    attainment_percent: float
+    requests: int
+    bad_requests: int
+    budget_left_percent: float
+    budget_left_requests: int
+    budget_left_minutes: float
+    burn_rates: _containers.RepeatedCompositeFieldContainer[BurnRate]
+    exhausted_at: _timestamp_pb2.Timestamp
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, objective: _Optional[_Union[_objective_pb2.Objective, _Mapping]] = ..., attainment_percent: _Optional[float] = ..., requests: _Optional[int] = ..., bad_requests: _Optional[int] = ..., budget_left_percent: _Optional[float] = ..., budget_left_requests: _Optional[int] = ..., budget_left_minutes: _Optional[float] = ..., burn_rates: _Optional[_Iterable[_Union[BurnRate, _Mapping]]] = ..., exhausted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetObjectiveRequest(_message.Message):
+    __slots__ = ("objective_id",)
+    OBJECTIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    objective_id: str
+    def __init__(self, objective_id: _Optional[str] = ...) -> None: ...
+
+class GetObjectiveResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: ObjectiveStatus
+    def __init__(self, status: _Optional[_Union[ObjectiveStatus, _Mapping]] = ...) -> None: ...
+
+class QueryListObjectivesRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class QueryListObjectivesResponse(_message.Message):
+    __slots__ = ("objectives",)
+    OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
+    objectives: _containers.RepeatedCompositeFieldContainer[ObjectiveStatus]
+    def __init__(self, objectives: _Optional[_Iterable[_Union[ObjectiveStatus, _Mapping]]] = ...) -> None: ...

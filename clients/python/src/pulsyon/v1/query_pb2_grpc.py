@@ -73,6 +73,16 @@ class QueryStub:
                 request_serializer=pulsyon_dot_v1_dot_query__pb2.GetIngestStatsRequest.SerializeToString,
                 response_deserializer=pulsyon_dot_v1_dot_query__pb2.GetIngestStatsResponse.FromString,
                 _registered_method=True)
+        self.GetObjective = channel.unary_unary(
+                '/pulsyon.v1.Query/GetObjective',
+                request_serializer=pulsyon_dot_v1_dot_query__pb2.GetObjectiveRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_query__pb2.GetObjectiveResponse.FromString,
+                _registered_method=True)
+        self.ListObjectives = channel.unary_unary(
+                '/pulsyon.v1.Query/ListObjectives',
+                request_serializer=pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesRequest.SerializeToString,
+                response_deserializer=pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -133,6 +143,21 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetObjective(self, request, context):
+        """How one service level objective stands: attainment over its period, the
+        error budget left, the burn rate per window and when the budget runs out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjectives(self, request, context):
+        """How each of the tenant's objectives stands.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +195,16 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.GetIngestStats,
                     request_deserializer=pulsyon_dot_v1_dot_query__pb2.GetIngestStatsRequest.FromString,
                     response_serializer=pulsyon_dot_v1_dot_query__pb2.GetIngestStatsResponse.SerializeToString,
+            ),
+            'GetObjective': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObjective,
+                    request_deserializer=pulsyon_dot_v1_dot_query__pb2.GetObjectiveRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_query__pb2.GetObjectiveResponse.SerializeToString,
+            ),
+            'ListObjectives': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjectives,
+                    request_deserializer=pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesRequest.FromString,
+                    response_serializer=pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -365,6 +400,60 @@ class Query:
             '/pulsyon.v1.Query/GetIngestStats',
             pulsyon_dot_v1_dot_query__pb2.GetIngestStatsRequest.SerializeToString,
             pulsyon_dot_v1_dot_query__pb2.GetIngestStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObjective(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Query/GetObjective',
+            pulsyon_dot_v1_dot_query__pb2.GetObjectiveRequest.SerializeToString,
+            pulsyon_dot_v1_dot_query__pb2.GetObjectiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjectives(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pulsyon.v1.Query/ListObjectives',
+            pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesRequest.SerializeToString,
+            pulsyon_dot_v1_dot_query__pb2.QueryListObjectivesResponse.FromString,
             options,
             channel_credentials,
             insecure,
