@@ -113,7 +113,7 @@ async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_f
     // 1 % of 30 days is 432 minutes; half of it left.
     assert!((s.budget_left_minutes - 216.0).abs() < 1e-6, "{s:#?}");
     // Every window holds the two minutes: 0.5 % bad against 1 % allowed.
-    assert_eq!(s.burn_rates.len(), 6);
+    assert_eq!(s.burn_rates.len(), 7);
     for b in &s.burn_rates {
         assert_eq!((b.requests, b.bad_requests), (2_000, 10), "{b:#?}");
         assert!((b.burn_rate - 0.5).abs() < 1e-9, "{b:#?}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::TenantId;
+use super::{TenantId, rules::Severity};
 
 named_enum! {
 /// What an objective promises.
@@ -22,14 +22,47 @@ pub enum ObjectiveKind {
 /// The periods an objective may have, in days.
 pub const PERIOD_DAYS: [u32; 2] = [28, 30];
 
-/// The windows a status reports a burn rate for, each ending now.
-pub const BURN_WINDOWS: [Duration; 6] = [
+/// The windows a status reports a burn rate for, each ending now: the
+/// short and long windows of the alerting scheme below.
+pub const BURN_WINDOWS: [Duration; 7] = [
     Duration::from_secs(5 * 60),
     Duration::from_secs(30 * 60),
     Duration::from_secs(3_600),
+    Duration::from_secs(2 * 3_600),
     Duration::from_secs(6 * 3_600),
     Duration::from_secs(86_400),
     Duration::from_secs(3 * 86_400),
+];
+
+/// The multi-window, multi-burn-rate scheme of the SRE workbook for a
+/// 30-day period: (long window, short window, burn rate, severity). Both
+/// windows must burn faster than the rate; the rates scale with the period
+/// (a rate spends the same share of the budget per hour whatever its length).
+pub const BURN_ALERTS: [(Duration, Duration, f64, Severity); 4] = [
+    (
+        Duration::from_secs(3_600),
+        Duration::from_secs(5 * 60),
+        14.4,
+        Severity::Critical,
+    ),
+    (
+        Duration::from_secs(6 * 3_600),
+        Duration::from_secs(30 * 60),
+        6.0,
+        Severity::Critical,
+    ),
+    (
+        Duration::from_secs(86_400),
+        Duration::from_secs(2 * 3_600),
+        3.0,
+        Severity::Warning,
+    ),
+    (
+        Duration::from_secs(3 * 86_400),
+        Duration::from_secs(6 * 3_600),
+        1.0,
+        Severity::Warning,
+    ),
 ];
 
 /// The window whose burn rate projects when the budget runs out.
@@ -159,6 +192,22 @@ pub fn standing(o: &Objective, period: Tally, windows: &[Tally], now: OffsetDate
     }
 }
 
+/// How severe an alert `s` calls for by [`BURN_ALERTS`] (None: none): a
+/// page (critical) when a page pair burns, else a ticket (warning) when a
+/// ticket pair does.
+pub fn alert_level(o: &Objective, s: &Standing) -> Option<Severity> {
+    let scale = f64::from(o.period_days) / 30.0;
+    let rate = |w: Duration| s.burns.iter().find(|b| b.window == w).map(|b| b.rate);
+    BURN_ALERTS
+        .iter()
+        .filter(|(long, short, factor, _)| {
+            let over = |w| rate(w).is_some_and(|r| r > factor * scale);
+            over(*long) && over(*short)
+        })
+        .map(|(_, _, _, severity)| *severity)
+        .max()
+}
+
 /// When the budget left runs out at the projection window's rate of bad
 /// requests: now if it is spent already, None if nothing bad happens.
 fn projection(
@@ -210,7 +259,7 @@ mod tests {
         let s = standing(
             &objective(99.9),
             tally(1_000_000, 250),
-            &[tally(0, 0); 6],
+            &[tally(0, 0); 7],
             NOW,
         );
         assert!((s.attainment_percent - 99.975).abs() < 1e-9);
@@ -227,6 +276,7 @@ mod tests {
             tally(1_000, 15),
             tally(6_000, 60),
             tally(12_000, 12),
+            tally(24_000, 24),
             tally(72_000, 72),
             tally(288_000, 0),
             tally(0, 0),
@@ -237,7 +287,7 @@ mod tests {
             .iter()
             .map(|b| (b.rate * 1e6).round() / 1e6)
             .collect();
-        assert_eq!(rates, [15.0, 10.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(rates, [15.0, 10.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         // 900 left at 12 an hour: 75 hours.
         assert_eq!(s.exhausted_at, Some(NOW + time::Duration::hours(75)));
     }
@@ -247,7 +297,7 @@ mod tests {
         let s = standing(
             &objective(99.0),
             tally(10_000, 150),
-            &[tally(100, 5); 6],
+            &[tally(100, 5); 7],
             NOW,
         );
         assert!((s.budget_left_percent + 50.0).abs() < 1e-9);
@@ -261,12 +311,66 @@ mod tests {
         let s = standing(
             &objective(99.5),
             Tally::default(),
-            &[Tally::default(); 6],
+            &[Tally::default(); 7],
             NOW,
         );
         assert_eq!(s.attainment_percent, 100.0);
         assert_eq!(s.budget_left_percent, 100.0);
         assert!(s.burns.iter().all(|b| b.rate == 0.0));
         assert_eq!(s.exhausted_at, None);
+    }
+
+    /// A standing whose windows burn at these rates (by [`BURN_WINDOWS`]).
+    fn burning(o: &Objective, rates: [f64; 7]) -> Standing {
+        let allowed = o.allowed_bad_share();
+        let windows: Vec<Tally> = rates
+            .iter()
+            .map(|r| tally(1_000_000, (r * allowed * 1_000_000.0).round() as u64))
+            .collect();
+        standing(o, tally(10_000_000, 0), &windows, NOW)
+    }
+
+    #[test]
+    fn both_windows_of_a_pair_must_burn_and_a_page_outranks_a_ticket() {
+        let o = objective(99.9);
+        //            5m    30m   1h    2h   6h   1d   3d
+        let page = [15.0, 0.9, 15.0, 0.9, 0.9, 0.9, 0.9];
+        assert_eq!(
+            alert_level(&o, &burning(&o, page)),
+            Some(Severity::Critical)
+        );
+        // The hour burned, the last five minutes no longer: recovering.
+        let over = [0.9, 0.9, 15.0, 0.9, 0.9, 0.9, 0.9];
+        assert_eq!(alert_level(&o, &burning(&o, over)), None);
+        let slow = [0.5, 6.5, 2.0, 6.5, 6.5, 3.5, 1.5];
+        assert_eq!(
+            alert_level(&o, &burning(&o, slow)),
+            Some(Severity::Critical)
+        );
+        let ticket = [0.5, 0.5, 2.0, 3.5, 1.5, 3.5, 1.5];
+        assert_eq!(
+            alert_level(&o, &burning(&o, ticket)),
+            Some(Severity::Warning)
+        );
+        let both = [15.0, 1.0, 15.0, 3.5, 1.5, 3.5, 1.5];
+        assert_eq!(
+            alert_level(&o, &burning(&o, both)),
+            Some(Severity::Critical)
+        );
+        assert_eq!(alert_level(&o, &burning(&o, [0.9; 7])), None);
+    }
+
+    #[test]
+    fn the_rates_scale_with_the_period() {
+        // 14.4 over 30 days spends 2 % of the budget an hour; over 28 days
+        // the same share is 13.44.
+        let mut o = objective(99.9);
+        let at_14 = [14.0, 0.9, 14.0, 0.9, 0.9, 0.9, 0.9];
+        assert_eq!(alert_level(&o, &burning(&o, at_14)), None);
+        o.period_days = 28;
+        assert_eq!(
+            alert_level(&o, &burning(&o, at_14)),
+            Some(Severity::Critical)
+        );
     }
 }
