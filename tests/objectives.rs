@@ -67,6 +67,13 @@ async fn set_one(
     answer.into_inner().objective.unwrap()
 }
 
+/// `Admin.ListObjectives` of the tenant.
+async fn admin_list(admin: &mut AdminClient<Channel>, key: &str) -> Vec<pb::Objective> {
+    let req = pb::ListObjectivesRequest::default();
+    let answer = admin.list_objectives(authed(req, key)).await.unwrap();
+    answer.into_inner().objectives
+}
+
 /// How `id` stands once the rollups hold `requests` requests.
 async fn standing(
     query: &mut QueryClient<Channel>,
@@ -92,12 +99,13 @@ async fn standing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_fit() {
     let db = TestDb::new().await;
-    let (key, other) = two_tenants(&db.url);
+    let args = ["--detector", "false", "--rollup-interval", "200ms"];
     let server = Server::start(ServerOpts {
         database_url: Some(&db.url),
-        extra_args: &["--detector", "false", "--rollup-interval", "200ms"],
+        extra_args: &args,
         ..Default::default()
     });
+    let (key, other) = two_tenants(&db.url);
     let mut ingest = IngestClient::new(server.channel().await);
     publish(&mut ingest, &key, common::batch("slo", 1, events())).await;
     let mut admin = AdminClient::new(server.channel().await);
@@ -143,13 +151,9 @@ async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_f
     let s = standing(&mut query, &key, &lat.objective_id, 2_000).await;
     assert_eq!(s.bad_requests, 50);
     assert!((s.budget_left_percent - 50.0).abs() < 1e-9, "{s:#?}");
-    let listed = query
-        .list_objectives(authed(pb::QueryListObjectivesRequest::default(), &key))
-        .await
-        .unwrap()
-        .into_inner()
-        .objectives;
-    assert_eq!(listed.len(), 2);
+    let req = pb::QueryListObjectivesRequest::default();
+    let listed = query.list_objectives(authed(req, &key)).await.unwrap();
+    assert_eq!(listed.into_inner().objectives.len(), 2);
 
     // Bad input, by field.
     let bad = [
@@ -230,26 +234,13 @@ async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_f
     let gone = pb::DeleteObjectiveRequest {
         objective_id: set.objective_id.clone(),
     };
-    let err = admin
-        .delete_objective(authed(gone.clone(), &other))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-    let none = admin
-        .list_objectives(authed(pb::ListObjectivesRequest::default(), &other))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(none.objectives.is_empty());
+    let answer = admin.delete_objective(authed(gone.clone(), &other)).await;
+    assert_eq!(answer.unwrap_err().code(), Code::NotFound);
+    assert!(admin_list(&mut admin, &other).await.is_empty());
 
     // Deleted by its tenant's admin: gone from both lists.
     admin.delete_objective(authed(gone, &key)).await.unwrap();
-    let left = admin
-        .list_objectives(authed(pb::ListObjectivesRequest::default(), &key))
-        .await
-        .unwrap()
-        .into_inner()
-        .objectives;
+    let left = admin_list(&mut admin, &key).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].objective_id, lat.objective_id);
 }
