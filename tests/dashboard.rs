@@ -841,6 +841,14 @@ async fn notification_pages_are_the_tenants_and_silence_this_holds_an_incidents_
     assert_eq!(held["change"], "acknowledged");
     let (_, other) = get(addr, &gus, &format!("/api/v1/incidents/{ia}/deliveries")).await;
     assert_eq!(other["deliveries"], serde_json::json!([]), "{other}");
+    // Current while its incident is open; over once it resolves.
+    let (_, page) = get(addr, &ada, "/api/v1/notifications").await;
+    assert_eq!(page["silences"][0]["current"], true, "{page}");
+    let resolve = format!("/api/v1/incidents/{ia}/resolve");
+    assert_eq!(post(addr, &rob, &resolve, "{}").await.0, 200);
+    let (_, page) = get(addr, &ada, "/api/v1/notifications").await;
+    assert_eq!(page["silences"][0]["current"], false, "{page}");
+    assert!(page["silences"][0]["expired_at"].is_null(), "{page}");
     // Ended by a responder of the tenant only.
     let end = format!("/api/v1/silences/{silence}/expire");
     assert_eq!(post(addr, &gus, &end, "").await.0, 404);

@@ -702,9 +702,10 @@ async fn deliveries_of(
         .deliveries
 }
 
-fn notifying_server(db: &TestDb, extra: &[&str]) -> Server {
-    let mut args = vec!["--notify-allow-private-targets", "--detector", "false"];
-    args.extend_from_slice(extra);
+/// A server of these flags (and private targets allowed).
+fn notifying_server(db: &TestDb, flags: &[&[&str]]) -> Server {
+    let mut args = vec!["--notify-allow-private-targets"];
+    args.extend(flags.iter().flat_map(|f| f.iter().copied()));
     Server::start(ServerOpts {
         database_url: Some(&db.url),
         extra_args: &args,
@@ -729,19 +730,13 @@ const DETECTING: &[&str] = &["--detect-interval", "1s", "--rollup-interval", "20
 /// A server whose incidents the test opens itself.
 const QUIET: &[&str] = &["--detector", "false"];
 
-/// The set-up with a server of these flags (and private targets allowed).
+/// The set-up with a server of these flags.
 async fn setup(flags: &[&[&str]]) -> Setup {
     let db = TestDb::new().await;
     let key = create_tenant(&db.url, "acme");
     let secret = webhook_secret();
     let peers = Peers::start(&secret);
-    let mut args = vec!["--notify-allow-private-targets"];
-    args.extend(flags.iter().flat_map(|f| f.iter().copied()));
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &args,
-        ..Default::default()
-    });
+    let server = notifying_server(&db, flags);
     let store = db.store().await;
     let admin = AdminClient::new(server.channel().await);
     (db, key, secret, peers, server, store, admin)
@@ -1213,7 +1208,8 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
     let peers = Peers::start(&secret);
     // Attempts of 1 s, so a killed sender's lease (2 x 1 s + 5 s) passes soon.
     let opts = ["--notify-timeout", "1s"];
-    let mut servers = [notifying_server(&db, &opts), notifying_server(&db, &opts)];
+    let flags: &[&[&str]] = &[QUIET, &opts];
+    let mut servers = [notifying_server(&db, flags), notifying_server(&db, flags)];
     let store = db.store().await;
     let mut admin = AdminClient::new(servers[0].channel().await);
     receiver(

@@ -160,11 +160,10 @@ pub struct Standing {
 pub fn standing(o: &Objective, period: Tally, windows: &[Tally], now: OffsetDateTime) -> Standing {
     let allowed = o.allowed_bad_share();
     let budget = allowed * period.requests as f64;
+    // No requests yet (so none bad): the whole budget is left.
     let left_share = match budget > 0.0 {
         true => 1.0 - period.bad as f64 / budget,
-        // No requests yet: the whole budget is left; a 100 % target has none.
-        false if period.bad == 0 => 1.0,
-        false => f64::NEG_INFINITY,
+        false => 1.0,
     };
     let burns: Vec<Burn> = BURN_WINDOWS
         .iter()
@@ -184,9 +183,9 @@ pub fn standing(o: &Objective, period: Tally, windows: &[Tally], now: OffsetDate
     Standing {
         period,
         attainment_percent: 100.0 * (1.0 - period.bad_share()),
-        budget_left_percent: 100.0 * left_share.max(-1e9),
+        budget_left_percent: 100.0 * left_share,
         budget_left_requests: left_requests,
-        budget_left_minutes: allowed * o.period().as_secs_f64() / 60.0 * left_share.max(-1e9),
+        budget_left_minutes: allowed * o.period().as_secs_f64() / 60.0 * left_share,
         burns,
         exhausted_at,
     }

@@ -23,6 +23,7 @@ use super::{
 use crate::{
     domain::{
         Role,
+        incident::IncidentStatus,
         notify::{Attempt, Delivery, Matchers, Receiver, Recurrence, Routes, Silence, SilenceKind},
     },
     store::{notify::DeliveryFilter, users::SessionInfo},
@@ -89,7 +90,9 @@ struct SilenceJson<'a> {
     current: bool,
 }
 
-fn silence(s: &Silence, now: OffsetDateTime) -> SilenceJson<'_> {
+/// `s` as the pages show it; `open` says whether an incident is still
+/// unresolved (a silence held until its incident resolves ends with it).
+fn silence(s: &Silence, now: OffsetDateTime, open: impl Fn(i64) -> bool) -> SilenceJson<'_> {
     SilenceJson {
         id: s.silence_id.to_string(),
         kind: s.kind.as_str(),
@@ -102,7 +105,9 @@ fn silence(s: &Silence, now: OffsetDateTime) -> SilenceJson<'_> {
         comment: &s.comment,
         created_at: time(s.created_at),
         expired_at: s.expired_at.map(time),
-        current: s.expired_at.is_none() && s.ends_at.is_none_or(|e| e > now),
+        current: s.expired_at.is_none()
+            && s.ends_at.is_none_or(|e| e > now)
+            && s.until_resolved.is_none_or(open),
     }
 }
 
@@ -123,13 +128,23 @@ async fn settings(State(d): State<Dashboard>, Caller { session, .. }: Caller) ->
     let receivers = d.store.receivers(session.tenant_id).await?;
     let routes = d.store.routes(session.tenant_id).await?;
     let silences = d.store.silences(session.tenant_id, true).await?;
+    let open: std::collections::HashSet<i64> = d
+        .store
+        .open_incidents(session.tenant_id)
+        .await?
+        .iter()
+        .map(|i| i.incident_id)
+        .collect();
     let now = OffsetDateTime::now_utc();
     Ok(reply(
         StatusCode::OK,
         Settings {
             receivers: receivers.iter().map(receiver).collect(),
             routes: &routes,
-            silences: silences.iter().map(|s| silence(s, now)).collect(),
+            silences: silences
+                .iter()
+                .map(|s| silence(s, now, |id| open.contains(&id)))
+                .collect(),
         },
     ))
 }
@@ -253,7 +268,8 @@ async fn silence_this(
         ));
     }
     // The incident must be the caller's (row-level security says so).
-    d.store.incident(session.tenant_id, id).await?;
+    let (incident, _, _) = d.store.incident(session.tenant_id, id).await?;
+    let open = incident.status != IncidentStatus::Resolved;
     let now = OffsetDateTime::now_utc();
     let spec = Silence {
         silence_id: 0,
@@ -274,7 +290,7 @@ async fn silence_this(
     Ok(reply(
         StatusCode::CREATED,
         SilenceChanged {
-            silence: silence(&made, now),
+            silence: silence(&made, now, |_| open),
         },
     ))
 }
@@ -297,7 +313,7 @@ async fn expire(
     Ok(reply(
         StatusCode::OK,
         SilenceChanged {
-            silence: silence(&ended, OffsetDateTime::now_utc()),
+            silence: silence(&ended, OffsetDateTime::now_utc(), |_| true),
         },
     ))
 }
