@@ -15,7 +15,11 @@
 //! - at start-up the descriptor soft limit is raised to the hard limit.
 //!
 //! Bytes are looked at only until the first request; after it the
-//! connection's bytes pass untouched. This module never reads application
+//! connection's bytes pass untouched. [`Guarded::sniff`] tells, without
+//! consuming a byte, whether a plaintext connection opens with HTTP/2's
+//! preface or an HTTP/1 head, so that its server need not read a prefix
+//! itself and hand it back (hyper-util's detection does, and hyper's read
+//! buffer then grows to twice its size for the connection's whole life). This module never reads application
 //! data, never delays a byte and knows no HTTP library: the ports' servers
 //! (tonic, hyper) parse what they serve.
 
@@ -330,6 +334,53 @@ pub struct Guarded<S> {
     evicted: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// Bytes that are not HTTP/2's preface: an HTTP/1 head (or garbage,
+    /// which the HTTP/1 server refuses).
+    Http1,
+    /// HTTP/2's whole preface.
+    Http2,
+    /// Not known yet (a preface's first bytes only, or the end of the
+    /// stream): the server finds out by itself.
+    Unknown,
+}
+
+/// What the first `bytes` a client sent say it speaks.
+pub fn sniffed(bytes: &[u8]) -> Sniffed {
+    let n = bytes.len().min(PREFACE.len());
+    if bytes[..n] != PREFACE[..n] {
+        Sniffed::Http1
+    } else if n == PREFACE.len() {
+        Sniffed::Http2
+    } else {
+        Sniffed::Unknown
+    }
+}
+
+impl Guarded<tokio::net::TcpStream> {
+    /// Waits for the client's first bytes (within the first-request
+    /// deadline, and until evicted) and tells which protocol they open,
+    /// leaving them unread.
+    pub async fn sniff(&mut self) -> io::Result<Sniffed> {
+        std::future::poll_fn(|cx| {
+            if let Some(err) = self.poll_guard(cx) {
+                return Poll::Ready(Err(err));
+            }
+            let mut bytes = [0u8; PREFACE.len()];
+            let mut buf = ReadBuf::new(&mut bytes);
+            match self.inner.poll_peek(cx, &mut buf) {
+                Poll::Ready(Ok(0)) => Poll::Ready(Ok(Sniffed::Unknown)),
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(sniffed(&bytes[..n]))),
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
 impl<S> Guarded<S> {
     /// Wraps an accepted connection.
     pub fn new(inner: S, slot: Slot) -> Guarded<S> {
@@ -352,6 +403,26 @@ impl<S> Guarded<S> {
         &self.inner
     }
 
+    /// Until the first request: the error that closes the connection once
+    /// its deadline passed or it was evicted.
+    fn poll_guard(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Some(self.closed("no_request"));
+        }
+        if let Some(evicted) = self.evicted.as_mut()
+            && evicted.as_mut().poll(cx).is_ready()
+        {
+            // Counted as evicted where the eviction was decided.
+            return Some(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "closed to make room for a new connection",
+            ));
+        }
+        None
+    }
+
     fn closed(&self, reason: &'static str) -> io::Error {
         metrics::counter!("pulsyon_connections_closed_total", "port" => self.slot.port, "reason" => reason)
             .increment(1);
@@ -367,19 +438,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(deadline) = this.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(this.closed("no_request")));
-        }
-        if let Some(evicted) = this.evicted.as_mut()
-            && evicted.as_mut().poll(cx).is_ready()
-        {
-            // Counted as evicted where the eviction was decided.
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "closed to make room for a new connection",
-            )));
+        if let Some(err) = this.poll_guard(cx) {
+            return Poll::Ready(Err(err));
         }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -459,6 +519,20 @@ mod tests {
         let mut f = vec![len[1], len[2], len[3], kind, 0, 0, 0, 0, 1];
         f.extend_from_slice(payload);
         f
+    }
+
+    #[test]
+    fn first_bytes_tell_http2_from_http1_only_once_they_can() {
+        assert_eq!(sniffed(b"GET / HTTP/1.1\r\n"), Sniffed::Http1);
+        // POST shares its first byte with the preface, not its second.
+        assert_eq!(sniffed(b"P"), Sniffed::Unknown);
+        assert_eq!(sniffed(b"POST /x"), Sniffed::Http1);
+        assert_eq!(sniffed(&PREFACE[..10]), Sniffed::Unknown);
+        assert_eq!(sniffed(PREFACE), Sniffed::Http2);
+        let mut more = PREFACE.to_vec();
+        more.extend(frame(0x4, &[]));
+        assert_eq!(sniffed(&more), Sniffed::Http2);
+        assert_eq!(sniffed(b"\x16\x03\x01"), Sniffed::Http1);
     }
 
     #[test]

@@ -46,7 +46,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
-use crate::edge::{Admitted, ConnLimits, Guarded};
+use crate::edge::{Admitted, ConnLimits, Guarded, Sniffed};
 
 /// Longest time a request body may take to arrive (a trickled body is cut
 /// off, answered 408 by the handler that reads it, and its connection closed).
@@ -91,7 +91,7 @@ pub fn spawn(
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let builder = Arc::new(builder(&edge));
+        let builders = Arc::new(Builders::new(&edge));
         let connections = TaskTracker::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -110,7 +110,7 @@ pub fn spawn(
                 // Refused: dropping the socket closes it.
                 continue;
             };
-            let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
+            let (builders, router, stop) = (builders.clone(), router.clone(), stop.clone());
             let idle = edge.idle_timeout;
             // One task kind per port kind: a plaintext connection's task is
             // not sized by the TLS state it never holds (every idle browser
@@ -118,14 +118,26 @@ pub fn spawn(
             match edge.tls.clone() {
                 None => connections.spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    serve_connection(Guarded::new(stream, slot), &builder, router, idle, stop).await
+                    let mut io = Guarded::new(stream, slot);
+                    match io.sniff().await {
+                        Ok(sniffed) => {
+                            let builder = builders.of(sniffed);
+                            serve_connection(io, builder, router, idle, stop).await
+                        }
+                        Err(err) => tracing::debug!(%peer, error = %err, "connection closed before its first request"),
+                    }
                 }),
                 Some(acceptor) => connections.spawn(async move {
                     let _ = stream.set_nodelay(true);
                     // The handshake comes before the first request's deadline counts.
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            serve_connection(Guarded::new(tls, slot), &builder, router, idle, stop)
+                            let builder = builders.of(match tls.get_ref().1.alpn_protocol() {
+                                Some(b"h2") => Sniffed::Http2,
+                                Some(b"http/1.1") => Sniffed::Http1,
+                                _ => Sniffed::Unknown,
+                            });
+                            serve_connection(Guarded::new(tls, slot), builder, router, idle, stop)
                                 .await
                         }
                         Ok(Err(err)) => {
@@ -139,6 +151,36 @@ pub fn spawn(
         connections.close();
         connections.wait().await;
     })
+}
+
+/// hyper's servers of the port: each protocol's alone, for connections
+/// whose protocol is known before hyper reads (ALPN, or the first bytes
+/// peeked), and both, for the rest (hyper-util reads a prefix and hands it
+/// back, which leaves hyper's HTTP/1 read buffer at twice its size: 8 KiB
+/// more for every idle event stream).
+struct Builders {
+    either: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(edge: &Edge) -> Builders {
+        let either = builder(edge);
+        Builders {
+            http1: either.clone().http1_only(),
+            http2: either.clone().http2_only(),
+            either,
+        }
+    }
+
+    fn of(&self, sniffed: Sniffed) -> &auto::Builder<TokioExecutor> {
+        match sniffed {
+            Sniffed::Http1 => &self.http1,
+            Sniffed::Http2 => &self.http2,
+            Sniffed::Unknown => &self.either,
+        }
+    }
 }
 
 /// hyper's server for every connection of the port.
@@ -175,7 +217,7 @@ async fn serve_connection<I>(
         router,
         in_flight: in_flight.clone(),
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
