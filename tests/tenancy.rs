@@ -55,6 +55,7 @@ fn alert(tenant: pulsyon::domain::TenantId, service: &str) -> Alert {
         window_secs: 90,
         fired_at: OffsetDateTime::now_utc(),
         cleared_at: None,
+        detail: String::new(),
     }
 }
 

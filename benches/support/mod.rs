@@ -72,6 +72,7 @@ pub fn bench_alert(tenant_id: TenantId, service: String) -> Alert {
         window_secs: 90,
         fired_at: time::OffsetDateTime::now_utc(),
         cleared_at: None,
+        detail: String::new(),
     }
 }
 

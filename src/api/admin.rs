@@ -565,6 +565,8 @@ pub(super) fn kind_from_pb(value: i32) -> Result<Option<Kind>, Status> {
         Ok(pb::AlertKind::LatencyP95) => Ok(Some(Kind::LatencyP95)),
         Ok(pb::AlertKind::TrafficDrop) => Ok(Some(Kind::TrafficDrop)),
         Ok(pb::AlertKind::ReceiverFailing) => Ok(Some(Kind::ReceiverFailing)),
+        Ok(pb::AlertKind::AvailabilityBurn) => Ok(Some(Kind::AvailabilityBurn)),
+        Ok(pb::AlertKind::LatencyBurn) => Ok(Some(Kind::LatencyBurn)),
         Err(_) => Err(invalid("kind", format!("unknown alert kind {value}"))),
     }
 }

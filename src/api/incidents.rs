@@ -103,6 +103,8 @@ pub(super) fn kind_to_pb(k: Kind) -> i32 {
         Kind::LatencyP95 => pb::AlertKind::LatencyP95,
         Kind::TrafficDrop => pb::AlertKind::TrafficDrop,
         Kind::ReceiverFailing => pb::AlertKind::ReceiverFailing,
+        Kind::AvailabilityBurn => pb::AlertKind::AvailabilityBurn,
+        Kind::LatencyBurn => pb::AlertKind::LatencyBurn,
     }) as i32
 }
 

@@ -198,6 +198,11 @@ pub struct IncidentArgs {
     #[arg(long, env = "PULSYON_DETECT_INTERVAL", default_value = "5s", value_parser = positive_duration)]
     pub detect_interval: Duration,
 
+    /// Time between evaluations of the service level objectives' burn rates
+    /// (by the detector's leader, from the rollups).
+    #[arg(long, env = "PULSYON_OBJECTIVE_INTERVAL", default_value = "30s", value_parser = positive_duration)]
+    pub objective_interval: Duration,
+
     /// An incident resolves by itself once its alerts stayed clear this long.
     #[arg(long, env = "PULSYON_INCIDENT_RESOLVE_AFTER", default_value = "5m", value_parser = parse_duration)]
     pub incident_resolve_after: Duration,

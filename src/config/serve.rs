@@ -104,6 +104,7 @@ impl ServeArgs {
     pub fn detect_config(&self) -> crate::detect::DetectConfig {
         crate::detect::DetectConfig {
             interval: self.incidents.detect_interval,
+            objective_interval: self.incidents.objective_interval,
             lifecycle: crate::incidents::lifecycle::Policy {
                 resolve_after: self.incidents.incident_resolve_after,
                 reopen_within: self.incidents.incident_reopen_within,

@@ -15,6 +15,7 @@
 //! there to find.
 
 pub mod backtest;
+pub mod objectives;
 pub mod rules;
 
 use std::{collections::HashMap, time::Duration};
@@ -54,6 +55,8 @@ pub struct DetectConfig {
     /// Endpoints are evaluated on their own from this many requests a minute
     /// (baseline): low, since every reading must also be beyond chance.
     pub endpoint_min_rpm: f64,
+    /// Time between evaluations of the objectives' burn rates.
+    pub objective_interval: Duration,
 }
 
 impl Default for DetectConfig {
@@ -64,6 +67,7 @@ impl Default for DetectConfig {
             long_baseline: Duration::from_secs(24 * 3_600),
             lifecycle: Policy::default(),
             endpoint_min_rpm: 3.0,
+            objective_interval: Duration::from_secs(30),
         }
     }
 }
@@ -347,6 +351,7 @@ impl State {
                                     window_secs: r.seconds.round() as i32,
                                     fired_at: now,
                                     cleared_at: None,
+                                    detail: String::new(),
                                 },
                                 grouping,
                             ));
@@ -421,6 +426,9 @@ pub struct Detector {
     store: Store,
     config: DetectConfig,
     state: State,
+    burning: objectives::Burning,
+    /// When the objectives are read next.
+    objectives_due: Option<OffsetDateTime>,
     baselines: HashMap<Subject, Baseline>,
     baseline_minute: Option<OffsetDateTime>,
 }
@@ -444,6 +452,8 @@ impl Detector {
             store,
             config,
             state: State::with_firing(&firing),
+            burning: objectives::Burning::with_firing(&firing),
+            objectives_due: None,
             baselines: HashMap::new(),
             baseline_minute: None,
         })
@@ -501,6 +511,16 @@ impl Detector {
                     }
                 }
             }
+        }
+        if self.objectives_due.is_none_or(|due| now >= due) {
+            let burns = self
+                .burning
+                .evaluate(&self.store, &self.config.lifecycle, now)
+                .await?;
+            tick.fired.extend(burns.fired);
+            tick.cleared += burns.cleared;
+            tick.updates.extend(burns.updates);
+            self.objectives_due = Some(now + self.config.objective_interval);
         }
         tick.updates
             .extend(incidents::resolve_quiet(&self.store, now, &self.config.lifecycle).await?);

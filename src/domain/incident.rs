@@ -74,6 +74,10 @@ pub struct Alert {
     pub fired_at: OffsetDateTime,
     /// When it cleared.
     pub cleared_at: Option<OffsetDateTime>,
+    /// What its fields cannot say, written when it fired: an objective's
+    /// budget spent, burn rate per window and exhaustion ('' for the rules,
+    /// whose fields say it all).
+    pub detail: String,
 }
 
 /// Which incident an alert belongs to.

@@ -195,16 +195,49 @@ pub fn standing(o: &Objective, period: Tally, windows: &[Tally], now: OffsetDate
 /// page (critical) when a page pair burns, else a ticket (warning) when a
 /// ticket pair does.
 pub fn alert_level(o: &Objective, s: &Standing) -> Option<Severity> {
+    burning_pair(o, s).map(|p| p.severity)
+}
+
+/// A pair of [`BURN_ALERTS`] that burns, its factor scaled to the period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurningPair {
+    /// The long window.
+    pub long: Duration,
+    /// The short window.
+    pub short: Duration,
+    /// The factor both windows' burn rates are over.
+    pub factor: f64,
+    /// What it calls for.
+    pub severity: Severity,
+}
+
+/// The most severe pair of [`BURN_ALERTS`] whose two windows both burn
+/// over its factor (scaled by period / 30 days), the first of equals.
+pub fn burning_pair(o: &Objective, s: &Standing) -> Option<BurningPair> {
     let scale = f64::from(o.period_days) / 30.0;
     let rate = |w: Duration| s.burns.iter().find(|b| b.window == w).map(|b| b.rate);
-    BURN_ALERTS
+    let mut found: Option<BurningPair> = None;
+    for (long, short, factor, severity) in BURN_ALERTS {
+        let factor = factor * scale;
+        let over = |w| rate(w).is_some_and(|r| r > factor);
+        if over(long) && over(short) && found.is_none_or(|f| severity > f.severity) {
+            found = Some(BurningPair {
+                long,
+                short,
+                factor,
+                severity,
+            });
+        }
+    }
+    found
+}
+
+/// The burn rate of `window` in `s` (0 when it was not read).
+pub fn rate_of(s: &Standing, window: Duration) -> f64 {
+    s.burns
         .iter()
-        .filter(|(long, short, factor, _)| {
-            let over = |w| rate(w).is_some_and(|r| r > factor * scale);
-            over(*long) && over(*short)
-        })
-        .map(|(_, _, _, severity)| *severity)
-        .max()
+        .find(|b| b.window == window)
+        .map_or(0.0, |b| b.rate)
 }
 
 /// When the budget left runs out at the projection window's rate of bad

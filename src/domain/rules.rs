@@ -24,6 +24,11 @@ pub enum Kind {
     /// tenant's fallback threshold (not a detection rule: the notify stage
     /// raises it, and its incident goes to the fallback receiver).
     ReceiverFailing = "receiver_failing",
+    /// An availability objective's error budget burns too fast (the
+    /// detector's leader evaluates objectives too; not a rule).
+    AvailabilityBurn = "availability_burn",
+    /// A latency objective's error budget burns too fast.
+    LatencyBurn = "latency_burn",
 }
 }
 
@@ -152,7 +157,7 @@ impl Settings {
                 critical_at: 0.0,
                 ..base
             },
-            Kind::ReceiverFailing => Settings {
+            Kind::ReceiverFailing | Kind::AvailabilityBurn | Kind::LatencyBurn => Settings {
                 enabled: false,
                 ..base
             },

@@ -2,9 +2,12 @@
 //! threshold, window) and an incident's title. One place, so the detector's
 //! log, the store's titles, Watch and the backtest say the same thing.
 
+use time::OffsetDateTime;
+
 use crate::domain::{
     incident::{Alert, Grouping},
-    rules::Kind,
+    objective::{self, BurningPair, Objective, ObjectiveKind, Standing},
+    rules::{Kind, Severity},
 };
 
 /// The sentence explaining a reading of `kind` over `window_secs`.
@@ -40,6 +43,17 @@ pub fn sentence(
             span(observed),
             span(threshold)
         ),
+        // An objective's alert says more in its `detail`; this is what its
+        // fields alone say.
+        Kind::AvailabilityBurn | Kind::LatencyBurn => format!(
+            "{} error budget burning at {observed:.1}x over {}, alert above {threshold:.1}x",
+            if kind == Kind::LatencyBurn {
+                "latency"
+            } else {
+                "availability"
+            },
+            span(window_secs as f64)
+        ),
     }
 }
 
@@ -52,8 +66,20 @@ fn span(secs: f64) -> String {
     }
 }
 
+/// A burn window as the SRE workbook names it: `5m`, `1h`, `3d`.
+fn window(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{}m", s / 60),
+    }
+}
+
 /// The sentence explaining an alert.
 pub fn alert(a: &Alert) -> String {
+    if !a.detail.is_empty() {
+        return a.detail.clone();
+    }
     sentence(
         a.kind,
         a.observed,
@@ -61,6 +87,54 @@ pub fn alert(a: &Alert) -> String {
         a.no_baseline,
         a.threshold,
         a.window_secs.max(0) as u64,
+    )
+}
+
+/// What an objective's burn-rate alert says: the pair of windows that burns
+/// and its factor, the budget spent and left, the burn rate per window, and
+/// when the budget runs out at the last hour's pace.
+pub fn objective_burn(
+    o: &Objective,
+    s: &Standing,
+    pair: &BurningPair,
+    now: OffsetDateTime,
+) -> String {
+    let what = match o.kind {
+        ObjectiveKind::Availability => "availability",
+        ObjectiveKind::Latency => "latency",
+    };
+    let level = match pair.severity {
+        Severity::Critical => "page",
+        _ => "ticket",
+    };
+    let windows: Vec<String> = s
+        .burns
+        .iter()
+        .map(|b| format!("{} {:.1}x", window(b.window), b.rate))
+        .collect();
+    let runs_out = match s.exhausted_at {
+        Some(at) if at <= now => "the budget is spent".to_owned(),
+        Some(at) => format!(
+            "at the last hour's pace the budget runs out in {}",
+            match (at - now).as_seconds_f64() {
+                s if s >= 2.0 * 86_400.0 => format!("{:.1} days", s / 86_400.0),
+                s => span(s),
+            }
+        ),
+        None => "nothing bad in the last hour".to_owned(),
+    };
+    format!(
+        "{what} objective {}% over {} days: error budget burning at {:.1}x over {} and {:.1}x over {} ({level} above {:.1}x); {:.1}% of the budget spent, {} bad requests left; {runs_out}; burn rate {}",
+        o.target_percent,
+        o.period_days,
+        objective::rate_of(s, pair.long),
+        window(pair.long),
+        objective::rate_of(s, pair.short),
+        window(pair.short),
+        pair.factor,
+        100.0 - s.budget_left_percent,
+        s.budget_left_requests.max(0),
+        windows.join(", ")
     )
 }
 
@@ -103,6 +177,7 @@ mod tests {
             window_secs: 90,
             fired_at: OffsetDateTime::UNIX_EPOCH,
             cleared_at: None,
+            detail: String::new(),
         }
     }
 

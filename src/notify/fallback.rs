@@ -43,6 +43,7 @@ pub fn alert_of(f: &Failing, now: OffsetDateTime) -> Alert {
         window_secs: f.failing_secs as i32,
         fired_at: now,
         cleared_at: None,
+        detail: String::new(),
     }
 }
 

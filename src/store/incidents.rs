@@ -25,7 +25,7 @@ const INCIDENT_COLUMNS: &str = "i.incident_id, i.tenant_id, i.service, i.title, 
      coalesce((SELECT max(seq) FROM incident_updates u WHERE u.incident_id = i.incident_id), 0) AS last_seq";
 
 pub(super) const ALERT_COLUMNS: &str = "alert_id, tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, no_baseline, \
-     threshold, window_secs, fired_at, cleared_at";
+     threshold, window_secs, fired_at, cleared_at, detail";
 
 #[derive(sqlx::FromRow)]
 struct IncidentRow {
@@ -89,6 +89,7 @@ pub(super) struct AlertRow {
     window_secs: i32,
     fired_at: OffsetDateTime,
     cleared_at: Option<OffsetDateTime>,
+    detail: String,
 }
 
 impl TryFrom<AlertRow> for Alert {
@@ -110,6 +111,7 @@ impl TryFrom<AlertRow> for Alert {
             window_secs: r.window_secs,
             fired_at: r.fired_at,
             cleared_at: r.cleared_at,
+            detail: r.detail,
         })
     }
 }
@@ -652,8 +654,8 @@ async fn insert_alert(
     let at = alert.fired_at;
     let alert_id: i64 = sqlx::query_scalar(
         "INSERT INTO alerts (tenant_id, incident_id, service, endpoint, kind, severity, observed, baseline, \
-                             threshold, window_secs, fired_at, no_baseline) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING alert_id",
+                             threshold, window_secs, fired_at, no_baseline, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING alert_id",
     )
     .bind(alert.tenant_id.0)
     .bind(incident_id)
@@ -667,6 +669,7 @@ async fn insert_alert(
     .bind(alert.window_secs)
     .bind(at)
     .bind(alert.no_baseline)
+    .bind(&alert.detail)
     .fetch_one(&mut *tx)
     .await
     .map_err(err)?;

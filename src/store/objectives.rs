@@ -96,6 +96,16 @@ impl Store {
         rows.into_iter().map(objective_from).collect()
     }
 
+    /// Every tenant's objectives (the detector's leader evaluates them all).
+    pub async fn all_objectives(&self) -> Result<Vec<Objective>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM objectives ORDER BY objective_id");
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await
+            .map_err(err)?;
+        rows.into_iter().map(objective_from).collect()
+    }
+
     /// One objective of `tenant`; `NotFound` when it is not the tenant's.
     pub async fn objective(&self, tenant: TenantId, id: i64) -> Result<Objective, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;

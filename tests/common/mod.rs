@@ -490,6 +490,7 @@ pub fn alert(
         window_secs: 90,
         fired_at: time::OffsetDateTime::now_utc(),
         cleared_at: None,
+        detail: String::new(),
     }
 }
 

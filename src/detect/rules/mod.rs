@@ -213,7 +213,7 @@ fn grade(kind: Kind, s: &Settings, w: &Window, b: &Baseline) -> Option<Reading> 
         Kind::ErrorRate => error_rate(s, w, b),
         Kind::LatencyP95 => latency_p95(s, w, b),
         Kind::TrafficDrop => traffic_drop(s, w, b),
-        Kind::ReceiverFailing => None,
+        Kind::ReceiverFailing | Kind::AvailabilityBurn | Kind::LatencyBurn => None,
     }
 }
 
