@@ -1,6 +1,8 @@
 //! Service level objectives against the real server: set, listed, read from
 //! the rollups of events sent through the ingest API (attainment, budget,
-//! burn rates, exhaustion), refused field by field, and kept to their tenant.
+//! burn rates, exhaustion), refused field by field, and kept to their tenant;
+//! their burn-rate alerts as one incident per objective (ticket, page,
+//! resolved) from errors sent through the ingest API.
 
 mod common;
 
@@ -8,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{Server, ServerOpts, TestDb, authed, publish, ts, two_tenants};
 use pulsyon::proto::v1::{
-    self as pb, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+    self as pb, admin_client::AdminClient, incidents_client::IncidentsClient,
+    ingest_client::IngestClient, query_client::QueryClient,
 };
 use tonic::{Code, transport::Channel};
 
@@ -243,4 +246,175 @@ async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_f
     let left = admin_list(&mut admin, &key).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].objective_id, lat.objective_id);
+}
+
+/// `n` requests of `ledger` over the last 100 s, every `bad_every`-th
+/// answered 503 (none when 0), all in 20 ms.
+fn traffic(n: u32, bad_every: u32) -> Vec<pb::Event> {
+    let now = SystemTime::now();
+    (0..n)
+        .map(|i| pb::Event {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            time: Some(ts(
+                now - Duration::from_micros(u64::from(i) * 100_000_000 / u64::from(n))
+            )),
+            service: "ledger".into(),
+            endpoint: "/post".into(),
+            status_code: if bad_every > 0 && i % bad_every == bad_every - 1 {
+                503
+            } else {
+                200
+            },
+            latency_ms: 20.0,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The tenant's incidents, and the first one with its alerts, once `done`
+/// holds of them (the detector's leader reads objectives every second).
+async fn incident_when(
+    incidents: &mut IncidentsClient<Channel>,
+    key: &str,
+    what: &str,
+    done: impl Fn(&pb::GetIncidentResponse) -> bool,
+) -> (usize, pb::GetIncidentResponse) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let req = pb::ListIncidentsRequest::default();
+        let listed = incidents.list_incidents(authed(req, key)).await.unwrap();
+        let listed = listed.into_inner().incidents;
+        if let Some(first) = listed.first() {
+            let req = pb::GetIncidentRequest {
+                incident_id: first.incident_id.clone(),
+            };
+            let got = incidents.get_incident(authed(req, key)).await.unwrap();
+            let got = got.into_inner();
+            if done(&got) {
+                return (listed.len(), got);
+            }
+            assert!(Instant::now() < deadline, "{what}: {got:#?}");
+        }
+        assert!(Instant::now() < deadline, "{what}: no incident");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burning_objective_is_one_incident_from_ticket_to_page_to_resolved() {
+    let db = TestDb::new().await;
+    let args = [
+        "--detect-interval",
+        "1s",
+        "--objective-interval",
+        "1s",
+        "--rollup-interval",
+        "200ms",
+        "--incident-resolve-after",
+        "1s",
+    ];
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: &args,
+        ..Default::default()
+    });
+    let (key, _) = two_tenants(&db.url);
+    let mut ingest = IngestClient::new(server.channel().await);
+    let mut admin = AdminClient::new(server.channel().await);
+    let mut query = QueryClient::new(server.channel().await);
+    let mut incidents = IncidentsClient::new(server.channel().await);
+    let burn = i32::from(pb::AlertKind::AvailabilityBurn);
+
+    // 0.5 % of 1,000 requests fail against 0.1 % allowed: a burn rate of 5
+    // in every window, over the ticket pairs' 3 and under the pages' 6 and
+    // 14.4 (and far under the error-rate rule's 5 % bar).
+    publish(
+        &mut ingest,
+        &key,
+        common::batch("burn", 1, traffic(1_000, 200)),
+    )
+    .await;
+    let set = set_one(
+        &mut admin,
+        &key,
+        pb::SetObjectiveRequest {
+            service: "ledger".into(),
+            target_percent: 99.9,
+            ..availability(false)
+        },
+    )
+    .await;
+    let s = standing(&mut query, &key, &set.objective_id, 1_000).await;
+    assert!((s.burn_rates[0].burn_rate - 5.0).abs() < 1e-9, "{s:#?}");
+    let warning = i32::from(pb::Severity::Warning);
+    let (count, ticket) = incident_when(&mut incidents, &key, "a ticket", |i| {
+        i.incident.as_ref().is_some_and(|i| i.severity == warning)
+    })
+    .await;
+    assert_eq!(count, 1);
+    let incident = ticket.incident.clone().unwrap();
+    assert_eq!(incident.service, "ledger");
+    assert_eq!(ticket.alerts.len(), 1, "{ticket:#?}");
+    let alert = &ticket.alerts[0];
+    assert_eq!((alert.kind, alert.severity), (burn, warning));
+    assert!((alert.observed - 5.0).abs() < 1e-9, "{alert:#?}");
+    assert!((alert.threshold - 3.0).abs() < 1e-9, "{alert:#?}");
+    for said in [
+        "availability objective 99.9% over 30 days",
+        "5.0x over 1d and 5.0x over 2h (ticket above 3.0x)",
+        "500.0% of the budget spent, 0 bad requests left; the budget is spent",
+        "burn rate 5m 5.0x, 30m 5.0x, 1h 5.0x, 2h 5.0x, 6h 5.0x, 1d 5.0x, 3d 5.0x",
+    ] {
+        assert!(alert.explanation.contains(said), "{said}: {alert:#?}");
+    }
+
+    // Faster: 10 of 500 more fail, 15 of 1,500 in all (10x): the page pair
+    // of 6 h and 30 min burns, the same incident escalates to critical.
+    publish(
+        &mut ingest,
+        &key,
+        common::batch("burn", 2, traffic(500, 50)),
+    )
+    .await;
+    let critical = i32::from(pb::Severity::Critical);
+    let (count, page) = incident_when(&mut incidents, &key, "a page", |i| {
+        i.incident.as_ref().is_some_and(|i| i.severity == critical)
+    })
+    .await;
+    assert_eq!(count, 1, "one incident per objective");
+    assert_eq!(
+        page.incident.as_ref().unwrap().incident_id,
+        incident.incident_id
+    );
+    let last = page.alerts.last().unwrap();
+    assert_eq!((last.kind, last.severity), (burn, critical));
+    let said = "10.0x over 6h and 10.0x over 30m (page above 6.0x)";
+    assert!(last.explanation.contains(said), "{last:#?}");
+    assert!(
+        page.alerts[0].cleared_at.is_some(),
+        "the ticket is replaced: {page:#?}"
+    );
+
+    // 20,000 good requests: 15 bad of 21,500 is 0.7x, under every pair's
+    // factor. The alert clears and the incident resolves by itself.
+    for seq in 3..7 {
+        publish(
+            &mut ingest,
+            &key,
+            common::batch("burn", seq, traffic(5_000, 0)),
+        )
+        .await;
+    }
+    let resolved = i32::from(pb::IncidentStatus::Resolved);
+    let (count, done) = incident_when(&mut incidents, &key, "resolved", |i| {
+        i.incident.as_ref().is_some_and(|i| i.status == resolved)
+    })
+    .await;
+    assert_eq!(count, 1, "one incident per objective");
+    assert_eq!(done.incident.unwrap().incident_id, incident.incident_id);
+    assert!(
+        done.alerts
+            .iter()
+            .all(|a| a.cleared_at.is_some() && a.kind == burn)
+    );
 }
