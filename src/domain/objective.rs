@@ -393,6 +393,27 @@ mod tests {
     }
 
     #[test]
+    fn the_burning_pair_is_the_most_severe_one_first_of_equals_with_its_scaled_factor() {
+        let mut o = objective(99.9);
+        //            5m    30m   1h    2h   6h   1d   3d
+        let slow = [0.5, 6.5, 2.0, 6.5, 6.5, 3.5, 1.5];
+        let pair = burning_pair(&o, &burning(&o, slow)).unwrap();
+        let minutes = |m| Duration::from_secs(m * 60);
+        assert_eq!((pair.long, pair.short), (minutes(360), minutes(30)));
+        assert_eq!((pair.factor, pair.severity), (6.0, Severity::Critical));
+        // Both ticket pairs burn: the first, 1 d and 2 h, speaks.
+        let ticket = [0.5, 0.5, 2.0, 3.5, 1.5, 3.5, 1.5];
+        let pair = burning_pair(&o, &burning(&o, ticket)).unwrap();
+        assert_eq!((pair.long, pair.short), (minutes(1_440), minutes(120)));
+        assert_eq!(pair.severity, Severity::Warning);
+        assert!((rate_of(&burning(&o, ticket), pair.long) - 3.5).abs() < 1e-3);
+        o.period_days = 28;
+        let pair = burning_pair(&o, &burning(&o, ticket)).unwrap();
+        assert!((pair.factor - 2.8).abs() < 1e-9, "{pair:?}");
+        assert_eq!(burning_pair(&o, &burning(&o, [0.9; 7])), None);
+    }
+
+    #[test]
     fn the_rates_scale_with_the_period() {
         // 14.4 over 30 days spends 2 % of the budget an hour; over 28 days
         // the same share is 13.44.
