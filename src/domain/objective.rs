@@ -398,7 +398,7 @@ mod tests {
         //            5m    30m   1h    2h   6h   1d   3d
         let slow = [0.5, 6.5, 2.0, 6.5, 6.5, 3.5, 1.5];
         let pair = burning_pair(&o, &burning(&o, slow)).unwrap();
-        let minutes = |m| Duration::from_secs(m * 60);
+        let minutes = |m: u64| Duration::from_secs(m * 60);
         assert_eq!((pair.long, pair.short), (minutes(360), minutes(30)));
         assert_eq!((pair.factor, pair.severity), (6.0, Severity::Critical));
         // Both ticket pairs burn: the first, 1 d and 2 h, speaks.
