@@ -42,7 +42,7 @@ use crate::{
     },
     store::{
         Store,
-        notify::{Claimed, Next},
+        notify::{Claimed, Finished, Next},
     },
 };
 use message::Message;
@@ -201,8 +201,14 @@ async fn run_sender(
     // Which process holds a delivery (`deliveries.leased_by`).
     let sender = uuid::Uuid::now_v7();
     tracing::info!(%sender, "notify: sending deliveries");
+    // Attempts finished since the last claim: recorded together, in one
+    // transaction, before the next claim (whose slots they free).
+    let mut done: Vec<Finished> = Vec::new();
     loop {
-        while tasks.try_join_next().is_some() {}
+        while let Some(finished) = tasks.try_join_next() {
+            done.extend(finished.ok());
+        }
+        record(&store, &mut done).await;
         let free = config.in_flight.saturating_sub(tasks.len());
         let mut claimed = Vec::new();
         if free > 0 {
@@ -218,8 +224,8 @@ async fn run_sender(
         }
         let got = !claimed.is_empty();
         for c in claimed {
-            let (store, senders, config) = (store.clone(), senders.clone(), config.clone());
-            tasks.spawn(async move { deliver(&store, &senders, &config, c).await });
+            let (senders, config) = (senders.clone(), config.clone());
+            tasks.spawn(async move { deliver(&senders, &config, c).await });
         }
         if got && tasks.len() < config.in_flight {
             continue;
@@ -228,16 +234,28 @@ async fn run_sender(
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(config.poll) => {}
             _ = planned.notified() => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(finished) = tasks.join_next(), if !tasks.is_empty() => done.extend(finished.ok()),
             _ = gauges.tick() => upkeep(&store).await,
         }
     }
     // In-flight sends finish (each is bounded by its timeout); what is not
     // finished is sent again by another process once its lease passes.
     let _ = tokio::time::timeout(config.timeout, async {
-        while tasks.join_next().await.is_some() {}
+        while let Some(finished) = tasks.join_next().await {
+            done.extend(finished.ok());
+        }
     })
     .await;
+    record(&store, &mut done).await;
+}
+
+/// Records the attempts in `done` (a failure leaves them to their leases:
+/// the deliveries are sent again once those pass).
+async fn record(store: &Store, done: &mut Vec<Finished>) {
+    if let Err(e) = store.finish_deliveries(done).await {
+        tracing::warn!(error = %e, attempts = done.len(), "notify: recording attempts failed; their leases will pass");
+    }
+    done.clear();
 }
 
 /// Overdue deliveries failed; the pending gauges set.
@@ -260,8 +278,8 @@ async fn upkeep(store: &Store) {
     }
 }
 
-/// One attempt of a claimed delivery, recorded.
-async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, c: Claimed) {
+/// One attempt of a claimed delivery, and what comes next.
+async fn deliver(senders: &send::Senders, config: &NotifyConfig, c: Claimed) -> Finished {
     let at = OffsetDateTime::now_utc();
     let kind = c.receiver.kind.as_str();
     let outcome = match serde_json::from_value::<Message>(c.message.clone()) {
@@ -326,11 +344,11 @@ async fn deliver(store: &Store, senders: &send::Senders, config: &NotifyConfig, 
         latency_ms: outcome.latency.as_secs_f64() * 1e3,
         error: outcome.error,
     };
-    if let Err(e) = store
-        .finish_delivery(d.tenant_id, d.delivery_id, &attempt, next)
-        .await
-    {
-        tracing::warn!(error = %e, delivery = d.delivery_id, "notify: recording an attempt failed; the lease will pass");
+    Finished {
+        tenant: d.tenant_id,
+        delivery_id: d.delivery_id,
+        attempt,
+        next,
     }
 }
 

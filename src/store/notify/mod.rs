@@ -20,7 +20,7 @@ use super::{Store, StoreError, classify};
 use crate::domain::{
     TenantId,
     incident::UpdateKind,
-    notify::{Delivery, DeliveryState, Receiver, ReceiverKind, ReceiverSettings, Secret},
+    notify::{Attempt, Delivery, DeliveryState, Receiver, ReceiverKind, ReceiverSettings, Secret},
 };
 
 /// Transaction-level advisory lock of the planner ("pulsyon notify").
@@ -62,6 +62,19 @@ pub enum Next {
     /// Not again (a permanent refusal, or the deadline would pass before
     /// the next attempt): `failed` with this as its last error, replayable.
     Failed(String),
+}
+
+/// An attempt of a claimed delivery, finished, to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The delivery's tenant.
+    pub tenant: TenantId,
+    /// The delivery.
+    pub delivery_id: i64,
+    /// The attempt.
+    pub attempt: Attempt,
+    /// What comes next.
+    pub next: Next,
 }
 
 /// Which deliveries to list.

@@ -2,15 +2,12 @@
 
 use std::time::Duration;
 
-use super::{Claimed, Next};
+use super::{Claimed, Finished, Next};
 use super::{
     DELIVERY_COLUMN_COUNT, DELIVERY_COLUMNS, DeliveryRow, RECEIVER_SEND_COLUMNS, ReceiverRow,
     delivery_from, interval, receiver_from,
 };
-use crate::{
-    domain::{TenantId, notify::Attempt},
-    store::{Store, StoreError, classify},
-};
+use crate::store::{Store, StoreError, classify};
 
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`, for `sender`: the oldest-due
@@ -92,63 +89,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Records `attempt` of `delivery_id` and what comes next; a sender
-    /// whose lease passed to another (the attempt counts differ) changes
-    /// nothing but the attempt's record.
-    pub async fn finish_delivery(
-        &self,
-        tenant: TenantId,
-        delivery_id: i64,
-        attempt: &Attempt,
-        next: Next,
-    ) -> Result<(), StoreError> {
-        let err = |e| classify(e, "delivery result");
-        let mut tx = self.pool().begin().await.map_err(err)?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, at, ok, status, latency_ms, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(delivery_id)
-        .bind(tenant.0)
-        .bind(attempt.attempt)
-        .bind(attempt.at)
-        .bind(attempt.ok)
-        .bind(attempt.status)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        let (state, next_at, delivered, last_error) = match next {
-            Next::Delivered => ("delivered", None, true, ""),
-            Next::RetryAt(at) => ("pending", Some(at), false, attempt.error.as_str()),
-            Next::Failed(ref why) => ("failed", None, false, why.as_str()),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET state = $3, next_at = coalesce($4, next_at), leased_until = NULL, \
-               delivered_at = CASE WHEN $5 THEN now() ELSE delivered_at END, last_error = $6 \
-             WHERE delivery_id = $1 AND attempts = $2 AND state = 'pending'",
-        )
-        .bind(delivery_id)
-        .bind(attempt.attempt)
-        .bind(state)
-        .bind(next_at)
-        .bind(delivered)
-        .bind(last_error)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        if state != "pending" {
-            // A digest's members end as it ends.
-            sqlx::query(
-                "UPDATE deliveries m SET state = d.state, delivered_at = d.delivered_at, \
-                   last_error = d.last_error, attempts = d.attempts \
-                 FROM deliveries d WHERE d.delivery_id = $1 AND m.digest_id = $1 AND m.state = 'pending'",
-            )
-            .bind(delivery_id)
-            .execute(&mut *tx)
+    /// Records each attempt of `done` and what comes next, in one
+    /// transaction (one commit for all that a sender finished meanwhile); a
+    /// sender whose lease passed to another (the attempt counts differ)
+    /// changes nothing but the attempt's record.
+    pub async fn finish_deliveries(&self, done: &[Finished]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool()
+            .begin()
             .await
-            .map_err(err)?;
+            .map_err(|e| classify(e, "delivery result"))?;
+        for f in done {
+            finish(&mut tx, f).await?;
         }
         crate::store::commit(tx, "delivery result").await
     }
@@ -214,4 +169,57 @@ fn claimed_row(
         row.try_get(M + 10)?,
     );
     Ok((d, message, r))
+}
+
+/// Records one finished attempt in `tx`.
+async fn finish(tx: &mut sqlx::PgConnection, f: &Finished) -> Result<(), StoreError> {
+    let err = |e| classify(e, "delivery result");
+    let attempt = &f.attempt;
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, at, ok, status, latency_ms, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(f.delivery_id)
+    .bind(f.tenant.0)
+    .bind(attempt.attempt)
+    .bind(attempt.at)
+    .bind(attempt.ok)
+    .bind(attempt.status)
+    .bind(attempt.latency_ms)
+    .bind(&attempt.error)
+    .execute(&mut *tx)
+    .await
+    .map_err(err)?;
+    let (state, next_at, delivered, last_error) = match f.next {
+        Next::Delivered => ("delivered", None, true, ""),
+        Next::RetryAt(at) => ("pending", Some(at), false, attempt.error.as_str()),
+        Next::Failed(ref why) => ("failed", None, false, why.as_str()),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET state = $3, next_at = coalesce($4, next_at), leased_until = NULL, \
+           delivered_at = CASE WHEN $5 THEN now() ELSE delivered_at END, last_error = $6 \
+         WHERE delivery_id = $1 AND attempts = $2 AND state = 'pending'",
+    )
+    .bind(f.delivery_id)
+    .bind(attempt.attempt)
+    .bind(state)
+    .bind(next_at)
+    .bind(delivered)
+    .bind(last_error)
+    .execute(&mut *tx)
+    .await
+    .map_err(err)?;
+    if state != "pending" {
+        // A digest's members end as it ends.
+        sqlx::query(
+            "UPDATE deliveries m SET state = d.state, delivered_at = d.delivered_at, \
+               last_error = d.last_error, attempts = d.attempts \
+             FROM deliveries d WHERE d.delivery_id = $1 AND m.digest_id = $1 AND m.state = 'pending'",
+        )
+        .bind(f.delivery_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
 }
