@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Notification benchmark: regenerates docs/perf/notifications.md.
 #
-#   scripts/bench-notify.sh [updates] [rate]     (default 1000 updates, 100 a second)
+#   scripts/bench-notify.sh [updates] [rate] [rounds]
+#       (default 1000 updates, 100 a second, 3 rounds)
 #
 # On a scratch database of the local PostgreSQL: a release server with the
 # notify role (no detector), the real receivers of the tests
@@ -11,10 +12,16 @@
 # receivers (webhook, Slack-shaped, SMTP): once as fast as they can be written
 # (the notify process's throughput), once at `rate` updates a second (the
 # latency), and at that rate again for a tenant whose fourth receiver never
-# answers.
+# answers. The paced phases (three alone, beside a fourth that answers, beside
+# one that never answers) run `rounds` times, alternating, each on tenants of
+# its own, the fourth receiver deleted when its phase ends (so a later phase
+# never runs beside an earlier one's hanging receiver): the ratios compare
+# medians of the rounds, so that one noisy second on this shared machine
+# does not decide a figure.
 set -euo pipefail
 UPDATES=${1:-1000}
 RATE=${2:-100}
+ROUNDS=${3:-3}
 DB=pulsyon_bench_notify
 . "$(dirname "$0")/bench-lib.sh"
 ensure_peers_venv "$root"
@@ -27,9 +34,12 @@ trap 'kill $peers_pid 2>/dev/null; cleanup' EXIT
 for _ in $(seq 1 100); do [ -s "$work/peers" ] && break; sleep 0.1; done
 HTTP_PORT=$(json "$(head -n 1 "$work/peers")" http)
 SMTP_PORT=$(json "$(head -n 1 "$work/peers")" smtp)
-KEY2=$("$BIN/pulsyon" tenant create bench-paced --database-url "$DB_URL" 2>/dev/null)
-KEY3=$("$BIN/pulsyon" tenant create bench-hang --database-url "$DB_URL" 2>/dev/null)
-KEY4=$("$BIN/pulsyon" tenant create bench-fourth --database-url "$DB_URL" 2>/dev/null)
+declare -A KEYS
+for r in $(seq 1 "$ROUNDS"); do
+  for phase in paced fourth hang; do
+    KEYS[$phase$r]=$("$BIN/pulsyon" tenant create "bench-$phase-$r" --database-url "$DB_URL" 2>/dev/null)
+  done
+done
 start_server --detector false --notify-allow-private-targets
 sleep 1
 
@@ -41,22 +51,35 @@ run() {
 say "$UPDATES updates x 3 receivers, written as fast as they can be"
 BURST=$(run --api-key "$KEY" --tenant bench)
 echo "$BURST"
-say "$UPDATES updates x 3 receivers at $RATE updates/s"
-PLAIN=$(run --api-key "$KEY2" --tenant bench-paced --rate "$RATE")
-echo "$PLAIN"
-say "$UPDATES updates x 3 receivers and a fourth that answers, at $RATE updates/s"
-FOURTH=$(run --api-key "$KEY4" --tenant bench-fourth --fourth --rate "$RATE")
-echo "$FOURTH"
-say "$UPDATES updates x 3 receivers and one that never answers, at $RATE updates/s"
-HANG=$(run --api-key "$KEY3" --tenant bench-hang --hang --rate "$RATE")
-echo "$HANG"
+PLAINS=() FOURTHS=() HANGS=()
+for r in $(seq 1 "$ROUNDS"); do
+  say "round $r of $ROUNDS: $UPDATES updates x 3 receivers at $RATE updates/s"
+  PLAINS+=("$(run --api-key "${KEYS[paced$r]}" --tenant "bench-paced-$r" --rate "$RATE")")
+  echo "${PLAINS[-1]}"
+  say "round $r: the same and a fourth receiver that answers"
+  FOURTHS+=("$(run --api-key "${KEYS[fourth$r]}" --tenant "bench-fourth-$r" --fourth --rate "$RATE")")
+  echo "${FOURTHS[-1]}"
+  say "round $r: the same and a fourth receiver that never answers"
+  HANGS+=("$(run --api-key "${KEYS[hang$r]}" --tenant "bench-hang-$r" --hang --rate "$RATE")")
+  echo "${HANGS[-1]}"
+done
 CPU=$(nproc)
+# The round whose p99 is the median of its phase's rounds (its tables are shown).
+median_of() {
+  python3 -c "import json,sys; rs=[json.loads(a) for a in sys.argv[1:]]; rs.sort(key=lambda r: r['p99_ms']); print(json.dumps(rs[len(rs)//2]))" "$@"
+}
+PLAIN=$(median_of "${PLAINS[@]}")
+FOURTH=$(median_of "${FOURTHS[@]}")
+HANG=$(median_of "${HANGS[@]}")
 ratio() {
   python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(f'{b[\"p99_ms\"]/a[\"p99_ms\"]:.2f}')" "$1" "$2"
 }
 RATIO=$(ratio "$PLAIN" "$HANG")
 CONTROL=$(ratio "$FOURTH" "$HANG")
 FOURTH_COST=$(ratio "$PLAIN" "$FOURTH")
+p99s() {
+  python3 -c "import json,sys; print(' / '.join(f'{json.loads(a)[\"p99_ms\"]:.1f}' for a in sys.argv[1:]))" "$@"
+}
 table() {
   python3 - "$1" <<'PY'
 import json, sys
@@ -70,7 +93,7 @@ PY
 cat >"$root/docs/perf/notifications.md" <<MD
 # Notifications
 
-\`scripts/bench-notify.sh $UPDATES $RATE\` on this machine ($CPU cores shared by the server,
+\`scripts/bench-notify.sh $UPDATES $RATE $ROUNDS\` on this machine ($CPU cores shared by the server,
 PostgreSQL, the receivers and the writer of the updates; one release server with every role
 but the detector, everything on loopback), $(date -u +%Y-%m-%d).
 
@@ -97,6 +120,19 @@ receivers take them on this machine.)
 
 ## Latency: $UPDATES updates at $RATE a second ($((RATE * 3)) deliveries a second)
 
+$ROUNDS rounds, each phase on a tenant of its own, alternating: the three receivers alone,
+beside a fourth that answers, beside a fourth that never answers (each fourth deleted when its
+phase ends, its pending deliveries with it: one hanging receiver at a time). The tables show each phase's
+median round (by p99); p99 of every round, in order:
+
+| phase | p99 per round (ms) |
+|---|---|
+| three alone | $(p99s "${PLAINS[@]}") |
+| and a fourth that answers | $(p99s "${FOURTHS[@]}") |
+| and a fourth that never answers | $(p99s "${HANGS[@]}") |
+
+The three alone, median round:
+
 | receiver | received | p50 (ms) | p99 (ms) |
 |---|---|---|---|
 $(table "$PLAIN")
@@ -119,7 +155,7 @@ attempt ends at \`--notify-timeout\`, 10 s; retried with backoff):
 |---|---|---|---|
 $(table "$HANG")
 
-p99 of the three with the hanging receiver against the three alone: **${RATIO}x** (target
+Median p99 of the three with the hanging receiver against the three alone: **${RATIO}x** (target
 within 1.2x); against the three beside a fourth that answers: **${CONTROL}x**. A fourth
 receiver that answers costs the three ${FOURTH_COST}x by itself (a fourth of the planning
 and claiming work more on these two cores). A receiver holds only its own slots
@@ -128,9 +164,7 @@ and claiming work more on these two cores). A receiver holds only its own slots
 Raw results:
 \`\`\`
 $BURST
-$PLAIN
-$FOURTH
-$HANG
+$(printf '%s\n' "${PLAINS[@]}" "${FOURTHS[@]}" "${HANGS[@]}")
 \`\`\`
 MD
 say "wrote docs/perf/notifications.md"
