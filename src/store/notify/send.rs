@@ -94,6 +94,24 @@ impl Store {
     /// sender whose lease passed to another (the attempt counts differ)
     /// changes nothing but the attempt's record.
     pub async fn finish_deliveries(&self, done: &[Finished]) -> Result<(), StoreError> {
+        match self.finish_together(done).await {
+            Err(_) if done.len() > 1 => {
+                // One record that cannot be written must not lose the
+                // others' (their deliveries would be sent again once their
+                // leases pass): each alone, the first error said.
+                let mut failed = None;
+                for f in done {
+                    if let Err(e) = self.finish_together(std::slice::from_ref(f)).await {
+                        failed.get_or_insert(e);
+                    }
+                }
+                failed.map_or(Ok(()), Err)
+            }
+            other => other,
+        }
+    }
+
+    async fn finish_together(&self, done: &[Finished]) -> Result<(), StoreError> {
         if done.is_empty() {
             return Ok(());
         }
@@ -176,8 +194,10 @@ async fn finish(tx: &mut sqlx::PgConnection, f: &Finished) -> Result<(), StoreEr
     let err = |e| classify(e, "delivery result");
     let attempt = &f.attempt;
     sqlx::query(
+        // A delivery deleted meanwhile (with its receiver) records nothing.
         "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, at, ok, status, latency_ms, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(f.delivery_id)
     .bind(f.tenant.0)
