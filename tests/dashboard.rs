@@ -162,6 +162,20 @@ async fn two_tenant_dashboard() -> TwoTenants {
         fired_a.incident_id.unwrap().to_string(),
         fired_b.incident_id.unwrap().to_string(),
     );
+    // An objective of acme's checkout: 80 % of its requests not 5xx.
+    let objective = pulsyon::domain::objective::Objective {
+        objective_id: 0,
+        tenant_id: a,
+        service: "checkout".into(),
+        endpoint: String::new(),
+        kind: pulsyon::domain::objective::ObjectiveKind::Availability,
+        target_percent: 80.0,
+        period_days: 30,
+        count_4xx: false,
+        latency_threshold_ms: 0.0,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    store.set_objective(&objective).await.unwrap();
 
     let vera = login(addr, "acme", "vera").await;
     let rob = login(addr, "acme", "rob").await;
@@ -191,6 +205,7 @@ async fn every_read_route_answers_only_for_the_sessions_tenant() {
         "/api/v1/ingest".into(),
         "/api/v1/failed/1".into(),
         "/api/v1/incidents/stream".into(),
+        "/api/v1/objectives".into(),
     ];
     for route in &routes {
         let (status, body) = get(addr, "pulsyon_session=forged", route).await;
@@ -296,6 +311,38 @@ async fn every_read_route_answers_only_for_the_sessions_tenant() {
     assert!(!body["payload_hex"].as_str().unwrap().is_empty());
     let (status, _) = get(addr, &gus, &format!("/api/v1/failed/{id_a}")).await;
     assert_eq!(status, 404);
+
+    // Objectives: acme's, standing by its rollups (5 answered 503 of 48
+    // against 20 % allowed: 9.6 bad, 52 % of the budget spent); globex has none.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let o = loop {
+        let (status, body) = get(addr, &vera, "/api/v1/objectives").await;
+        assert_eq!(status, 200, "{body}");
+        let o = body["objectives"][0].clone();
+        if o["requests"].as_u64() == Some(48) || Instant::now() > deadline {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (o["service"].as_str(), o["kind"].as_str()),
+        (Some("checkout"), Some("availability"))
+    );
+    assert_eq!(
+        (o["requests"].as_u64(), o["bad_requests"].as_u64()),
+        (Some(48), Some(5)),
+        "{o}"
+    );
+    let left = 100.0 * (1.0 - 5.0 / 9.6);
+    assert!(
+        (o["budget_left_percent"].as_f64().unwrap() - left).abs() < 1e-6,
+        "{o}"
+    );
+    assert_eq!(o["burn_rates"].as_array().unwrap().len(), 7, "{o}");
+    assert!(o["alert"].is_null(), "the detector is off: {o}");
+    let (status, body) = get(addr, &gus, "/api/v1/objectives").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["objectives"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,9 @@
 //!   passes), at most `per_receiver` in flight per receiver and only the
 //!   earliest pending update of an incident per receiver (in order), sends
 //!   each in a task of its own with a timeout (`send.rs`; one slow receiver
-//!   holds only its own slots), records the attempt and retries with
+//!   holds only its own slots), records the attempts finished meanwhile
+//!   together before its next claim (one transaction; one by one if that
+//!   fails, so that one record cannot lose the others) and retries with
 //!   backoff and jitter until the deadline, then `failed`.
 //!
 //! A message has the same identity on every attempt and after a failover

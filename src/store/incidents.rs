@@ -205,6 +205,19 @@ impl Store {
         Ok(())
     }
 
+    /// The alerts of `tenant` still firing.
+    pub async fn firing_alerts_of(&self, tenant: TenantId) -> Result<Vec<Alert>, StoreError> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND cleared_at IS NULL"
+        );
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| classify(e, "alerts"))?;
+        rows.into_iter().map(Alert::try_from).collect()
+    }
+
     /// Every alert still firing, of every tenant.
     pub async fn firing_alerts(&self) -> Result<Vec<Alert>, StoreError> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NULL");

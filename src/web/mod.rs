@@ -18,6 +18,7 @@ mod assets;
 mod events;
 mod json;
 mod notify;
+mod objectives;
 mod serve;
 
 use std::{sync::Arc, time::Duration};
@@ -119,6 +120,7 @@ pub fn router(
     }
     if let Some(dashboard) = dashboard {
         let pages = api::routes()
+            .merge(objectives::routes())
             .merge(assets::routes())
             .with_state(dashboard)
             .layer(middleware::from_fn(secure))

@@ -245,6 +245,29 @@ test("a responder silences an incident's notifications from its page; an admin s
   await admin.close();
 });
 
+test("a viewer reads each objective's attainment, budget left, burn rate per window and exhaustion", async ({ page, world, seen }) => {
+  // An objective of acme's checkout (seeded with some 5xx), as Admin.SetObjective writes it:
+  // 95 %, far from burning (no alert, no incident for the other tests).
+  psql(world, "INSERT INTO objectives (tenant_id, service, kind, target_percent, period_days) " +
+    "SELECT tenant_id, 'checkout', 'availability', 95, 30 FROM tenants WHERE name = 'acme' ON CONFLICT DO NOTHING");
+  await login(page, world, "vera");
+  await page.getByRole("link", { name: "Objectives" }).click();
+  const row = page.locator("#objectives tbody tr", { hasText: "checkout" });
+  await expect(row).toContainText("no 5xx, 30 days");
+  await expect(row).toContainText("95%");
+  await expect(row).not.toContainText("100.000%");
+  // The same standing the Query API answers.
+  const api = grpcurl(world, "acme", "pulsyon.v1.Query/ListObjectives", {}).objectives
+    .find((o) => o.objective.service === "checkout");
+  await expect(row).toContainText(Number(api.attainmentPercent).toFixed(3) + "%");
+  await expect(row.locator("meter")).toHaveCount(7);
+  await expect(row.getByLabel("Burn rate per window of checkout")).toContainText("5m");
+  await expect(row.getByLabel("Burn rate per window of checkout")).toContainText("3d");
+  await page.screenshot({ path: path.join(shots, "objectives.png"), fullPage: true });
+  expect(seen.errors, "console errors").toEqual([]);
+  expect(seen.foreign).toEqual([]);
+});
+
 test("a page whose stream drops between updates gets every missed update once, in order", async ({ browser, world }) => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();

@@ -583,6 +583,43 @@
     await load();
   }
 
+  // ---------- objectives ----------
+  function windowName(secs) {
+    return secs % 86400 === 0 ? secs / 86400 + "d" : secs % 3600 === 0 ? secs / 3600 + "h" : secs / 60 + "m";
+  }
+
+  // Burn rate per window as bars (1: the budget lasts exactly the period).
+  function burnChart(o) {
+    return el("ul", { class: "burns", "aria-label": `Burn rate per window of ${o.service}` },
+      o.burn_rates.map((b) => el("li", {},
+        el("span", { class: "burn-window" }, windowName(b.window_secs)),
+        el("meter", { min: 0, max: 20, low: 1, high: 6, optimum: 0, value: Math.min(b.burn_rate, 20),
+          title: `${b.burn_rate.toFixed(2)}x over ${windowName(b.window_secs)}: ${fmt.int(b.bad_requests)} bad of ${fmt.int(b.requests)}` }),
+        el("span", { class: "num" }, b.burn_rate.toFixed(1) + "x"))));
+  }
+
+  async function pageObjectives() {
+    const root = el("section", {});
+    main().replaceChildren(root);
+    listeners.clear();
+    const body = await pageData(root, "Objectives", "/api/v1/objectives");
+    if (!body) return;
+    const what = (o) => o.kind === "latency" ? `within ${fmt.ms(o.latency_threshold_ms)}` : (o.count_4xx ? "no 4xx or 5xx" : "no 5xx");
+    const runsOut = (o) => !o.exhausted_at ? "not being spent"
+      : Date.parse(o.exhausted_at) <= Date.now() ? "spent" : fmt.time(o.exhausted_at);
+    root.replaceChildren(
+      el("h1", {}, "Objectives"),
+      body.objectives.length ? table(["Service", "Promise", "Target", "Attainment", "Budget left", "Runs out", "Burn rate", "Alert"],
+        body.objectives.map((o) => [
+          el("a", { href: "#/service/" + encodeURIComponent(o.service) }, o.service + (o.endpoint ? " " + o.endpoint : "")),
+          `${what(o)}, ${o.period_days} days`, o.target_percent + "%", o.attainment_percent.toFixed(3) + "%",
+          `${o.budget_left_percent.toFixed(1)}% (${fmt.int(Math.max(0, o.budget_left_requests))} requests, ${Math.max(0, o.budget_left_minutes).toFixed(1)} min)`,
+          runsOut(o), burnChart(o),
+          o.alert ? pill(o.alert, o.alert === "critical" ? "page" : "ticket") : "—"]), "objectives")
+        : el("p", { class: "muted" }, "No objectives: set them with Admin.SetObjective."),
+      el("p", { class: "muted" }, "Counts complete up to ", body.as_of ? fmt.time(body.as_of) : "—", "."));
+  }
+
   async function pageIngest() {
     const root = el("section", {});
     main().replaceChildren(root);
@@ -657,13 +694,14 @@
     const hash = location.hash.replace(/^#/, "") || "/";
     const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
     for (const a of document.querySelectorAll("nav a")) {
-      const page = ["ingest", "notifications"].includes(parts[0]) ? parts[0] : "services";
+      const page = ["ingest", "notifications", "objectives"].includes(parts[0]) ? parts[0] : "services";
       const current = a.dataset.page === page;
       if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
     }
     if (parts[0] === "service" && parts[1]) await pageService(parts[1]);
     else if ((parts[0] === "incident" || parts[0] === "incidents") && parts[1]) await pageIncident(parts[1]);
     else if (parts[0] === "notifications") await pageNotifications();
+    else if (parts[0] === "objectives") await pageObjectives();
     else if (parts[0] === "ingest") await pageIngest();
     else await pageServices();
     if (!state.stream) loadIncidents().catch(() => setLive(false, "Offline"));
