@@ -33,6 +33,8 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_LATENCY_P95: _ClassVar[AlertKind]
     ALERT_KIND_TRAFFIC_DROP: _ClassVar[AlertKind]
     ALERT_KIND_RECEIVER_FAILING: _ClassVar[AlertKind]
+    ALERT_KIND_AVAILABILITY_BURN: _ClassVar[AlertKind]
+    ALERT_KIND_LATENCY_BURN: _ClassVar[AlertKind]
 
 class UpdateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +66,8 @@ ALERT_KIND_ERROR_RATE: AlertKind
 ALERT_KIND_LATENCY_P95: AlertKind
 ALERT_KIND_TRAFFIC_DROP: AlertKind
 ALERT_KIND_RECEIVER_FAILING: AlertKind
+ALERT_KIND_AVAILABILITY_BURN: AlertKind
+ALERT_KIND_LATENCY_BURN: AlertKind
 UPDATE_KIND_UNSPECIFIED: UpdateKind
 UPDATE_KIND_OPENED: UpdateKind
 UPDATE_KIND_ALERT_ADDED: UpdateKind
