@@ -1333,3 +1333,62 @@ async fn two_notify_processes_never_send_one_delivery_at_once_and_a_killed_ones_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn senders_claiming_at_once_never_take_one_delivery_twice() {
+    let db = TestDb::new().await;
+    create_tenant(&db.url, "acme");
+    let store = db.store().await;
+    let pool = common::pool(&db.url).await;
+    let incident = open_incident(&store, "acme", "checkout").await;
+    sqlx::query(
+        "INSERT INTO receivers (tenant_id, name, kind, url) \
+         SELECT tenant_id, 'hook', 'webhook', 'http://127.0.0.1:9/hook' FROM tenants WHERE name = 'acme'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // One due delivery at a time, and eight senders claiming it at once:
+    // one takes it, whichever commits first; the others never.
+    for round in 0..150i64 {
+        let made: i64 = sqlx::query_scalar(
+            "INSERT INTO deliveries (tenant_id, receiver_id, incident_id, update_seq, change, committed_at, \
+               next_at, deadline, message) \
+             SELECT tenant_id, receiver_id, $1, $2, 'opened', now(), now(), now() + interval '1 hour', '{}' \
+             FROM receivers WHERE name = 'hook' RETURNING delivery_id",
+        )
+        .bind(incident)
+        .bind(round)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let mut claims = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            claims.spawn(async move {
+                let sender = uuid::Uuid::now_v7();
+                store
+                    .claim_deliveries(4, 4, Duration::from_secs(60), sender)
+                    .await
+            });
+        }
+        let mut taken = Vec::new();
+        while let Some(claimed) = claims.join_next().await {
+            taken.extend(
+                claimed
+                    .unwrap()
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.delivery.delivery_id),
+            );
+        }
+        assert_eq!(taken, vec![made], "round {round}");
+        sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', leased_until = NULL WHERE delivery_id = $1",
+        )
+        .bind(made)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+}

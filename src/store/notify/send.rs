@@ -26,6 +26,10 @@ impl Store {
         // sender holds and that no earlier pending update of the same
         // incident holds back (in order); ranked after what the receiver
         // already has in flight, so none gets more than `per_receiver`.
+        // The lease is checked again on the row `picked` locks: a row another
+        // sender claimed and committed meanwhile is re-read there (READ
+        // COMMITTED re-checks a locked row's own conditions, not the
+        // snapshot's CTEs), so that two senders never take one delivery.
         // The work per claim is bounded by the receivers and `per_receiver`
         // (the due ones are read in the index's order and the scan stops
         // there), however long one receiver's backlog: a hanging receiver
@@ -54,11 +58,14 @@ impl Store {
                FROM candidates c LEFT JOIN held h ON h.receiver_id = c.receiver_id), \
              picked AS ( \
                SELECT d.delivery_id FROM deliveries d JOIN ranked r ON r.delivery_id = d.delivery_id \
-               WHERE r.slot <= $2 ORDER BY r.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
+               WHERE r.slot <= $2 AND d.state = 'pending' AND (d.leased_until IS NULL OR d.leased_until < now()) \
+               ORDER BY r.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), \
              claimed AS ( \
                UPDATE deliveries d SET leased_until = now() + make_interval(secs => $3), leased_by = $4, \
                  attempts = d.attempts + 1 \
-               FROM picked p WHERE d.delivery_id = p.delivery_id RETURNING d.*) \
+               FROM picked p WHERE d.delivery_id = p.delivery_id \
+                 AND d.state = 'pending' AND (d.leased_until IS NULL OR d.leased_until < now()) \
+               RETURNING d.*) \
              SELECT {DELIVERY_COLUMNS}, d.message, {RECEIVER_SEND_COLUMNS} \
              FROM claimed d JOIN receivers r ON r.receiver_id = d.receiver_id"
         );
