@@ -508,15 +508,20 @@
     return d.state;
   }
 
+  // What "Silence notifications" answered, per incident: the page is drawn
+  // again on every update of its incident, and the answer stays shown.
+  const silencedBy = new Map();
+
   function silenceThis(inc, after) {
     if (!state.me || !state.me.may_respond || inc.status === "resolved") return null;
     const comment = el("input", { type: "text", "aria-label": `Why silence incident ${inc.id}`, placeholder: "Why (optional)" });
-    const msg = el("span", { role: "status" });
+    const msg = el("span", { role: "status" }, silencedBy.get(inc.id) || "");
     const button = el("button", { type: "button", "data-action": "silence", onclick: async () => {
       button.disabled = true;
       try {
         const made = await api(`/api/v1/incidents/${inc.id}/silence`, { method: "POST", body: { comment: comment.value } });
-        msg.textContent = `Silence ${made.silence.id}: no notifications until it resolves.`;
+        silencedBy.set(inc.id, `Silence ${made.silence.id}: no notifications until it resolves.`);
+        msg.textContent = silencedBy.get(inc.id);
         if (after) after();
       } catch (e) {
         msg.textContent = e.message;
