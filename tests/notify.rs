@@ -1066,7 +1066,20 @@ async fn a_group_window_sends_each_receiver_one_digest_and_every_incident_logs_i
     let mut incidents = IncidentsClient::new(server.channel().await);
     let mut digests = std::collections::HashSet::new();
     for id in &opened {
-        let logged = deliveries_of(&mut incidents, &key, *id).await;
+        // The sender records a digest's end (and its members') once the
+        // receiver answered: shortly after the receiver has it.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let logged = loop {
+            let logged = deliveries_of(&mut incidents, &key, *id).await;
+            let done = logged
+                .iter()
+                .filter(|d| d.reason == "update")
+                .all(|d| d.state == pb::DeliveryState::Delivered as i32);
+            if done || Instant::now() > deadline {
+                break logged;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let mine: Vec<_> = logged.iter().filter(|d| d.reason == "update").collect();
         assert_eq!(mine.len(), 2, "{logged:#?}");
         for d in mine {

@@ -99,20 +99,51 @@ async fn standing(
     }
 }
 
+/// A server with `args` on `db`, two tenants' keys, and its clients.
+struct Slo {
+    _server: Server,
+    key: String,
+    other: String,
+    ingest: IngestClient<Channel>,
+    admin: AdminClient<Channel>,
+    query: QueryClient<Channel>,
+    incidents: IncidentsClient<Channel>,
+}
+
+async fn slo_server(db: &TestDb, args: &[&str]) -> Slo {
+    let server = Server::start(ServerOpts {
+        database_url: Some(&db.url),
+        extra_args: args,
+        ..Default::default()
+    });
+    let (key, other) = two_tenants(&db.url);
+    let channel = server.channel().await;
+    Slo {
+        key,
+        other,
+        ingest: IngestClient::new(channel.clone()),
+        admin: AdminClient::new(channel.clone()),
+        query: QueryClient::new(channel.clone()),
+        incidents: IncidentsClient::new(channel),
+        _server: server,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objectives_stand_by_the_rollups_exact_counts_and_refuse_what_does_not_fit() {
     let db = TestDb::new().await;
     let args = ["--detector", "false", "--rollup-interval", "200ms"];
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &args,
-        ..Default::default()
-    });
-    let (key, other) = two_tenants(&db.url);
-    let mut ingest = IngestClient::new(server.channel().await);
+    // The server lives as long as `_kept`: what `..` leaves is dropped here.
+    let Slo {
+        _server: _kept,
+        key,
+        other,
+        mut ingest,
+        mut admin,
+        mut query,
+        ..
+    } = slo_server(&db, &args).await;
     publish(&mut ingest, &key, common::batch("slo", 1, events())).await;
-    let mut admin = AdminClient::new(server.channel().await);
-    let mut query = QueryClient::new(server.channel().await);
 
     // Availability at 99 % over 30 days: 20 bad allowed of 2,000; 10 spent.
     let set = set_one(&mut admin, &key, availability(false)).await;
@@ -313,16 +344,15 @@ async fn a_burning_objective_is_one_incident_from_ticket_to_page_to_resolved() {
         "--incident-resolve-after",
         "1s",
     ];
-    let server = Server::start(ServerOpts {
-        database_url: Some(&db.url),
-        extra_args: &args,
-        ..Default::default()
-    });
-    let (key, _) = two_tenants(&db.url);
-    let mut ingest = IngestClient::new(server.channel().await);
-    let mut admin = AdminClient::new(server.channel().await);
-    let mut query = QueryClient::new(server.channel().await);
-    let mut incidents = IncidentsClient::new(server.channel().await);
+    let Slo {
+        _server: _kept,
+        key,
+        mut ingest,
+        mut admin,
+        mut query,
+        mut incidents,
+        ..
+    } = slo_server(&db, &args).await;
     let burn = i32::from(pb::AlertKind::AvailabilityBurn);
 
     // 0.5 % of 1,000 requests fail against 0.1 % allowed: a burn rate of 5
@@ -334,16 +364,12 @@ async fn a_burning_objective_is_one_incident_from_ticket_to_page_to_resolved() {
         common::batch("burn", 1, traffic(1_000, 200)),
     )
     .await;
-    let set = set_one(
-        &mut admin,
-        &key,
-        pb::SetObjectiveRequest {
-            service: "ledger".into(),
-            target_percent: 99.9,
-            ..availability(false)
-        },
-    )
-    .await;
+    let ledger = pb::SetObjectiveRequest {
+        service: "ledger".into(),
+        target_percent: 99.9,
+        ..availability(false)
+    };
+    let set = set_one(&mut admin, &key, ledger).await;
     let s = standing(&mut query, &key, &set.objective_id, 1_000).await;
     assert!((s.burn_rates[0].burn_rate - 5.0).abs() < 1e-9, "{s:#?}");
     let warning = i32::from(pb::Severity::Warning);
