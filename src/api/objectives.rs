@@ -19,7 +19,7 @@ use crate::{
         objective::{Objective, ObjectiveKind, PERIOD_DAYS, Standing},
     },
     proto::v1 as pb,
-    query::objectives::objective_standing,
+    query::objectives as reading,
     store::{Store, StoreError},
 };
 
@@ -208,12 +208,12 @@ async fn statuses(
 ) -> Result<Vec<pb::ObjectiveStatus>, StoreError> {
     let now = OffsetDateTime::now_utc();
     let as_of = store.rollup_watermark().await?;
-    let mut out = Vec::with_capacity(objectives.len());
-    for o in objectives {
-        let s = objective_standing(store, o, now).await?;
-        out.push(status_to_pb(o, &s, as_of));
-    }
-    Ok(out)
+    let found = reading::standings(store, objectives, now).await?;
+    Ok(objectives
+        .iter()
+        .zip(&found)
+        .map(|(o, s)| status_to_pb(o, s, as_of))
+        .collect())
 }
 
 /// `Query.GetObjective`.

@@ -18,7 +18,7 @@ use crate::{
     domain::{
         TenantId,
         incident::{Alert, Grouping, Update},
-        objective::{self, BurningPair, Objective, ObjectiveKind, Standing},
+        objective::{self, BurningPair, Objective, Standing},
         rules::{Kind, Severity},
     },
     incidents::{self, explain, lifecycle::Policy},
@@ -29,20 +29,12 @@ use crate::{
 /// An objective as its alert names it: tenant, service, endpoint, kind.
 type Key = (TenantId, String, String, Kind);
 
-/// The alert kind of an objective's kind.
-pub fn kind_of(kind: ObjectiveKind) -> Kind {
-    match kind {
-        ObjectiveKind::Availability => Kind::AvailabilityBurn,
-        ObjectiveKind::Latency => Kind::LatencyBurn,
-    }
-}
-
 fn key_of(o: &Objective) -> Key {
     (
         o.tenant_id,
         o.service.clone(),
         o.endpoint.clone(),
-        kind_of(o.kind),
+        o.kind.alert_kind(),
     )
 }
 
@@ -80,7 +72,7 @@ pub fn alert_of(o: &Objective, s: &Standing, pair: &BurningPair, now: OffsetDate
         incident_id: None,
         service: o.service.clone(),
         endpoint: o.endpoint.clone(),
-        kind: kind_of(o.kind),
+        kind: o.kind.alert_kind(),
         severity: pair.severity,
         observed: objective::rate_of(s, pair.long),
         baseline: 0.0,

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{TenantId, rules::Severity};
+use super::{
+    TenantId,
+    rules::{Kind, Severity},
+};
 
 named_enum! {
 /// What an objective promises.
@@ -91,6 +94,16 @@ pub struct Objective {
     pub latency_threshold_ms: f64,
     /// When it was set.
     pub created_at: OffsetDateTime,
+}
+
+impl ObjectiveKind {
+    /// The kind of the burn-rate alert of an objective of this kind.
+    pub fn alert_kind(self) -> Kind {
+        match self {
+            ObjectiveKind::Availability => Kind::AvailabilityBurn,
+            ObjectiveKind::Latency => Kind::LatencyBurn,
+        }
+    }
 }
 
 impl Objective {

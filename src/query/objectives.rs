@@ -36,6 +36,19 @@ fn tally_since(o: &Objective, rows: &[(OffsetDateTime, Agg)], from: OffsetDateTi
         })
 }
 
+/// How each of `objectives` stands at `now`, in order.
+pub async fn standings(
+    store: &Store,
+    objectives: &[Objective],
+    now: OffsetDateTime,
+) -> Result<Vec<Standing>, StoreError> {
+    let mut out = Vec::with_capacity(objectives.len());
+    for o in objectives {
+        out.push(objective_standing(store, o, now).await?);
+    }
+    Ok(out)
+}
+
 /// How `o` stands at `now`.
 pub async fn objective_standing(
     store: &Store,

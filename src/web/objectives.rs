@@ -13,9 +13,8 @@ use super::{
     json::time,
 };
 use crate::{
-    detect::objectives::kind_of,
     domain::objective::{Objective, Standing},
-    query::objectives::objective_standing,
+    query::objectives::standings,
 };
 
 pub(super) fn routes() -> Router<Dashboard> {
@@ -101,10 +100,7 @@ async fn objectives(State(d): State<Dashboard>, Caller { session, .. }: Caller) 
         d.store.firing_alerts_of(tenant),
         d.store.rollup_watermark(),
     )?;
-    let mut standings = Vec::with_capacity(found.len());
-    for o in &found {
-        standings.push(objective_standing(&d.store, o, now).await?);
-    }
+    let standings = standings(&d.store, &found, now).await?;
     let objectives = found
         .iter()
         .zip(&standings)
@@ -112,7 +108,9 @@ async fn objectives(State(d): State<Dashboard>, Caller { session, .. }: Caller) 
             let alert = firing
                 .iter()
                 .find(|a| {
-                    a.kind == kind_of(o.kind) && a.service == o.service && a.endpoint == o.endpoint
+                    a.kind == o.kind.alert_kind()
+                        && a.service == o.service
+                        && a.endpoint == o.endpoint
                 })
                 .map(|a| a.severity.as_str());
             objective(o, s, alert)
